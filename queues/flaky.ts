@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { defineAgentType } from '../src/index.ts';
+
+/**
+ * A downstream that misbehaves on request: it fails with probability `failRate`, takes
+ * `latencyMs` (± `jitterMs`), and can fail fatally. Tests and benchmarks drive faults through it.
+ */
+export const flaky = defineAgentType({
+  name: 'flaky',
+  version: '1.0.0',
+  description: 'Fails with probability failRate after latencyMs; fatal makes the failure non-retryable.',
+  payload: z.object({
+    failRate: z.number().min(0).max(1).default(0),
+    latencyMs: z.number().int().min(0).max(600_000).default(0),
+    jitterMs: z.number().int().min(0).max(60_000).default(0),
+    fatal: z.boolean().default(false),
+    /** Fail only on attempts up to this number, then succeed (deterministic retries). */
+    failUntilAttempt: z.number().int().min(0).max(100).default(0),
+  }),
+  result: z.object({ ok: z.literal(true), attempt: z.number().int(), tookMs: z.number() }),
+  defaults: { attempts: 3, timeoutMs: 60_000, backoff: { type: 'exponential', delayMs: 200, jitter: 0.2 } },
+});

@@ -1,0 +1,62 @@
+/** The set of declared agent types, looked up by name; also describes them as JSON Schema. */
+import { z } from 'zod';
+import { SwitchyardError } from '../errors.ts';
+import type { AgentType, TaskDefaults } from './define.ts';
+
+export interface AgentTypeDescription {
+  name: string;
+  version: string;
+  description?: string;
+  defaults: TaskDefaults;
+  payloadSchema: unknown;
+  resultSchema: unknown;
+}
+
+export class UnknownAgentTypeError extends SwitchyardError {
+  constructor(name: string, known: readonly string[]) {
+    super('UNKNOWN_AGENT_TYPE', `unknown agent type ${JSON.stringify(name)}; declared types: ${known.join(', ') || '(none)'}`, {
+      nonRetryable: true,
+    });
+    this.name = 'UnknownAgentTypeError';
+  }
+}
+
+export class Catalogue {
+  readonly #types = new Map<string, AgentType>();
+
+  constructor(types: Iterable<AgentType>) {
+    for (const t of types) {
+      if (this.#types.has(t.name)) throw new SwitchyardError('CONFIG_INVALID', `agent type ${t.name} is declared twice`);
+      this.#types.set(t.name, t);
+    }
+  }
+
+  get names(): string[] {
+    return [...this.#types.keys()];
+  }
+
+  list(): AgentType[] {
+    return [...this.#types.values()];
+  }
+
+  find(name: string): AgentType | undefined {
+    return this.#types.get(name);
+  }
+
+  get(name: string): AgentType {
+    const t = this.#types.get(name);
+    if (!t) throw new UnknownAgentTypeError(name, this.names);
+    return t;
+  }
+
+  describe(): AgentTypeDescription[] {
+    return this.list().map((t) => ({
+      name: t.name,
+      version: t.version,
+      ...(t.description ? { description: t.description } : {}),
+      defaults: t.defaults,
+      payloadSchema: z.toJSONSchema(t.payload, { io: 'input', unrepresentable: 'any' }),
+      resultSchema: z.toJSONSchema(t.result, { io: 'output', unrepresentable: 'any' }),
+    }));
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * An agent type is a capability (`transform`, `send-email`): a name, a semver version, zod
+ * schemas for its payload and result, and the defaults its tasks run with. Declared once in
+ * `queues/<type>.ts`; the API validates with it, agents run with it.
+ */
+import semver from 'semver';
+import { z } from 'zod';
+import { NAME_PATTERN } from '../redis/keys.ts';
+import { parseOrThrow } from '../validation.ts';
+
+export const backoffSchema = z.object({
+  type: z.enum(['exponential', 'fixed']).default('exponential'),
+  /** First retry delay (exponential: base, doubled each attempt). */
+  delayMs: z.number().int().min(0).default(1000),
+  /** Random spread around each delay, 0..1 (0.2 = ±20 %). */
+  jitter: z.number().min(0).max(1).default(0.2),
+});
+
+export const taskDefaultsSchema = z.object({
+  attempts: z.number().int().min(1).max(100).default(3),
+  backoff: backoffSchema.default({ type: 'exponential', delayMs: 1000, jitter: 0.2 }),
+  /** Hard limit per attempt; the handler's AbortSignal fires when it passes. */
+  timeoutMs: z.number().int().min(1).max(86_400_000).default(30_000),
+  /** BullMQ priority: 1 is the highest, larger runs later; 0 = none (plain FIFO, ahead of prioritized tasks). */
+  priority: z.number().int().min(0).max(2_097_152).default(0),
+});
+
+export type Backoff = z.output<typeof backoffSchema>;
+export type TaskDefaults = z.output<typeof taskDefaultsSchema>;
+
+const definitionSchema = z.object({
+  name: z.string().regex(NAME_PATTERN, 'lowercase letters, digits and -, starting with a letter (max 63)'),
+  version: z.string().refine((v) => semver.valid(v) !== null, 'must be a semver version such as 1.0.0'),
+  description: z.string().optional(),
+  defaults: taskDefaultsSchema.default(taskDefaultsSchema.parse({})),
+});
+
+export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType> {
+  name: string;
+  version: string;
+  description?: string;
+  payload: P;
+  result: R;
+  defaults?: z.input<typeof taskDefaultsSchema>;
+}
+
+export interface AgentType<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly version: string;
+  readonly description: string | undefined;
+  readonly payload: P;
+  readonly result: R;
+  readonly defaults: Readonly<TaskDefaults>;
+}
+
+export type PayloadOf<T extends AgentType> = z.output<T['payload']>;
+export type PayloadInputOf<T extends AgentType> = z.input<T['payload']>;
+export type ResultOf<T extends AgentType> = z.output<T['result']>;
+
+/** Declares an agent type; a bad name, version or default throws at once, naming the field. */
+export function defineAgentType<P extends z.ZodType, R extends z.ZodType>(input: AgentTypeInput<P, R>): AgentType<P, R> {
+  const def = parseOrThrow(definitionSchema, input, `agent type ${JSON.stringify(input.name)}`);
+  return Object.freeze({
+    name: def.name,
+    version: def.version,
+    description: def.description,
+    payload: input.payload,
+    result: input.result,
+    defaults: Object.freeze(def.defaults),
+  });
+}

@@ -1,0 +1,34 @@
+/** What `workers/<type>.ts` exports: an agent type and the handler that does its work. */
+import type { z } from 'zod';
+import type { AgentType, PayloadOf } from '../agent-type/define.ts';
+import type { Logger } from '../logger.ts';
+
+/** Everything a handler may need besides its payload. Execution is at-least-once: use idempotencyKey. */
+export interface TaskContext {
+  taskId: string;
+  type: string;
+  pool: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  /** The producer's idempotencyKey, or the task id: stable across retries and re-deliveries. */
+  idempotencyKey: string;
+  /** Fires on timeout, cancellation or shutdown past the grace period. */
+  signal: AbortSignal;
+  log: Logger;
+  progress(value: number | object): Promise<void>;
+}
+
+export type Handler<T extends AgentType> = (
+  payload: PayloadOf<T>,
+  ctx: TaskContext,
+) => Promise<z.input<T['result']>> | z.input<T['result']>;
+
+export interface WorkerDefinition<T extends AgentType = AgentType> {
+  readonly type: T;
+  readonly handler: Handler<T>;
+}
+
+export function defineWorker<T extends AgentType>(type: T, handler: Handler<T>): WorkerDefinition<T> {
+  return Object.freeze({ type, handler });
+}

@@ -1,0 +1,96 @@
+/**
+ * The Express app: wires plain route functions to paths, behind auth, with one error mapper.
+ * Usable on its own (tests build it around their own parts); server.ts builds the real parts.
+ */
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import typeis from 'type-is';
+import type { Redis } from 'ioredis';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import type { Config } from '../config/env.ts';
+import { SwitchyardError, ValidationError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { TaskLookup } from '../task/lookup.ts';
+import type { PoolQueues } from '../task/pool-queues.ts';
+import type { TaskProducer } from '../task/producer.ts';
+import { authorizer } from './auth.ts';
+import { BOARD_PATH, boardRouter } from './board.ts';
+import { problem, problemOf, type Reply } from './problem.ts';
+import { healthz, readyz } from './routes/health.ts';
+import { createBatch, createTask, getTask } from './routes/tasks.ts';
+
+export interface ApiDeps {
+  config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted'>;
+  redis: Redis;
+  queues: PoolQueues;
+  producer: TaskProducer;
+  lookup: TaskLookup;
+  catalogue: Catalogue;
+  log: Logger;
+}
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+function send(res: Response, reply: Reply): void {
+  if (reply.headers) res.set(reply.headers);
+  res.status(reply.status);
+  if (reply.body === undefined) res.end();
+  else if (reply.headers?.['content-type']) res.send(JSON.stringify(reply.body));
+  else res.json(reply.body);
+}
+
+const handle =
+  (fn: (req: Request) => Reply | Promise<Reply>): RequestHandler =>
+  async (req, res) => send(res, await fn(req));
+
+/** 400 when there is no body, 415 when it is not JSON; runs before the parser so nothing is read in vain. */
+const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const length = req.headers['content-length'];
+  if (!typeis.hasBody(req) || length === '0') {
+    throw new ValidationError('the request needs a JSON body', [{ path: '', message: 'required' }]);
+  }
+  if (!typeis(req, JSON_TYPES)) {
+    throw new SwitchyardError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Content-Type must be application/json, got ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
+    );
+  }
+  next();
+};
+
+export function createApp(d: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', handle(healthz));
+  app.get('/readyz', handle(() => readyz(d.redis)));
+
+  const authorize = authorizer(d.config.apiKeys);
+  app.use((req, res, next) => {
+    const result = authorize(req);
+    if (result.ok) return next();
+    const browserPage = req.path.startsWith(BOARD_PATH) || req.path.startsWith('/dashboard');
+    res.set('www-authenticate', browserPage ? 'Basic realm="switchyard", charset="UTF-8"' : 'Bearer realm="switchyard"');
+    send(res, problem(401, 'Unauthorized', result.reason, 'UNAUTHORIZED'));
+  });
+
+  app.use(BOARD_PATH, boardRouter(d.queues));
+
+  const json = express.json({ limit: d.config.maxBodyBytes, type: JSON_TYPES, strict: false });
+  app.post('/v1/tasks', requireJsonBody, json, handle((req) => createTask(d.producer, req.body)));
+  app.post('/v1/tasks/batch', requireJsonBody, json, handle((req) => createBatch(d.producer, req.body)));
+  app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
+  const agentTypes = d.catalogue.describe();
+  app.get('/v1/agent-types', handle(() => ({ status: 200, body: agentTypes })));
+
+  app.use((req, res) => {
+    send(res, problem(404, 'Not found', `no route ${req.method} ${req.path}; see the API table in the README`, 'NOT_FOUND'));
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const { reply, unexpected } = problemOf(err);
+    if (unexpected) d.log.error({ err, method: req.method, path: req.path }, 'unexpected error while handling a request');
+    if (res.headersSent) return res.end();
+    send(res, reply);
+  });
+  return app;
+}

@@ -1,0 +1,24 @@
+/** Bull Board at /admin/queues, showing every pool queue; pools created later appear as they are found. */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+import type { Router } from 'express';
+import { poolLabel, type PoolRef } from '../redis/keys.ts';
+import type { PoolQueues } from '../task/pool-queues.ts';
+
+export const BOARD_PATH = '/admin/queues';
+
+export function boardRouter(queues: PoolQueues): Router {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(BOARD_PATH);
+  const board = createBullBoard({
+    queues: [],
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'Switchyard', miscLinks: [{ text: 'Dashboard', url: '/dashboard' }] } },
+  });
+  const add = (queue: Queue, ref: PoolRef) => board.addQueue(new BullMQAdapter(queue, { displayName: poolLabel(ref) }));
+  for (const { queue, ref } of queues.all()) add(queue, ref);
+  queues.on('added', add);
+  return serverAdapter.getRouter() as Router;
+}

@@ -1,0 +1,72 @@
+/**
+ * The one mapping from errors to RFC 7807 problem+json. Everything the API answers with an error
+ * goes through problemOf(); anything it does not recognise is a 500 and is logged as a bug.
+ */
+import { isSwitchyardError, ValidationError, type ErrorCode, type FieldIssue } from '../errors.ts';
+import { isConnectionError } from '../redis/connection.ts';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: FieldIssue[];
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export const RETRY_AFTER_S = 5;
+
+const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
+  VALIDATION_FAILED: [400, 'Invalid request'],
+  UNKNOWN_AGENT_TYPE: [404, 'Unknown agent type'],
+  TASK_NOT_FOUND: [404, 'Task not found'],
+  NOT_FOUND: [404, 'Not found'],
+  UNAUTHORIZED: [401, 'Unauthorized'],
+  UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],
+  PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
+  REDIS_UNAVAILABLE: [503, 'Service unavailable'],
+};
+
+/** body-parser's error types (it tags errors with `type`), and what they mean to a client. */
+const BODY_ERRORS: Record<string, [number, string, string]> = {
+  'entity.parse.failed': [400, 'Malformed JSON', 'the request body is not valid JSON'],
+  'entity.too.large': [413, 'Payload too large', 'the request body is larger than SWITCHYARD_MAX_BODY_BYTES'],
+  'encoding.unsupported': [415, 'Unsupported media type', 'unsupported Content-Encoding'],
+  'charset.unsupported': [415, 'Unsupported media type', 'unsupported charset; send UTF-8 JSON'],
+  'request.aborted': [400, 'Request aborted', 'the client closed the request before the body was read'],
+  'request.size.invalid': [400, 'Bad request', 'the body length does not match Content-Length'],
+};
+
+const slug = (s: string) => s.toLowerCase().replace(/_/g, '-');
+
+export function problem(status: number, title: string, detail: string, code: string, errors?: FieldIssue[]): Reply {
+  const body: Problem = { type: `/problems/${slug(code)}`, title, status, detail, ...(errors ? { errors } : {}) };
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
+  if (status === 503) headers['retry-after'] = String(RETRY_AFTER_S);
+  return { status, body, headers };
+}
+
+export function problemOf(err: unknown): { reply: Reply; unexpected: boolean } {
+  if (err instanceof ValidationError) {
+    return { reply: problem(400, 'Invalid request', err.message, err.code, [...err.issues]), unexpected: false };
+  }
+  if (isSwitchyardError(err)) {
+    const known = STATUS[err.code];
+    if (known) return { reply: problem(known[0], known[1], err.message, err.code), unexpected: false };
+  }
+  const bodyType = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
+  if (typeof bodyType === 'string' && BODY_ERRORS[bodyType]) {
+    const [status, title, detail] = BODY_ERRORS[bodyType];
+    const extra = bodyType === 'entity.parse.failed' && err instanceof Error ? `: ${err.message}` : '';
+    return { reply: problem(status, title, detail + extra, bodyType.replace(/\./g, '-')), unexpected: false };
+  }
+  if (isConnectionError(err)) {
+    return { reply: problem(503, 'Service unavailable', 'Redis is unreachable; try again shortly', 'REDIS_UNAVAILABLE'), unexpected: false };
+  }
+  return { reply: problem(500, 'Internal error', 'an unexpected error occurred; it has been logged', 'INTERNAL'), unexpected: true };
+}

@@ -1,0 +1,36 @@
+/** POST /v1/tasks, POST /v1/tasks/batch, GET /v1/tasks/:id: plain functions from input to Reply. */
+import { SwitchyardError, ValidationError } from '../../errors.ts';
+import type { TaskLookup } from '../../task/lookup.ts';
+import type { TaskProducer } from '../../task/producer.ts';
+import { batchRequestSchema } from '../../task/request.ts';
+import { parseOrThrow } from '../../validation.ts';
+import type { Reply } from '../problem.ts';
+
+export function requireObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('the request body must be a JSON object', [{ path: '', message: 'expected a JSON object' }]);
+  }
+  return body as Record<string, unknown>;
+}
+
+export async function createTask(producer: TaskProducer, body: unknown): Promise<Reply> {
+  const { task, created } = await producer.enqueue(requireObject(body));
+  return { status: created ? 202 : 200, body: task, headers: { location: `/v1/tasks/${encodeURIComponent(task.id)}` } };
+}
+
+export async function createBatch(producer: TaskProducer, body: unknown): Promise<Reply> {
+  const { tasks } = parseOrThrow(batchRequestSchema, requireObject(body), 'batch request');
+  const results = await producer.enqueueBatch(tasks);
+  return { status: 202, body: { tasks: results.map(({ task, created }) => (created ? task : { ...task, duplicate: true })) } };
+}
+
+export async function getTask(lookup: TaskLookup, id: string, keepCompletedS: number): Promise<Reply> {
+  const view = await lookup.find(id);
+  if (!view) {
+    throw new SwitchyardError(
+      'TASK_NOT_FOUND',
+      `no task with id ${JSON.stringify(id)} (completed tasks are kept for ${keepCompletedS} s, SWITCHYARD_KEEP_COMPLETED_S)`,
+    );
+  }
+  return { status: 200, body: view };
+}

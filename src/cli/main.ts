@@ -1,0 +1,73 @@
+/** The `switchyard` command. */
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { Agent } from '../agent/agent.ts';
+import { startApi } from '../api/server.ts';
+import { loadConfig, type Config } from '../config/env.ts';
+import { isSwitchyardError } from '../errors.ts';
+import { createLogger } from '../logger.ts';
+import { loadCatalogue, loadWorker } from './modules.ts';
+import { onShutdown } from './signals.ts';
+import { runStart } from './start.ts';
+
+const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+function config(): Config {
+  return loadConfig();
+}
+
+async function runApi(): Promise<void> {
+  const cfg = config();
+  const log = createLogger(cfg, { role: 'api' });
+  const catalogue = await loadCatalogue(cfg.typesModule);
+  const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log });
+  onShutdown(() => api.close(), log);
+}
+
+async function runWorker(type: string, opts: { pool?: string; concurrency?: number }): Promise<void> {
+  const cfg = config();
+  const log = createLogger(cfg, { role: 'agent' });
+  const definition = await loadWorker(cfg.workersDir, type);
+  const agent = await Agent.start({
+    definition,
+    redisUrl: cfg.redisUrl ?? DEFAULT_REDIS,
+    config: cfg,
+    log,
+    pool: opts.pool ?? cfg.pool,
+    concurrency: opts.concurrency ?? cfg.concurrency,
+  });
+  onShutdown(() => agent.close(), log);
+}
+
+const program = new Command('switchyard')
+  .description('Job processing for fleets of worker agents, on BullMQ and Redis')
+  .version(pkg.version);
+
+program
+  .command('start')
+  .description('run everything locally: Redis (found or spawned), the API, one agent per agent type')
+  .action(async () => {
+    const cfg = config();
+    await runStart(cfg, createLogger(cfg, { role: 'start' }));
+  });
+
+program.command('api').description('serve the HTTP API and Bull Board').action(runApi);
+
+program
+  .command('worker <type>')
+  .description('run an agent for one agent type, pulling from one pool')
+  .option('--pool <name>', 'pool to join (default: SWITCHYARD_POOL or "default")')
+  .option('--concurrency <n>', 'tasks run at once (default: SWITCHYARD_CONCURRENCY or 10)', positiveInt)
+  .action(runWorker);
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`switchyard: ${isSwitchyardError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(isSwitchyardError(err) && err.code === 'CONFIG_INVALID' ? 2 : 1);
+});

@@ -1,0 +1,92 @@
+/**
+ * `switchyard start`: the whole system on one machine. Redis (REDIS_URL, a local one on 6379, or
+ * an embedded redis-server), the API, and one agent process per agent type that has a worker;
+ * Ctrl-C stops everything it started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../config/env.ts';
+import type { Logger } from '../logger.ts';
+import { resolveRedis } from '../redis/embedded.ts';
+import { listWorkers, loadCatalogue } from './modules.ts';
+import { onShutdown } from './signals.ts';
+
+interface Child {
+  name: string;
+  args: string[];
+  proc?: ChildProcess;
+}
+
+const RESTART_DELAY_MS = 1000;
+
+export async function runStart(config: Config, log: Logger): Promise<void> {
+  const redis = await resolveRedis({ redisUrl: config.redisUrl, dataDir: config.dataDir });
+  log.info({ url: redis.url, source: redis.source }, redis.source === 'embedded' ? 'started an embedded redis-server (AOF on)' : 'using redis');
+  const catalogue = await loadCatalogue(config.typesModule);
+  const workers = new Set(listWorkers(config.workersDir));
+  const types = catalogue.names.filter((t) => workers.has(t));
+
+  const env = { ...process.env, REDIS_URL: redis.url };
+  const self = [...process.execArgv, process.argv[1]!];
+  let stopping = false;
+  const children: Child[] = [{ name: 'api', args: ['api'] }, ...types.map((t) => ({ name: `worker ${t}`, args: ['worker', t] }))];
+
+  const launch = (child: Child) => {
+    const proc = spawn(process.execPath, [...self, ...child.args], { stdio: 'inherit', env });
+    child.proc = proc;
+    proc.on('exit', (code, signal) => {
+      if (stopping) return;
+      log.error({ child: child.name, code, signal }, `${child.name} exited; restarting in ${RESTART_DELAY_MS} ms`);
+      setTimeout(() => !stopping && launch(child), RESTART_DELAY_MS).unref();
+    });
+  };
+
+  const stopAll = async () => {
+    stopping = true;
+    await Promise.all(
+      children.map(async ({ proc }) => {
+        if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        const killer = setTimeout(() => proc.kill('SIGKILL'), config.shutdownGraceMs + 5000);
+        await exited;
+        clearTimeout(killer);
+      }),
+    );
+    await redis.stop();
+  };
+  onShutdown(stopAll, log);
+  children.forEach(launch);
+
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      log.error('the API did not become ready within 60 s; stopping');
+      await stopAll();
+      process.exit(1);
+    }
+    await sleep(200);
+  }
+  const auth = config.apiKeys.length ? ` -H 'authorization: Bearer <key>'` : '';
+  process.stdout.write(
+    [
+      '',
+      'Switchyard is running',
+      `  API         ${base}`,
+      `  Bull Board  ${base}/admin/queues`,
+      `  Redis       ${redis.url} (${redis.source})`,
+      `  Agents      ${types.join(', ') || '(no workers found)'} (pool default)`,
+      '',
+      'Try it:',
+      `  curl -s -X POST ${base}/v1/tasks -H 'content-type: application/json'${auth} -d '{"type":"echo","payload":{"message":"hello"}}'`,
+      `  curl -s ${base}/v1/tasks/<id>${auth}`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+}

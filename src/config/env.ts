@@ -1,0 +1,105 @@
+/**
+ * The one place that reads process.env. Every setting is declared here once, with its default,
+ * validated by zod at start; a bad value stops the process with a message naming the variable.
+ */
+import { z } from 'zod';
+import { SwitchyardError } from '../errors.ts';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z
+  .string()
+  .transform((s) => s.split(',').map((k) => k.trim()).filter((k) => k.length > 0));
+
+export const envSchema = z.object({
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(0, 65535).default(3000),
+  SWITCHYARD_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only (1-32 characters)')
+    .default('sw'),
+  SWITCHYARD_API_KEYS: list.default([]),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: z.enum(['auto', 'true', 'false']).default('auto'),
+  /** Largest accepted request body. */
+  SWITCHYARD_MAX_BODY_BYTES: int(1024).default(1_048_576),
+  SWITCHYARD_MAX_BATCH: int(1, 10_000).default(1000),
+  SWITCHYARD_IDEMPOTENCY_TTL_S: int(1).default(86_400),
+  /** How long completed tasks stay readable through GET /v1/tasks/:id. */
+  SWITCHYARD_KEEP_COMPLETED_S: int(1).default(86_400),
+  SWITCHYARD_KEEP_COMPLETED_COUNT: int(1).default(100_000),
+  /** Job lock: an agent that dies loses its jobs to the others after about lock + 2 x stalled interval. */
+  SWITCHYARD_LOCK_MS: int(1000).default(10_000),
+  SWITCHYARD_STALLED_INTERVAL_MS: int(500).default(5000),
+  SWITCHYARD_MAX_STALLED: int(1, 100).default(3),
+  /** On SIGTERM an agent stops pulling and lets in-flight tasks run this long before aborting them. */
+  SWITCHYARD_SHUTDOWN_GRACE_MS: int(0).default(10_000),
+  SWITCHYARD_CONCURRENCY: int(1, 10_000).default(10),
+  SWITCHYARD_POOL: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -').default('default'),
+  /** Module that exports the agent-type catalogue, and the folder of worker entrypoints (relative to cwd). */
+  SWITCHYARD_TYPES: z.string().min(1).default('queues/index.ts'),
+  SWITCHYARD_WORKERS_DIR: z.string().min(1).default('workers'),
+  /** Where `switchyard start` keeps the embedded Redis's AOF files. */
+  SWITCHYARD_DATA_DIR: z.string().min(1).default('.switchyard'),
+});
+
+export type Config = Readonly<{
+  redisUrl: string | undefined;
+  host: string;
+  port: number;
+  prefix: string;
+  apiKeys: readonly string[];
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  logPretty: boolean;
+  maxBodyBytes: number;
+  maxBatch: number;
+  idempotencyTtlS: number;
+  keepCompleted: { age: number; count: number };
+  lockMs: number;
+  stalledIntervalMs: number;
+  maxStalled: number;
+  shutdownGraceMs: number;
+  concurrency: number;
+  pool: string;
+  typesModule: string;
+  workersDir: string;
+  dataDir: string;
+}>;
+
+/** Parses an environment (process.env by default) into a frozen Config, or throws CONFIG_INVALID naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  // Empty strings mean "unset", as in most shells' `VAR= cmd`.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+    });
+    throw new SwitchyardError('CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    redisUrl: e.REDIS_URL,
+    host: e.HOST,
+    port: e.PORT,
+    prefix: e.SWITCHYARD_PREFIX,
+    apiKeys: Object.freeze(e.SWITCHYARD_API_KEYS),
+    logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY === 'auto' ? Boolean(process.stdout.isTTY) : e.LOG_PRETTY === 'true',
+    maxBodyBytes: e.SWITCHYARD_MAX_BODY_BYTES,
+    maxBatch: e.SWITCHYARD_MAX_BATCH,
+    idempotencyTtlS: e.SWITCHYARD_IDEMPOTENCY_TTL_S,
+    keepCompleted: { age: e.SWITCHYARD_KEEP_COMPLETED_S, count: e.SWITCHYARD_KEEP_COMPLETED_COUNT },
+    lockMs: e.SWITCHYARD_LOCK_MS,
+    stalledIntervalMs: e.SWITCHYARD_STALLED_INTERVAL_MS,
+    maxStalled: e.SWITCHYARD_MAX_STALLED,
+    shutdownGraceMs: e.SWITCHYARD_SHUTDOWN_GRACE_MS,
+    concurrency: e.SWITCHYARD_CONCURRENCY,
+    pool: e.SWITCHYARD_POOL,
+    typesModule: e.SWITCHYARD_TYPES,
+    workersDir: e.SWITCHYARD_WORKERS_DIR,
+    dataDir: e.SWITCHYARD_DATA_DIR,
+    ...overrides,
+  });
+}

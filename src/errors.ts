@@ -1,0 +1,82 @@
+/**
+ * Every error Switchyard raises on purpose is a SwitchyardError with a stable `code`.
+ * Guards test the `code` field, not `instanceof`, so they still work on errors that crossed
+ * a process boundary as JSON (a failed job's reason, an HTTP problem body).
+ */
+
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'VALIDATION_FAILED'
+  | 'UNKNOWN_AGENT_TYPE'
+  | 'TASK_NOT_FOUND'
+  | 'NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'REDIS_UNAVAILABLE'
+  | 'REDIS_NOT_FOUND'
+  | 'TASK_FATAL'
+  | 'TASK_TIMEOUT'
+  | 'AGENT_SHUTDOWN';
+
+export interface FieldIssue {
+  /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */
+  path: string;
+  message: string;
+}
+
+export class SwitchyardError extends Error {
+  readonly code: ErrorCode;
+  /** When true, retrying the same task cannot succeed. */
+  readonly nonRetryable: boolean;
+
+  constructor(code: ErrorCode, message: string, opts: { nonRetryable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SwitchyardError';
+    this.code = code;
+    this.nonRetryable = opts.nonRetryable ?? false;
+  }
+}
+
+export class ValidationError extends SwitchyardError {
+  readonly issues: readonly FieldIssue[];
+  constructor(message: string, issues: readonly FieldIssue[]) {
+    super('VALIDATION_FAILED', message, { nonRetryable: true });
+    this.name = 'ValidationError';
+    this.issues = issues;
+  }
+}
+
+/** Thrown by a handler (or by Switchyard) when retrying cannot help: the task goes straight to dead. */
+export class FatalError extends SwitchyardError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('TASK_FATAL', message, { nonRetryable: true, ...opts });
+    this.name = 'FatalError';
+  }
+}
+
+export class TimeoutError extends SwitchyardError {
+  constructor(ms: number) {
+    super('TASK_TIMEOUT', `task timeout: the attempt ran longer than timeoutMs=${ms}`);
+    this.name = 'TimeoutError';
+  }
+}
+
+export class RedisUnavailableError extends SwitchyardError {
+  constructor(cause?: unknown) {
+    super('REDIS_UNAVAILABLE', 'Redis is unreachable; the request was not accepted, try again shortly', { cause });
+    this.name = 'RedisUnavailableError';
+  }
+}
+
+function hasCode(err: unknown, code: ErrorCode): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+export const isSwitchyardError = (err: unknown): err is SwitchyardError => err instanceof SwitchyardError;
+export const isValidationError = (err: unknown): err is ValidationError => hasCode(err, 'VALIDATION_FAILED');
+export const isRedisUnavailable = (err: unknown): boolean => hasCode(err, 'REDIS_UNAVAILABLE');
+export const isTimeoutError = (err: unknown): boolean => hasCode(err, 'TASK_TIMEOUT');
+/** True for errors that must not be retried: FatalError, validation failures, or anything flagged nonRetryable. */
+export const isNonRetryable = (err: unknown): boolean =>
+  typeof err === 'object' && err !== null && (err as { nonRetryable?: unknown }).nonRetryable === true;

@@ -1,0 +1,27 @@
+/**
+ * Switchyard's public API: the only barrel. queues/, workers/, examples and other packages
+ * import from here; inside src/, modules import each other's files directly.
+ */
+export { defineAgentType, type AgentType, type AgentTypeInput, type PayloadOf, type ResultOf, type TaskDefaults } from './agent-type/define.ts';
+export { Catalogue, UnknownAgentTypeError, type AgentTypeDescription } from './agent-type/catalogue.ts';
+export { defineWorker, type Handler, type TaskContext, type WorkerDefinition } from './agent/worker-definition.ts';
+export { Agent, type AgentOptions } from './agent/agent.ts';
+export { loadConfig, type Config } from './config/env.ts';
+export {
+  SwitchyardError,
+  ValidationError,
+  FatalError,
+  TimeoutError,
+  RedisUnavailableError,
+  isSwitchyardError,
+  isValidationError,
+  isNonRetryable,
+  isTimeoutError,
+  isRedisUnavailable,
+  type ErrorCode,
+  type FieldIssue,
+} from './errors.ts';
+export { createLogger, type Logger } from './logger.ts';
+export type { TaskView, TaskSummary, TaskState } from './task/view.ts';
+export type { TaskRequest } from './task/request.ts';
+export type { RoutingDecision, Strategy } from './routing/decision.ts';

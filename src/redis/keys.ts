@@ -1,0 +1,35 @@
+/**
+ * The only place that spells a Redis key or a queue name. Each pool queue carries its own hash
+ * tag (`sw:{transform.premium}:wait`) so a pool's keys stay in one Redis Cluster slot.
+ */
+export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+
+export interface PoolRef {
+  type: string;
+  pool: string;
+}
+
+/** BullMQ queue name of a pool: the braces make it the hash tag of every key of that queue. */
+export function queueName({ type, pool }: PoolRef): string {
+  return `{${type}.${pool}}`;
+}
+
+export function parseQueueName(name: string): PoolRef | undefined {
+  const m = /^\{([a-z][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*)\}$/.exec(name);
+  return m ? { type: m[1]!, pool: m[2]! } : undefined;
+}
+
+/** Human name of a pool, as shown in logs, Bull Board and the API. */
+export const poolLabel = ({ type, pool }: PoolRef): string => `${type}.${pool}`;
+
+export function keys(prefix: string) {
+  return {
+    prefix,
+    /** Set of every pool queue name ever used, so readers (GET /v1/tasks, Bull Board) find new pools. */
+    queueCatalogue: `${prefix}:{catalogue}:queues`,
+    /** idempotencyKey -> "<queue name> <task id>" for a type. */
+    idempotency: (type: string, key: string) => `${prefix}:idem:{${type}}:${key}`,
+  } as const;
+}
+
+export type Keys = ReturnType<typeof keys>;

@@ -1,0 +1,23 @@
+/**
+ * What a task's BullMQ job carries: the validated payload plus what the agent needs to run it.
+ * The agent re-validates the envelope: a job written by hand or by an older version must not
+ * take it down.
+ */
+import { z } from 'zod';
+import { STRATEGIES } from '../routing/decision.ts';
+
+export const envelopeSchema = z.object({
+  payload: z.unknown(),
+  timeoutMs: z.number().int().positive(),
+  /** idempotencyKey given by the producer, passed to the handler (defaults to the task id). */
+  key: z.string().optional(),
+  tags: z.array(z.string()).optional(),
+  routing: z.object({
+    strategy: z.enum([...STRATEGIES, 'fixed']),
+    pool: z.string(),
+    candidates: z.array(z.string()),
+    reason: z.string(),
+  }),
+});
+
+export type TaskEnvelope = z.output<typeof envelopeSchema>;

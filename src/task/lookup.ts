@@ -1,0 +1,38 @@
+/** Finds a task by id: its type comes from the id, then each pool queue of that type is asked. */
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { withRedis } from '../redis/connection.ts';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import type { TaskEnvelope } from './envelope.ts';
+import { typeOfTaskId } from './id.ts';
+import type { PoolQueues } from './pool-queues.ts';
+import { taskState, viewOf, type TaskView } from './view.ts';
+
+export class TaskLookup {
+  constructor(
+    private readonly queues: PoolQueues,
+    private readonly catalogue: Catalogue,
+    private readonly redis: Redis,
+  ) {}
+
+  async find(id: string): Promise<TaskView | undefined> {
+    const type = typeOfTaskId(id);
+    if (!type || !this.catalogue.find(type)) return undefined;
+    return withRedis(this.redis, () => this.#find(type, id));
+  }
+
+  async #find(type: string, id: string): Promise<TaskView | undefined> {
+    let job = await this.#search(type, id);
+    if (!job && (await this.queues.refresh()) > 0) job = await this.#search(type, id);
+    if (!job) return undefined;
+    const state = taskState(job, await job.getState());
+    return state ? viewOf(job, state) : undefined;
+  }
+
+  async #search(type: string, id: string): Promise<Job<TaskEnvelope> | undefined> {
+    const found = await Promise.all(this.queues.ofType(type).map((q) => q.getJob(id) as Promise<Job<TaskEnvelope> | undefined>));
+    // During a re-route a task briefly exists in two queues; the one not yet finished is the live copy.
+    const jobs = found.filter((j): j is Job<TaskEnvelope> => j !== undefined);
+    return jobs.find((j) => !j.finishedOn) ?? jobs[0];
+  }
+}

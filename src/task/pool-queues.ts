@@ -1,0 +1,81 @@
+/**
+ * The BullMQ Queue of every pool this process has seen, sharing one connection, plus the
+ * catalogue in Redis of every pool queue ever used, so that readers in other processes (task
+ * lookups, Bull Board) find a new pool without a restart.
+ */
+import { EventEmitter } from 'node:events';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { keys as keyBuilder, parseQueueName, queueName, type PoolRef } from '../redis/keys.ts';
+
+export async function registerPoolQueue(redis: Redis, prefix: string, ref: PoolRef): Promise<void> {
+  await redis.sadd(keyBuilder(prefix).queueCatalogue, queueName(ref));
+}
+
+export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
+  readonly #queues = new Map<string, { queue: Queue; ref: PoolRef; registered?: Promise<void> }>();
+  readonly #redis: Redis;
+  readonly #prefix: string;
+
+  constructor(redis: Redis, prefix: string) {
+    super();
+    this.#redis = redis;
+    this.#prefix = prefix;
+  }
+
+  #entry(ref: PoolRef) {
+    const name = queueName(ref);
+    let entry = this.#queues.get(name);
+    if (!entry) {
+      const queue = new Queue(name, { connection: this.#redis, prefix: this.#prefix });
+      queue.on('error', () => {}); // connection errors surface on the calls that hit them
+      entry = { queue, ref };
+      this.#queues.set(name, entry);
+      this.emit('added', queue, ref);
+    }
+    return entry;
+  }
+
+  /** The queue of a pool, recorded in the catalogue the first time this process writes to it. */
+  async forWriting(ref: PoolRef): Promise<Queue> {
+    const entry = this.#entry(ref);
+    entry.registered ??= registerPoolQueue(this.#redis, this.#prefix, ref).catch((err: unknown) => {
+      entry.registered = undefined;
+      throw err;
+    });
+    await entry.registered;
+    return entry.queue;
+  }
+
+  get(ref: PoolRef): Queue {
+    return this.#entry(ref).queue;
+  }
+
+  /** Queues known to this process for a type (call refresh() to learn of pools others created). */
+  ofType(type: string): Queue[] {
+    return [...this.#queues.values()].filter((e) => e.ref.type === type).map((e) => e.queue);
+  }
+
+  all(): Array<{ queue: Queue; ref: PoolRef }> {
+    return [...this.#queues.values()].map(({ queue, ref }) => ({ queue, ref }));
+  }
+
+  /** Reads the catalogue from Redis and opens queues for pools not seen yet; returns how many were new. */
+  async refresh(): Promise<number> {
+    const names = await this.#redis.smembers(keyBuilder(this.#prefix).queueCatalogue);
+    let added = 0;
+    for (const name of names) {
+      const ref = parseQueueName(name);
+      if (ref && !this.#queues.has(name)) {
+        this.#entry(ref);
+        added++;
+      }
+    }
+    return added;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((e) => e.queue.close()));
+    this.#queues.clear();
+  }
+}

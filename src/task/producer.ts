@@ -1,0 +1,205 @@
+/**
+ * Turns validated task requests into BullMQ jobs on pool queues. Everything is validated before
+ * anything is written; a batch is all-or-nothing. An idempotency key reserves its task id with one
+ * atomic SET NX GET, so a retried request finds the same task (and re-adds it, with the same job
+ * id, if the first request died between the reservation and the add).
+ */
+import type { JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import type { AgentType } from '../agent-type/define.ts';
+import type { Config } from '../config/env.ts';
+import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
+import { withRedis } from '../redis/connection.ts';
+import { keys as keyBuilder, parseQueueName, queueName } from '../redis/keys.ts';
+import type { Router } from '../routing/decision.ts';
+import { parseOrThrow, summarize } from '../validation.ts';
+import type { TaskEnvelope } from './envelope.ts';
+import { newTaskId } from './id.ts';
+import type { PoolQueues } from './pool-queues.ts';
+import { taskRequestSchema, type TaskRequest } from './request.ts';
+import { summaryOf, taskState, type TaskSummary } from './view.ts';
+
+export interface EnqueueResult {
+  task: TaskSummary;
+  /** false when an idempotency key matched an existing task and nothing new was enqueued. */
+  created: boolean;
+}
+
+interface PreparedTask {
+  id: string;
+  type: AgentType;
+  queue: string;
+  envelope: TaskEnvelope;
+  opts: JobsOptions;
+  key?: string;
+}
+
+export interface ProducerDeps {
+  redis: Redis;
+  queues: PoolQueues;
+  catalogue: Catalogue;
+  router: Router;
+  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch'>;
+}
+
+export class TaskProducer {
+  readonly #d: ProducerDeps;
+  readonly #keys: ReturnType<typeof keyBuilder>;
+
+  constructor(deps: ProducerDeps) {
+    this.#d = deps;
+    this.#keys = keyBuilder(deps.config.prefix);
+  }
+
+  /** Validates one raw request (404 for an unknown type, 400 for anything else wrong). */
+  prepare(raw: unknown, base = ''): PreparedTask {
+    const req = parseOrThrow(taskRequestSchema, raw, base ? `${base}` : 'task request', base);
+    const type = this.#d.catalogue.get(req.type);
+    const payload = parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
+    return this.#build(req, type, payload);
+  }
+
+  #build(req: TaskRequest, type: AgentType, payload: unknown): PreparedTask {
+    const d = type.defaults;
+    const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy });
+    const id = newTaskId(type.name);
+    const envelope: TaskEnvelope = { payload, timeoutMs: req.timeoutMs ?? d.timeoutMs, routing };
+    if (req.idempotencyKey) envelope.key = req.idempotencyKey;
+    if (req.tags?.length) envelope.tags = req.tags;
+    const priority = req.priority ?? d.priority;
+    const opts: JobsOptions = {
+      jobId: id,
+      attempts: req.attempts ?? d.attempts,
+      backoff: { type: d.backoff.type, delay: d.backoff.delayMs, jitter: d.backoff.jitter },
+      removeOnComplete: this.#d.config.keepCompleted,
+      removeOnFail: false, // dead tasks are kept until replayed or deleted: nothing vanishes
+      ...(priority > 0 ? { priority } : {}),
+      ...(req.delayMs ? { delay: req.delayMs } : {}),
+    };
+    return {
+      id,
+      type,
+      queue: queueName({ type: type.name, pool: routing.pool }),
+      envelope,
+      opts,
+      ...(req.idempotencyKey ? { key: req.idempotencyKey } : {}),
+    };
+  }
+
+  async enqueue(raw: unknown): Promise<EnqueueResult> {
+    const task = this.prepare(raw);
+    const [result] = await this.#write([task]);
+    return result!;
+  }
+
+  /** Validates every task first (all issues reported at once), then writes them. */
+  async enqueueBatch(raws: readonly unknown[]): Promise<EnqueueResult[]> {
+    if (raws.length > this.#d.config.maxBatch) {
+      throw new ValidationError(`a batch holds at most ${this.#d.config.maxBatch} tasks, got ${raws.length}`, [
+        { path: 'tasks', message: `at most ${this.#d.config.maxBatch} tasks (SWITCHYARD_MAX_BATCH)` },
+      ]);
+    }
+    const issues: FieldIssue[] = [];
+    const tasks: PreparedTask[] = [];
+    const seenKeys = new Map<string, number>();
+    raws.forEach((raw, i) => {
+      const base = `tasks[${i}]`;
+      try {
+        const t = this.prepare(raw, base);
+        if (t.key) {
+          const k = `${t.type.name}\0${t.key}`;
+          const first = seenKeys.get(k);
+          if (first !== undefined) issues.push({ path: `${base}.idempotencyKey`, message: `repeats tasks[${first}].idempotencyKey` });
+          else seenKeys.set(k, i);
+        }
+        tasks.push(t);
+      } catch (err) {
+        if (err instanceof ValidationError) issues.push(...err.issues);
+        else if (err instanceof SwitchyardError && err.code === 'UNKNOWN_AGENT_TYPE') issues.push({ path: `${base}.type`, message: err.message });
+        else throw err;
+      }
+    });
+    if (issues.length > 0) throw new ValidationError(`batch rejected, nothing was enqueued: ${summarize(issues)}`, issues);
+    return this.#write(tasks);
+  }
+
+  #write(tasks: PreparedTask[]): Promise<EnqueueResult[]> {
+    return withRedis(this.#d.redis, () => this.#writeAll(tasks));
+  }
+
+  async #writeAll(tasks: PreparedTask[]): Promise<EnqueueResult[]> {
+    const results: Array<EnqueueResult | undefined> = new Array(tasks.length);
+    const toAdd: Array<{ index: number; task: PreparedTask }> = [];
+
+    const keyed = tasks.map((t, index) => ({ t, index })).filter(({ t }) => t.key !== undefined);
+    if (keyed.length > 0) {
+      const pipe = this.#d.redis.pipeline();
+      for (const { t } of keyed) {
+        pipe.call('SET', this.#keys.idempotency(t.type.name, t.key!), `${t.queue} ${t.id}`, 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS));
+      }
+      const replies = (await pipe.exec()) ?? [];
+      for (const [j, { t, index }] of keyed.entries()) {
+        const [err, previous] = replies[j] ?? [new Error('no reply')];
+        if (err) throw err;
+        if (typeof previous === 'string') {
+          const [queue, id] = previous.split(' ');
+          const existing = await this.#existing(queue!, id!);
+          if (existing) {
+            results[index] = { task: existing, created: false };
+            continue;
+          }
+          // Reserved by a request that died before adding: add it now under the reserved id and queue.
+          t.id = id!;
+          t.opts.jobId = id!;
+          t.queue = queue!;
+        }
+        toAdd.push({ index, task: t });
+      }
+    } else {
+      tasks.forEach((task, index) => toAdd.push({ index, task }));
+    }
+
+    const byQueue = new Map<string, Array<{ index: number; task: PreparedTask }>>();
+    for (const item of toAdd) {
+      const list = byQueue.get(item.task.queue) ?? [];
+      list.push(item);
+      byQueue.set(item.task.queue, list);
+    }
+    await Promise.all(
+      [...byQueue.entries()].map(async ([name, items]) => {
+        const queue = await this.#d.queues.forWriting(parseQueueName(name)!);
+        if (items.length === 1) {
+          const { task } = items[0]!;
+          await queue.add(task.type.name, task.envelope, task.opts);
+        } else {
+          await queue.addBulk(items.map(({ task }) => ({ name: task.type.name, data: task.envelope, opts: task.opts })));
+        }
+        for (const { index, task } of items) {
+          results[index] = {
+            created: true,
+            task: {
+              id: task.id,
+              type: task.type.name,
+              pool: task.envelope.routing.pool,
+              state: task.opts.delay ? 'delayed' : 'waiting',
+              routing: task.envelope.routing,
+            },
+          };
+        }
+      }),
+    );
+    return results as EnqueueResult[];
+  }
+
+  async #existing(queueName: string, id: string): Promise<TaskSummary | undefined> {
+    const ref = parseQueueName(queueName);
+    if (!ref) return undefined;
+    const queue: Queue = this.#d.queues.get(ref);
+    const job = await queue.getJob(id);
+    if (!job) return undefined;
+    const state = taskState(job, await job.getState());
+    return state ? summaryOf(job, state) : undefined;
+  }
+}
+

@@ -1,0 +1,25 @@
+/** The shape of a task request (HTTP body, client call), validated before anything is written. */
+import { z } from 'zod';
+import { STRATEGIES } from '../routing/decision.ts';
+import { NAME_PATTERN } from '../redis/keys.ts';
+
+const poolName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and - (max 63)');
+
+export const taskRequestSchema = z.strictObject({
+  type: z.string().regex(NAME_PATTERN, 'an agent type name: lowercase letters, digits and -'),
+  payload: z.unknown(),
+  priority: z.number().int().min(0).max(2_097_152).optional(),
+  delayMs: z.number().int().min(0).max(31_536_000_000).optional(),
+  attempts: z.number().int().min(1).max(100).optional(),
+  timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
+  pool: poolName.optional(),
+  tags: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (max 64)')).max(32).optional(),
+  strategy: z.enum(STRATEGIES).optional(),
+  idempotencyKey: z.string().regex(/^[\x21-\x7e]{1,200}$/, '1-200 printable ASCII characters, no spaces').optional(),
+});
+
+export type TaskRequest = z.output<typeof taskRequestSchema>;
+
+export const batchRequestSchema = z.strictObject({
+  tasks: z.array(z.unknown()).min(1, 'at least one task'),
+});

@@ -1,0 +1,101 @@
+/** How a task looks from outside: its state in Switchyard's words, built from its BullMQ job. */
+import type { Job, JobState } from 'bullmq';
+import { parseQueueName } from '../redis/keys.ts';
+import type { RoutingDecision } from '../routing/decision.ts';
+import type { TaskEnvelope } from './envelope.ts';
+
+export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'failed', 'dead', 'cancelled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+export interface TaskSummary {
+  id: string;
+  type: string;
+  pool: string;
+  state: TaskState;
+  routing: RoutingDecision;
+}
+
+export interface TaskView extends TaskSummary {
+  /** Why the task is in its state, when that is not obvious (e.g. no live agent). */
+  note?: string;
+  attempts: { made: number; max: number };
+  priority: number;
+  idempotencyKey?: string;
+  payload: unknown;
+  result?: unknown;
+  /** The last error, and one entry per failed attempt (newest last). */
+  error?: string;
+  errors: string[];
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** For delayed and retrying tasks: when it becomes ready. */
+  runAt?: string;
+  agent?: string;
+}
+
+type TaskJob = Job<TaskEnvelope>;
+
+/**
+ * BullMQ state -> task state. `failed` means "an attempt failed and a retry is scheduled";
+ * BullMQ's own final `failed` is our `dead` (attempts exhausted or fatal: the dead-letter set).
+ */
+export function taskState(job: TaskJob, state: JobState | 'unknown'): TaskState | undefined {
+  switch (state) {
+    case 'completed':
+      return 'completed';
+    case 'failed':
+      return 'dead';
+    case 'active':
+      return 'active';
+    case 'delayed':
+      return job.attemptsMade > 0 && job.failedReason ? 'failed' : 'delayed';
+    case 'waiting':
+    case 'prioritized':
+    case 'waiting-children':
+      return job.attemptsMade > 0 && job.failedReason ? 'failed' : 'waiting';
+    default:
+      return undefined;
+  }
+}
+
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0] ?? text;
+  return line.replace(/^(UnrecoverableError|Error): /, '');
+}
+
+export function summaryOf(job: TaskJob, state: TaskState): TaskSummary {
+  const ref = parseQueueName(job.queueName);
+  return {
+    id: job.id ?? '',
+    type: ref?.type ?? job.name,
+    pool: ref?.pool ?? '',
+    state,
+    routing: job.data.routing as RoutingDecision,
+  };
+}
+
+export function viewOf(job: TaskJob, state: TaskState): TaskView {
+  const errors = (job.stacktrace ?? []).filter(Boolean).map(firstLine);
+  const view: TaskView = {
+    ...summaryOf(job, state),
+    attempts: { made: job.attemptsMade, max: job.opts.attempts ?? 1 },
+    priority: job.opts.priority ?? 0,
+    payload: job.data.payload,
+    errors,
+    createdAt: iso(job.timestamp) ?? new Date(0).toISOString(),
+  };
+  if (job.data.key) view.idempotencyKey = job.data.key;
+  if (state === 'completed') view.result = job.returnvalue;
+  if (job.failedReason) view.error = firstLine(job.failedReason);
+  if (view.error && errors.length === 0) view.errors = [view.error];
+  const started = iso(job.processedOn);
+  if (started) view.startedAt = started;
+  const finished = iso(job.finishedOn);
+  if (finished && (state === 'completed' || state === 'dead')) view.finishedAt = finished;
+  if ((state === 'delayed' || state === 'failed') && job.delay > 0) view.runAt = iso(job.timestamp + job.delay);
+  if (job.processedBy) view.agent = job.processedBy;
+  return view;
+}

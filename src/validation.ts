@@ -1,0 +1,29 @@
+/** zod issues -> FieldIssue[] with paths a person can read: `tasks[3].payload.amount`. */
+import type { z } from 'zod';
+import { ValidationError, type FieldIssue } from './errors.ts';
+
+export function formatPath(path: readonly PropertyKey[], base = ''): string {
+  let out = base;
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? String(seg) : `.${String(seg)}`;
+  }
+  return out;
+}
+
+export function toFieldIssues(error: z.ZodError, base = ''): FieldIssue[] {
+  return error.issues.map((i) => ({ path: formatPath(i.path, base), message: i.message }));
+}
+
+/** Parses `value` with `schema` or throws a ValidationError whose issues are rooted at `base`. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string, base = ''): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = toFieldIssues(result.error, base);
+  throw new ValidationError(`${what} is invalid: ${summarize(issues)}`, issues);
+}
+
+export function summarize(issues: readonly FieldIssue[], max = 3): string {
+  const shown = issues.slice(0, max).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+  return shown.join('; ') + (issues.length > max ? `; and ${issues.length - max} more` : '');
+}

@@ -1,0 +1,26 @@
+import { createHash } from 'node:crypto';
+import { defineWorker } from '../src/index.ts';
+import { transform } from '../queues/transform.ts';
+
+const ops = {
+  upper: (s: string) => s.toUpperCase(),
+  lower: (s: string) => s.toLowerCase(),
+  reverse: (s: string) => [...s].reverse().join(''),
+  trim: (s: string) => s.trim(),
+  words: (s: string) => s,
+} as const;
+
+export default defineWorker(transform, ({ text, ops: steps, rounds }) => {
+  const out = steps.reduce((acc, op) => ops[op](acc), text);
+  let digest: string | undefined;
+  if (rounds > 0) {
+    let h = Buffer.from(out);
+    for (let i = 0; i < rounds; i++) h = createHash('sha256').update(h).digest();
+    digest = h.toString('hex');
+  }
+  return {
+    text: out,
+    ...(steps.includes('words') ? { words: out.split(/\s+/).filter(Boolean).length } : {}),
+    ...(digest ? { digest } : {}),
+  };
+});
