@@ -2,6 +2,7 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { withRedis } from '../redis/connection.ts';
+import { parseQueueName } from '../redis/keys.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { TaskEnvelope } from './envelope.ts';
 import { typeOfTaskId } from './id.ts';
@@ -25,7 +26,12 @@ export class TaskLookup {
     let job = await this.#search(type, id);
     if (!job && (await this.queues.refresh()) > 0) job = await this.#search(type, id);
     if (!job) return undefined;
-    const state = taskState(job, await job.getState());
+    const bullState = await job.getState();
+    // The job may have finished between the read of its hash and of its state: read it again.
+    if ((bullState === 'completed' || bullState === 'failed') && !job.finishedOn) {
+      job = (await this.queues.get(parseQueueName(job.queueName)!).getJob(id)) ?? job;
+    }
+    const state = taskState(job, bullState);
     return state ? viewOf(job, state) : undefined;
   }
 

@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { startApi, type ApiServer } from '../../src/api/server.ts';
+import demoTypes from '../../queues/index.ts';
+import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { silentLog, testConfig } from '../support/system.ts';
+
+const { prefix, redis } = useRedisPrefix('api');
+let api: ApiServer;
+let keyed: ApiServer;
+
+beforeAll(async () => {
+  const catalogue = new Catalogue(demoTypes);
+  api = await startApi({ config: testConfig(prefix, { port: 0 }), catalogue, redisUrl: REDIS_URL, log: silentLog });
+  keyed = await startApi({ config: testConfig(prefix, { port: 0, apiKeys: ['k1', 'k2'] }), catalogue, redisUrl: REDIS_URL, log: silentLog });
+});
+afterAll(async () => {
+  await api?.close();
+  await keyed?.close();
+});
+
+const post = (path: string, body: string | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  fetch(`${api.url}${path}`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) });
+
+/** Every job key under this file's prefix: "nothing enqueued" means this does not grow. */
+const jobKeys = async () => (await redis.keys(`${prefix}:{*}:*~*`)).length;
+
+describe('POST /v1/tasks', () => {
+  it('accepts a task: 202 with id, pool, state and routing, and a Location', async () => {
+    const res = await post('/v1/tasks', JSON.stringify({ type: 'echo', payload: { message: 'hi' } }));
+    expect(res.status).toBe(202);
+    const body = await res.json();
+    expect(body).toMatchObject({ type: 'echo', pool: 'default', state: 'waiting', routing: { pool: 'default', strategy: 'fixed' } });
+    expect(res.headers.get('location')).toBe(`/v1/tasks/${encodeURIComponent(body.id)}`);
+    const got = await fetch(`${api.url}/v1/tasks/${body.id}`);
+    expect(got.status).toBe(200);
+    expect(await got.json()).toMatchObject({ id: body.id, state: 'waiting', payload: { message: 'hi' } });
+  });
+
+  it('answers 200 with the same task for a repeated idempotencyKey', async () => {
+    const req = JSON.stringify({ type: 'echo', payload: {}, idempotencyKey: 'same-key' });
+    const a = await post('/v1/tasks', req);
+    const before = await jobKeys();
+    const b = await post('/v1/tasks', req);
+    expect([a.status, b.status]).toEqual([202, 200]);
+    expect((await b.json()).id).toBe((await a.json()).id);
+    expect(await jobKeys()).toBe(before);
+  });
+
+  const bad: Array<[string, () => Promise<Response>, number, RegExp | undefined]> = [
+    ['malformed JSON', () => post('/v1/tasks', '{"type": "echo", '), 400, /not valid JSON/],
+    ['a JSON array', () => post('/v1/tasks', '[1,2]'), 400, /must be a JSON object/],
+    ['a JSON string', () => post('/v1/tasks', '"echo"'), 400, /must be a JSON object/],
+    ['wrong content type', () => post('/v1/tasks', 'type=echo', { 'content-type': 'application/x-www-form-urlencoded' }), 415, /application\/json/],
+    ['no content type', () => post('/v1/tasks', '{}', {}), 415, /application\/json/],
+    ['no body', () => post('/v1/tasks', undefined), 400, /needs a JSON body/],
+    ['a body over the limit', () => post('/v1/tasks', JSON.stringify({ type: 'echo', payload: { message: 'x'.repeat(1_100_000) } })), 413, /SWITCHYARD_MAX_BODY_BYTES/],
+    ['an unknown type', () => post('/v1/tasks', JSON.stringify({ type: 'ghost', payload: {} })), 404, /unknown agent type "ghost"/],
+    ['a payload failing the schema', () => post('/v1/tasks', JSON.stringify({ type: 'transform', payload: { text: 1, ops: ['shout'] } })), 400, /payload\.text/],
+    ['an unknown field', () => post('/v1/tasks', JSON.stringify({ type: 'echo', payload: {}, priorty: 1 })), 400, /priorty/],
+    ['a bad option', () => post('/v1/tasks', JSON.stringify({ type: 'echo', payload: {}, attempts: 0 })), 400, /attempts/],
+    ['a bad pool name', () => post('/v1/tasks', JSON.stringify({ type: 'echo', payload: {}, pool: 'Bad Pool' })), 400, /pool/],
+    ['an empty batch', () => post('/v1/tasks/batch', JSON.stringify({ tasks: [] })), 400, /at least one task/],
+    ['a batch with a bad task', () => post('/v1/tasks/batch', JSON.stringify({ tasks: [{ type: 'echo', payload: {} }, { type: 'transform', payload: {} }] })), 400, /tasks\[1\]\.payload\.text/],
+    ['a batch over the limit', () => post('/v1/tasks/batch', JSON.stringify({ tasks: Array.from({ length: 1001 }, () => ({ type: 'echo', payload: {} })) })), 400, /at most 1000/],
+  ];
+  it.each(bad)('rejects %s with a problem+json and enqueues nothing', async (_what, send, status, detail) => {
+    const before = await jobKeys();
+    const res = await send();
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = await res.json();
+    expect(problem).toMatchObject({ status, title: expect.any(String), type: expect.stringMatching(/^\/problems\//) });
+    if (detail) expect(`${problem.detail} ${JSON.stringify(problem.errors ?? [])}`).toMatch(detail);
+    expect(await jobKeys()).toBe(before);
+  });
+
+  it('gives the field path of each schema issue', async () => {
+    const res = await post('/v1/tasks', JSON.stringify({ type: 'transform', payload: { text: 1, ops: ['shout'] } }));
+    const problem = await res.json();
+    expect(problem.errors.map((e: { path: string }) => e.path)).toEqual(['payload.text', 'payload.ops[0]']);
+  });
+});
+
+describe('other routes', () => {
+  it('accepts a batch and returns its tasks in order', async () => {
+    const res = await post('/v1/tasks/batch', JSON.stringify({ tasks: [{ type: 'echo', payload: { i: 0 } }, { type: 'flaky', payload: {} }] }));
+    expect(res.status).toBe(202);
+    const { tasks } = await res.json();
+    expect(tasks.map((t: { type: string }) => t.type)).toEqual(['echo', 'flaky']);
+  });
+
+  it('404s an unknown task id and an unknown route as problem+json', async () => {
+    for (const path of ['/v1/tasks/echo~nothing', '/v1/tasks/whatever', '/v2/nothing']) {
+      const res = await fetch(`${api.url}${path}`);
+      expect(res.status).toBe(404);
+      expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+    }
+  });
+
+  it('lists agent types with JSON Schemas and defaults', async () => {
+    const types = await (await fetch(`${api.url}/v1/agent-types`)).json();
+    const transform = types.find((t: { name: string }) => t.name === 'transform');
+    expect(transform).toMatchObject({ version: '1.0.0', defaults: { attempts: 3 }, payloadSchema: { type: 'object', required: ['text'] } });
+  });
+
+  it('serves health, readiness and Bull Board', async () => {
+    expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${api.url}/readyz`)).json()).toMatchObject({ status: 'ready' });
+    const board = await fetch(`${api.url}/admin/queues`);
+    expect(board.status).toBe(200);
+    expect(await board.text()).toMatch(/<html/i);
+    const queues = await (await fetch(`${api.url}/admin/queues/api/queues`)).json();
+    expect(queues.queues.map((q: { displayName: string }) => q.displayName)).toEqual(expect.arrayContaining(['echo.default', 'flaky.default', 'transform.default']));
+  });
+});
+
+describe('API keys', () => {
+  const task = JSON.stringify({ type: 'echo', payload: {} });
+  const send = (headers: Record<string, string>) =>
+    fetch(`${keyed.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: task });
+
+  it('refuses requests without a valid key', async () => {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { 'x-api-key': 'k3' }]) {
+      const res = await send(headers);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/Bearer/);
+    }
+  });
+
+  it('accepts Bearer, X-API-Key, and Basic (for browsers)', async () => {
+    expect((await send({ authorization: 'Bearer k1' })).status).toBe(202);
+    expect((await send({ 'x-api-key': 'k2' })).status).toBe(202);
+    const basic = `Basic ${Buffer.from('admin:k1').toString('base64')}`;
+    expect((await fetch(`${keyed.url}/admin/queues`, { headers: { authorization: basic } })).status).toBe(200);
+    expect((await fetch(`${keyed.url}/admin/queues`)).headers.get('www-authenticate')).toMatch(/Basic/);
+  });
+
+  it('leaves liveness and readiness open', async () => {
+    expect((await fetch(`${keyed.url}/healthz`)).status).toBe(200);
+  });
+
+  it('refuses to listen on a public address without keys', async () => {
+    await expect(
+      startApi({ config: testConfig(prefix, { port: 0, host: '0.0.0.0' }), catalogue: new Catalogue(demoTypes), redisUrl: REDIS_URL, log: silentLog }),
+    ).rejects.toThrow(/SWITCHYARD_API_KEYS/);
+  });
+});

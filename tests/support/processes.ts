@@ -1,0 +1,80 @@
+/**
+ * Spawns real Switchyard processes (`node bin/switchyard.js ...`) for e2e tests, with their
+ * output captured (printed when a test fails), and kills whatever is left after the file.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
+import { freePort } from '../../src/redis/embedded.ts';
+import { waitFor } from './wait.ts';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/switchyard.js', import.meta.url));
+
+export interface Spawned {
+  name: string;
+  proc: ChildProcess;
+  output(): string;
+  /** Resolves once a line of output contains `text`. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const live = new Set<Spawned>();
+
+export function spawnSwitchyard(name: string, args: string[], env: Record<string, string>): Spawned {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_PRETTY: 'false', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const spawned: Spawned = {
+    name,
+    proc,
+    output: () => out,
+    exited,
+    waitForOutput: (text, timeoutMs = 30_000) =>
+      waitFor(() => out.includes(text) || (proc.exitCode !== null ? Promise.reject(new Error(`${name} exited:\n${out}`)) : false), {
+        timeoutMs,
+        what: `${name} to print ${JSON.stringify(text)}\n--- output ---\n${out}`,
+      }).then(() => undefined),
+    async kill(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const code = await exited;
+      live.delete(spawned);
+      return code;
+    },
+  };
+  live.add(spawned);
+  exited.then(() => live.delete(spawned));
+  return spawned;
+}
+
+afterAll(async () => {
+  await Promise.all([...live].map((p) => p.kill('SIGKILL')));
+});
+
+export interface ApiProcess extends Spawned {
+  url: string;
+}
+
+export async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
+  const port = await freePort();
+  const api = spawnSwitchyard('api', ['api'], { PORT: String(port), HOST: '127.0.0.1', ...env });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(() => fetch(`${url}/readyz`).then((r) => r.ok), { timeoutMs: 30_000, what: `api on ${url} to be ready` }).catch((err: unknown) => {
+    throw new Error(`${String(err)}\n--- api output ---\n${api.output()}`);
+  });
+  return Object.assign(api, { url });
+}
+
+export async function startAgentProcess(type: string, env: Record<string, string>, args: string[] = []): Promise<Spawned> {
+  const agent = spawnSwitchyard(`agent ${type}`, ['worker', type, ...args], env);
+  await agent.waitForOutput('"msg":"agent started"');
+  return agent;
+}

@@ -1,0 +1,44 @@
+/**
+ * Real Redis for tests. Each test file gets its own key prefix; its keys are deleted after the
+ * file passes and kept (with the prefix printed) when a test failed, to look at what went wrong.
+ * Never FLUSHALL: the Redis may be shared.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll } from 'vitest';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function uniquePrefix(tag: string): string {
+  const slug = tag.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 14);
+  return `t-${slug}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (batch.length) deleted += await redis.unlink(...batch);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+type TaskLike = { result?: { state?: string }; tasks?: TaskLike[] };
+const anyFailed = (t: TaskLike): boolean => t.result?.state === 'fail' || (t.tasks ?? []).some(anyFailed);
+
+/** A prefix and a client for this test file; cleanup is registered with afterAll. */
+export function useRedisPrefix(tag: string): { prefix: string; redis: Redis } {
+  const prefix = uniquePrefix(tag);
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  afterAll(async ({}, suite) => {
+    if (anyFailed(suite as TaskLike)) {
+      console.warn(`[tests] a test failed: keeping Redis keys under ${prefix}:* for inspection`);
+    } else {
+      await deleteKeys(redis, prefix);
+    }
+    await redis.quit();
+  });
+  return { prefix, redis };
+}

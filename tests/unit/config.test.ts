@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/env.ts';
+
+describe('loadConfig', () => {
+  it('has sane defaults with an empty environment', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ host: '127.0.0.1', port: 3000, prefix: 'sw', apiKeys: [], logLevel: 'info', redisUrl: undefined });
+    expect(c.lockMs).toBeGreaterThan(c.stalledIntervalMs);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('parses values and comma-separated keys', () => {
+    const c = loadConfig({ PORT: '8080', SWITCHYARD_API_KEYS: ' a, b ,,c', REDIS_URL: 'redis://r:6379/2', LOG_LEVEL: 'debug' });
+    expect(c.port).toBe(8080);
+    expect(c.apiKeys).toEqual(['a', 'b', 'c']);
+    expect(c.redisUrl).toBe('redis://r:6379/2');
+    expect(c.logLevel).toBe('debug');
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ PORT: '', REDIS_URL: '' })).toMatchObject({ port: 3000, redisUrl: undefined });
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['REDIS_URL', 'http://example.com'],
+    ['SWITCHYARD_PREFIX', 'has:colon'],
+    ['LOG_LEVEL', 'loud'],
+    ['SWITCHYARD_LOCK_MS', '-5'],
+  ])('rejects %s=%s with a message naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}="${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+  });
+
+  it('reports every bad variable at once', () => {
+    try {
+      loadConfig({ PORT: 'x', LOG_LEVEL: 'y' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toMatch(/PORT/);
+      expect((err as Error).message).toMatch(/LOG_LEVEL/);
+      expect((err as { code: string }).code).toBe('CONFIG_INVALID');
+    }
+  });
+});
