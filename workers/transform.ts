@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { defineWorker } from '../src/index.ts';
 import { transform } from '../queues/transform.ts';
 
@@ -10,12 +11,21 @@ const ops = {
   words: (s: string) => s,
 } as const;
 
-export default defineWorker(transform, ({ text, ops: steps, rounds }) => {
+/** Rounds between yields to the event loop, so lock renewal and aborts still run during long CPU work. */
+const SLICE = 5_000;
+
+export default defineWorker(transform, async ({ text, ops: steps, rounds }, ctx) => {
   const out = steps.reduce((acc, op) => ops[op](acc), text);
   let digest: string | undefined;
   if (rounds > 0) {
     let h = Buffer.from(out);
-    for (let i = 0; i < rounds; i++) h = createHash('sha256').update(h).digest();
+    for (let i = 0; i < rounds; i++) {
+      h = createHash('sha256').update(h).digest();
+      if (i % SLICE === SLICE - 1) {
+        await yieldToLoop();
+        ctx.signal.throwIfAborted();
+      }
+    }
     digest = h.toString('hex');
   }
   return {

@@ -3,6 +3,7 @@ import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import demoTypes from '../../queues/index.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { json } from '../support/http.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 
 const { prefix, redis } = useRedisPrefix('api');
@@ -29,12 +30,12 @@ describe('POST /v1/tasks', () => {
   it('accepts a task: 202 with id, pool, state and routing, and a Location', async () => {
     const res = await post('/v1/tasks', JSON.stringify({ type: 'echo', payload: { message: 'hi' } }));
     expect(res.status).toBe(202);
-    const body = await res.json();
+    const body = await json(res);
     expect(body).toMatchObject({ type: 'echo', pool: 'default', state: 'waiting', routing: { pool: 'default', strategy: 'fixed' } });
     expect(res.headers.get('location')).toBe(`/v1/tasks/${encodeURIComponent(body.id)}`);
     const got = await fetch(`${api.url}/v1/tasks/${body.id}`);
     expect(got.status).toBe(200);
-    expect(await got.json()).toMatchObject({ id: body.id, state: 'waiting', payload: { message: 'hi' } });
+    expect(await json(got)).toMatchObject({ id: body.id, state: 'waiting', payload: { message: 'hi' } });
   });
 
   it('answers 200 with the same task for a repeated idempotencyKey', async () => {
@@ -43,7 +44,7 @@ describe('POST /v1/tasks', () => {
     const before = await jobKeys();
     const b = await post('/v1/tasks', req);
     expect([a.status, b.status]).toEqual([202, 200]);
-    expect((await b.json()).id).toBe((await a.json()).id);
+    expect((await json(b)).id).toBe((await json(a)).id);
     expect(await jobKeys()).toBe(before);
   });
 
@@ -69,7 +70,7 @@ describe('POST /v1/tasks', () => {
     const res = await send();
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    const problem = await res.json();
+    const problem = await json(res);
     expect(problem).toMatchObject({ status, title: expect.any(String), type: expect.stringMatching(/^\/problems\//) });
     if (detail) expect(`${problem.detail} ${JSON.stringify(problem.errors ?? [])}`).toMatch(detail);
     expect(await jobKeys()).toBe(before);
@@ -77,7 +78,7 @@ describe('POST /v1/tasks', () => {
 
   it('gives the field path of each schema issue', async () => {
     const res = await post('/v1/tasks', JSON.stringify({ type: 'transform', payload: { text: 1, ops: ['shout'] } }));
-    const problem = await res.json();
+    const problem = await json(res);
     expect(problem.errors.map((e: { path: string }) => e.path)).toEqual(['payload.text', 'payload.ops[0]']);
   });
 });
@@ -86,7 +87,7 @@ describe('other routes', () => {
   it('accepts a batch and returns its tasks in order', async () => {
     const res = await post('/v1/tasks/batch', JSON.stringify({ tasks: [{ type: 'echo', payload: { i: 0 } }, { type: 'flaky', payload: {} }] }));
     expect(res.status).toBe(202);
-    const { tasks } = await res.json();
+    const { tasks } = await json(res);
     expect(tasks.map((t: { type: string }) => t.type)).toEqual(['echo', 'flaky']);
   });
 
@@ -99,18 +100,18 @@ describe('other routes', () => {
   });
 
   it('lists agent types with JSON Schemas and defaults', async () => {
-    const types = await (await fetch(`${api.url}/v1/agent-types`)).json();
+    const types = await json(fetch(`${api.url}/v1/agent-types`));
     const transform = types.find((t: { name: string }) => t.name === 'transform');
     expect(transform).toMatchObject({ version: '1.0.0', defaults: { attempts: 3 }, payloadSchema: { type: 'object', required: ['text'] } });
   });
 
   it('serves health, readiness and Bull Board', async () => {
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${api.url}/readyz`)).json()).toMatchObject({ status: 'ready' });
+    expect(await json(fetch(`${api.url}/readyz`))).toMatchObject({ status: 'ready' });
     const board = await fetch(`${api.url}/admin/queues`);
     expect(board.status).toBe(200);
     expect(await board.text()).toMatch(/<html/i);
-    const queues = await (await fetch(`${api.url}/admin/queues/api/queues`)).json();
+    const queues = await json(fetch(`${api.url}/admin/queues/api/queues`));
     expect(queues.queues.map((q: { displayName: string }) => q.displayName)).toEqual(expect.arrayContaining(['echo.default', 'flaky.default', 'transform.default']));
   });
 });
@@ -121,7 +122,7 @@ describe('API keys', () => {
     fetch(`${keyed.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: task });
 
   it('refuses requests without a valid key', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { 'x-api-key': 'k3' }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { 'x-api-key': 'k3' }] as Array<Record<string, string>>) {
       const res = await send(headers);
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/Bearer/);

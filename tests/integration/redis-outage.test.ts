@@ -8,6 +8,7 @@ import { startApi, type ApiServer } from '../../src/api/server.ts';
 import { freePort, pingRedis, resolveRedis, spawnRedis } from '../../src/redis/embedded.ts';
 import demoTypes from '../../queues/index.ts';
 import { silentLog, testConfig } from '../support/system.ts';
+import { json } from '../support/http.ts';
 import { waitFor } from '../support/wait.ts';
 
 // This file starts and stops its own redis-server on a free port; it never touches the shared one.
@@ -50,7 +51,7 @@ describe('API while Redis is down', () => {
 
     const first = await waitFor(async () => {
       const res = await task();
-      return res.status === 202 ? ((await res.json()) as { id: string }) : undefined;
+      return res.status === 202 ? ((await json(res)) as { id: string }) : undefined;
     }, { what: 'a first task accepted' });
     await redis.stop();
 
@@ -60,7 +61,7 @@ describe('API while Redis is down', () => {
     }, { what: '503 while redis is down' });
     expect(down.headers.get('retry-after')).toBe('5');
     expect(down.headers.get('content-type')).toMatch(/problem\+json/);
-    expect((await down.json()).detail).toMatch(/Redis is unreachable/);
+    expect((await json(down)).detail).toMatch(/Redis is unreachable/);
     expect((await fetch(`${api.url}/readyz`)).status).toBe(503);
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${api.url}/v1/tasks/echo~abc`)).status).toBe(503);
@@ -71,6 +72,6 @@ describe('API while Redis is down', () => {
     await waitFor(async () => (await task()).status === 202, { timeoutMs: 20_000, what: 'the API to recover' });
     expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
     // Acknowledged before the restart, kept by the AOF across it.
-    expect(await (await fetch(`${api.url}/v1/tasks/${first.id}`)).json()).toMatchObject({ id: first.id, state: 'waiting' });
+    expect(await json(fetch(`${api.url}/v1/tasks/${first.id}`))).toMatchObject({ id: first.id, state: 'waiting' });
   });
 });
