@@ -15,7 +15,7 @@ export function boardRouter(queues: PoolQueues): Router {
   const board = createBullBoard({
     queues: [],
     serverAdapter,
-    options: { uiConfig: { boardTitle: 'Switchyard', miscLinks: [{ text: 'Dashboard', url: '/dashboard' }] } },
+    options: { uiConfig: { boardTitle: 'Switchyard' } },
   });
   const add = (queue: Queue, ref: PoolRef) => board.addQueue(new BullMQAdapter(queue, { displayName: poolLabel(ref) }));
   for (const { queue, ref } of queues.all()) add(queue, ref);
