@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'REDIS_NOT_FOUND'
   | 'TASK_FATAL'
   | 'TASK_TIMEOUT'
-  | 'AGENT_SHUTDOWN';
+  | 'AGENT_SHUTDOWN'
+  | 'AGENT_NOT_READY'
+  | 'AGENT_NOT_FOUND';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

@@ -29,6 +29,20 @@ export function keys(prefix: string) {
     queueCatalogue: `${prefix}:{catalogue}:queues`,
     /** idempotencyKey -> "<queue name> <task id>" for a type. */
     idempotency: (type: string, key: string) => `${prefix}:idem:{${type}}:${key}`,
+    /** The agent registry: every key shares the {registry} tag, so its scripts run on one cluster slot. */
+    registry: {
+      agent: (id: string) => `${prefix}:{registry}:agent:${id}`,
+      /** zset: agent id -> time its record expires unless it heartbeats. */
+      expiry: `${prefix}:{registry}:expiry`,
+      byType: (type: string) => `${prefix}:{registry}:type:${type}`,
+      byPool: (ref: PoolRef) => `${prefix}:{registry}:pool:${ref.type}.${ref.pool}`,
+      byCapability: (name: string) => `${prefix}:{registry}:cap:${name}`,
+      byTag: (tag: string) => `${prefix}:{registry}:tag:${tag}`,
+      /** pub/sub channel of registry and health events. */
+      events: `${prefix}:{registry}:events`,
+      /** lock held by the one process running housekeeping. */
+      housekeeper: `${prefix}:{registry}:housekeeper`,
+    },
   } as const;
 }
 

@@ -8,7 +8,7 @@ import type { Redis, Cluster } from 'ioredis';
 export interface ScriptSource {
   /** Name for errors and logs, e.g. `breaker-record`. */
   name: string;
-  /** How many of the arguments are keys; they must share one hash tag. */
+  /** How many of the arguments are keys (-1: as many as the caller passes); they must share one hash tag. */
   numberOfKeys: number;
   lua: string;
 }
@@ -25,7 +25,7 @@ export function defineScript<R>(source: ScriptSource): Script<R> {
     name: source.name,
     sha,
     async run(redis, keys, args) {
-      if (keys.length !== source.numberOfKeys) {
+      if (source.numberOfKeys >= 0 && keys.length !== source.numberOfKeys) {
         throw new TypeError(`script ${source.name} takes ${source.numberOfKeys} keys, got ${keys.length}`);
       }
       try {

@@ -1,0 +1,17 @@
+/** Every Lua script Switchyard runs, each one atomic operation (sources in ./lua, KEYS/ARGV in their headers). */
+import { defineScript } from './script.ts';
+import { lua as lockAcquire } from './lua/lock-acquire.ts';
+import { lua as lockRelease } from './lua/lock-release.ts';
+import { lua as registryDrain } from './lua/registry-drain.ts';
+import { lua as registryHeartbeat } from './lua/registry-heartbeat.ts';
+import { lua as registryRegister } from './lua/registry-register.ts';
+import { lua as registryRemove } from './lua/registry-remove.ts';
+
+export const scripts = {
+  registryRegister: defineScript<number>({ name: 'registry-register', numberOfKeys: -1, lua: registryRegister }),
+  registryHeartbeat: defineScript<number>({ name: 'registry-heartbeat', numberOfKeys: 2, lua: registryHeartbeat }),
+  registryDrain: defineScript<number>({ name: 'registry-drain', numberOfKeys: 1, lua: registryDrain }),
+  registryRemove: defineScript<number>({ name: 'registry-remove', numberOfKeys: -1, lua: registryRemove }),
+  lockAcquire: defineScript<number>({ name: 'lock-acquire', numberOfKeys: 1, lua: lockAcquire }),
+  lockRelease: defineScript<number>({ name: 'lock-release', numberOfKeys: 1, lua: lockRelease }),
+} as const;
