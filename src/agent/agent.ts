@@ -1,91 +1,50 @@
 /**
- * The agent runtime: one BullMQ Worker pulling from one pool queue. It checks the envelope and
- * payload before the handler runs and the result after (a bad job fails without retries and
- * never takes the process down), bounds each attempt by timeoutMs, and shuts down gracefully:
- * stop pulling, let in-flight tasks finish within the grace period, then put the rest back to
- * waiting without spending an attempt.
+ * src/agent/: the agent runtime. One Agent = one BullMQ Worker pulling from one pool queue, a
+ * record in the registry kept alive by heartbeats, and a health monitor that decides whether it
+ * may pull: it starts UNKNOWN and pulls nothing until its first check passes, pauses while
+ * UNHEALTHY or draining, and on close stops pulling, deregisters at once, and lets in-flight tasks
+ * finish within the grace period (then puts them back without spending an attempt).
  */
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { hostname } from 'node:os';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
-import { isNonRetryable, TimeoutError } from '../errors.ts';
+import { defaultCheck, OutcomeWindow } from '../health/check.ts';
+import { HealthMonitor } from '../health/monitor.ts';
+import { isServing, type Health } from '../health/state.ts';
+import type { HealthTransition } from '../health/tracker.ts';
+import { Housekeeper } from '../housekeeping/housekeeper.ts';
 import type { Logger } from '../logger.ts';
 import { createRedis } from '../redis/connection.ts';
-import { queueName, poolLabel } from '../redis/keys.ts';
-import { envelopeSchema, type TaskEnvelope } from '../task/envelope.ts';
+import { keys, poolLabel, queueName } from '../redis/keys.ts';
+import type { AgentRecord } from '../registry/record.ts';
+import { Registry, type HeartbeatReport } from '../registry/registry.ts';
+import type { TaskEnvelope } from '../task/envelope.ts';
 import { registerPoolQueue } from '../task/pool-queues.ts';
-import { summarize, toFieldIssues } from '../validation.ts';
-import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
+import { Presence } from './presence.ts';
+import { createProcessor, SHUTDOWN } from './processor.ts';
+import type { WorkerDefinition } from './worker-definition.ts';
+
+export type AgentConfig = Pick<
+  Config,
+  | 'prefix' | 'lockMs' | 'stalledIntervalMs' | 'maxStalled' | 'shutdownGraceMs' | 'heartbeatMs' | 'agentTtlMs'
+  | 'health' | 'readyTimeoutMs' | 'concurrency' | 'pool' | 'weight' | 'tags'
+>;
 
 export interface AgentOptions {
   definition: WorkerDefinition;
   redisUrl: string;
-  config: Pick<Config, 'prefix' | 'lockMs' | 'stalledIntervalMs' | 'maxStalled' | 'shutdownGraceMs'>;
+  config: AgentConfig;
   log: Logger;
+  /** Each defaults to the config (SWITCHYARD_POOL, _CONCURRENCY, _WEIGHT, _TAGS). */
   pool?: string;
   concurrency?: number;
-}
-
-/** Abort reasons the agent gives BullMQ's per-job signal. */
-const TIMEOUT = 'switchyard:timeout';
-const SHUTDOWN = 'switchyard:shutdown';
-const NEVER = new AbortController().signal;
-
-const isThenable = (v: unknown): v is PromiseLike<unknown> =>
-  typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-
-function raceAbort<T>(pending: PromiseLike<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('attempt aborted'));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-/** The handler's context; a class so that building one per task stays cheap (the logger is lazy). */
-class AttemptContext implements TaskContext {
-  readonly taskId: string;
-  readonly type: string;
-  readonly attempt: number;
-  readonly maxAttempts: number;
-  readonly idempotencyKey: string;
-  #log: Logger | undefined;
-
-  constructor(
-    private readonly job: Job<TaskEnvelope>,
-    env: TaskEnvelope,
-    readonly pool: string,
-    readonly signal: AbortSignal,
-    private readonly parentLog: Logger,
-  ) {
-    this.taskId = job.id ?? '';
-    this.type = job.name;
-    this.attempt = job.attemptsMade + 1;
-    this.maxAttempts = job.opts.attempts ?? 1;
-    this.idempotencyKey = env.key ?? this.taskId;
-  }
-
-  get log(): Logger {
-    return (this.#log ??= this.parentLog.child({ taskId: this.taskId }));
-  }
-
-  progress(value: number | object): Promise<void> {
-    return this.job.updateProgress(value);
-  }
+  weight?: number;
+  tags?: readonly string[];
+  metadata?: Record<string, unknown>;
 }
 
 export interface AgentEvents {
@@ -93,37 +52,86 @@ export interface AgentEvents {
   completed: [taskId: string];
   /** An attempt failed (it may still be retried). */
   failed: [taskId: string, error: Error];
+  health: [HealthTransition];
 }
+
+const safeHost = () => hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 60) || 'host';
 
 export class Agent extends EventEmitter<AgentEvents> {
   readonly id: string;
   readonly type: AgentType;
   readonly pool: string;
-  readonly #worker: Worker<TaskEnvelope>;
+  readonly record: AgentRecord;
   readonly #redis: Redis;
+  readonly #registry: Registry;
+  readonly #worker: Worker<TaskEnvelope>;
+  readonly #monitor: HealthMonitor;
+  readonly #presence: Presence;
+  readonly #housekeeper: Housekeeper;
+  readonly #stopCheck: () => void;
   readonly #log: Logger;
   readonly #graceMs: number;
-  #closing?: Promise<void>;
+  #running = 0;
+  #pulling = false;
+  #pullChain: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
 
   private constructor(opts: AgentOptions, redis: Redis) {
     super();
     const { definition, config } = opts;
     this.type = definition.type;
-    this.pool = opts.pool ?? 'default';
-    this.id = `${poolLabel({ type: this.type.name, pool: this.pool })}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.pool = opts.pool ?? config.pool;
+    const concurrency = opts.concurrency ?? config.concurrency;
+    this.id = `${poolLabel({ type: this.type.name, pool: this.pool })}-${safeHost()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.record = {
+      id: this.id,
+      type: this.type.name,
+      pool: this.pool,
+      version: this.type.version,
+      capabilities: [{ name: this.type.name, version: this.type.version }],
+      tags: [...(opts.tags ?? config.tags)],
+      metadata: opts.metadata ?? {},
+      weight: opts.weight ?? config.weight,
+      concurrency,
+      host: hostname(),
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    };
     this.#redis = redis;
+    this.#registry = new Registry(redis, config.prefix);
     this.#graceMs = config.shutdownGraceMs;
     this.#log = opts.log.child({ agent: this.id, type: this.type.name, pool: this.pool });
-    this.#worker = new Worker<TaskEnvelope>(queueName({ type: this.type.name, pool: this.pool }), (job, token, signal) => this.#process(definition, job, token, signal), {
-      connection: redis,
-      prefix: config.prefix,
-      name: this.id,
-      concurrency: opts.concurrency ?? 10,
-      lockDuration: config.lockMs,
-      stalledInterval: config.stalledIntervalMs,
-      maxStalledCount: config.maxStalled,
-      autorun: false,
-    });
+
+    const outcomes = new OutcomeWindow();
+    const check = definition.healthCheck ?? defaultCheck(outcomes);
+    this.#stopCheck = 'stop' in check && typeof check.stop === 'function' ? () => (check as { stop(): void }).stop() : () => {};
+    this.#monitor = new HealthMonitor(check, { ...config.health, ...definition.health });
+    this.#monitor.on('change', (t) => this.#onHealth(t));
+
+    this.#worker = new Worker<TaskEnvelope>(
+      queueName({ type: this.type.name, pool: this.pool }),
+      createProcessor({
+        definition,
+        pool: this.pool,
+        log: this.#log,
+        cancel: (jobId, reason) => this.#worker.cancelJob(jobId, reason),
+        started: () => void this.#running++,
+        finished: (ok) => {
+          this.#running--;
+          outcomes.record(ok);
+        },
+      }),
+      {
+        connection: redis,
+        prefix: config.prefix,
+        name: this.id,
+        concurrency,
+        lockDuration: config.lockMs,
+        stalledInterval: config.stalledIntervalMs,
+        maxStalledCount: config.maxStalled,
+        autorun: false,
+      },
+    );
     this.#worker.on('error', (err) => this.#log.error({ err }, 'worker error'));
     this.#worker.on('completed', (job) => this.emit('completed', job.id ?? ''));
     this.#worker.on('failed', (job, err) => {
@@ -131,78 +139,109 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('failed', job?.id ?? '', err);
     });
     this.#worker.on('stalled', (id) => this.#log.warn({ taskId: id }, 'task stalled: its agent stopped renewing the lock; re-queued'));
+
+    const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
+    this.#presence = new Presence(this.#registry, this.record, timing, () => this.#report(), () => this.#updatePulling(), this.#log);
+    this.#housekeeper = new Housekeeper({
+      redis,
+      lockKey: keys(config.prefix).registry.housekeeper,
+      owner: this.id,
+      intervalMs: config.heartbeatMs,
+      leaseMs: 3 * config.heartbeatMs,
+      chores: [{ name: 'expire agents', run: (now) => this.#registry.expire(now).then(() => undefined) }],
+      log: this.#log,
+    });
   }
 
+  /** Registers, waits for the first passing health check (ensureReady), then starts pulling. */
   static async start(opts: AgentOptions): Promise<Agent> {
     const redis = createRedis(opts.redisUrl, 'blocking', 'switchyard-agent');
     const agent = new Agent(opts, redis);
-    await registerPoolQueue(redis, opts.config.prefix, { type: agent.type.name, pool: agent.pool });
-    void agent.#worker.run().catch((err: unknown) => agent.#log.error({ err }, 'worker stopped'));
-    await agent.#worker.waitUntilReady();
-    agent.#log.info({ concurrency: opts.concurrency ?? 10 }, 'agent started');
+    try {
+      await agent.#boot(opts);
+    } catch (err) {
+      await agent.close(0);
+      throw err;
+    }
     return agent;
   }
 
-  async #process(definition: WorkerDefinition, job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined) {
-    const type = definition.type;
-    const envelope = envelopeSchema.safeParse(job.data);
-    if (!envelope.success) {
-      throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${summarize(toFieldIssues(envelope.error))}`);
-    }
-    const env = envelope.data;
-    const payload = type.payload.safeParse(env.payload);
-    if (!payload.success) {
-      throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
-    }
+  async #boot(opts: AgentOptions): Promise<void> {
+    const { config } = opts;
+    await registerPoolQueue(this.#redis, config.prefix, { type: this.type.name, pool: this.pool });
+    await this.#registry.register(this.record, { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs });
+    this.#presence.start();
+    this.#housekeeper.start();
+    this.#log.info('agent registered; waiting for its first health check to pass');
+    await this.#monitor.ensureReady(config.readyTimeoutMs);
+    this.#monitor.start();
+    await this.#presence.beat();
+    this.#pulling = true;
+    void this.#worker.run().catch((err: unknown) => this.#log.error({ err }, 'worker stopped'));
+    await this.#worker.waitUntilReady();
+    this.#log.info({ concurrency: this.record.concurrency, weight: this.record.weight, health: this.health }, 'agent started');
+  }
 
-    // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
-    // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
-    const jobId = job.id ?? '';
-    const timer = setTimeout(() => this.#worker.cancelJob(jobId, TIMEOUT), env.timeoutMs);
-    const ctx = new AttemptContext(job, env, this.pool, signal ?? NEVER, this.#log);
-    let output: unknown;
-    try {
-      const pending = definition.handler(payload.data, ctx);
-      // Synchronous handlers skip the race; async ones race the signal, so a handler that ignores
-      // its signal still cannot hold the attempt past its timeout.
-      output = !isThenable(pending) ? pending : signal ? await raceAbort(pending, signal) : await pending;
-    } catch (err) {
-      throw await this.#classify(err, job, token, signal, env.timeoutMs);
-    } finally {
-      clearTimeout(timer);
-    }
-    const result = type.result.safeParse(output);
-    if (!result.success) {
-      throw new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
-    }
-    return result.data;
+  get health(): Health {
+    return this.#monitor.snapshot().health;
+  }
+
+  /** True while the agent takes new tasks. */
+  get pulling(): boolean {
+    return this.#pulling && !this.#worker.isPaused();
+  }
+
+  get draining(): boolean {
+    return this.#presence.draining;
+  }
+
+  #report(): HeartbeatReport {
+    const s = this.#monitor.snapshot();
+    const reason = s.health === 'UNHEALTHY' || s.health === 'DEGRADED' ? s.lastError : undefined;
+    return { health: s.health, healthReason: reason, running: this.#running, responseTimeMs: s.responseTimeMs };
+  }
+
+  #onHealth(t: HealthTransition): void {
+    const level = t.to === 'UNHEALTHY' ? 'warn' : 'info';
+    this.#log[level]({ from: t.from, to: t.to, reason: t.reason }, `health ${t.from} -> ${t.to}`);
+    const event = { kind: 'health' as const, agentId: this.id, type: this.type.name, pool: this.pool, at: new Date().toISOString(), ...t };
+    void this.#registry.publish(event).catch(() => undefined);
+    void this.#presence.beat();
+    this.#updatePulling();
+    this.emit('health', t);
   }
 
   /**
-   * Turns what a handler threw into what BullMQ should do with the attempt. When the job's signal
-   * fired, its reason decides, whatever the handler threw on the way out.
+   * Pull only while serving (HEALTHY or DEGRADED), not draining and not closing; in-flight tasks
+   * always finish. Pause and resume are chained: BullMQ's pause() resolves once in-flight tasks are
+   * done, and a resume() racing it could be undone by it. pause(true) is not used: it leaves a
+   * blocking fetch in flight that still takes a job.
    */
-  async #classify(err: unknown, job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<Error> {
-    if (signal?.aborted) {
-      if (signal.reason === SHUTDOWN) {
-        // Past the grace period: give the task back without spending an attempt.
-        await job.moveToWait(token);
-        return new WaitingError('agent shut down before the task finished; back to waiting');
-      }
-      if (signal.reason === TIMEOUT) return new TimeoutError(timeoutMs);
-      return new UnrecoverableError(`cancelled: ${String(signal.reason)}`);
-    }
-    if (isNonRetryable(err)) return new UnrecoverableError(err instanceof Error ? err.message : String(err));
-    return err instanceof Error ? err : new Error(String(err));
+  #updatePulling(): void {
+    if (!this.#pulling) return;
+    this.#pullChain = this.#pullChain
+      .then(async () => {
+        const want = !this.#closing && !this.#presence.draining && isServing(this.health);
+        const paused = this.#worker.isPaused();
+        if (want && paused) {
+          this.#log.info('resuming: pulling tasks again');
+          await this.#worker.resume();
+        } else if (!want && !paused) {
+          this.#log.warn({ health: this.health, draining: this.#presence.draining }, 'pausing: in-flight tasks finish, no new ones');
+          await this.#worker.pause();
+        }
+      })
+      .catch((err: unknown) => this.#log.error({ err }, 'could not pause or resume the worker'));
   }
 
-  /** Stops pulling; waits up to the grace period for in-flight tasks, then returns the rest to waiting. */
+  /** Stops pulling and deregisters at once; in-flight tasks get the grace period, then go back to waiting. */
   close(graceMs = this.#graceMs): Promise<void> {
     this.#closing ??= (async () => {
       this.#log.info({ graceMs }, 'agent stopping: no new tasks, waiting for in-flight ones');
-      const timer = setTimeout(() => {
-        this.#worker.cancelAllJobs(SHUTDOWN);
-      }, graceMs);
+      this.#monitor.stop();
+      this.#stopCheck();
+      await Promise.all([this.#presence.stop(), this.#housekeeper.stop()]);
+      const timer = setTimeout(() => this.#worker.cancelAllJobs(SHUTDOWN), graceMs);
       try {
         await this.#worker.close();
       } finally {

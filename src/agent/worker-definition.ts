@@ -1,6 +1,8 @@
 /** What `workers/<type>.ts` exports: an agent type and the handler that does its work. */
 import type { z } from 'zod';
 import type { AgentType, PayloadOf } from '../agent-type/define.ts';
+import type { HealthCheck } from '../health/check.ts';
+import type { HealthPolicy } from '../health/policy.ts';
 import type { Logger } from '../logger.ts';
 
 /** Everything a handler may need besides its payload. Execution is at-least-once: use idempotencyKey. */
@@ -24,11 +26,21 @@ export type Handler<T extends AgentType> = (
   ctx: TaskContext,
 ) => Promise<z.input<T['result']>> | z.input<T['result']>;
 
-export interface WorkerDefinition<T extends AgentType = AgentType> {
+export interface WorkerOptions {
+  /**
+   * The agent's health check, run every interval: resolve when healthy (or with
+   * `{degraded: reason}`), throw when not. Default: event-loop lag and recent error rate.
+   */
+  healthCheck?: HealthCheck;
+  /** Overrides of the health policy (interval, timeouts, thresholds) for this type's agents. */
+  health?: Partial<HealthPolicy>;
+}
+
+export interface WorkerDefinition<T extends AgentType = AgentType> extends WorkerOptions {
   readonly type: T;
   readonly handler: Handler<T>;
 }
 
-export function defineWorker<T extends AgentType>(type: T, handler: Handler<T>): WorkerDefinition<T> {
-  return Object.freeze({ type, handler });
+export function defineWorker<T extends AgentType>(type: T, handler: Handler<T>, options: WorkerOptions = {}): WorkerDefinition<T> {
+  return Object.freeze({ type, handler, ...options });
 }

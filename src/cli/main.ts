@@ -5,6 +5,7 @@ import { Agent } from '../agent/agent.ts';
 import { startApi } from '../api/server.ts';
 import { loadConfig, type Config } from '../config/env.ts';
 import { isSwitchyardError } from '../errors.ts';
+import { TAG_PATTERN } from '../registry/record.ts';
 import { createLogger } from '../logger.ts';
 import { loadCatalogue, loadWorker } from './modules.ts';
 import { onShutdown } from './signals.ts';
@@ -19,6 +20,24 @@ const positiveInt = (value: string) => {
   return n;
 };
 
+const positiveNumber = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number greater than 0');
+  return n;
+};
+
+const poolName = (value: string) => {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(value)) throw new InvalidArgumentError('lowercase letters, digits and - (max 63)');
+  return value;
+};
+
+const tagList = (value: string) => {
+  const tags = value.split(',').map((t) => t.trim()).filter(Boolean);
+  const bad = tags.find((t) => !TAG_PATTERN.test(t));
+  if (bad) throw new InvalidArgumentError(`tag ${JSON.stringify(bad)}: letters, digits, _ . - (max 64)`);
+  return tags;
+};
+
 function config(): Config {
   return loadConfig();
 }
@@ -31,7 +50,7 @@ async function runApi(): Promise<void> {
   onShutdown(() => api.close(), log);
 }
 
-async function runWorker(type: string, opts: { pool?: string; concurrency?: number }): Promise<void> {
+async function runWorker(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg, { role: 'agent' });
   const definition = await loadWorker(cfg.workersDir, type);
@@ -42,6 +61,8 @@ async function runWorker(type: string, opts: { pool?: string; concurrency?: numb
     log,
     pool: opts.pool ?? cfg.pool,
     concurrency: opts.concurrency ?? cfg.concurrency,
+    weight: opts.weight ?? cfg.weight,
+    tags: opts.tags ?? cfg.tags,
   });
   onShutdown(() => agent.close(), log);
 }
@@ -63,8 +84,10 @@ program.command('api').description('serve the HTTP API and Bull Board').action(r
 program
   .command('worker <type>')
   .description('run an agent for one agent type, pulling from one pool')
-  .option('--pool <name>', 'pool to join (default: SWITCHYARD_POOL or "default")')
+  .option('--pool <name>', 'pool to join (default: SWITCHYARD_POOL or "default")', poolName)
   .option('--concurrency <n>', 'tasks run at once (default: SWITCHYARD_CONCURRENCY or 10)', positiveInt)
+  .option('--weight <w>', 'share of routed work relative to other agents (default: SWITCHYARD_WEIGHT or 1)', positiveNumber)
+  .option('--tags <a,b>', 'tags routing and queries can select (default: SWITCHYARD_TAGS)', tagList)
   .action(runWorker);
 
 program.parseAsync().catch((err: unknown) => {

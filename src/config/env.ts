@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../health/policy.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z
@@ -36,11 +37,26 @@ export const envSchema = z.object({
   SWITCHYARD_SHUTDOWN_GRACE_MS: int(0).default(10_000),
   SWITCHYARD_CONCURRENCY: int(1, 10_000).default(10),
   SWITCHYARD_POOL: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -').default('default'),
+  /** Agents heartbeat this often; one silent for 2 heartbeats reads UNKNOWN, for AGENT_TTL it is removed. */
+  SWITCHYARD_HEARTBEAT_MS: int(50).default(1000),
+  SWITCHYARD_AGENT_TTL_MS: int(100).default(3000),
+  /** Agents' own health checks (see src/health/policy.ts). */
+  SWITCHYARD_HEALTH_INTERVAL_MS: int(10).default(1000),
+  SWITCHYARD_HEALTH_TIMEOUT_MS: int(1).default(2000),
+  SWITCHYARD_DEGRADED_MS: int(1).default(500),
+  SWITCHYARD_UNHEALTHY_AFTER: int(1, 100).default(3),
+  /** How long a starting agent may take to pass its first health check before it gives up. */
+  SWITCHYARD_READY_TIMEOUT_MS: int(0).default(30_000),
+  SWITCHYARD_WEIGHT: z.coerce.number().positive().max(1_000_000).default(1),
+  SWITCHYARD_TAGS: list.default([]),
   /** Module that exports the agent-type catalogue, and the folder of worker entrypoints (relative to cwd). */
   SWITCHYARD_TYPES: z.string().min(1).default('queues/index.ts'),
   SWITCHYARD_WORKERS_DIR: z.string().min(1).default('workers'),
   /** Where `switchyard start` keeps the embedded Redis's AOF files. */
   SWITCHYARD_DATA_DIR: z.string().min(1).default('.switchyard'),
+}).refine((e) => e.SWITCHYARD_AGENT_TTL_MS > e.SWITCHYARD_HEARTBEAT_MS, {
+  path: ['SWITCHYARD_AGENT_TTL_MS'],
+  message: 'must be longer than SWITCHYARD_HEARTBEAT_MS (3x is a good choice)',
 });
 
 export type Config = Readonly<{
@@ -61,6 +77,12 @@ export type Config = Readonly<{
   shutdownGraceMs: number;
   concurrency: number;
   pool: string;
+  weight: number;
+  tags: readonly string[];
+  heartbeatMs: number;
+  agentTtlMs: number;
+  health: HealthPolicy;
+  readyTimeoutMs: number;
   typesModule: string;
   workersDir: string;
   dataDir: string;
@@ -97,6 +119,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     shutdownGraceMs: e.SWITCHYARD_SHUTDOWN_GRACE_MS,
     concurrency: e.SWITCHYARD_CONCURRENCY,
     pool: e.SWITCHYARD_POOL,
+    weight: e.SWITCHYARD_WEIGHT,
+    tags: Object.freeze(e.SWITCHYARD_TAGS),
+    heartbeatMs: e.SWITCHYARD_HEARTBEAT_MS,
+    agentTtlMs: e.SWITCHYARD_AGENT_TTL_MS,
+    health: Object.freeze({
+      ...DEFAULT_HEALTH_POLICY,
+      intervalMs: e.SWITCHYARD_HEALTH_INTERVAL_MS,
+      checkTimeoutMs: e.SWITCHYARD_HEALTH_TIMEOUT_MS,
+      degradedMs: e.SWITCHYARD_DEGRADED_MS,
+      unhealthyAfter: e.SWITCHYARD_UNHEALTHY_AFTER,
+    }),
+    readyTimeoutMs: e.SWITCHYARD_READY_TIMEOUT_MS,
     typesModule: e.SWITCHYARD_TYPES,
     workersDir: e.SWITCHYARD_WORKERS_DIR,
     dataDir: e.SWITCHYARD_DATA_DIR,

@@ -66,7 +66,7 @@ describe('Agent', () => {
     const { task } = await sys.producer.enqueue({ type: 'flaky', payload: {} });
     const view = await settled(task.id);
     expect(view).toMatchObject({ state: 'completed', result: { ok: true, attempt: 1 }, attempts: { made: 1 } });
-    expect(view.agent).toMatch(/^flaky\.default@/);
+    expect(view.agent).toMatch(/^flaky\.default-/);
   });
 
   it('retries a retryable failure and then succeeds', async () => {

@@ -1,0 +1,140 @@
+/**
+ * What an agent does with one task: check the envelope and payload, run the handler with a hard
+ * timeout, check the result, and tell BullMQ what to do when it fails (retry, fail for good, or
+ * put the task back untouched when the agent shuts down).
+ */
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { isNonRetryable, TimeoutError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { envelopeSchema, type TaskEnvelope } from '../task/envelope.ts';
+import { summarize, toFieldIssues } from '../validation.ts';
+import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
+
+/** Abort reasons given to BullMQ's per-job signal. */
+export const TIMEOUT = 'switchyard:timeout';
+export const SHUTDOWN = 'switchyard:shutdown';
+const NEVER = new AbortController().signal;
+
+export interface ProcessorHooks {
+  definition: WorkerDefinition;
+  pool: string;
+  log: Logger;
+  /** Aborts a running job's signal with a reason (BullMQ's Worker.cancelJob). */
+  cancel(jobId: string, reason: string): void;
+  /** Called when a handler run ends, for the agent's load and error-rate figures. */
+  started(): void;
+  finished(ok: boolean): void;
+}
+
+export type Processor = (job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined) => Promise<unknown>;
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+
+function raceAbort<T>(pending: PromiseLike<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('attempt aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** The handler's context; a class so that building one per task stays cheap (the logger is lazy). */
+class AttemptContext implements TaskContext {
+  readonly taskId: string;
+  readonly type: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly idempotencyKey: string;
+  #log: Logger | undefined;
+
+  constructor(
+    private readonly job: Job<TaskEnvelope>,
+    env: TaskEnvelope,
+    readonly pool: string,
+    readonly signal: AbortSignal,
+    private readonly parentLog: Logger,
+  ) {
+    this.taskId = job.id ?? '';
+    this.type = job.name;
+    this.attempt = job.attemptsMade + 1;
+    this.maxAttempts = job.opts.attempts ?? 1;
+    this.idempotencyKey = env.key ?? this.taskId;
+  }
+
+  get log(): Logger {
+    return (this.#log ??= this.parentLog.child({ taskId: this.taskId }));
+  }
+
+  progress(value: number | object): Promise<void> {
+    return this.job.updateProgress(value);
+  }
+}
+
+/**
+ * When the job's signal fired, its reason decides what the failure means, whatever the handler
+ * threw on the way out.
+ */
+async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<Error> {
+  if (signal?.aborted) {
+    if (signal.reason === SHUTDOWN) {
+      // Past the grace period: give the task back without spending an attempt.
+      await job.moveToWait(token);
+      return new WaitingError('agent shut down before the task finished; back to waiting');
+    }
+    if (signal.reason === TIMEOUT) return new TimeoutError(timeoutMs);
+    return new UnrecoverableError(`cancelled: ${String(signal.reason)}`);
+  }
+  if (isNonRetryable(err)) return new UnrecoverableError(err instanceof Error ? err.message : String(err));
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export function createProcessor(h: ProcessorHooks): Processor {
+  const type = h.definition.type;
+  return async (job, token, signal) => {
+    const envelope = envelopeSchema.safeParse(job.data);
+    if (!envelope.success) {
+      throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${summarize(toFieldIssues(envelope.error))}`);
+    }
+    const env = envelope.data;
+    const payload = type.payload.safeParse(env.payload);
+    if (!payload.success) {
+      throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
+    }
+    // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
+    // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
+    const jobId = job.id ?? '';
+    const timer = setTimeout(() => h.cancel(jobId, TIMEOUT), env.timeoutMs);
+    const ctx = new AttemptContext(job, env, h.pool, signal ?? NEVER, h.log);
+    let output: unknown;
+    h.started();
+    let ok = false;
+    try {
+      const pending = h.definition.handler(payload.data, ctx);
+      // Synchronous handlers skip the race; async ones race the signal, so a handler that ignores
+      // its signal still cannot hold the attempt past its timeout.
+      output = !isThenable(pending) ? pending : signal ? await raceAbort(pending, signal) : await pending;
+      ok = true;
+    } catch (err) {
+      throw await classify(err, job, token, signal, env.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+      h.finished(ok);
+    }
+    const result = type.result.safeParse(output);
+    if (!result.success) {
+      throw new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
+    }
+    return result.data;
+  };
+}
