@@ -2,14 +2,28 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defineWorker, FatalError } from '../src/index.ts';
 import { flaky } from '../queues/flaky.ts';
 
-export default defineWorker(flaky, async (p, ctx) => {
-  const started = Date.now();
-  const delay = p.latencyMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
-  if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
-  const fail = ctx.attempt <= p.failUntilAttempt || (p.failRate > 0 && Math.random() < p.failRate);
-  if (fail) {
-    const msg = `flaky failure on attempt ${ctx.attempt}`;
-    throw p.fatal ? new FatalError(msg) : new Error(msg);
-  }
-  return { ok: true as const, attempt: ctx.attempt, tookMs: Date.now() - started };
-});
+/** When set, the agent's health check probes this downstream: any non-2xx answer is a failed check. */
+const downstream = process.env.FLAKY_HEALTH_URL;
+
+export default defineWorker(
+  flaky,
+  async (p, ctx) => {
+    const started = Date.now();
+    const delay = p.latencyMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
+    if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
+    const fail = ctx.attempt <= p.failUntilAttempt || (p.failRate > 0 && Math.random() < p.failRate);
+    if (fail) {
+      const msg = `flaky failure on attempt ${ctx.attempt}`;
+      throw p.fatal ? new FatalError(msg) : new Error(msg);
+    }
+    return { ok: true as const, attempt: ctx.attempt, tookMs: Date.now() - started };
+  },
+  downstream
+    ? {
+        healthCheck: async (signal) => {
+          const res = await fetch(downstream, { signal });
+          if (!res.ok) throw new Error(`downstream ${downstream} answered ${res.status}`);
+        },
+      }
+    : {},
+);

@@ -17,6 +17,9 @@ import { BOARD_PATH, boardRouter } from './board.ts';
 import { problem, problemOf, type Reply } from './problem.ts';
 import { healthz, readyz } from './routes/health.ts';
 import { createBatch, createTask, getTask } from './routes/tasks.ts';
+import { drainAgent, listAgents, listPools } from './routes/agents.ts';
+import type { Registry } from '../registry/registry.ts';
+import { withRedis } from '../redis/connection.ts';
 
 export interface ApiDeps {
   config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted'>;
@@ -25,6 +28,7 @@ export interface ApiDeps {
   producer: TaskProducer;
   lookup: TaskLookup;
   catalogue: Catalogue;
+  registry: Registry;
   log: Logger;
 }
 
@@ -80,6 +84,9 @@ export function createApp(d: ApiDeps): express.Express {
   app.post('/v1/tasks', requireJsonBody, json, handle((req) => createTask(d.producer, req.body)));
   app.post('/v1/tasks/batch', requireJsonBody, json, handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
+  app.get('/v1/agents', handle((req) => withRedis(d.redis, () => listAgents(d.registry, req.query))));
+  app.post('/v1/agents/:id/drain', handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
+  app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query))));
   const agentTypes = d.catalogue.describe();
   app.get('/v1/agent-types', handle(() => ({ status: 200, body: agentTypes })));
 

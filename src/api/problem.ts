@@ -26,6 +26,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   UNKNOWN_AGENT_TYPE: [404, 'Unknown agent type'],
   TASK_NOT_FOUND: [404, 'Task not found'],
   NOT_FOUND: [404, 'Not found'],
+  AGENT_NOT_FOUND: [404, 'Agent not found'],
   UNAUTHORIZED: [401, 'Unauthorized'],
   UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],

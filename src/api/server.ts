@@ -10,6 +10,11 @@ import { DEFAULT_POOL, fixedRouter } from '../routing/fixed.ts';
 import { TaskLookup } from '../task/lookup.ts';
 import { PoolQueues } from '../task/pool-queues.ts';
 import { TaskProducer } from '../task/producer.ts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Housekeeper } from '../housekeeping/housekeeper.ts';
+import { keys } from '../redis/keys.ts';
+import { Registry } from '../registry/registry.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
 
@@ -44,8 +49,20 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   const queues = new PoolQueues(redis, config.prefix);
   for (const t of catalogue.list()) queues.get({ type: t.name, pool: DEFAULT_POOL });
   const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
-  const lookup = new TaskLookup(queues, catalogue, redis);
-  const app = createApp({ config, redis, queues, producer, lookup, catalogue, log });
+  const registry = new Registry(redis, config.prefix);
+  const lookup = new TaskLookup(queues, catalogue, redis, registry);
+  const app = createApp({ config, redis, queues, producer, lookup, catalogue, registry, log });
+  // Any process may do the housekeeping; the one holding the lease does.
+  const housekeeper = new Housekeeper({
+    redis,
+    lockKey: keys(config.prefix).registry.housekeeper,
+    owner: `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    intervalMs: config.heartbeatMs,
+    leaseMs: 3 * config.heartbeatMs,
+    chores: [{ name: 'expire agents', run: (now) => registry.expire(now).then(() => undefined) }],
+    log,
+  });
+  housekeeper.start();
 
   const refresh = () => void queues.refresh().catch(() => {});
   refresh();
@@ -67,6 +84,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     port,
     async close() {
       clearInterval(refresher);
+      await housekeeper.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -2,7 +2,9 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { withRedis } from '../redis/connection.ts';
-import { parseQueueName } from '../redis/keys.ts';
+import { parseQueueName, poolLabel } from '../redis/keys.ts';
+import type { Registry } from '../registry/registry.ts';
+import { poolEligibility } from '../routing/eligibility.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { TaskEnvelope } from './envelope.ts';
 import { typeOfTaskId } from './id.ts';
@@ -14,6 +16,7 @@ export class TaskLookup {
     private readonly queues: PoolQueues,
     private readonly catalogue: Catalogue,
     private readonly redis: Redis,
+    private readonly registry?: Registry,
   ) {}
 
   async find(id: string): Promise<TaskView | undefined> {
@@ -32,7 +35,14 @@ export class TaskLookup {
       job = (await this.queues.get(parseQueueName(job.queueName)!).getJob(id)) ?? job;
     }
     const state = taskState(job, bullState);
-    return state ? viewOf(job, state) : undefined;
+    if (!state) return undefined;
+    const view = viewOf(job, state);
+    if (this.registry && (state === 'waiting' || state === 'delayed' || state === 'failed')) {
+      const ref = parseQueueName(job.queueName)!;
+      const { eligible, reasons } = poolEligibility(await this.registry.list({ type: ref.type, pool: ref.pool }));
+      if (!eligible) view.note = `pool ${poolLabel(ref)} cannot take it now (${reasons.join('; ')}): it waits until an agent there is healthy`;
+    }
+    return view;
   }
 
   async #search(type: string, id: string): Promise<Job<TaskEnvelope> | undefined> {

@@ -1,0 +1,49 @@
+/** GET /v1/agents, POST /v1/agents/:id/drain, GET /v1/pools. */
+import { z } from 'zod';
+import { SwitchyardError } from '../../errors.ts';
+import { HEALTH_STATES } from '../../health/state.ts';
+import { parseCapability, type Registry } from '../../registry/registry.ts';
+import { TAG_PATTERN } from '../../registry/record.ts';
+import { NAME_PATTERN } from '../../redis/keys.ts';
+import { poolOverview } from '../../routing/pool-overview.ts';
+import type { PoolQueues } from '../../task/pool-queues.ts';
+import { parseOrThrow } from '../../validation.ts';
+import type { Reply } from '../problem.ts';
+
+/** `?tag=a,b` and `?tag=a&tag=b` both mean a AND b. */
+const commaList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean));
+
+export const agentQuerySchema = z.strictObject({
+  type: z.string().regex(NAME_PATTERN, 'an agent type name').optional(),
+  pool: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a pool name').optional(),
+  health: commaList.pipe(z.array(z.enum(HEALTH_STATES, { error: `one of ${HEALTH_STATES.join(', ')}` }))).optional(),
+  tag: commaList.pipe(z.array(z.string().regex(TAG_PATTERN, 'letters, digits, _ . -'))).optional(),
+  capability: z.string().optional(),
+});
+
+export async function listAgents(registry: Registry, query: unknown): Promise<Reply> {
+  const q = parseOrThrow(agentQuerySchema, query, 'agent query');
+  const agents = await registry.list({
+    type: q.type,
+    pool: q.pool,
+    health: q.health,
+    tags: q.tag,
+    capability: q.capability ? parseCapability(q.capability) : undefined,
+  });
+  return { status: 200, body: agents };
+}
+
+export async function drainAgent(registry: Registry, id: string): Promise<Reply> {
+  const agent = await registry.drain(id);
+  if (!agent) throw new SwitchyardError('AGENT_NOT_FOUND', `no live agent with id ${JSON.stringify(id)}; GET /v1/agents lists them`);
+  return { status: 202, body: agent };
+}
+
+const poolQuerySchema = z.strictObject({ type: z.string().regex(NAME_PATTERN, 'an agent type name').optional() });
+
+export async function listPools(registry: Registry, queues: PoolQueues, query: unknown): Promise<Reply> {
+  const q = parseOrThrow(poolQuerySchema, query, 'pool query');
+  return { status: 200, body: await poolOverview(registry, queues, q.type) };
+}
