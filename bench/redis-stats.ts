@@ -1,4 +1,4 @@
-/** Redis commands executed between two points, from INFO commandstats. */
+/** What Redis did between two points (INFO commandstats, INFO cpu), and cleanup of a bench prefix. */
 import type { Redis } from 'ioredis';
 
 export async function totalCommands(redis: Redis): Promise<number> {
@@ -6,4 +6,20 @@ export async function totalCommands(redis: Redis): Promise<number> {
   let total = 0;
   for (const m of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) total += Number(m[1]);
   return total;
+}
+
+/** CPU seconds the Redis server has used (main thread and children, user + system). */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const get = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return get('used_cpu_sys') + get('used_cpu_user');
+}
+
+export async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }

@@ -11,7 +11,7 @@ import { createRedis } from '../src/redis/connection.ts';
 import { fixedRouter } from '../src/routing/fixed.ts';
 import { PoolQueues } from '../src/task/pool-queues.ts';
 import { TaskProducer } from '../src/task/producer.ts';
-import { totalCommands } from './redis-stats.ts';
+import { deletePrefix, totalCommands } from './redis-stats.ts';
 
 export interface ThroughputOptions {
   redisUrl: string;
@@ -30,15 +30,6 @@ const noop = defineAgentType({ name: 'noop', version: '1.0.0', payload: z.object
 
 async function untilCount(get: () => number, n: number): Promise<void> {
   while (get() < n) await new Promise((r) => setTimeout(r, 5));
-}
-
-async function deletePrefix(redis: Redis, prefix: string) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 export async function bareBullmq(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
