@@ -29,22 +29,47 @@ export async function runCheck(check: HealthCheck, timeoutMs: number): Promise<C
   }
 }
 
-/** Outcomes of the last `windowMs` of handler runs, for the default check's error rate. */
+/**
+ * Outcomes of handler runs over the last `windowMs`, for the default check's error rate: counted
+ * in one-second buckets, so recording a task is O(1) whatever the throughput.
+ */
 export class OutcomeWindow {
-  #events: Array<{ at: number; ok: boolean }> = [];
-  constructor(private readonly windowMs = 30_000) {}
+  readonly #seconds: number;
+  readonly #stamp: Int32Array;
+  readonly #ok: Uint32Array;
+  readonly #failed: Uint32Array;
+
+  constructor(windowMs = 30_000) {
+    this.#seconds = Math.max(1, Math.ceil(windowMs / 1000));
+    this.#stamp = new Int32Array(this.#seconds).fill(-1);
+    this.#ok = new Uint32Array(this.#seconds);
+    this.#failed = new Uint32Array(this.#seconds);
+  }
 
   record(ok: boolean, at = Date.now()): void {
-    this.#events.push({ at, ok });
-    if (this.#events.length > 10_000) this.#events.splice(0, this.#events.length - 10_000);
+    const second = Math.floor(at / 1000);
+    const i = second % this.#seconds;
+    if (this.#stamp[i] !== second) {
+      this.#stamp[i] = second;
+      this.#ok[i] = 0;
+      this.#failed[i] = 0;
+    }
+    if (ok) this.#ok[i]!++;
+    else this.#failed[i]!++;
   }
 
   rate(now = Date.now()): { total: number; failed: number } {
-    const from = now - this.windowMs;
-    let i = 0;
-    while (i < this.#events.length && this.#events[i]!.at < from) i++;
-    if (i > 0) this.#events.splice(0, i);
-    return { total: this.#events.length, failed: this.#events.filter((e) => !e.ok).length };
+    const newest = Math.floor(now / 1000);
+    let total = 0;
+    let failed = 0;
+    for (let i = 0; i < this.#seconds; i++) {
+      const stamp = this.#stamp[i]!;
+      if (stamp > newest - this.#seconds && stamp <= newest) {
+        total += this.#ok[i]! + this.#failed[i]!;
+        failed += this.#failed[i]!;
+      }
+    }
+    return { total, failed };
   }
 }
 

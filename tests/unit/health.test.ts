@@ -122,9 +122,10 @@ describe('default check', () => {
   });
 
   it('forgets outcomes older than its window', () => {
-    const window = new OutcomeWindow(1000);
+    const window = new OutcomeWindow(3000);
     window.record(false, 0);
-    window.record(true, 1500);
-    expect(window.rate(2000)).toEqual({ total: 1, failed: 0 });
+    window.record(true, 2500);
+    expect(window.rate(3000)).toEqual({ total: 1, failed: 0 });
+    expect(window.rate(2900)).toEqual({ total: 2, failed: 1 });
   });
 });
