@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'TASK_TIMEOUT'
   | 'AGENT_SHUTDOWN'
   | 'AGENT_NOT_READY'
-  | 'AGENT_NOT_FOUND';
+  | 'AGENT_NOT_FOUND'
+  | 'RETRY_AFTER';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */
@@ -62,6 +63,23 @@ export class TimeoutError extends SwitchyardError {
     super('TASK_TIMEOUT', `task timeout: the attempt ran longer than timeoutMs=${ms}`);
     this.name = 'TimeoutError';
   }
+}
+
+/** Retry this task after `retryAfterMs` instead of its backoff (a downstream said when: 429, 503). */
+export class RetryAfterError extends SwitchyardError {
+  readonly retryAfterMs: number;
+  constructor(retryAfterMs: number, message = `retry after ${retryAfterMs} ms`) {
+    super('RETRY_AFTER', message);
+    this.name = 'RetryAfterError';
+    this.retryAfterMs = Math.max(0, Math.round(retryAfterMs));
+  }
+}
+
+/** The delay a RetryAfterError asks for (also after JSON), or undefined. */
+export function retryAfterMs(err: unknown): number | undefined {
+  if (!hasCode(err, 'RETRY_AFTER')) return undefined;
+  const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
 
 export class RedisUnavailableError extends SwitchyardError {

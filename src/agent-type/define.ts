@@ -7,25 +7,17 @@ import semver from 'semver';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../redis/keys.ts';
 import { parseOrThrow } from '../validation.ts';
-
-export const backoffSchema = z.object({
-  type: z.enum(['exponential', 'fixed']).default('exponential'),
-  /** First retry delay (exponential: base, doubled each attempt). */
-  delayMs: z.number().int().min(0).default(1000),
-  /** Random spread around each delay, 0..1 (0.2 = ±20 %). */
-  jitter: z.number().min(0).max(1).default(0.2),
-});
+import { backoffSchema, DEFAULT_BACKOFF } from '../retry/backoff.ts';
 
 export const taskDefaultsSchema = z.object({
   attempts: z.number().int().min(1).max(100).default(3),
-  backoff: backoffSchema.default({ type: 'exponential', delayMs: 1000, jitter: 0.2 }),
+  backoff: backoffSchema.default(DEFAULT_BACKOFF),
   /** Hard limit per attempt; the handler's AbortSignal fires when it passes. */
   timeoutMs: z.number().int().min(1).max(86_400_000).default(30_000),
   /** BullMQ priority: 1 is the highest, larger runs later; 0 = none (plain FIFO, ahead of prioritized tasks). */
   priority: z.number().int().min(0).max(2_097_152).default(0),
 });
 
-export type Backoff = z.output<typeof backoffSchema>;
 export type TaskDefaults = z.output<typeof taskDefaultsSchema>;
 
 const definitionSchema = z.object({

@@ -25,6 +25,7 @@ import { Registry, type HeartbeatReport } from '../registry/registry.ts';
 import type { TaskEnvelope } from '../task/envelope.ts';
 import { registerPoolQueue } from '../task/pool-queues.ts';
 import { Presence } from './presence.ts';
+import { backoffStrategy } from '../retry/strategy.ts';
 import { createProcessor, SHUTDOWN } from './processor.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 
@@ -129,6 +130,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         lockDuration: config.lockMs,
         stalledInterval: config.stalledIntervalMs,
         maxStalledCount: config.maxStalled,
+        settings: { backoffStrategy },
         autorun: false,
       },
     );

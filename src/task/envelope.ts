@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { STRATEGIES } from '../routing/decision.ts';
+import { backoffSchema } from '../retry/backoff.ts';
 
 export const envelopeSchema = z.object({
   payload: z.unknown(),
@@ -12,6 +13,8 @@ export const envelopeSchema = z.object({
   /** idempotencyKey given by the producer, passed to the handler (defaults to the task id). */
   key: z.string().optional(),
   tags: z.array(z.string()).optional(),
+  /** The task's resolved retry policy (type defaults, then per-task overrides). */
+  backoff: backoffSchema.optional(),
   routing: z.object({
     strategy: z.enum([...STRATEGIES, 'fixed']),
     pool: z.string(),

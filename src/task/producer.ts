@@ -15,6 +15,8 @@ import { keys as keyBuilder, parseQueueName, queueName } from '../redis/keys.ts'
 import type { Router } from '../routing/decision.ts';
 import { parseOrThrow, summarize } from '../validation.ts';
 import type { TaskEnvelope } from './envelope.ts';
+import { backoffSchema } from '../retry/backoff.ts';
+import { BACKOFF_TYPE } from '../retry/strategy.ts';
 import { newTaskId } from './id.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskRequestSchema, type TaskRequest } from './request.ts';
@@ -62,16 +64,17 @@ export class TaskProducer {
 
   #build(req: TaskRequest, type: AgentType, payload: unknown): PreparedTask {
     const d = type.defaults;
+    const backoff = req.backoff ? parseOrThrow(backoffSchema, { ...d.backoff, ...req.backoff }, 'backoff', 'backoff') : d.backoff;
     const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy });
     const id = newTaskId(type.name);
-    const envelope: TaskEnvelope = { payload, timeoutMs: req.timeoutMs ?? d.timeoutMs, routing };
+    const envelope: TaskEnvelope = { payload, timeoutMs: req.timeoutMs ?? d.timeoutMs, routing, backoff };
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;
     if (req.tags?.length) envelope.tags = req.tags;
     const priority = req.priority ?? d.priority;
     const opts: JobsOptions = {
       jobId: id,
       attempts: req.attempts ?? d.attempts,
-      backoff: { type: d.backoff.type, delay: d.backoff.delayMs, jitter: d.backoff.jitter },
+      backoff: { type: BACKOFF_TYPE }, // computed per task by the agents' strategy (src/retry/strategy.ts)
       removeOnComplete: this.#d.config.keepCompleted,
       removeOnFail: false, // dead tasks are kept until replayed or deleted: nothing vanishes
       ...(priority > 0 ? { priority } : {}),

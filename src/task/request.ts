@@ -11,6 +11,14 @@ export const taskRequestSchema = z.strictObject({
   priority: z.number().int().min(0).max(2_097_152).optional(),
   delayMs: z.number().int().min(0).max(31_536_000_000).optional(),
   attempts: z.number().int().min(1).max(100).optional(),
+  /** Overrides of the type's retry policy, field by field. */
+  backoff: z.strictObject({
+    type: z.enum(['exponential', 'linear', 'fixed']).optional(),
+    delayMs: z.number().int().min(0).max(86_400_000).optional(),
+    factor: z.number().min(1).max(100).optional(),
+    maxDelayMs: z.number().int().min(0).max(7 * 86_400_000).optional(),
+    jitter: z.number().min(0).max(1).optional(),
+  }).optional(),
   timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
   pool: poolName.optional(),
   tags: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (max 64)')).max(32).optional(),

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { Agent } from '../../src/agent/agent.ts';
 import { defineWorker } from '../../src/agent/worker-definition.ts';
 import { defineAgentType } from '../../src/agent-type/define.ts';
-import { FatalError } from '../../src/errors.ts';
+import { FatalError, RetryAfterError } from '../../src/errors.ts';
 import { queueName } from '../../src/redis/keys.ts';
 import flakyWorker from '../../workers/flaky.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
@@ -38,7 +38,7 @@ const settled = (id: string, timeoutMs = 15_000) =>
 const strict = defineAgentType({
   name: 'strict',
   version: '1.0.0',
-  payload: z.object({ mode: z.enum(['ok', 'bad-result', 'fatal', 'hang', 'slow']), ms: z.number().default(0) }),
+  payload: z.object({ mode: z.enum(['ok', 'bad-result', 'fatal', 'hang', 'slow', 'retry-after']), ms: z.number().default(0) }),
   result: z.object({ value: z.number() }),
   defaults: { attempts: 3, backoff: { type: 'fixed', delayMs: 10, jitter: 0 }, timeoutMs: 300 },
 });
@@ -47,6 +47,7 @@ const strictWorker = defineWorker(strict, async (p, ctx) => {
   calls++;
   if (p.mode === 'bad-result') return { value: 'not a number' } as never;
   if (p.mode === 'fatal') throw new FatalError('the card was declined');
+  if (p.mode === 'retry-after' && ctx.attempt === 1) throw new RetryAfterError(p.ms, 'rate limited downstream');
   if (p.mode === 'hang') await new Promise(() => {});
   if (p.mode === 'slow') await new Promise((r) => setTimeout(r, p.ms));
   return { value: ctx.attempt };
@@ -112,6 +113,16 @@ describe('Agent', () => {
     expect(view.failedReason).toMatch(/result of strict is invalid: result\.value/);
   });
 
+  it('waits as long as a RetryAfterError asks before the next attempt', async () => {
+    const id = await enqueueRaw({ mode: 'retry-after', ms: 700 });
+    const job = await waitFor(async () => {
+      const j = await strictQueue.getJob(id);
+      return j && (await j.getState()) === 'completed' ? j : undefined;
+    }, { what: 'the retried job' });
+    expect(job.attemptsMade).toBe(2);
+    expect(job.processedOn! - job.timestamp).toBeGreaterThanOrEqual(700);
+  });
+
   it('times out an attempt past timeoutMs and retries it', async () => {
     const view = await settledJob(await enqueueRaw({ mode: 'hang' }, 2));
     expect(view).toMatchObject({ state: 'failed', attemptsMade: 2 });
@@ -146,12 +157,13 @@ const rawQueue = (pool: string) => new Queue(queueName({ type: 'strict', pool })
 const strictQueue = rawQueue('default');
 afterAll(() => strictQueue.close());
 const envelope = (payload: unknown, timeoutMs = 300) => ({
+  backoff: { type: 'fixed', delayMs: 10, factor: 2, maxDelayMs: 1000, jitter: 0 },
   payload,
   timeoutMs,
   routing: { strategy: 'fixed', pool: 'default', candidates: ['default'], reason: 'test' },
 });
 async function enqueueRaw(payload: unknown, attempts = 3): Promise<string> {
-  const job = await strictQueue.add('strict', envelope(payload), { attempts, backoff: { type: 'fixed', delay: 10 } });
+  const job = await strictQueue.add('strict', envelope(payload), { attempts, backoff: { type: 'switchyard' } });
   return job.id!;
 }
 async function settledJob(id: string) {

@@ -10,7 +10,7 @@ const result = z.object({ doubled: z.number() });
 describe('defineAgentType', () => {
   it('fills defaults and freezes the type', () => {
     const t = defineAgentType({ name: 'double', version: '1.2.3', payload, result });
-    expect(t.defaults).toEqual({ attempts: 3, backoff: { type: 'exponential', delayMs: 1000, jitter: 0.2 }, timeoutMs: 30_000, priority: 0 });
+    expect(t.defaults).toEqual({ attempts: 3, backoff: { type: 'exponential', delayMs: 1000, factor: 2, maxDelayMs: 3_600_000, jitter: 0.2 }, timeoutMs: 30_000, priority: 0 });
     expect(Object.isFrozen(t)).toBe(true);
   });
 

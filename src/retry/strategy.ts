@@ -1,0 +1,18 @@
+/**
+ * The backoff strategy agents give BullMQ: every task's jobs carry `backoff: {type: 'switchyard'}`
+ * and their resolved policy in the envelope, so the delay is computed here, per task, with our
+ * rules (jitter before the cap, RetryAfterError honoured).
+ */
+import type { MinimalJob } from 'bullmq';
+import { retryAfterMs } from '../errors.ts';
+import { DEFAULT_BACKOFF, retryDelay } from './backoff.ts';
+import type { TaskEnvelope } from '../task/envelope.ts';
+
+export const BACKOFF_TYPE = 'switchyard';
+
+export function backoffStrategy(attemptsMade: number, _type: string | undefined, err: Error | undefined, job: MinimalJob | undefined): number {
+  const asked = retryAfterMs(err);
+  if (asked !== undefined) return asked;
+  const policy = (job?.data as Partial<TaskEnvelope> | undefined)?.backoff ?? DEFAULT_BACKOFF;
+  return retryDelay(policy, attemptsMade);
+}
