@@ -43,7 +43,18 @@ export function keys(prefix: string) {
       /** lock held by the one process running housekeeping. */
       housekeeper: `${prefix}:{registry}:housekeeper`,
     },
+    /** Circuit breakers: each one's state and probe permits share its own tag. */
+    breaker: {
+      state: (name: string) => `${prefix}:{breaker:${name}}`,
+      probes: (name: string) => `${prefix}:{breaker:${name}}:probes`,
+      /** Set of every breaker name, for listings. */
+      index: `${prefix}:breakers`,
+      events: `${prefix}:breaker-events`,
+    },
   } as const;
 }
+
+/** The breaker that guards a pool. */
+export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;
 
 export type Keys = ReturnType<typeof keys>;

@@ -1,5 +1,9 @@
 /** Every Lua script Switchyard runs, each one atomic operation (sources in ./lua, KEYS/ARGV in their headers). */
 import { defineScript } from './script.ts';
+import { lua as breakerAcquire } from './lua/breaker-acquire.ts';
+import { lua as breakerProbe } from './lua/breaker-probe.ts';
+import { lua as breakerRecord } from './lua/breaker-record.ts';
+import { lua as breakerReset } from './lua/breaker-reset.ts';
 import { lua as lockAcquire } from './lua/lock-acquire.ts';
 import { lua as lockRelease } from './lua/lock-release.ts';
 import { lua as registryDrain } from './lua/registry-drain.ts';
@@ -8,6 +12,10 @@ import { lua as registryRegister } from './lua/registry-register.ts';
 import { lua as registryRemove } from './lua/registry-remove.ts';
 
 export const scripts = {
+  breakerRecord: defineScript<string>({ name: 'breaker-record', numberOfKeys: 1, lua: breakerRecord }),
+  breakerAcquire: defineScript<'CLOSED' | 'PROBE' | 'DENIED'>({ name: 'breaker-acquire', numberOfKeys: 2, lua: breakerAcquire }),
+  breakerProbe: defineScript<string>({ name: 'breaker-probe', numberOfKeys: 2, lua: breakerProbe }),
+  breakerReset: defineScript<string>({ name: 'breaker-reset', numberOfKeys: 2, lua: breakerReset }),
   registryRegister: defineScript<number>({ name: 'registry-register', numberOfKeys: -1, lua: registryRegister }),
   registryHeartbeat: defineScript<number>({ name: 'registry-heartbeat', numberOfKeys: 2, lua: registryHeartbeat }),
   registryDrain: defineScript<number>({ name: 'registry-drain', numberOfKeys: 1, lua: registryDrain }),

@@ -1,0 +1,81 @@
+/**
+ * Every process's view of the breakers: updated at once from the events channel (pub/sub) and
+ * re-read every `refreshMs` as a safety net (a missed message, a reconnect), so routers and agents
+ * act on a change within about 100 ms without a Redis call per task.
+ */
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { keys } from '../redis/keys.ts';
+import { readBreaker } from './breaker.ts';
+import type { BreakerEvent, BreakerState, BreakerView } from './state.ts';
+
+export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
+  readonly #states = new Map<string, { state: BreakerState; openedAt?: number; trips: number }>();
+  readonly #k: ReturnType<typeof keys>['breaker'];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    /** A connection of its own: it goes into subscriber mode. */
+    private readonly subscriber: Redis,
+    prefix: string,
+    private readonly openMsOf: (name: string) => number,
+    private readonly refreshMs = 1000,
+  ) {
+    super();
+    this.#k = keys(prefix).breaker;
+  }
+
+  async start(): Promise<void> {
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.#k.events) return;
+      try {
+        this.#apply(JSON.parse(message) as BreakerEvent);
+      } catch {
+        /* not ours */
+      }
+    });
+    await this.subscriber.subscribe(this.#k.events);
+    await this.refresh();
+    const loop = () => {
+      this.#timer = setTimeout(() => void this.refresh().catch(() => undefined).finally(loop), this.refreshMs);
+      this.#timer.unref();
+    };
+    loop();
+  }
+
+  #apply(e: BreakerEvent): void {
+    const before = this.#states.get(e.name);
+    this.#states.set(e.name, { state: e.state, trips: e.trips, ...(e.state === 'OPEN' ? { openedAt: e.at } : {}) });
+    if (before?.state !== e.state) this.emit('change', e);
+  }
+
+  /** Re-reads every known breaker. */
+  async refresh(): Promise<BreakerView[]> {
+    const names = await this.redis.smembers(this.#k.index);
+    const views = await Promise.all(names.map((n) => readBreaker(this.redis, this.#k, n, this.openMsOf(n))));
+    for (const v of views) {
+      const openedAt = v.openedAt ? Date.parse(v.openedAt) : undefined;
+      const before = this.#states.get(v.name);
+      this.#states.set(v.name, { state: v.state, trips: v.trips, ...(openedAt ? { openedAt } : {}) });
+      if (before && before.state !== v.state) this.emit('change', { name: v.name, state: v.state, at: Date.now(), trips: v.trips });
+    }
+    return views;
+  }
+
+  /** The cached state; a breaker never heard of is CLOSED. */
+  state(name: string): BreakerState {
+    return this.#states.get(name)?.state ?? 'CLOSED';
+  }
+
+  /** When an OPEN breaker admits probes (ms since epoch), or undefined. */
+  halfOpenAt(name: string): number | undefined {
+    const s = this.#states.get(name);
+    return s?.state === 'OPEN' && s.openedAt !== undefined ? s.openedAt + this.openMsOf(name) : undefined;
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+  }
+}
