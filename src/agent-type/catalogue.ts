@@ -2,12 +2,16 @@
 import { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
 import type { AgentType, TaskDefaults } from './define.ts';
+import type { BreakerPolicy } from '../breaker/policy.ts';
+import type { Strategy } from '../routing/decision.ts';
 
 export interface AgentTypeDescription {
   name: string;
   version: string;
   description?: string;
   defaults: TaskDefaults;
+  breaker: BreakerPolicy;
+  strategy: Strategy;
   payloadSchema: unknown;
   resultSchema: unknown;
 }
@@ -55,6 +59,8 @@ export class Catalogue {
       version: t.version,
       ...(t.description ? { description: t.description } : {}),
       defaults: t.defaults,
+      breaker: t.breaker,
+      strategy: t.strategy,
       payloadSchema: z.toJSONSchema(t.payload, { io: 'input', unrepresentable: 'any' }),
       resultSchema: z.toJSONSchema(t.result, { io: 'output', unrepresentable: 'any' }),
     }));

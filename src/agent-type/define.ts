@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { NAME_PATTERN } from '../redis/keys.ts';
 import { parseOrThrow } from '../validation.ts';
 import { backoffSchema, DEFAULT_BACKOFF } from '../retry/backoff.ts';
+import { breakerSettingSchema, resolveBreakerPolicy, type BreakerPolicy, type BreakerSetting } from '../breaker/policy.ts';
+import { STRATEGIES, type Strategy } from '../routing/decision.ts';
 
 export const taskDefaultsSchema = z.object({
   attempts: z.number().int().min(1).max(100).default(3),
@@ -25,6 +27,10 @@ const definitionSchema = z.object({
   version: z.string().refine((v) => semver.valid(v) !== null, 'must be a semver version such as 1.0.0'),
   description: z.string().optional(),
   defaults: taskDefaultsSchema.default(taskDefaultsSchema.parse({})),
+  /** The breaker guarding each pool of this type: a preset or a policy. */
+  breaker: breakerSettingSchema.default('batch'),
+  /** How tasks of this type pick a pool, unless a task says otherwise. */
+  strategy: z.enum(STRATEGIES).default('weighted'),
 });
 
 export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType> {
@@ -34,6 +40,8 @@ export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType> {
   payload: P;
   result: R;
   defaults?: z.input<typeof taskDefaultsSchema>;
+  breaker?: BreakerSetting;
+  strategy?: Strategy;
 }
 
 export interface AgentType<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
@@ -43,6 +51,8 @@ export interface AgentType<P extends z.ZodType = z.ZodType, R extends z.ZodType 
   readonly payload: P;
   readonly result: R;
   readonly defaults: Readonly<TaskDefaults>;
+  readonly breaker: BreakerPolicy;
+  readonly strategy: Strategy;
 }
 
 export type PayloadOf<T extends AgentType> = z.output<T['payload']>;
@@ -59,5 +69,7 @@ export function defineAgentType<P extends z.ZodType, R extends z.ZodType>(input:
     payload: input.payload,
     result: input.result,
     defaults: Object.freeze(def.defaults),
+    breaker: Object.freeze(resolveBreakerPolicy(def.breaker)),
+    strategy: def.strategy,
   });
 }

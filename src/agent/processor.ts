@@ -3,7 +3,8 @@
  * timeout, check the result, and tell BullMQ what to do when it fails (retry, fail for good, or
  * put the task back untouched when the agent shuts down).
  */
-import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Admission, BreakerOpenError, SharedBreaker } from '../breaker/breaker.ts';
 import { isNonRetryable, TimeoutError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { envelopeSchema, type TaskEnvelope } from '../task/envelope.ts';
@@ -15,18 +16,29 @@ export const TIMEOUT = 'switchyard:timeout';
 export const SHUTDOWN = 'switchyard:shutdown';
 const NEVER = new AbortController().signal;
 
+/** What a task's outcome says about its pool: `neutral` when the handler judged the request itself (fatal). */
+export type PoolOutcome = 'success' | 'failure' | 'neutral';
+
 export interface ProcessorHooks {
   definition: WorkerDefinition;
   pool: string;
   log: Logger;
   /** Aborts a running job's signal with a reason (BullMQ's Worker.cancelJob). */
   cancel(jobId: string, reason: string): void;
-  /** Called when a handler run ends, for the agent's load and error-rate figures. */
+  /** Asks the pool's breaker before running (sync while it is CLOSED: no Redis call). */
+  admit(jobId: string): Admission | Promise<Admission>;
+  /** Reports how the run went, to the breaker (as a probe result when admitted as one). */
+  settled(jobId: string, admission: Admission, outcome: PoolOutcome): void;
+  /** A shared breaker named by the handler (ctx.breaker). */
+  namedBreaker(name: string): SharedBreaker;
+  /** Called when a handler run starts and ends, for the agent's load and error-rate figures. */
   started(): void;
   finished(ok: boolean): void;
 }
 
 export type Processor = (job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined) => Promise<unknown>;
+
+const isBreakerOpen = (err: unknown): boolean => typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'BREAKER_OPEN';
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
@@ -64,6 +76,7 @@ class AttemptContext implements TaskContext {
     readonly pool: string,
     readonly signal: AbortSignal,
     private readonly parentLog: Logger,
+    private readonly breakers: (name: string) => SharedBreaker,
   ) {
     this.taskId = job.id ?? '';
     this.type = job.name;
@@ -79,6 +92,10 @@ class AttemptContext implements TaskContext {
   progress(value: number | object): Promise<void> {
     return this.job.updateProgress(value);
   }
+
+  breaker(name: string): SharedBreaker {
+    return this.breakers(name);
+  }
 }
 
 /**
@@ -86,6 +103,11 @@ class AttemptContext implements TaskContext {
  * threw on the way out.
  */
 async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<Error> {
+  if (isBreakerOpen(err)) {
+    // A downstream breaker the handler guards is open: try again when it admits calls, attempt unspent.
+    await job.moveToDelayed(Date.now() + (err as BreakerOpenError).retryAfterMs, token);
+    return new DelayedError(`${(err as Error).message}; delayed`);
+  }
   if (signal?.aborted) {
     if (signal.reason === SHUTDOWN) {
       // Past the grace period: give the task back without spending an attempt.
@@ -114,22 +136,34 @@ export function createProcessor(h: ProcessorHooks): Processor {
     // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
     // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
     const jobId = job.id ?? '';
+    const gate = h.admit(jobId);
+    const admission = typeof gate === 'string' ? gate : await gate;
+    // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
+    if (admission === 'DENIED') throw Worker.RateLimitError();
     const timer = setTimeout(() => h.cancel(jobId, TIMEOUT), env.timeoutMs);
-    const ctx = new AttemptContext(job, env, h.pool, signal ?? NEVER, h.log);
+    const ctx = new AttemptContext(job, env, h.pool, signal ?? NEVER, h.log, h.namedBreaker);
     let output: unknown;
     h.started();
     let ok = false;
+    let outcome: PoolOutcome = 'failure';
     try {
       const pending = h.definition.handler(payload.data, ctx);
       // Synchronous handlers skip the race; async ones race the signal, so a handler that ignores
       // its signal still cannot hold the attempt past its timeout.
       output = !isThenable(pending) ? pending : signal ? await raceAbort(pending, signal) : await pending;
       ok = true;
+      outcome = 'success';
     } catch (err) {
-      throw await classify(err, job, token, signal, env.timeoutMs);
+      const verdict = await classify(err, job, token, signal, env.timeoutMs);
+      // Fatal errors, shutdowns and delays say nothing about the pool's health.
+      if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
+        outcome = 'neutral';
+      }
+      throw verdict;
     } finally {
       clearTimeout(timer);
       h.finished(ok);
+      h.settled(jobId, admission, outcome);
     }
     const result = type.result.safeParse(output);
     if (!result.success) {

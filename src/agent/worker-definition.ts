@@ -19,6 +19,12 @@ export interface TaskContext {
   signal: AbortSignal;
   log: Logger;
   progress(value: number | object): Promise<void>;
+  /**
+   * A breaker shared by every agent, for a downstream this handler calls:
+   * `await ctx.breaker('smtp').run(() => send(mail))`. While it is open, run() throws without
+   * calling, and the task is delayed until the breaker admits calls again (no attempt is spent).
+   */
+  breaker(name: string): { run<T>(fn: () => Promise<T> | T): Promise<T> };
 }
 
 export type Handler<T extends AgentType> = (

@@ -21,6 +21,8 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
     prefix: string,
     private readonly openMsOf: (name: string) => number,
     private readonly refreshMs = 1000,
+    /** Watch only these breakers (an agent needs its pool's); all when undefined. */
+    private readonly only?: readonly string[],
   ) {
     super();
     this.#k = keys(prefix).breaker;
@@ -30,7 +32,8 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.#k.events) return;
       try {
-        this.#apply(JSON.parse(message) as BreakerEvent);
+        const event = JSON.parse(message) as BreakerEvent;
+        if (!this.only || this.only.includes(event.name)) this.#apply(event);
       } catch {
         /* not ours */
       }
@@ -52,7 +55,7 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
 
   /** Re-reads every known breaker. */
   async refresh(): Promise<BreakerView[]> {
-    const names = await this.redis.smembers(this.#k.index);
+    const names = this.only ? [...this.only] : await this.redis.smembers(this.#k.index);
     const views = await Promise.all(names.map((n) => readBreaker(this.redis, this.#k, n, this.openMsOf(n))));
     for (const v of views) {
       const openedAt = v.openedAt ? Date.parse(v.openedAt) : undefined;
