@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'AGENT_SHUTDOWN'
   | 'AGENT_NOT_READY'
   | 'AGENT_NOT_FOUND'
-  | 'RETRY_AFTER';
+  | 'RETRY_AFTER'
+  | 'BACKLOG_FULL';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

@@ -87,6 +87,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #watch: BreakerWatch;
   readonly #batcher: OutcomeBatcher;
   readonly #queue: Queue;
+  readonly #subscriber: Redis;
   #halfOpenTimer: NodeJS.Timeout | undefined;
   readonly #prefix: string;
   #running = 0;
@@ -123,6 +124,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     const ref = { type: this.type.name, pool: this.pool };
     this.#breaker = new SharedBreaker(redis, config.prefix, poolBreakerName(ref), this.type.breaker);
+    this.#subscriber = subscriber;
     this.#watch = new BreakerWatch(redis, subscriber, config.prefix, () => this.type.breaker.openMs, 1000, [this.#breaker.name]);
     this.#watch.on('change', (e) => {
       if (e.name !== this.#breaker.name) return;
@@ -326,6 +328,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         clearTimeout(timer);
         await this.#batcher.flush().catch(() => undefined);
         await Promise.all([this.#watch.stop(), this.#queue.close()]);
+        await this.#subscriber.quit().catch(() => this.#subscriber.disconnect());
         await this.#redis.quit().catch(() => this.#redis.disconnect());
       }
       this.#log.info('agent stopped');

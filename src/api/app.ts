@@ -18,17 +18,22 @@ import { problem, problemOf, type Reply } from './problem.ts';
 import { healthz, readyz } from './routes/health.ts';
 import { createBatch, createTask, getTask } from './routes/tasks.ts';
 import { drainAgent, listAgents, listPools } from './routes/agents.ts';
+import { listBreakers, resetBreaker } from './routes/breakers.ts';
+import type { BreakerState } from '../breaker/state.ts';
+import type { PoolRef } from '../redis/keys.ts';
 import type { Registry } from '../registry/registry.ts';
 import { withRedis } from '../redis/connection.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted'>;
+  config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix'>;
   redis: Redis;
   queues: PoolQueues;
   producer: TaskProducer;
   lookup: TaskLookup;
   catalogue: Catalogue;
   registry: Registry;
+  /** The cached breaker state of a pool (CLOSED when never heard of). */
+  breakerState: (ref: PoolRef) => BreakerState;
   log: Logger;
 }
 
@@ -86,7 +91,9 @@ export function createApp(d: ApiDeps): express.Express {
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
   app.get('/v1/agents', handle((req) => withRedis(d.redis, () => listAgents(d.registry, req.query))));
   app.post('/v1/agents/:id/drain', handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
-  app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query))));
+  app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState))));
+  app.get('/v1/breakers', handle(() => withRedis(d.redis, () => listBreakers(d.redis, d.config.prefix, d.catalogue))));
+  app.post('/v1/breakers/:type/:pool/reset', handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
   const agentTypes = d.catalogue.describe();
   app.get('/v1/agent-types', handle(() => ({ status: 200, body: agentTypes })));
 

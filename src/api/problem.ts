@@ -31,6 +31,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
   REDIS_UNAVAILABLE: [503, 'Service unavailable'],
+  BACKLOG_FULL: [429, 'Too many tasks waiting'],
 };
 
 /** body-parser's error types (it tags errors with `type`), and what they mean to a client. */
@@ -48,7 +49,7 @@ const slug = (s: string) => s.toLowerCase().replace(/_/g, '-');
 export function problem(status: number, title: string, detail: string, code: string, errors?: FieldIssue[]): Reply {
   const body: Problem = { type: `/problems/${slug(code)}`, title, status, detail, ...(errors ? { errors } : {}) };
   const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
-  if (status === 503) headers['retry-after'] = String(RETRY_AFTER_S);
+  if (status === 503 || status === 429) headers['retry-after'] = String(RETRY_AFTER_S);
   return { status, body, headers };
 }
 

@@ -1,22 +1,31 @@
-/** Builds the API's real parts (Redis client, pool queues, producer, lookup), serves them, and stops cleanly. */
+/**
+ * The API process, wired in one place: Redis connections, pool queues, the registry, the breaker
+ * watch and fleet snapshot the router reads, the producer and lookup, housekeeping (agent expiry)
+ * and the dispatcher (parked and stranded tasks), then the HTTP app. Stops cleanly.
+ */
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Catalogue } from '../agent-type/catalogue.ts';
+import { BreakerWatch } from '../breaker/watch.ts';
 import type { Config } from '../config/env.ts';
 import { SwitchyardError } from '../errors.ts';
+import { Housekeeper } from '../housekeeping/housekeeper.ts';
 import type { Logger } from '../logger.ts';
 import { createRedis } from '../redis/connection.ts';
-import { DEFAULT_POOL, fixedRouter } from '../routing/fixed.ts';
+import { keys, poolBreakerName } from '../redis/keys.ts';
+import { Registry } from '../registry/registry.ts';
+import { Dispatcher } from '../routing/dispatcher.ts';
+import { DEFAULT_POOL } from '../routing/fixed.ts';
+import { FleetRouter } from '../routing/router.ts';
+import { FleetSnapshot } from '../routing/snapshot.ts';
 import { TaskLookup } from '../task/lookup.ts';
 import { PoolQueues } from '../task/pool-queues.ts';
 import { TaskProducer } from '../task/producer.ts';
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import { Housekeeper } from '../housekeeping/housekeeper.ts';
-import { keys } from '../redis/keys.ts';
-import { Registry } from '../registry/registry.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
+import { openMsOf } from './routes/breakers.ts';
 
 export interface ApiServer {
   url: string;
@@ -25,6 +34,9 @@ export interface ApiServer {
 }
 
 const POOL_REFRESH_MS = 5000;
+/** A pool ineligible this long loses its waiting tasks to eligible pools of its type. */
+const REROUTE_GRACE_MS = 10_000;
+const DISPATCH_INTERVAL_MS = 500;
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || isLoopback(host);
@@ -45,24 +57,50 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     lastRedisError = Date.now();
   });
   redis.on('ready', () => lastRedisError && log.info('redis connection restored'));
+  // Background work (subscriptions, snapshot, housekeeping) waits out outages instead of failing fast.
+  const background = createRedis(opts.redisUrl, 'blocking', 'switchyard-api-background');
+  const subscriber = createRedis(opts.redisUrl, 'blocking', 'switchyard-api-events');
+  for (const c of [background, subscriber]) c.on('error', () => undefined);
 
   const queues = new PoolQueues(redis, config.prefix);
   for (const t of catalogue.list()) queues.get({ type: t.name, pool: DEFAULT_POOL });
-  const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
   const registry = new Registry(redis, config.prefix);
+  const breakers = new BreakerWatch(background, subscriber, config.prefix, (name) => openMsOf(catalogue, name), 1000);
+  const backgroundQueues = new PoolQueues(background, config.prefix);
+  const snapshot = new FleetSnapshot(new Registry(background, config.prefix), backgroundQueues, breakers, subscriber, config.prefix, log);
+  // Route from a loaded snapshot when Redis answers; if it does not yet, serve anyway (503s) and load when it does.
+  const loaded = breakers.start().then(() => snapshot.start());
+  loaded.catch((err: unknown) => log.error({ err }, 'could not start the fleet snapshot'));
+  await Promise.race([loaded.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
+  const router = new FleetRouter(snapshot, catalogue);
+  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type) });
   const lookup = new TaskLookup(queues, catalogue, redis, registry);
-  const app = createApp({ config, redis, queues, producer, lookup, catalogue, registry, log });
-  // Any process may do the housekeeping; the one holding the lease does.
+  const app = createApp({ config, redis, queues, producer, lookup, catalogue, registry, breakerState: (ref) => breakers.state(poolBreakerName(ref)), log });
+
+  const owner = `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const backgroundRegistry = new Registry(background, config.prefix);
   const housekeeper = new Housekeeper({
-    redis,
+    redis: background,
     lockKey: keys(config.prefix).registry.housekeeper,
-    owner: `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    owner,
     intervalMs: config.heartbeatMs,
     leaseMs: 3 * config.heartbeatMs,
-    chores: [{ name: 'expire agents', run: (now) => registry.expire(now).then(() => undefined) }],
+    chores: [{ name: 'expire agents', run: (now) => backgroundRegistry.expire(now).then(() => undefined) }],
+    log,
+  });
+  const dispatcher = new Dispatcher({ queues: backgroundQueues, router, snapshot, catalogue, log, graceMs: REROUTE_GRACE_MS });
+  // Only API processes hold the fleet snapshot, so only they compete for the dispatch lease.
+  const dispatch = new Housekeeper({
+    redis: background,
+    lockKey: keys(config.prefix).dispatcher,
+    owner,
+    intervalMs: DISPATCH_INTERVAL_MS,
+    leaseMs: 5 * DISPATCH_INTERVAL_MS,
+    chores: [{ name: 'dispatch parked and stranded tasks', run: (now) => dispatcher.run(now) }],
     log,
   });
   housekeeper.start();
+  dispatch.start();
 
   const refresh = () => void queues.refresh().catch(() => {});
   refresh();
@@ -84,13 +122,13 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     port,
     async close() {
       clearInterval(refresher);
-      await housekeeper.stop();
+      await Promise.all([housekeeper.stop(), dispatch.stop(), snapshot.stop(), breakers.stop()]);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await queues.close();
-      await redis.quit().catch(() => redis.disconnect());
+      await Promise.all([queues.close(), backgroundQueues.close()]);
+      await Promise.all([redis, background, subscriber].map((c) => c.quit().catch(() => c.disconnect())));
     },
   };
 }

@@ -16,7 +16,7 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
 
   constructor(
     private readonly redis: Redis,
-    /** A connection of its own: it goes into subscriber mode. */
+    /** A connection in subscriber mode; it may carry other subscriptions too; its owner closes it. */
     private readonly subscriber: Redis,
     prefix: string,
     private readonly openMsOf: (name: string) => number,
@@ -79,6 +79,11 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
 
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    await this.subscriber.unsubscribe(this.#k.events).catch(() => undefined);
+  }
+
+  /** Every breaker's cached state, for listings. */
+  states(): Map<string, BreakerState> {
+    return new Map([...this.#states].map(([name, s]) => [name, s.state]));
   }
 }

@@ -14,8 +14,11 @@ export function queueName({ type, pool }: PoolRef): string {
   return `{${type}.${pool}}`;
 }
 
+/** The holding queue of a type's tasks that no pool may take yet (not a pool: no agent pulls from it). */
+export const PARKED_POOL = '_parked';
+
 export function parseQueueName(name: string): PoolRef | undefined {
-  const m = /^\{([a-z][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*)\}$/.exec(name);
+  const m = /^\{([a-z][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*|_parked)\}$/.exec(name);
   return m ? { type: m[1]!, pool: m[2]! } : undefined;
 }
 
@@ -43,6 +46,8 @@ export function keys(prefix: string) {
       /** lock held by the one process running housekeeping. */
       housekeeper: `${prefix}:{registry}:housekeeper`,
     },
+    /** lock held by the one API process dispatching parked and stranded tasks. */
+    dispatcher: `${prefix}:{routing}:dispatcher`,
     /** Circuit breakers: each one's state and probe permits share its own tag. */
     breaker: {
       state: (name: string) => `${prefix}:{breaker:${name}}`,

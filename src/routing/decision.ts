@@ -8,6 +8,8 @@ export interface RouteRequest {
   pool?: string | undefined;
   tags?: readonly string[] | undefined;
   strategy?: Strategy | undefined;
+  /** semver range the agents' version of the type must satisfy. */
+  version?: string | undefined;
 }
 
 export interface RoutingDecision {

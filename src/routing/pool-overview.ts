@@ -4,7 +4,8 @@
  */
 import type { Health } from '../health/state.ts';
 import { HEALTH_STATES, isServing } from '../health/state.ts';
-import { poolLabel, type PoolRef } from '../redis/keys.ts';
+import { PARKED_POOL, poolLabel, type PoolRef } from '../redis/keys.ts';
+import type { BreakerState } from '../breaker/state.ts';
 import type { AgentView } from '../registry/record.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
@@ -18,9 +19,10 @@ export interface PoolOverview extends PoolRef, Eligibility {
   concurrency: number;
   running: number;
   backlog: { waiting: number; active: number; delayed: number; dead: number };
+  breaker: BreakerState;
 }
 
-export async function poolOverview(registry: Registry, queues: PoolQueues, type?: string): Promise<PoolOverview[]> {
+export async function poolOverview(registry: Registry, queues: PoolQueues, breakerState: (ref: PoolRef) => BreakerState, type?: string): Promise<PoolOverview[]> {
   const [agents] = await Promise.all([registry.list(type ? { type } : {}), queues.refresh()]);
   const byPool = new Map<string, { ref: PoolRef; agents: AgentView[] }>();
   const entry = (ref: PoolRef) => {
@@ -30,13 +32,16 @@ export async function poolOverview(registry: Registry, queues: PoolQueues, type?
     return e;
   };
   for (const a of agents) entry({ type: a.type, pool: a.pool }).agents.push(a);
-  for (const { ref } of queues.all()) if (!type || ref.type === type) entry(ref);
+  for (const { ref } of queues.all()) if ((!type || ref.type === type) && ref.pool !== PARKED_POOL) entry(ref);
 
   const overviews = await Promise.all(
     [...byPool.values()].map(async ({ ref, agents: list }) => {
       const counts = await queues.get(ref).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
       const byHealth = Object.fromEntries(HEALTH_STATES.map((h) => [h, list.filter((a) => a.health === h).length])) as Record<Health, number>;
       const serving = list.filter((a) => isServing(a.health) && !a.draining);
+      const breaker = breakerState(ref);
+      const eligibility = poolEligibility(list);
+      if (breaker === 'OPEN') eligibility.reasons.push('circuit breaker OPEN');
       return {
         type: ref.type,
         pool: ref.pool,
@@ -51,7 +56,9 @@ export async function poolOverview(registry: Registry, queues: PoolQueues, type?
           delayed: counts.delayed ?? 0,
           dead: counts.failed ?? 0,
         },
-        ...poolEligibility(list),
+        breaker,
+        eligible: eligibility.eligible && breaker !== 'OPEN',
+        reasons: eligibility.reasons,
       } satisfies PoolOverview;
     }),
   );

@@ -13,6 +13,8 @@ export const envelopeSchema = z.object({
   /** idempotencyKey given by the producer, passed to the handler (defaults to the task id). */
   key: z.string().optional(),
   tags: z.array(z.string()).optional(),
+  /** What the producer asked of routing, kept so the task can be routed again (parked, re-routed, replayed). */
+  route: z.object({ pool: z.string().optional(), strategy: z.enum(STRATEGIES).optional(), version: z.string().optional() }).optional(),
   /** The task's resolved retry policy (type defaults, then per-task overrides). */
   backoff: backoffSchema.optional(),
   routing: z.object({

@@ -37,6 +37,7 @@ export class TaskLookup {
     const state = taskState(job, bullState);
     if (!state) return undefined;
     const view = viewOf(job, state);
+    if (state === 'parked') view.note = view.routing.reason;
     if (this.registry && (state === 'waiting' || state === 'delayed' || state === 'failed')) {
       const ref = parseQueueName(job.queueName)!;
       const { eligible, reasons } = poolEligibility(await this.registry.list({ type: ref.type, pool: ref.pool }));

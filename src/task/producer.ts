@@ -4,14 +4,14 @@
  * atomic SET NX GET, so a retried request finds the same task (and re-adds it, with the same job
  * id, if the first request died between the reservation and the add).
  */
-import type { JobsOptions, Queue } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
 import { withRedis } from '../redis/connection.ts';
-import { keys as keyBuilder, parseQueueName, queueName } from '../redis/keys.ts';
+import { keys as keyBuilder, PARKED_POOL, parseQueueName, queueName } from '../redis/keys.ts';
 import type { Router } from '../routing/decision.ts';
 import { parseOrThrow, summarize } from '../validation.ts';
 import type { TaskEnvelope } from './envelope.ts';
@@ -42,7 +42,16 @@ export interface ProducerDeps {
   queues: PoolQueues;
   catalogue: Catalogue;
   router: Router;
-  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch'>;
+  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch' | 'maxBacklog'>;
+  /** Tasks of a type already waiting (from the fleet snapshot); enables the backlog limit. */
+  backlog?: (type: string) => number;
+}
+
+export class BacklogFullError extends SwitchyardError {
+  constructor(type: string, waiting: number, limit: number) {
+    super('BACKLOG_FULL', `${waiting} tasks of type ${type} are already waiting (limit ${limit}, SWITCHYARD_MAX_BACKLOG); nothing was enqueued, retry later`);
+    this.name = 'BacklogFullError';
+  }
 }
 
 export class TaskProducer {
@@ -65,11 +74,14 @@ export class TaskProducer {
   #build(req: TaskRequest, type: AgentType, payload: unknown): PreparedTask {
     const d = type.defaults;
     const backoff = req.backoff ? parseOrThrow(backoffSchema, { ...d.backoff, ...req.backoff }, 'backoff', 'backoff') : d.backoff;
-    const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy });
+    const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy, version: req.version });
     const id = newTaskId(type.name);
     const envelope: TaskEnvelope = { payload, timeoutMs: req.timeoutMs ?? d.timeoutMs, routing, backoff };
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;
     if (req.tags?.length) envelope.tags = req.tags;
+    if (req.pool || req.strategy || req.version) {
+      envelope.route = { ...(req.pool ? { pool: req.pool } : {}), ...(req.strategy ? { strategy: req.strategy } : {}), ...(req.version ? { version: req.version } : {}) };
+    }
     const priority = req.priority ?? d.priority;
     const opts: JobsOptions = {
       jobId: id,
@@ -128,6 +140,14 @@ export class TaskProducer {
   }
 
   #write(tasks: PreparedTask[]): Promise<EnqueueResult[]> {
+    if (this.#d.backlog) {
+      const adding = new Map<string, number>();
+      for (const t of tasks) adding.set(t.type.name, (adding.get(t.type.name) ?? 0) + 1);
+      for (const [type, n] of adding) {
+        const waiting = this.#d.backlog(type);
+        if (waiting + n > this.#d.config.maxBacklog) throw new BacklogFullError(type, waiting, this.#d.config.maxBacklog);
+      }
+    }
     return withRedis(this.#d.redis, () => this.#writeAll(tasks));
   }
 
@@ -185,7 +205,7 @@ export class TaskProducer {
               id: task.id,
               type: task.type.name,
               pool: task.envelope.routing.pool,
-              state: task.opts.delay ? 'delayed' : 'waiting',
+              state: task.envelope.routing.pool === PARKED_POOL ? 'parked' : task.opts.delay ? 'delayed' : 'waiting',
               routing: task.envelope.routing,
             },
           };
@@ -195,14 +215,18 @@ export class TaskProducer {
     return results as EnqueueResult[];
   }
 
+  /** The task an idempotency key points at: in its recorded queue, or wherever it was moved since. */
   async #existing(queueName: string, id: string): Promise<TaskSummary | undefined> {
     const ref = parseQueueName(queueName);
     if (!ref) return undefined;
-    const queue: Queue = this.#d.queues.get(ref);
-    const job = await queue.getJob(id);
+    let job = await this.#d.queues.get(ref).getJob(id);
+    if (!job) {
+      await this.#d.queues.refresh();
+      const found = await Promise.all(this.#d.queues.ofType(ref.type).map((q) => q.getJob(id)));
+      job = found.find((j) => j !== undefined);
+    }
     if (!job) return undefined;
     const state = taskState(job, await job.getState());
     return state ? summaryOf(job, state) : undefined;
   }
 }
-

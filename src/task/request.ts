@@ -1,4 +1,5 @@
 /** The shape of a task request (HTTP body, client call), validated before anything is written. */
+import semver from 'semver';
 import { z } from 'zod';
 import { STRATEGIES } from '../routing/decision.ts';
 import { NAME_PATTERN } from '../redis/keys.ts';
@@ -23,6 +24,8 @@ export const taskRequestSchema = z.strictObject({
   pool: poolName.optional(),
   tags: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (max 64)')).max(32).optional(),
   strategy: z.enum(STRATEGIES).optional(),
+  /** Only agents whose version of the type satisfies this semver range, e.g. "^1.2". */
+  version: z.string().refine((v) => semver.validRange(v) !== null, 'must be a semver range such as ^1.2').optional(),
   idempotencyKey: z.string().regex(/^[\x21-\x7e]{1,200}$/, '1-200 printable ASCII characters, no spaces').optional(),
 });
 

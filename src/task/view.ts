@@ -1,6 +1,6 @@
 /** How a task looks from outside: its state in Switchyard's words, built from its BullMQ job. */
 import type { Job, JobState } from 'bullmq';
-import { parseQueueName } from '../redis/keys.ts';
+import { PARKED_POOL, parseQueueName } from '../redis/keys.ts';
 import type { RoutingDecision } from '../routing/decision.ts';
 import type { TaskEnvelope } from './envelope.ts';
 
@@ -53,6 +53,7 @@ export function taskState(job: TaskJob, state: JobState | 'unknown'): TaskState 
     case 'waiting':
     case 'prioritized':
     case 'waiting-children':
+      if (job.queueName.endsWith(`.${PARKED_POOL}}`)) return 'parked';
       return job.attemptsMade > 0 && job.failedReason ? 'failed' : 'waiting';
     default:
       return undefined;

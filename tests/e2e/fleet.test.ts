@@ -94,7 +94,7 @@ describe('a fleet of real agent processes', () => {
     expect((await pools()).find((x) => x.name === 'flaky.blue')).toMatchObject({ eligible: true, weight: 10, agents: { HEALTHY: 1, UNHEALTHY: 1 } });
   });
 
-  it('a pool with no healthy agent holds its tasks (GET says why) and serves them once the agent recovers', async () => {
+  it('a task pinned to a pool with no healthy agent is parked (GET says why) and runs once the agent recovers', async () => {
     down.add('green');
     await waitFor(async () => (await agentOf(green))?.health === 'UNHEALTHY', { what: 'green UNHEALTHY' });
     const p = (await pools()).find((x) => x.name === 'flaky.green')!;
@@ -102,18 +102,18 @@ describe('a fleet of real agent processes', () => {
     expect(p.reasons[0]).toMatch(/no HEALTHY or DEGRADED agent \(1 UNHEALTHY\)/);
     const id = await enqueue('green');
     await new Promise((r) => setTimeout(r, 500));
-    const waiting = await task(id);
-    expect(waiting.state).toBe('waiting');
-    expect(waiting.note).toMatch(/pool flaky\.green cannot take it now/);
+    const parked = await task(id);
+    expect(parked.state).toBe('parked');
+    expect(parked.note).toMatch(/no eligible pool \(green: no HEALTHY or DEGRADED agent \(1 UNHEALTHY\)\)/);
     down.delete('green');
     await waitFor(async () => (await task(id)).state === 'completed', { what: 'the green task after recovery' });
     down.delete('blue2');
     await waitFor(async () => (await agentOf(blue2))?.health === 'HEALTHY', { what: 'blue2 healthy again' });
   });
 
-  it('accepts a task for a pool with no agent at all, and says so', async () => {
+  it('accepts a task for a pool with no agent at all, parks it, and says so', async () => {
     const id = await enqueue('nobody');
-    expect(await task(id)).toMatchObject({ state: 'waiting', note: expect.stringMatching(/no live agent in the pool/) });
+    expect(await task(id)).toMatchObject({ state: 'parked', note: expect.stringMatching(/nobody: no live agent/) });
   });
 
   it('drains an agent on request', async () => {

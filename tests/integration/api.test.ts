@@ -31,11 +31,12 @@ describe('POST /v1/tasks', () => {
     const res = await post('/v1/tasks', JSON.stringify({ type: 'echo', payload: { message: 'hi' } }));
     expect(res.status).toBe(202);
     const body = await json(res);
-    expect(body).toMatchObject({ type: 'echo', pool: 'default', state: 'waiting', routing: { pool: 'default', strategy: 'fixed' } });
+    // No agent runs in this file, so no pool is eligible: the task is accepted and parked.
+    expect(body).toMatchObject({ type: 'echo', state: 'parked', routing: { strategy: 'weighted', candidates: [], reason: expect.stringMatching(/^no eligible pool/) } });
     expect(res.headers.get('location')).toBe(`/v1/tasks/${encodeURIComponent(body.id)}`);
     const got = await fetch(`${api.url}/v1/tasks/${body.id}`);
     expect(got.status).toBe(200);
-    expect(await json(got)).toMatchObject({ id: body.id, state: 'waiting', payload: { message: 'hi' } });
+    expect(await json(got)).toMatchObject({ id: body.id, state: 'parked', payload: { message: 'hi' }, note: expect.stringMatching(/parked until one is/) });
   });
 
   it('answers 200 with the same task for a repeated idempotencyKey', async () => {

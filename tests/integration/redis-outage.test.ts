@@ -72,6 +72,6 @@ describe('API while Redis is down', () => {
     await waitFor(async () => (await task()).status === 202, { timeoutMs: 20_000, what: 'the API to recover' });
     expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
     // Acknowledged before the restart, kept by the AOF across it.
-    expect(await json(fetch(`${api.url}/v1/tasks/${first.id}`))).toMatchObject({ id: first.id, state: 'waiting' });
+    expect(await json(fetch(`${api.url}/v1/tasks/${first.id}`))).toMatchObject({ id: first.id, state: 'parked' });
   });
 });

@@ -4,7 +4,8 @@ import { SwitchyardError } from '../../errors.ts';
 import { HEALTH_STATES } from '../../health/state.ts';
 import { parseCapability, type Registry } from '../../registry/registry.ts';
 import { TAG_PATTERN } from '../../registry/record.ts';
-import { NAME_PATTERN } from '../../redis/keys.ts';
+import { NAME_PATTERN, type PoolRef } from '../../redis/keys.ts';
+import type { BreakerState } from '../../breaker/state.ts';
 import { poolOverview } from '../../routing/pool-overview.ts';
 import type { PoolQueues } from '../../task/pool-queues.ts';
 import { parseOrThrow } from '../../validation.ts';
@@ -43,7 +44,7 @@ export async function drainAgent(registry: Registry, id: string): Promise<Reply>
 
 const poolQuerySchema = z.strictObject({ type: z.string().regex(NAME_PATTERN, 'an agent type name').optional() });
 
-export async function listPools(registry: Registry, queues: PoolQueues, query: unknown): Promise<Reply> {
+export async function listPools(registry: Registry, queues: PoolQueues, query: unknown, breakerState: (ref: PoolRef) => BreakerState): Promise<Reply> {
   const q = parseOrThrow(poolQuerySchema, query, 'pool query');
-  return { status: 200, body: await poolOverview(registry, queues, q.type) };
+  return { status: 200, body: await poolOverview(registry, queues, breakerState, q.type) };
 }

@@ -1,0 +1,26 @@
+/** GET /v1/breakers and POST /v1/breakers/:type/:pool/reset. */
+import type { Redis } from 'ioredis';
+import type { Catalogue } from '../../agent-type/catalogue.ts';
+import { readBreaker, SharedBreaker } from '../../breaker/breaker.ts';
+import { keys, poolBreakerName } from '../../redis/keys.ts';
+import type { Reply } from '../problem.ts';
+
+/** openMs of a breaker by name: the type's policy for pool breakers, else the batch preset's. */
+export function openMsOf(catalogue: Catalogue, name: string): number {
+  const type = /^pool:([a-z][a-z0-9-]*)\./.exec(name)?.[1];
+  return (type && catalogue.find(type)?.breaker.openMs) || 60_000;
+}
+
+export async function listBreakers(redis: Redis, prefix: string, catalogue: Catalogue): Promise<Reply> {
+  const k = keys(prefix).breaker;
+  const names = (await redis.smembers(k.index)).sort();
+  const views = await Promise.all(names.map((n) => readBreaker(redis, k, n, openMsOf(catalogue, n))));
+  return { status: 200, body: views };
+}
+
+export async function resetBreaker(redis: Redis, prefix: string, catalogue: Catalogue, type: string, pool: string): Promise<Reply> {
+  const t = catalogue.get(type);
+  const breaker = new SharedBreaker(redis, prefix, poolBreakerName({ type: t.name, pool }), t.breaker);
+  await breaker.reset();
+  return { status: 200, body: await breaker.read() };
+}

@@ -1,0 +1,106 @@
+/**
+ * Moves tasks that are in the wrong place: parked tasks to a pool once one is eligible, and the
+ * waiting tasks of a pool that has stayed ineligible (no serving agent, breaker OPEN) for
+ * `graceMs` to the eligible pools of their type. A move adds the task to its new queue (same id)
+ * before removing it from the old one: a crash in between leaves two copies, never none
+ * (at-least-once). Runs as a leased chore in API processes, which hold the fleet snapshot.
+ */
+import type { Job, JobsOptions } from 'bullmq';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import type { Logger } from '../logger.ts';
+import { PARKED_POOL, poolBreakerName, type PoolRef } from '../redis/keys.ts';
+import type { TaskEnvelope } from '../task/envelope.ts';
+import type { PoolQueues } from '../task/pool-queues.ts';
+import type { RoutingDecision } from './decision.ts';
+import type { FleetRouter } from './router.ts';
+import type { FleetSnapshot } from './snapshot.ts';
+
+export interface DispatcherOptions {
+  queues: PoolQueues;
+  router: FleetRouter;
+  snapshot: FleetSnapshot;
+  catalogue: Catalogue;
+  log: Logger;
+  /** How long a pool may stay ineligible before its waiting tasks move elsewhere. */
+  graceMs: number;
+  /** Tasks looked at per pool per round. */
+  batch?: number;
+}
+
+export class Dispatcher {
+  readonly #ineligibleSince = new Map<string, number>();
+  readonly #batch: number;
+
+  constructor(private readonly o: DispatcherOptions) {
+    this.#batch = o.batch ?? 500;
+  }
+
+  async run(now = Date.now()): Promise<void> {
+    for (const type of this.o.catalogue.names) {
+      if (this.o.snapshot.parked(type) > 0) await this.#dispatchParked(type, now);
+      await this.#rerouteStranded(type, now);
+    }
+  }
+
+  async #dispatchParked(type: string, now: number): Promise<void> {
+    const parked = this.o.queues.get({ type, pool: PARKED_POOL });
+    // No agent pulls from the parked queue, so nothing promotes its delayed tasks: take both.
+    const jobs = (await parked.getJobs(['waiting', 'prioritized', 'delayed'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
+    for (const job of jobs) {
+      const decision = this.#route(type, job);
+      if (decision.pool !== PARKED_POOL) await this.#move(job, { type, pool: decision.pool }, decision, now);
+    }
+  }
+
+  async #rerouteStranded(type: string, now: number): Promise<void> {
+    for (const p of this.o.snapshot.pools(type)) {
+      const key = `${type}.${p.pool}`;
+      const open = this.o.snapshot.breakers.state(poolBreakerName(p)) === 'OPEN';
+      if (p.serving.length > 0 && !open) {
+        this.#ineligibleSince.delete(key);
+        continue;
+      }
+      const since = this.#ineligibleSince.get(key) ?? now;
+      this.#ineligibleSince.set(key, since);
+      if (now - since < this.o.graceMs || p.backlog === 0) continue;
+      const queue = this.o.queues.get(p);
+      const jobs = (await queue.getJobs(['waiting', 'prioritized'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
+      let moved = 0;
+      for (const job of jobs) {
+        if (job.data.route?.pool) continue; // the producer asked for this pool: it waits there
+        const decision = this.#route(type, job);
+        if (decision.pool === PARKED_POOL || decision.pool === p.pool) continue;
+        if (await this.#move(job, { type, pool: decision.pool }, { ...decision, reason: `re-routed from ${p.pool} (ineligible for ${Math.round((now - since) / 1000)} s): ${decision.reason}` }, now)) moved++;
+      }
+      if (moved) this.o.log.info({ type, from: p.pool, moved }, 're-routed waiting tasks away from an ineligible pool');
+    }
+  }
+
+  #route(type: string, job: Job<TaskEnvelope>): RoutingDecision {
+    const r = job.data.route ?? {};
+    return this.o.router.route({ type, pool: r.pool, strategy: r.strategy, version: r.version, tags: job.data.tags });
+  }
+
+  async #move(job: Job<TaskEnvelope>, to: PoolRef, routing: RoutingDecision, now: number): Promise<boolean> {
+    const target = await this.o.queues.forWriting(to);
+    const remaining = job.delay ? Math.max(0, job.timestamp + job.delay - now) : 0;
+    const opts: JobsOptions = {
+      jobId: job.id!,
+      attempts: job.opts.attempts,
+      backoff: job.opts.backoff,
+      removeOnComplete: job.opts.removeOnComplete,
+      removeOnFail: job.opts.removeOnFail,
+      ...(job.opts.priority ? { priority: job.opts.priority } : {}),
+      ...(remaining > 0 ? { delay: remaining } : {}),
+    };
+    await target.add(job.name, { ...job.data, routing }, opts);
+    try {
+      await job.remove();
+      return true;
+    } catch (err) {
+      // It started meanwhile in its old queue: both copies may run (at-least-once).
+      this.o.log.warn({ taskId: job.id, err: err instanceof Error ? err.message : String(err) }, 'a moved task was taken from its old queue meanwhile');
+      return false;
+    }
+  }
+}

@@ -1,0 +1,10 @@
+/** Uniformly random among the eligible pools. */
+import type { Candidate, Picker } from './candidate.ts';
+
+export class RandomPicker implements Picker {
+  constructor(private readonly random: () => number = Math.random) {}
+
+  pick(_key: string, candidates: readonly Candidate[]): Candidate {
+    return candidates[Math.floor(this.random() * candidates.length)]!;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Chooses the pool for each task from the fleet snapshot (no Redis call): only eligible pools,
+ * meaning a serving agent matching the task's tags and version range, and a breaker that is CLOSED,
+ * or admitting probes within its budget. The type's strategy, or the task's, picks among them.
+ * With no eligible pool the task is parked, and the dispatcher routes it once one qualifies.
+ */
+import semver from 'semver';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import { poolBreakerName, PARKED_POOL } from '../redis/keys.ts';
+import type { AgentView } from '../registry/record.ts';
+import type { Candidate, Picker } from './candidate.ts';
+import type { RouteRequest, Router, RoutingDecision, Strategy } from './decision.ts';
+import { poolEligibility } from './eligibility.ts';
+import { LeastLoadedPicker } from './least-loaded.ts';
+import { RandomPicker } from './random.ts';
+import { RoundRobinPicker } from './round-robin.ts';
+import type { FleetSnapshot } from './snapshot.ts';
+import { WeightedPicker } from './weighted.ts';
+
+const agentWeight = (a: AgentView) => (a.health === 'DEGRADED' ? a.weight / 2 : a.weight);
+
+export class FleetRouter implements Router {
+  readonly #leastLoaded = new LeastLoadedPicker();
+  readonly #pickers: Record<Strategy, Picker> = {
+    weighted: new WeightedPicker(),
+    'round-robin': new RoundRobinPicker(),
+    'least-loaded': this.#leastLoaded,
+    random: new RandomPicker(),
+  };
+  /** Tasks routed to a half-open pool since its breaker last changed: bounded by its probe budget. */
+  readonly #probes = new Map<string, number>();
+
+  constructor(
+    private readonly snapshot: FleetSnapshot,
+    private readonly catalogue: Catalogue,
+  ) {
+    snapshot.on('refreshed', () => this.#leastLoaded.reset());
+    snapshot.breakers.on('change', (e) => this.#probes.delete(e.name));
+  }
+
+  route(req: RouteRequest, now = Date.now()): RoutingDecision {
+    const type = this.catalogue.get(req.type);
+    const strategy = req.strategy ?? type.strategy;
+    const candidates: Candidate[] = [];
+    const probing = new Set<string>();
+    const why: string[] = [];
+    const pools = this.snapshot.pools(type.name).filter((p) => p.pool !== PARKED_POOL && (!req.pool || p.pool === req.pool));
+    if (req.pool && pools.length === 0) why.push(`${req.pool}: no live agent`);
+
+    for (const p of pools) {
+      let agents = p.serving;
+      if (req.tags?.length || req.version) {
+        agents = agents.filter(
+          (a) =>
+            (!req.tags || req.tags.every((t) => a.tags.includes(t))) &&
+            (!req.version || a.capabilities.some((c) => c.name === type.name && semver.satisfies(c.version, req.version!))),
+        );
+      }
+      if (agents.length === 0) {
+        const base = poolEligibility(p.agents);
+        why.push(`${p.pool}: ${base.eligible ? `no serving agent with ${describe(req)}` : base.reasons.join(', ')}`);
+        continue;
+      }
+      const breaker = poolBreakerName(p);
+      const state = this.snapshot.breakers.state(breaker);
+      if (state !== 'CLOSED') {
+        const halfOpenAt = this.snapshot.breakers.halfOpenAt(breaker);
+        if (state === 'OPEN' && halfOpenAt !== undefined && halfOpenAt > now) {
+          why.push(`${p.pool}: breaker OPEN until ${new Date(halfOpenAt).toISOString()}`);
+          continue;
+        }
+        if ((this.#probes.get(breaker) ?? 0) >= type.breaker.halfOpenProbes) {
+          why.push(`${p.pool}: breaker HALF_OPEN, probe budget in use`);
+          continue;
+        }
+        probing.add(p.pool);
+      }
+      candidates.push({
+        pool: p.pool,
+        weight: agents.reduce((w, a) => w + agentWeight(a), 0),
+        concurrency: agents.reduce((c, a) => c + a.concurrency, 0),
+        backlog: p.backlog,
+      });
+    }
+
+    if (candidates.length === 0) {
+      return { strategy, pool: PARKED_POOL, candidates: [], reason: `no eligible pool (${why.join('; ') || 'no agents of this type'}): parked until one is` };
+    }
+    const chosen = candidates.length === 1 ? candidates[0]! : this.#pickers[strategy].pick(type.name, candidates);
+    if (probing.has(chosen.pool)) {
+      const breaker = poolBreakerName({ type: type.name, pool: chosen.pool });
+      this.#probes.set(breaker, (this.#probes.get(breaker) ?? 0) + 1);
+    }
+    const reason =
+      candidates.length === 1
+        ? `${chosen.pool} is the only eligible pool${why.length ? ` (${why.join('; ')})` : ''}`
+        : `${strategy} over ${candidates.length} eligible pools`;
+    return { strategy, pool: chosen.pool, candidates: candidates.map((c) => c.pool), reason: probing.has(chosen.pool) ? `${reason}; a half-open probe` : reason };
+  }
+}
+
+function describe(req: RouteRequest): string {
+  return [req.tags?.length ? `tags ${req.tags.join(',')}` : '', req.version ? `version ${req.version}` : ''].filter(Boolean).join(' and ');
+}
