@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineAgentType } from '../src/index.ts';
+import { BREAKER_PRESETS, defineAgentType } from '../src/index.ts';
 
 /**
  * A downstream that misbehaves on request: it fails with probability `failRate`, takes
@@ -19,4 +19,7 @@ export const flaky = defineAgentType({
   }),
   result: z.object({ ok: z.literal(true), attempt: z.number().int(), tookMs: z.number() }),
   defaults: { attempts: 3, timeoutMs: 60_000, backoff: { type: 'exponential', delayMs: 200, jitter: 0.2 } },
+  // Trips early (the seed's `critical` preset); FLAKY_BREAKER_OPEN_MS shortens the open time for demos and tests.
+  breaker: { ...BREAKER_PRESETS.critical, openMs: Number(process.env.FLAKY_BREAKER_OPEN_MS ?? BREAKER_PRESETS.critical.openMs) },
+  strategy: 'weighted',
 });

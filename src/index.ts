@@ -7,11 +7,16 @@ export { Catalogue, UnknownAgentTypeError, type AgentTypeDescription } from './a
 export { defineWorker, type Handler, type TaskContext, type WorkerDefinition } from './agent/worker-definition.ts';
 export { Agent, type AgentOptions } from './agent/agent.ts';
 export { loadConfig, type Config } from './config/env.ts';
+export { BREAKER_PRESETS, type BreakerPolicy, type BreakerSetting } from './breaker/policy.ts';
+export { BreakerOpenError } from './breaker/breaker.ts';
+export type { BreakerState, BreakerView } from './breaker/state.ts';
+export type { Backoff, BackoffInput } from './retry/backoff.ts';
 export {
   SwitchyardError,
   ValidationError,
   FatalError,
   TimeoutError,
+  RetryAfterError,
   RedisUnavailableError,
   isSwitchyardError,
   isValidationError,

@@ -2,8 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defineWorker, FatalError } from '../src/index.ts';
 import { flaky } from '../queues/flaky.ts';
 
-/** When set, the agent's health check probes this downstream: any non-2xx answer is a failed check. */
+/** When set, the agent's health check probes this URL: any non-2xx answer is a failed check. */
 const downstream = process.env.FLAKY_HEALTH_URL;
+/** When set, every task calls this downstream first and fails when it answers non-2xx. */
+const dependency = process.env.FLAKY_DOWNSTREAM_URL;
 
 export default defineWorker(
   flaky,
@@ -11,6 +13,10 @@ export default defineWorker(
     const started = Date.now();
     const delay = p.latencyMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
     if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
+    if (dependency) {
+      const res = await fetch(dependency, { signal: ctx.signal });
+      if (!res.ok) throw new Error(`downstream ${dependency} answered ${res.status}`);
+    }
     const fail = ctx.attempt <= p.failUntilAttempt || (p.failRate > 0 && Math.random() < p.failRate);
     if (fail) {
       const msg = `flaky failure on attempt ${ctx.attempt}`;

@@ -34,8 +34,6 @@ export interface ApiServer {
 }
 
 const POOL_REFRESH_MS = 5000;
-/** A pool ineligible this long loses its waiting tasks to eligible pools of its type. */
-const REROUTE_GRACE_MS = 10_000;
 const DISPATCH_INTERVAL_MS = 500;
 
 export function isLoopbackHost(host: string): boolean {
@@ -88,7 +86,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     chores: [{ name: 'expire agents', run: (now) => backgroundRegistry.expire(now).then(() => undefined) }],
     log,
   });
-  const dispatcher = new Dispatcher({ queues: backgroundQueues, router, snapshot, catalogue, log, graceMs: REROUTE_GRACE_MS });
+  const dispatcher = new Dispatcher({ queues: backgroundQueues, router, snapshot, catalogue, log, graceMs: config.rerouteGraceMs });
   // Only API processes hold the fleet snapshot, so only they compete for the dispatch lease.
   const dispatch = new Housekeeper({
     redis: background,

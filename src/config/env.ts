@@ -25,6 +25,8 @@ export const envSchema = z.object({
   /** Largest accepted request body. */
   SWITCHYARD_MAX_BODY_BYTES: int(1024).default(1_048_576),
   SWITCHYARD_MAX_BATCH: int(1, 10_000).default(1000),
+  /** A pool ineligible (no serving agent, breaker OPEN) this long loses its waiting tasks to the other pools. */
+  SWITCHYARD_REROUTE_GRACE_MS: int(0).default(10_000),
   /** Tasks of one type that may wait (all pools plus parked) before new ones get 429. */
   SWITCHYARD_MAX_BACKLOG: int(1).default(1_000_000),
   SWITCHYARD_IDEMPOTENCY_TTL_S: int(1).default(86_400),
@@ -72,6 +74,7 @@ export type Config = Readonly<{
   maxBodyBytes: number;
   maxBatch: number;
   maxBacklog: number;
+  rerouteGraceMs: number;
   idempotencyTtlS: number;
   keepCompleted: { age: number; count: number };
   lockMs: number;
@@ -115,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxBodyBytes: e.SWITCHYARD_MAX_BODY_BYTES,
     maxBatch: e.SWITCHYARD_MAX_BATCH,
     maxBacklog: e.SWITCHYARD_MAX_BACKLOG,
+    rerouteGraceMs: e.SWITCHYARD_REROUTE_GRACE_MS,
     idempotencyTtlS: e.SWITCHYARD_IDEMPOTENCY_TTL_S,
     keepCompleted: { age: e.SWITCHYARD_KEEP_COMPLETED_S, count: e.SWITCHYARD_KEEP_COMPLETED_COUNT },
     lockMs: e.SWITCHYARD_LOCK_MS,

@@ -62,9 +62,10 @@ export class Dispatcher {
       }
       const since = this.#ineligibleSince.get(key) ?? now;
       this.#ineligibleSince.set(key, since);
-      if (now - since < this.o.graceMs || p.backlog === 0) continue;
+      if (now - since < this.o.graceMs) continue;
       const queue = this.o.queues.get(p);
-      const jobs = (await queue.getJobs(['waiting', 'prioritized'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
+      // Retries of tasks that failed here wait in `delayed`: they move too, keeping what is left of their delay.
+      const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
       let moved = 0;
       for (const job of jobs) {
         if (job.data.route?.pool) continue; // the producer asked for this pool: it waits there
