@@ -21,7 +21,9 @@ export type ErrorCode =
   | 'AGENT_NOT_READY'
   | 'AGENT_NOT_FOUND'
   | 'RETRY_AFTER'
-  | 'BACKLOG_FULL';
+  | 'BACKLOG_FULL'
+  | 'TASK_NOT_DEAD'
+  | 'TASK_FINISHED';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

@@ -27,6 +27,7 @@ import type { AgentRecord } from '../registry/record.ts';
 import { Registry, type HeartbeatReport } from '../registry/registry.ts';
 import type { TaskEnvelope } from '../task/envelope.ts';
 import { registerPoolQueue } from '../task/pool-queues.ts';
+import { isCancelMessage } from '../task/cancel.ts';
 import { Presence } from './presence.ts';
 import { backoffStrategy } from '../retry/strategy.ts';
 import { createProcessor, SHUTDOWN, type PoolOutcome } from './processor.ts';
@@ -211,6 +212,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     await registerPoolQueue(this.#redis, config.prefix, { type: this.type.name, pool: this.pool });
     await this.#registry.register(this.record, { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs });
     await this.#watch.start();
+    const taskEvents = keys(config.prefix).taskEvents;
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== taskEvents) return;
+      try {
+        const m: unknown = JSON.parse(message);
+        // Only the agent running the task has it tracked; cancelJob is a no-op everywhere else.
+        if (isCancelMessage(m) && this.#worker.cancelJob(m.taskId, m.reason)) this.#log.info({ taskId: m.taskId }, 'task cancelled on request');
+      } catch {
+        /* not ours */
+      }
+    });
+    await this.#subscriber.subscribe(taskEvents);
     this.#presence.start();
     this.#housekeeper.start();
     this.#log.info('agent registered; waiting for its first health check to pass');

@@ -8,6 +8,7 @@ import type { Admission, BreakerOpenError, SharedBreaker } from '../breaker/brea
 import { isNonRetryable, TimeoutError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { envelopeSchema, type TaskEnvelope } from '../task/envelope.ts';
+import { CANCELLED_PREFIX } from '../task/view.ts';
 import { summarize, toFieldIssues } from '../validation.ts';
 import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
 
@@ -115,7 +116,7 @@ async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | un
       return new WaitingError('agent shut down before the task finished; back to waiting');
     }
     if (signal.reason === TIMEOUT) return new TimeoutError(timeoutMs);
-    return new UnrecoverableError(`cancelled: ${String(signal.reason)}`);
+    return new UnrecoverableError(`${CANCELLED_PREFIX}${String(signal.reason)}`);
   }
   if (isNonRetryable(err)) return new UnrecoverableError(err instanceof Error ? err.message : String(err));
   return err instanceof Error ? err : new Error(String(err));

@@ -16,7 +16,10 @@ import { authorizer } from './auth.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
 import { problem, problemOf, type Reply } from './problem.ts';
 import { healthz, readyz } from './routes/health.ts';
-import { createBatch, createTask, getTask } from './routes/tasks.ts';
+import { cancelTask, createBatch, createTask, getTask } from './routes/tasks.ts';
+import { listDeadLetters, replayDeadLetter, replayDeadLetters } from './routes/dead-letters.ts';
+import type { DeadLetters } from '../task/dead-letters.ts';
+import type { TaskCanceller } from '../task/cancel.ts';
 import { drainAgent, listAgents, listPools } from './routes/agents.ts';
 import { listBreakers, resetBreaker } from './routes/breakers.ts';
 import type { BreakerState } from '../breaker/state.ts';
@@ -32,6 +35,8 @@ export interface ApiDeps {
   lookup: TaskLookup;
   catalogue: Catalogue;
   registry: Registry;
+  deadLetters: DeadLetters;
+  canceller: TaskCanceller;
   /** The cached breaker state of a pool (CLOSED when never heard of). */
   breakerState: (ref: PoolRef) => BreakerState;
   log: Logger;
@@ -66,6 +71,12 @@ const requireJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/** Like requireJsonBody, but an empty body is fine (it means "no filter"). */
+const optionalJsonBody: RequestHandler = (req, res, next) => {
+  if (!typeis.hasBody(req) || req.headers['content-length'] === '0') return next();
+  requireJsonBody(req, res, next);
+};
+
 export function createApp(d: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -89,6 +100,10 @@ export function createApp(d: ApiDeps): express.Express {
   app.post('/v1/tasks', requireJsonBody, json, handle((req) => createTask(d.producer, req.body)));
   app.post('/v1/tasks/batch', requireJsonBody, json, handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
+  app.delete('/v1/tasks/:id', handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
+  app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
+  app.post('/v1/dlq/replay', optionalJsonBody, json, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
+  app.post('/v1/dlq/:id/replay', handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));
   app.get('/v1/agents', handle((req) => withRedis(d.redis, () => listAgents(d.registry, req.query))));
   app.post('/v1/agents/:id/drain', handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
   app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState))));

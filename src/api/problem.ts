@@ -32,6 +32,8 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
   REDIS_UNAVAILABLE: [503, 'Service unavailable'],
   BACKLOG_FULL: [429, 'Too many tasks waiting'],
+  TASK_NOT_DEAD: [409, 'Task is not dead'],
+  TASK_FINISHED: [409, 'Task already finished'],
 };
 
 /** body-parser's error types (it tags errors with `type`), and what they mean to a client. */

@@ -21,6 +21,8 @@ import { DEFAULT_POOL } from '../routing/fixed.ts';
 import { FleetRouter } from '../routing/router.ts';
 import { FleetSnapshot } from '../routing/snapshot.ts';
 import { TaskLookup } from '../task/lookup.ts';
+import { DeadLetters } from '../task/dead-letters.ts';
+import { TaskCanceller } from '../task/cancel.ts';
 import { PoolQueues } from '../task/pool-queues.ts';
 import { TaskProducer } from '../task/producer.ts';
 import { createApp } from './app.ts';
@@ -72,8 +74,14 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   await Promise.race([loaded.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
   const router = new FleetRouter(snapshot, catalogue);
   const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type) });
-  const lookup = new TaskLookup(queues, catalogue, redis, registry);
-  const app = createApp({ config, redis, queues, producer, lookup, catalogue, registry, breakerState: (ref) => breakers.state(poolBreakerName(ref)), log });
+  const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry);
+  const deadLetters = new DeadLetters(queues, catalogue, router);
+  const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age);
+  const app = createApp({
+    config, redis, queues, producer, lookup, catalogue, registry, deadLetters, canceller,
+    breakerState: (ref) => breakers.state(poolBreakerName(ref)),
+    log,
+  });
 
   const owner = `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const backgroundRegistry = new Registry(background, config.prefix);

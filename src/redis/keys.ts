@@ -46,6 +46,10 @@ export function keys(prefix: string) {
       /** lock held by the one process running housekeeping. */
       housekeeper: `${prefix}:{registry}:housekeeper`,
     },
+    /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */
+    cancelled: (type: string, id: string) => `${prefix}:cancelled:{${type}}:${id}`,
+    /** pub/sub channel telling agents to abort a running task. */
+    taskEvents: `${prefix}:task-events`,
     /** lock held by the one API process dispatching parked and stranded tasks. */
     dispatcher: `${prefix}:{routing}:dispatcher`,
     /** Circuit breakers: each one's state and probe permits share its own tag. */

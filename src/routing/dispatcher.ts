@@ -5,12 +5,13 @@
  * before removing it from the old one: a crash in between leaves two copies, never none
  * (at-least-once). Runs as a leased chore in API processes, which hold the fleet snapshot.
  */
-import type { Job, JobsOptions } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Logger } from '../logger.ts';
 import { PARKED_POOL, poolBreakerName, type PoolRef } from '../redis/keys.ts';
 import type { TaskEnvelope } from '../task/envelope.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
+import { moveTask } from '../task/move.ts';
 import type { RoutingDecision } from './decision.ts';
 import type { FleetRouter } from './router.ts';
 import type { FleetSnapshot } from './snapshot.ts';
@@ -83,25 +84,9 @@ export class Dispatcher {
   }
 
   async #move(job: Job<TaskEnvelope>, to: PoolRef, routing: RoutingDecision, now: number): Promise<boolean> {
-    const target = await this.o.queues.forWriting(to);
-    const remaining = job.delay ? Math.max(0, job.timestamp + job.delay - now) : 0;
-    const opts: JobsOptions = {
-      jobId: job.id!,
-      attempts: job.opts.attempts,
-      backoff: job.opts.backoff,
-      removeOnComplete: job.opts.removeOnComplete,
-      removeOnFail: job.opts.removeOnFail,
-      ...(job.opts.priority ? { priority: job.opts.priority } : {}),
-      ...(remaining > 0 ? { delay: remaining } : {}),
-    };
-    await target.add(job.name, { ...job.data, routing }, opts);
-    try {
-      await job.remove();
-      return true;
-    } catch (err) {
-      // It started meanwhile in its old queue: both copies may run (at-least-once).
-      this.o.log.warn({ taskId: job.id, err: err instanceof Error ? err.message : String(err) }, 'a moved task was taken from its old queue meanwhile');
-      return false;
-    }
+    const moved = await moveTask(this.o.queues, job, to, routing, { now });
+    // Not removed: it started meanwhile in its old queue, so both copies may run (at-least-once).
+    if (!moved) this.o.log.warn({ taskId: job.id }, 'a moved task was taken from its old queue meanwhile');
+    return moved;
   }
 }

@@ -15,6 +15,8 @@ export const envelopeSchema = z.object({
   tags: z.array(z.string()).optional(),
   /** What the producer asked of routing, kept so the task can be routed again (parked, re-routed, replayed). */
   route: z.object({ pool: z.string().optional(), strategy: z.enum(STRATEGIES).optional(), version: z.string().optional() }).optional(),
+  /** Errors of earlier lives of a replayed task, oldest first. */
+  previousErrors: z.array(z.string()).optional(),
   /** The task's resolved retry policy (type defaults, then per-task overrides). */
   backoff: backoffSchema.optional(),
   routing: z.object({

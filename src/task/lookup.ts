@@ -2,7 +2,7 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { withRedis } from '../redis/connection.ts';
-import { parseQueueName, poolLabel } from '../redis/keys.ts';
+import { keys, parseQueueName, poolLabel } from '../redis/keys.ts';
 import type { Registry } from '../registry/registry.ts';
 import { poolEligibility } from '../routing/eligibility.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
@@ -16,6 +16,7 @@ export class TaskLookup {
     private readonly queues: PoolQueues,
     private readonly catalogue: Catalogue,
     private readonly redis: Redis,
+    private readonly prefix: string,
     private readonly registry?: Registry,
   ) {}
 
@@ -28,7 +29,7 @@ export class TaskLookup {
   async #find(type: string, id: string): Promise<TaskView | undefined> {
     let job = await this.#search(type, id);
     if (!job && (await this.queues.refresh()) > 0) job = await this.#search(type, id);
-    if (!job) return undefined;
+    if (!job) return this.#tombstone(type, id);
     const bullState = await job.getState();
     // The job may have finished between the read of its hash and of its state: read it again.
     if ((bullState === 'completed' || bullState === 'failed') && !job.finishedOn) {
@@ -44,6 +45,12 @@ export class TaskLookup {
       if (!eligible) view.note = `pool ${poolLabel(ref)} cannot take it now (${reasons.join('; ')}): it waits until an agent there is healthy`;
     }
     return view;
+  }
+
+  /** A task cancelled before it ran leaves only this (see cancel.ts). */
+  async #tombstone(type: string, id: string): Promise<TaskView | undefined> {
+    const json = await this.redis.get(keys(this.prefix).cancelled(type, id));
+    return json ? (JSON.parse(json) as TaskView) : undefined;
   }
 
   async #search(type: string, id: string): Promise<Job<TaskEnvelope> | undefined> {

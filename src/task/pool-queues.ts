@@ -47,6 +47,15 @@ export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
     return entry.queue;
   }
 
+  /** The Redis hash of a task's job (BullMQ's layout: `<prefix>:<queue>:<id>`). */
+  jobKey(ref: PoolRef, id: string): string {
+    return `${this.#prefix}:${queueName(ref)}:${id}`;
+  }
+
+  get redis(): Redis {
+    return this.#redis;
+  }
+
   get(ref: PoolRef): Queue {
     return this.#entry(ref).queue;
   }

@@ -7,6 +7,9 @@ import type { TaskEnvelope } from './envelope.ts';
 export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'failed', 'dead', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
+/** failedReason of a task aborted on request: such a task is `cancelled`, not dead. */
+export const CANCELLED_PREFIX = 'cancelled: ';
+
 export interface TaskSummary {
   id: string;
   type: string;
@@ -26,6 +29,8 @@ export interface TaskView extends TaskSummary {
   /** The last error, and one entry per failed attempt (newest last). */
   error?: string;
   errors: string[];
+  /** Errors from before the task was replayed from the dead letters. */
+  previousErrors?: string[];
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
@@ -45,7 +50,7 @@ export function taskState(job: TaskJob, state: JobState | 'unknown'): TaskState 
     case 'completed':
       return 'completed';
     case 'failed':
-      return 'dead';
+      return job.failedReason?.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead';
     case 'active':
       return 'active';
     case 'delayed':
@@ -89,6 +94,7 @@ export function viewOf(job: TaskJob, state: TaskState): TaskView {
     createdAt: iso(job.timestamp) ?? new Date(0).toISOString(),
   };
   if (job.data.key) view.idempotencyKey = job.data.key;
+  if (job.data.previousErrors?.length) view.previousErrors = job.data.previousErrors;
   if (state === 'completed') view.result = job.returnvalue;
   if (job.failedReason) view.error = firstLine(job.failedReason);
   if (view.error && errors.length === 0) view.errors = [view.error];

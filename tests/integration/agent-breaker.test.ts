@@ -37,7 +37,7 @@ const worker = defineWorker(guarded, async (p, ctx) => {
 });
 const catalogue = new Catalogue([guarded]);
 const producer = new TaskProducer({ redis: sys.redis, queues: sys.queues, catalogue, router: fixedRouter, config: sys.config });
-const lookup = new TaskLookup(sys.queues, catalogue, sys.redis);
+const lookup = new TaskLookup(sys.queues, catalogue, sys.redis, prefix);
 const agents: Agent[] = [];
 const breaker = new SharedBreaker(redis, prefix, 'pool:guarded.default', policy);
 

@@ -29,7 +29,7 @@ const watch = new BreakerWatch(redis, subscriber, prefix, () => 60_000, 200);
 const snapshot = new FleetSnapshot(registry, queues, watch, subscriber, prefix, silentLog, 100);
 const router = new FleetRouter(snapshot, catalogue);
 const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (t) => snapshot.backlog(t) });
-const lookup = new TaskLookup(queues, catalogue, redis, registry);
+const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry);
 const timing = { heartbeatMs: 60_000, ttlMs: 180_000 }; // fake agents stay alive for the whole file
 
 async function fakeAgent(id: string, over: Partial<Registration>, health: 'HEALTHY' | 'DEGRADED' | 'UNHEALTHY' = 'HEALTHY') {

@@ -25,7 +25,7 @@ export function producerSystem(prefix: string, opts: { redisUrl?: string; config
   const catalogue = new Catalogue(demoTypes);
   const queues = new PoolQueues(redis, prefix);
   const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
-  const lookup = new TaskLookup(queues, catalogue, redis);
+  const lookup = new TaskLookup(queues, catalogue, redis, prefix);
   afterAll(async () => {
     await queues.close();
     redis.disconnect();

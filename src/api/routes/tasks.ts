@@ -1,6 +1,7 @@
 /** POST /v1/tasks, POST /v1/tasks/batch, GET /v1/tasks/:id: plain functions from input to Reply. */
 import { SwitchyardError, ValidationError } from '../../errors.ts';
 import type { TaskLookup } from '../../task/lookup.ts';
+import type { TaskCanceller } from '../../task/cancel.ts';
 import type { TaskProducer } from '../../task/producer.ts';
 import { batchRequestSchema } from '../../task/request.ts';
 import { parseOrThrow } from '../../validation.ts';
@@ -33,4 +34,11 @@ export async function getTask(lookup: TaskLookup, id: string, keepCompletedS: nu
     );
   }
   return { status: 200, body: view };
+}
+
+export async function cancelTask(canceller: TaskCanceller, id: string): Promise<Reply> {
+  const view = await canceller.cancel(id);
+  return view.state === 'cancelled'
+    ? { status: 200, body: view }
+    : { status: 202, body: { ...view, note: 'cancellation requested: the agent running it aborts it' } };
 }

@@ -1,0 +1,65 @@
+/**
+ * Cancelling a task (DELETE /v1/tasks/:id). A task that has not started is removed at once and
+ * leaves a tombstone, so GET still answers `cancelled`; a running one is aborted by the agent that
+ * holds it (its handler's signal fires, the attempt ends as `cancelled`), told over pub/sub.
+ */
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { SwitchyardError } from '../errors.ts';
+import { keys } from '../redis/keys.ts';
+import type { TaskEnvelope } from './envelope.ts';
+import type { TaskLookup } from './lookup.ts';
+import type { PoolQueues } from './pool-queues.ts';
+import type { TaskView } from './view.ts';
+
+export interface CancelMessage {
+  kind: 'cancel';
+  taskId: string;
+  reason: string;
+}
+
+export class TaskCanceller {
+  readonly #k: ReturnType<typeof keys>;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly queues: PoolQueues,
+    private readonly lookup: TaskLookup,
+    private readonly keepS: number,
+  ) {
+    this.#k = keys(prefix);
+  }
+
+  /** Returns the task's view after the request: `cancelled`, or still `active` while its agent aborts it. */
+  async cancel(id: string, reason = 'cancelled on request', waitMs = 3000): Promise<TaskView> {
+    const view = await this.lookup.find(id);
+    if (!view) throw new SwitchyardError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
+    if (view.state === 'completed' || view.state === 'dead' || view.state === 'cancelled') {
+      throw new SwitchyardError('TASK_FINISHED', `task ${id} is already ${view.state}; there is nothing to cancel`);
+    }
+    if (view.state !== 'active') {
+      const job = (await this.queues.get({ type: view.type, pool: view.pool }).getJob(id)) as Job<TaskEnvelope> | undefined;
+      try {
+        if (job) await job.remove();
+        const cancelled: TaskView = { ...view, state: 'cancelled', note: reason, finishedAt: new Date().toISOString() };
+        await this.redis.set(this.#k.cancelled(view.type, id), JSON.stringify(cancelled), 'EX', this.keepS);
+        return cancelled;
+      } catch {
+        // It started in the meantime (its job is locked): abort it like any running task.
+      }
+    }
+    const message: CancelMessage = { kind: 'cancel', taskId: id, reason };
+    await this.redis.publish(this.#k.taskEvents, JSON.stringify(message));
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const now = await this.lookup.find(id);
+      if (!now || now.state !== 'active' || Date.now() > deadline) return now ?? view;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export const isCancelMessage = (m: unknown): m is CancelMessage =>
+  typeof m === 'object' && m !== null && (m as CancelMessage).kind === 'cancel' && typeof (m as CancelMessage).taskId === 'string';
+

@@ -1,0 +1,40 @@
+/**
+ * Moves a task to another pool queue under the same id: add to the new queue first, then remove
+ * from the old one, so a crash in between leaves two copies, never none (at-least-once). Used by
+ * the dispatcher (parked and stranded tasks) and by dead-letter replay.
+ */
+import type { Job, JobsOptions } from 'bullmq';
+import type { PoolRef } from '../redis/keys.ts';
+import type { RoutingDecision } from '../routing/decision.ts';
+import type { TaskEnvelope } from './envelope.ts';
+import type { PoolQueues } from './pool-queues.ts';
+
+export interface MoveOptions {
+  /** Replace the data (default: the same envelope with the new routing). */
+  data?: TaskEnvelope;
+  /** Start over with the full attempt budget even though the old job spent some (replays). */
+  now?: number;
+}
+
+/** Returns false when the old copy could not be removed (it started meanwhile: both may run). */
+export async function moveTask(queues: PoolQueues, job: Job<TaskEnvelope>, to: PoolRef, routing: RoutingDecision, o: MoveOptions = {}): Promise<boolean> {
+  const now = o.now ?? Date.now();
+  const target = await queues.forWriting(to);
+  const remaining = job.delay && job.finishedOn === undefined ? Math.max(0, job.timestamp + job.delay - now) : 0;
+  const opts: JobsOptions = {
+    jobId: job.id!,
+    attempts: job.opts.attempts,
+    backoff: job.opts.backoff,
+    removeOnComplete: job.opts.removeOnComplete,
+    removeOnFail: job.opts.removeOnFail,
+    ...(job.opts.priority ? { priority: job.opts.priority } : {}),
+    ...(remaining > 0 ? { delay: remaining } : {}),
+  };
+  await target.add(job.name, { ...(o.data ?? job.data), routing }, opts);
+  try {
+    await job.remove();
+    return true;
+  } catch {
+    return false;
+  }
+}
