@@ -259,8 +259,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const level = t.to === 'UNHEALTHY' ? 'warn' : 'info';
     this.#log[level]({ from: t.from, to: t.to, reason: t.reason }, `health ${t.from} -> ${t.to}`);
     const event = { kind: 'health' as const, agentId: this.id, type: this.type.name, pool: this.pool, at: new Date().toISOString(), ...t };
-    void this.#registry.publish(event).catch(() => undefined);
-    void this.#presence.beat();
+    // Publish once the registry holds the new health, so routers refreshing on the event read it.
+    void this.#presence.beat().then(() => this.#registry.publish(event)).catch(() => undefined);
     this.#updatePulling();
     this.emit('health', t);
   }

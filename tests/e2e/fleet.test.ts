@@ -100,13 +100,19 @@ describe('a fleet of real agent processes', () => {
     const p = (await pools()).find((x) => x.name === 'flaky.green')!;
     expect(p.eligible).toBe(false);
     expect(p.reasons[0]).toMatch(/no HEALTHY or DEGRADED agent \(1 UNHEALTHY\)/);
-    const id = await enqueue('green');
-    await new Promise((r) => setTimeout(r, 500));
-    const parked = await task(id);
+    // Routers see the change within a snapshot refresh; a task sent just before may still land in green.
+    const sent: string[] = [];
+    const parked = await waitFor(async () => {
+      const id = await enqueue('green');
+      sent.push(id);
+      const t = await task(id);
+      return t.state === 'parked' ? t : undefined;
+    }, { what: 'a task for green to be parked' });
+    const id = parked.id;
     expect(parked.state).toBe('parked');
     expect(parked.note).toMatch(/no eligible pool \(green: no HEALTHY or DEGRADED agent \(1 UNHEALTHY\)\)/);
     down.delete('green');
-    await waitFor(async () => (await task(id)).state === 'completed', { what: 'the green task after recovery' });
+    for (const t of sent) await waitFor(async () => (await task(t)).state === 'completed', { what: 'the green tasks after recovery' });
     down.delete('blue2');
     await waitFor(async () => (await agentOf(blue2))?.health === 'HEALTHY', { what: 'blue2 healthy again' });
   });

@@ -55,7 +55,8 @@ const strictWorker = defineWorker(strict, async (p, ctx) => {
 
 beforeAll(async () => {
   await sys.ready;
-  await start(flakyWorker);
+  // These tests are about retries, not breakers: a flaky whose pool breaker never trips.
+  await start(defineWorker({ ...flakyWorker.type, breaker: { failureRatio: 1, minRequests: 1_000_000, windowMs: 1000, openMs: 1000, halfOpenProbes: 1 } }, flakyWorker.handler));
   await start(strictWorker);
 });
 afterAll(async () => {
