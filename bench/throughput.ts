@@ -1,14 +1,19 @@
 /**
  * Throughput of no-op tasks: bare BullMQ (Queue.addBulk + Worker) against Switchyard (TaskProducer
- * + Agent, with validation, envelopes and routing decisions), in one run, on the same Redis.
- * Both sides run in this process, so the figures compare the libraries, not process layouts.
+ * routing each task through the live fleet snapshot, + Agent with validation, timeouts, health,
+ * heartbeats and breaker reporting), in one run, on the same Redis, in this one process.
+ * Three figures per side: enqueue alone, processing a ready backlog, and end to end (producer and
+ * worker running together, from the first add to the last completion).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Agent, Catalogue, createLogger, defineAgentType, defineWorker, loadConfig } from '../src/index.ts';
+import { BreakerWatch } from '../src/breaker/watch.ts';
 import { createRedis } from '../src/redis/connection.ts';
-import { fixedRouter } from '../src/routing/fixed.ts';
+import { Registry } from '../src/registry/registry.ts';
+import { FleetRouter } from '../src/routing/router.ts';
+import { FleetSnapshot } from '../src/routing/snapshot.ts';
 import { PoolQueues } from '../src/task/pool-queues.ts';
 import { TaskProducer } from '../src/task/producer.ts';
 import { deletePrefix, totalCommands } from './redis-stats.ts';
@@ -23,70 +28,103 @@ export interface ThroughputOptions {
 export interface PhaseResult {
   enqueuePerSec: number;
   processPerSec: number;
+  endToEndPerSec: number;
   commandsPerTask: number;
 }
 
 const noop = defineAgentType({ name: 'noop', version: '1.0.0', payload: z.object({ i: z.number() }), result: z.object({ i: z.number() }) });
+const silent = createLogger({ logLevel: 'silent', logPretty: false });
 
 async function untilCount(get: () => number, n: number): Promise<void> {
-  while (get() < n) await new Promise((r) => setTimeout(r, 5));
+  while (get() < n) await new Promise((r) => setTimeout(r, 2));
+}
+
+/** Adds `jobs` tasks in chunks through `add`; returns ms taken. */
+async function feed(o: ThroughputOptions, add: (from: number, n: number) => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  for (let i = 0; i < o.jobs; i += o.chunk) await add(i, Math.min(o.chunk, o.jobs - i));
+  return performance.now() - t;
 }
 
 export async function bareBullmq(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   const stats = new Redis(o.redisUrl);
   const queue = new Queue('{noop.default}', { connection, prefix });
+  const add = (from: number, n: number) =>
+    queue.addBulk(Array.from({ length: n }, (_, k) => ({ name: 'noop', data: { i: from + k }, opts: { attempts: 3, removeOnComplete: { age: 3600, count: 100_000 } } })));
   const c0 = await totalCommands(stats);
-  let t = performance.now();
-  for (let i = 0; i < o.jobs; i += o.chunk) {
-    const n = Math.min(o.chunk, o.jobs - i);
-    await queue.addBulk(Array.from({ length: n }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: { attempts: 3, removeOnComplete: { age: 3600, count: 100_000 } } })));
-  }
-  const enqueueMs = performance.now() - t;
+  const enqueueMs = await feed(o, add);
   let done = 0;
-  t = performance.now();
+  let t = performance.now();
   const worker = new Worker('{noop.default}', async (job) => ({ i: (job.data as { i: number }).i }), { connection, prefix, concurrency: o.concurrency });
   worker.on('completed', () => done++);
   await untilCount(() => done, o.jobs);
   const processMs = performance.now() - t;
-  await worker.close();
   const c1 = await totalCommands(stats);
+  // End to end: the worker is running; feed again and wait for every completion.
+  t = performance.now();
+  await feed(o, add);
+  await untilCount(() => done, 2 * o.jobs);
+  const endToEndMs = performance.now() - t;
+  await worker.close();
   await queue.close();
   await deletePrefix(stats, prefix);
   await Promise.all([connection.quit(), stats.quit()]);
-  return { enqueuePerSec: (o.jobs / enqueueMs) * 1000, processPerSec: (o.jobs / processMs) * 1000, commandsPerTask: (c1 - c0 - 2) / o.jobs };
+  return rates(o, enqueueMs, processMs, endToEndMs, c1 - c0);
 }
 
 export async function switchyard(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
   const config = loadConfig({ SWITCHYARD_PREFIX: prefix, LOG_LEVEL: 'silent' });
   const redis = createRedis(o.redisUrl, 'client');
+  const background = createRedis(o.redisUrl, 'blocking');
+  const subscriber = createRedis(o.redisUrl, 'blocking');
   const stats = new Redis(o.redisUrl);
   await new Promise((r) => redis.once('ready', r));
+  const catalogue = new Catalogue([noop]);
   const queues = new PoolQueues(redis, prefix);
-  const producer = new TaskProducer({ redis, queues, catalogue: new Catalogue([noop]), router: fixedRouter, config });
+  const snapshotQueues = new PoolQueues(background, prefix);
+  const watch = new BreakerWatch(background, subscriber, prefix, () => 60_000);
+  const snapshot = new FleetSnapshot(new Registry(background, prefix), snapshotQueues, watch, subscriber, prefix, silent);
+  await watch.start();
+  await snapshot.start();
+  const producer = new TaskProducer({ redis, queues, catalogue, router: new FleetRouter(snapshot, catalogue), config, backlog: (t) => snapshot.backlog(t) });
+  // The enqueue phase routes to a pool that has a registered agent which does not pull yet.
+  const registry = new Registry(background, prefix);
+  const timing = { heartbeatMs: 60_000, ttlMs: 180_000 };
+  await registry.register({ id: 'bench-holder', type: 'noop', version: '1.0.0', capabilities: [{ name: 'noop', version: '1.0.0' }], concurrency: o.concurrency }, timing);
+  await registry.heartbeat('bench-holder', { health: 'HEALTHY', running: 0 }, timing);
+  await snapshot.refresh();
+  const add = (from: number, n: number) => producer.enqueueBatch(Array.from({ length: n }, (_, k) => ({ type: 'noop', payload: { i: from + k } })));
+
   const c0 = await totalCommands(stats);
+  const enqueueMs = await feed(o, add);
   let t = performance.now();
-  for (let i = 0; i < o.jobs; i += o.chunk) {
-    const n = Math.min(o.chunk, o.jobs - i);
-    await producer.enqueueBatch(Array.from({ length: n }, (_, k) => ({ type: 'noop', payload: { i: i + k } })));
-  }
-  const enqueueMs = performance.now() - t;
-  t = performance.now();
-  const agent = await Agent.start({
-    definition: defineWorker(noop, (p) => ({ i: p.i })),
-    redisUrl: o.redisUrl,
-    config,
-    log: createLogger({ logLevel: 'silent', logPretty: false }),
-    concurrency: o.concurrency,
-  });
+  const agent = await Agent.start({ definition: defineWorker(noop, (p) => ({ i: p.i })), redisUrl: o.redisUrl, config, log: silent, concurrency: o.concurrency });
   let done = 0;
   agent.on('completed', () => done++);
   await untilCount(() => done, o.jobs);
   const processMs = performance.now() - t;
-  await agent.close();
   const c1 = await totalCommands(stats);
-  await queues.close();
+  t = performance.now();
+  await feed(o, add);
+  await untilCount(() => done, 2 * o.jobs);
+  const endToEndMs = performance.now() - t;
+
+  await agent.close();
+  await snapshot.stop();
+  await watch.stop();
+  await Promise.all([queues.close(), snapshotQueues.close()]);
   await deletePrefix(stats, prefix);
-  await Promise.all([redis.quit(), stats.quit()]);
-  return { enqueuePerSec: (o.jobs / enqueueMs) * 1000, processPerSec: (o.jobs / processMs) * 1000, commandsPerTask: (c1 - c0) / o.jobs };
+  await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
+  // Background commands (heartbeats, snapshot refreshes, breaker flushes) are counted too: they are part of the cost.
+  return rates(o, enqueueMs, processMs, endToEndMs, c1 - c0);
+}
+
+function rates(o: ThroughputOptions, enqueueMs: number, processMs: number, endToEndMs: number, commands: number): PhaseResult {
+  return {
+    enqueuePerSec: (o.jobs / enqueueMs) * 1000,
+    processPerSec: (o.jobs / processMs) * 1000,
+    endToEndPerSec: (o.jobs / endToEndMs) * 1000,
+    commandsPerTask: commands / o.jobs,
+  };
 }

@@ -168,7 +168,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         lockDuration: config.lockMs,
         stalledInterval: config.stalledIntervalMs,
         maxStalledCount: config.maxStalled,
-        settings: { backoffStrategy },
+        settings: { backoffStrategy: backoffStrategy(this.type.defaults.backoff) },
         autorun: false,
       },
     );

@@ -141,7 +141,8 @@ export function createProcessor(h: ProcessorHooks): Processor {
     const admission = typeof gate === 'string' ? gate : await gate;
     // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
     if (admission === 'DENIED') throw Worker.RateLimitError();
-    const timer = setTimeout(() => h.cancel(jobId, TIMEOUT), env.timeoutMs);
+    const timeoutMs = env.timeoutMs ?? type.defaults.timeoutMs;
+    const timer = setTimeout(() => h.cancel(jobId, TIMEOUT), timeoutMs);
     const ctx = new AttemptContext(job, env, h.pool, signal ?? NEVER, h.log, h.namedBreaker);
     let output: unknown;
     h.started();
@@ -155,7 +156,7 @@ export function createProcessor(h: ProcessorHooks): Processor {
       ok = true;
       outcome = 'success';
     } catch (err) {
-      const verdict = await classify(err, job, token, signal, env.timeoutMs);
+      const verdict = await classify(err, job, token, signal, timeoutMs);
       // Fatal errors, shutdowns and delays say nothing about the pool's health.
       if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
         outcome = 'neutral';

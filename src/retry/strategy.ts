@@ -5,14 +5,17 @@
  */
 import type { MinimalJob } from 'bullmq';
 import { retryAfterMs } from '../errors.ts';
-import { DEFAULT_BACKOFF, retryDelay } from './backoff.ts';
+import { DEFAULT_BACKOFF, retryDelay, type Backoff } from './backoff.ts';
 import type { TaskEnvelope } from '../task/envelope.ts';
 
 export const BACKOFF_TYPE = 'switchyard';
 
-export function backoffStrategy(attemptsMade: number, _type: string | undefined, err: Error | undefined, job: MinimalJob | undefined): number {
-  const asked = retryAfterMs(err);
-  if (asked !== undefined) return asked;
-  const policy = (job?.data as Partial<TaskEnvelope> | undefined)?.backoff ?? DEFAULT_BACKOFF;
-  return retryDelay(policy, attemptsMade);
+/** The strategy for one agent type: a task's own policy if it has one, else the type's. */
+export function backoffStrategy(typeDefault: Backoff = DEFAULT_BACKOFF) {
+  return (attemptsMade: number, _type: string | undefined, err: Error | undefined, job: MinimalJob | undefined): number => {
+    const asked = retryAfterMs(err);
+    if (asked !== undefined) return asked;
+    const policy = (job?.data as Partial<TaskEnvelope> | undefined)?.backoff ?? typeDefault;
+    return retryDelay(policy, attemptsMade);
+  };
 }

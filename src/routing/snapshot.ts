@@ -29,6 +29,7 @@ export class FleetSnapshot extends EventEmitter<{ refreshed: [] }> {
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
   #stopped = false;
   readonly #channel: string;
 
@@ -66,9 +67,18 @@ export class FleetSnapshot extends EventEmitter<{ refreshed: [] }> {
     }, 10);
   }
 
+  /** Resolves once a refresh that started after this call has finished. */
   refresh(): Promise<void> {
-    this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined));
-    return this.#refreshing;
+    if (!this.#refreshing) {
+      this.#refreshing = this.#refresh().finally(() => (this.#refreshing = undefined));
+      return this.#refreshing;
+    }
+    // The refresh in flight may have read Redis before the caller's change: one more after it.
+    this.#queued ??= this.#refreshing.then(() => {
+      this.#queued = undefined;
+      return this.refresh();
+    });
+    return this.#queued;
   }
 
   async #refresh(): Promise<void> {

@@ -9,7 +9,8 @@ import { backoffSchema } from '../retry/backoff.ts';
 
 export const envelopeSchema = z.object({
   payload: z.unknown(),
-  timeoutMs: z.number().int().positive(),
+  /** Set only when the task overrides its type's timeoutMs (the agent knows the default). */
+  timeoutMs: z.number().int().positive().optional(),
   /** idempotencyKey given by the producer, passed to the handler (defaults to the task id). */
   key: z.string().optional(),
   tags: z.array(z.string()).optional(),
@@ -17,7 +18,7 @@ export const envelopeSchema = z.object({
   route: z.object({ pool: z.string().optional(), strategy: z.enum(STRATEGIES).optional(), version: z.string().optional() }).optional(),
   /** Errors of earlier lives of a replayed task, oldest first. */
   previousErrors: z.array(z.string()).optional(),
-  /** The task's resolved retry policy (type defaults, then per-task overrides). */
+  /** The task's resolved retry policy, set only when it overrides its type's (kept small: it travels with every fetch). */
   backoff: backoffSchema.optional(),
   routing: z.object({
     strategy: z.enum([...STRATEGIES, 'fixed']),

@@ -76,7 +76,10 @@ export class TaskProducer {
     const backoff = req.backoff ? parseOrThrow(backoffSchema, { ...d.backoff, ...req.backoff }, 'backoff', 'backoff') : d.backoff;
     const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy, version: req.version });
     const id = newTaskId(type.name);
-    const envelope: TaskEnvelope = { payload, timeoutMs: req.timeoutMs ?? d.timeoutMs, routing, backoff };
+    // Only what differs from the type's defaults travels with the task: agents know the defaults.
+    const envelope: TaskEnvelope = { payload, routing };
+    if (req.timeoutMs !== undefined) envelope.timeoutMs = req.timeoutMs;
+    if (req.backoff) envelope.backoff = backoff;
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;
     if (req.tags?.length) envelope.tags = req.tags;
     if (req.pool || req.strategy || req.version) {

@@ -50,12 +50,14 @@ describe('backoff', () => {
 describe('the agents backoff strategy', () => {
   it('uses the policy the task carries', () => {
     const job = { data: { backoff: policy({ type: 'fixed', delayMs: 700, jitter: 0 }) } };
-    expect(backoffStrategy(3, 'switchyard', new Error('x'), job as never)).toBe(700);
+    expect(backoffStrategy()(3, 'switchyard', new Error('x'), job as never)).toBe(700);
+    // without one of its own, the type's policy applies
+    expect(backoffStrategy(policy({ type: 'fixed', delayMs: 123, jitter: 0 }))(3, 'switchyard', new Error('x'), { data: {} } as never)).toBe(123);
   });
 
   it('honours RetryAfterError, also after it crossed a process as JSON', () => {
-    expect(backoffStrategy(1, 'switchyard', new RetryAfterError(4321), undefined)).toBe(4321);
+    expect(backoffStrategy()(1, 'switchyard', new RetryAfterError(4321), undefined)).toBe(4321);
     const revived = Object.assign(new Error('retry after 99 ms'), JSON.parse(JSON.stringify({ code: 'RETRY_AFTER', retryAfterMs: 99 })));
-    expect(backoffStrategy(1, 'switchyard', revived, undefined)).toBe(99);
+    expect(backoffStrategy()(1, 'switchyard', revived, undefined)).toBe(99);
   });
 });
