@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Agent, Catalogue, createLogger, defineAgentType, defineWorker, loadConfig } from '../src/index.ts';
 import { BreakerWatch } from '../src/breaker/watch.ts';
+import { BREAKER_PRESETS } from '../src/breaker/policy.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { Registry } from '../src/registry/registry.ts';
 import { FleetRouter } from '../src/routing/router.ts';
@@ -83,7 +84,7 @@ export async function switchyard(o: ThroughputOptions, prefix: string): Promise<
   const catalogue = new Catalogue([noop]);
   const queues = new PoolQueues(redis, prefix);
   const snapshotQueues = new PoolQueues(background, prefix);
-  const watch = new BreakerWatch(background, subscriber, prefix, () => 60_000);
+  const watch = new BreakerWatch(background, subscriber, prefix, () => BREAKER_PRESETS.batch);
   const snapshot = new FleetSnapshot(new Registry(background, prefix), snapshotQueues, watch, subscriber, prefix, silent);
   await watch.start();
   await snapshot.start();

@@ -126,7 +126,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const ref = { type: this.type.name, pool: this.pool };
     this.#breaker = new SharedBreaker(redis, config.prefix, poolBreakerName(ref), this.type.breaker);
     this.#subscriber = subscriber;
-    this.#watch = new BreakerWatch(redis, subscriber, config.prefix, () => this.type.breaker.openMs, 1000, [this.#breaker.name]);
+    this.#watch = new BreakerWatch(redis, subscriber, config.prefix, () => this.type.breaker, 1000, [this.#breaker.name]);
     this.#watch.on('change', (e) => {
       if (e.name !== this.#breaker.name) return;
       this.#log[e.state === 'OPEN' ? 'warn' : 'info']({ breaker: e.name, state: e.state, trips: e.trips }, `pool breaker ${e.state}`);

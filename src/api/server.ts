@@ -27,7 +27,7 @@ import { PoolQueues } from '../task/pool-queues.ts';
 import { TaskProducer } from '../task/producer.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
-import { openMsOf } from './routes/breakers.ts';
+import { policyOf } from './routes/breakers.ts';
 
 export interface ApiServer {
   url: string;
@@ -65,7 +65,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   const queues = new PoolQueues(redis, config.prefix);
   for (const t of catalogue.list()) queues.get({ type: t.name, pool: DEFAULT_POOL });
   const registry = new Registry(redis, config.prefix);
-  const breakers = new BreakerWatch(background, subscriber, config.prefix, (name) => openMsOf(catalogue, name), 1000);
+  const breakers = new BreakerWatch(background, subscriber, config.prefix, (name) => policyOf(catalogue, name), 1000);
   const backgroundQueues = new PoolQueues(background, config.prefix);
   const snapshot = new FleetSnapshot(new Registry(background, config.prefix), backgroundQueues, breakers, subscriber, config.prefix, log);
   // Route from a loaded snapshot when Redis answers; if it does not yet, serve anyway (503s) and load when it does.

@@ -61,7 +61,7 @@ export class SharedBreaker {
   }
 
   async read(now = Date.now()): Promise<BreakerView> {
-    return readBreaker(this.#redis, this.#k, this.name, this.policy.openMs, now);
+    return readBreaker(this.#redis, this.#k, this.name, this.policy, now);
   }
 
   /**
@@ -83,22 +83,29 @@ export class SharedBreaker {
   }
 }
 
-export async function readBreaker(redis: Redis, k: ReturnType<typeof keys>['breaker'], name: string, openMs: number, now = Date.now()): Promise<BreakerView> {
+export async function readBreaker(
+  redis: Redis,
+  k: ReturnType<typeof keys>['breaker'],
+  name: string,
+  policy: Pick<BreakerPolicy, 'openMs' | 'windowMs'>,
+  now = Date.now(),
+): Promise<BreakerView> {
   const [hash, probes] = await Promise.all([redis.hgetall(k.state(name)), redis.zcount(k.probes(name), String(now), '+inf')]);
   const state = (hash.state as BreakerState | undefined) ?? 'CLOSED';
   let successes = 0;
   let failures = 0;
-  if (state === 'CLOSED' && hash.t0 !== undefined) {
-    // Sum the buckets that are still inside the window (same rule as breaker-record).
-    const stamps = Array.from({ length: 10 }, (_, i) => Number(hash[`t${i}`] ?? -1));
-    const newest = Math.max(...stamps);
-    stamps.forEach((t, i) => {
-      if (t > newest - 10) {
+  if (state === 'CLOSED') {
+    // The buckets still inside the window as of now (the same rule breaker-record applies).
+    const bucket = Math.floor(now / Math.max(1, Math.floor(policy.windowMs / 10)));
+    for (let i = 0; i < 10; i++) {
+      const stamp = Number(hash[`t${i}`] ?? -1);
+      if (stamp > bucket - 10 && stamp <= bucket) {
         successes += Number(hash[`s${i}`] ?? 0);
         failures += Number(hash[`f${i}`] ?? 0);
       }
-    });
+    }
   }
+  const openMs = policy.openMs;
   const view: BreakerView = { name, state, trips: Number(hash.trips ?? 0), window: { successes, failures }, probesInFlight: probes };
   if (hash.openedAt) {
     view.openedAt = new Date(Number(hash.openedAt)).toISOString();

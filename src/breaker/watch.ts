@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { keys } from '../redis/keys.ts';
 import { readBreaker } from './breaker.ts';
+import type { BreakerPolicy } from './policy.ts';
 import type { BreakerEvent, BreakerState, BreakerView } from './state.ts';
 
 export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
@@ -19,7 +20,7 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
     /** A connection in subscriber mode; it may carry other subscriptions too; its owner closes it. */
     private readonly subscriber: Redis,
     prefix: string,
-    private readonly openMsOf: (name: string) => number,
+    private readonly policyOf: (name: string) => BreakerPolicy,
     private readonly refreshMs = 1000,
     /** Watch only these breakers (an agent needs its pool's); all when undefined. */
     private readonly only?: readonly string[],
@@ -56,7 +57,7 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
   /** Re-reads every known breaker. */
   async refresh(): Promise<BreakerView[]> {
     const names = this.only ? [...this.only] : await this.redis.smembers(this.#k.index);
-    const views = await Promise.all(names.map((n) => readBreaker(this.redis, this.#k, n, this.openMsOf(n))));
+    const views = await Promise.all(names.map((n) => readBreaker(this.redis, this.#k, n, this.policyOf(n))));
     for (const v of views) {
       const openedAt = v.openedAt ? Date.parse(v.openedAt) : undefined;
       const before = this.#states.get(v.name);
@@ -74,7 +75,7 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
   /** When an OPEN breaker admits probes (ms since epoch), or undefined. */
   halfOpenAt(name: string): number | undefined {
     const s = this.#states.get(name);
-    return s?.state === 'OPEN' && s.openedAt !== undefined ? s.openedAt + this.openMsOf(name) : undefined;
+    return s?.state === 'OPEN' && s.openedAt !== undefined ? s.openedAt + this.policyOf(name).openMs : undefined;
   }
 
   async stop(): Promise<void> {

@@ -18,7 +18,7 @@ export interface PoolOverview extends PoolRef, Eligibility {
   weight: number;
   concurrency: number;
   running: number;
-  backlog: { waiting: number; active: number; delayed: number; dead: number };
+  backlog: { waiting: number; active: number; delayed: number; dead: number; completed: number };
   breaker: BreakerState;
 }
 
@@ -36,7 +36,7 @@ export async function poolOverview(registry: Registry, queues: PoolQueues, break
 
   const overviews = await Promise.all(
     [...byPool.values()].map(async ({ ref, agents: list }) => {
-      const counts = await queues.get(ref).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+      const counts = await queues.get(ref).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
       const byHealth = Object.fromEntries(HEALTH_STATES.map((h) => [h, list.filter((a) => a.health === h).length])) as Record<Health, number>;
       const serving = list.filter((a) => isServing(a.health) && !a.draining);
       const breaker = breakerState(ref);
@@ -55,6 +55,7 @@ export async function poolOverview(registry: Registry, queues: PoolQueues, break
           active: counts.active ?? 0,
           delayed: counts.delayed ?? 0,
           dead: counts.failed ?? 0,
+          completed: counts.completed ?? 0,
         },
         breaker,
         eligible: eligibility.eligible && breaker !== 'OPEN',

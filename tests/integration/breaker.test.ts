@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { BreakerOpenError, SharedBreaker } from '../../src/breaker/breaker.ts';
 import type { BreakerPolicy } from '../../src/breaker/policy.ts';
 import { BreakerWatch } from '../../src/breaker/watch.ts';
+import { BREAKER_PRESETS } from '../../src/breaker/policy.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -23,6 +24,15 @@ describe('tripping', () => {
     const c = breaker({ failureRatio: 0.3, minRequests: 10 });
     expect(await c.record(8, 2, T0)).toBe('CLOSED'); // 0.2 < 0.3
     expect((await c.read(T0)).window).toEqual({ successes: 8, failures: 2 });
+  });
+
+  it('reports the window as of now, across buckets', async () => {
+    const b = breaker({ minRequests: 100, windowMs: 1000 });
+    await b.record(3, 1, T0 + 50);
+    await b.record(2, 0, T0 + 450);
+    expect((await b.read(T0 + 500)).window).toEqual({ successes: 5, failures: 1 });
+    expect((await b.read(T0 + 1200)).window).toEqual({ successes: 2, failures: 0 });
+    expect((await b.read(T0 + 5000)).window).toEqual({ successes: 0, failures: 0 });
   });
 
   it('lets old outcomes age out of the rolling window', async () => {
@@ -109,7 +119,7 @@ describe('BreakerWatch', () => {
 
   it('every process sees a transition within 100 ms', async () => {
     const make = async () => {
-      const w = new BreakerWatch(redis, new Redis(REDIS_URL), prefix, () => 1000, 60_000);
+      const w = new BreakerWatch(redis, new Redis(REDIS_URL), prefix, () => ({ ...BREAKER_PRESETS.critical, openMs: 1000 }), 60_000);
       await w.start();
       watches.push(w);
       return w;

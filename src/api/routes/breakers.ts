@@ -3,18 +3,19 @@ import type { Redis } from 'ioredis';
 import type { Catalogue } from '../../agent-type/catalogue.ts';
 import { readBreaker, SharedBreaker } from '../../breaker/breaker.ts';
 import { keys, poolBreakerName } from '../../redis/keys.ts';
+import { BREAKER_PRESETS, type BreakerPolicy } from '../../breaker/policy.ts';
 import type { Reply } from '../problem.ts';
 
-/** openMs of a breaker by name: the type's policy for pool breakers, else the batch preset's. */
-export function openMsOf(catalogue: Catalogue, name: string): number {
+/** A breaker's policy by name: its type's for pool breakers, else the batch preset. */
+export function policyOf(catalogue: Catalogue, name: string): BreakerPolicy {
   const type = /^pool:([a-z][a-z0-9-]*)\./.exec(name)?.[1];
-  return (type && catalogue.find(type)?.breaker.openMs) || 60_000;
+  return (type && catalogue.find(type)?.breaker) || BREAKER_PRESETS.batch;
 }
 
 export async function listBreakers(redis: Redis, prefix: string, catalogue: Catalogue): Promise<Reply> {
   const k = keys(prefix).breaker;
   const names = (await redis.smembers(k.index)).sort();
-  const views = await Promise.all(names.map((n) => readBreaker(redis, k, n, openMsOf(catalogue, n))));
+  const views = await Promise.all(names.map((n) => readBreaker(redis, k, n, policyOf(catalogue, n))));
   return { status: 200, body: views };
 }
 
