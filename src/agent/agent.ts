@@ -30,7 +30,8 @@ import { registerPoolQueue } from '../task/pool-queues.ts';
 import { isCancelMessage } from '../task/cancel.ts';
 import { Presence } from './presence.ts';
 import { backoffStrategy } from '../retry/strategy.ts';
-import { createProcessor, SHUTDOWN, type PoolOutcome } from './processor.ts';
+import { createProcessor, SHUTDOWN, TIMEOUT, type PoolOutcome } from './processor.ts';
+import { InFlight } from './in-flight.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 
 export type AgentConfig = Pick<
@@ -84,6 +85,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #log: Logger;
   readonly #graceMs: number;
   readonly #breaker: SharedBreaker;
+  readonly #inFlight = new InFlight(TIMEOUT);
   readonly #breakers = new Map<string, SharedBreaker>();
   readonly #watch: BreakerWatch;
   readonly #batcher: OutcomeBatcher;
@@ -150,7 +152,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         definition,
         pool: this.pool,
         log: this.#log,
-        cancel: (jobId, reason) => this.#worker.cancelJob(jobId, reason),
+        inFlight: this.#inFlight,
         admit: (jobId) => this.#admit(jobId),
         settled: (jobId, admission, outcome) => this.#settled(jobId, admission, outcome),
         namedBreaker: (name) => this.#namedBreaker(name),
@@ -218,7 +220,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         const m: unknown = JSON.parse(message);
         // Only the agent running the task has it tracked; cancelJob is a no-op everywhere else.
-        if (isCancelMessage(m) && this.#worker.cancelJob(m.taskId, m.reason)) this.#log.info({ taskId: m.taskId }, 'task cancelled on request');
+        if (isCancelMessage(m) && this.#inFlight.abort(m.taskId, m.reason)) this.#log.info({ taskId: m.taskId }, 'task cancelled on request');
       } catch {
         /* not ours */
       }
@@ -334,7 +336,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#stopCheck();
       clearTimeout(this.#halfOpenTimer);
       await Promise.all([this.#presence.stop(), this.#housekeeper.stop()]);
-      const timer = setTimeout(() => this.#worker.cancelAllJobs(SHUTDOWN), graceMs);
+      const timer = setTimeout(() => this.#inFlight.abortAll(SHUTDOWN), graceMs);
       try {
         await this.#worker.close();
       } finally {

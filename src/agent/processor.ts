@@ -11,11 +11,11 @@ import { envelopeSchema, type TaskEnvelope } from '../task/envelope.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
 import { summarize, toFieldIssues } from '../validation.ts';
 import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
+import type { Attempt, InFlight } from './in-flight.ts';
 
 /** Abort reasons given to BullMQ's per-job signal. */
 export const TIMEOUT = 'switchyard:timeout';
 export const SHUTDOWN = 'switchyard:shutdown';
-const NEVER = new AbortController().signal;
 
 /** What a task's outcome says about its pool: `neutral` when the handler judged the request itself (fatal). */
 export type PoolOutcome = 'success' | 'failure' | 'neutral';
@@ -24,8 +24,8 @@ export interface ProcessorHooks {
   definition: WorkerDefinition;
   pool: string;
   log: Logger;
-  /** Aborts a running job's signal with a reason (BullMQ's Worker.cancelJob). */
-  cancel(jobId: string, reason: string): void;
+  /** The attempts this agent is running: deadlines, signals, cancel and shutdown. */
+  inFlight: InFlight;
   /** Asks the pool's breaker before running (sync while it is CLOSED: no Redis call). */
   admit(jobId: string): Admission | Promise<Admission>;
   /** Reports how the run went, to the breaker (as a probe result when admitted as one). */
@@ -37,30 +37,27 @@ export interface ProcessorHooks {
   finished(ok: boolean): void;
 }
 
-export type Processor = (job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined) => Promise<unknown>;
+/**
+ * Two parameters on purpose: BullMQ creates an AbortController per job for processors that take a
+ * third (signal) one; our InFlight table does that job more cheaply.
+ */
+export type Processor = (job: Job<TaskEnvelope>, token: string | undefined) => Promise<unknown>;
+
+function looksLikeEnvelope(d: unknown): d is TaskEnvelope {
+  if (typeof d !== 'object' || d === null || !('payload' in d)) return false;
+  const e = d as Partial<TaskEnvelope>;
+  return (
+    typeof e.routing === 'object' && e.routing !== null && typeof e.routing.pool === 'string' &&
+    (e.timeoutMs === undefined || (Number.isInteger(e.timeoutMs) && e.timeoutMs > 0)) &&
+    (e.key === undefined || typeof e.key === 'string') &&
+    (e.backoff === undefined || envelopeSchema.shape.backoff.safeParse(e.backoff).success)
+  );
+}
 
 const isBreakerOpen = (err: unknown): boolean => typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'BREAKER_OPEN';
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-
-function raceAbort<T>(pending: PromiseLike<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('attempt aborted'));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 /** The handler's context; a class so that building one per task stays cheap (the logger is lazy). */
 class AttemptContext implements TaskContext {
@@ -75,7 +72,7 @@ class AttemptContext implements TaskContext {
     private readonly job: Job<TaskEnvelope>,
     env: TaskEnvelope,
     readonly pool: string,
-    readonly signal: AbortSignal,
+    private readonly run: Attempt,
     private readonly parentLog: Logger,
     private readonly breakers: (name: string) => SharedBreaker,
   ) {
@@ -84,6 +81,10 @@ class AttemptContext implements TaskContext {
     this.attempt = job.attemptsMade + 1;
     this.maxAttempts = job.opts.attempts ?? 1;
     this.idempotencyKey = env.key ?? this.taskId;
+  }
+
+  get signal(): AbortSignal {
+    return this.run.signal;
   }
 
   get log(): Logger {
@@ -103,20 +104,20 @@ class AttemptContext implements TaskContext {
  * When the job's signal fired, its reason decides what the failure means, whatever the handler
  * threw on the way out.
  */
-async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<Error> {
+async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | undefined, attempt: Attempt, timeoutMs: number): Promise<Error> {
   if (isBreakerOpen(err)) {
     // A downstream breaker the handler guards is open: try again when it admits calls, attempt unspent.
     await job.moveToDelayed(Date.now() + (err as BreakerOpenError).retryAfterMs, token);
     return new DelayedError(`${(err as Error).message}; delayed`);
   }
-  if (signal?.aborted) {
-    if (signal.reason === SHUTDOWN) {
+  if (attempt.aborted) {
+    if (attempt.reason === SHUTDOWN) {
       // Past the grace period: give the task back without spending an attempt.
       await job.moveToWait(token);
       return new WaitingError('agent shut down before the task finished; back to waiting');
     }
-    if (signal.reason === TIMEOUT) return new TimeoutError(timeoutMs);
-    return new UnrecoverableError(`${CANCELLED_PREFIX}${String(signal.reason)}`);
+    if (attempt.reason === TIMEOUT) return new TimeoutError(timeoutMs);
+    return new UnrecoverableError(`${CANCELLED_PREFIX}${String(attempt.reason)}`);
   }
   if (isNonRetryable(err)) return new UnrecoverableError(err instanceof Error ? err.message : String(err));
   return err instanceof Error ? err : new Error(String(err));
@@ -124,12 +125,14 @@ async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | un
 
 export function createProcessor(h: ProcessorHooks): Processor {
   const type = h.definition.type;
-  return async (job, token, signal) => {
-    const envelope = envelopeSchema.safeParse(job.data);
-    if (!envelope.success) {
-      throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${summarize(toFieldIssues(envelope.error))}`);
+  return async (job, token) => {
+    // A cheap shape check on the hot path; zod runs only to explain a job that fails it.
+    if (!looksLikeEnvelope(job.data)) {
+      const parsed = envelopeSchema.safeParse(job.data);
+      const why = parsed.success ? 'unexpected shape' : summarize(toFieldIssues(parsed.error));
+      throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${why}`);
     }
-    const env = envelope.data;
+    const env = job.data;
     const payload = type.payload.safeParse(env.payload);
     if (!payload.success) {
       throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
@@ -142,28 +145,28 @@ export function createProcessor(h: ProcessorHooks): Processor {
     // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
     if (admission === 'DENIED') throw Worker.RateLimitError();
     const timeoutMs = env.timeoutMs ?? type.defaults.timeoutMs;
-    const timer = setTimeout(() => h.cancel(jobId, TIMEOUT), timeoutMs);
-    const ctx = new AttemptContext(job, env, h.pool, signal ?? NEVER, h.log, h.namedBreaker);
+    const attempt = h.inFlight.begin(jobId, timeoutMs);
+    const ctx = new AttemptContext(job, env, h.pool, attempt, h.log, h.namedBreaker);
     let output: unknown;
     h.started();
     let ok = false;
     let outcome: PoolOutcome = 'failure';
     try {
       const pending = h.definition.handler(payload.data, ctx);
-      // Synchronous handlers skip the race; async ones race the signal, so a handler that ignores
-      // its signal still cannot hold the attempt past its timeout.
-      output = !isThenable(pending) ? pending : signal ? await raceAbort(pending, signal) : await pending;
+      // Synchronous handlers skip the race; async ones race the attempt's abort, so a handler that
+      // ignores its signal still cannot hold the attempt past its timeout.
+      output = isThenable(pending) ? await attempt.race(pending) : pending;
       ok = true;
       outcome = 'success';
     } catch (err) {
-      const verdict = await classify(err, job, token, signal, timeoutMs);
+      const verdict = await classify(err, job, token, attempt, timeoutMs);
       // Fatal errors, shutdowns and delays say nothing about the pool's health.
       if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
         outcome = 'neutral';
       }
       throw verdict;
     } finally {
-      clearTimeout(timer);
+      h.inFlight.end(attempt);
       h.finished(ok);
       h.settled(jobId, admission, outcome);
     }

@@ -34,17 +34,48 @@ export class FleetRouter implements Router {
     private readonly snapshot: FleetSnapshot,
     private readonly catalogue: Catalogue,
   ) {
-    snapshot.on('refreshed', () => this.#leastLoaded.reset());
-    snapshot.breakers.on('change', (e) => this.#probes.delete(e.name));
+    snapshot.on('refreshed', () => {
+      this.#leastLoaded.reset();
+      this.#plain.clear();
+    });
+    snapshot.breakers.on('change', (e) => {
+      this.#probes.delete(e.name);
+      this.#plain.clear();
+    });
   }
+
+  /** Eligible pools per type for tasks without constraints, valid until the snapshot changes. */
+  #plain = new Map<string, Evaluation>();
 
   route(req: RouteRequest, now = Date.now()): RoutingDecision {
     const type = this.catalogue.get(req.type);
     const strategy = req.strategy ?? type.strategy;
+    const constrained = Boolean(req.pool || req.tags?.length || req.version);
+    let e = constrained ? undefined : this.#plain.get(type.name);
+    if (!e || e.until <= now) {
+      e = this.#evaluate(type.name, type.breaker.halfOpenProbes, req, now);
+      if (!constrained) this.#plain.set(type.name, e);
+    }
+    if (e.candidates.length === 0) {
+      return { strategy, pool: PARKED_POOL, candidates: [], reason: `no eligible pool (${e.why.join('; ') || 'no agents of this type'}): parked until one is` };
+    }
+    const chosen = e.candidates.length === 1 ? e.candidates[0]! : this.#pickers[strategy].pick(type.name, e.candidates);
+    const probe = e.probing.has(chosen.pool);
+    if (probe) {
+      const breaker = poolBreakerName({ type: type.name, pool: chosen.pool });
+      this.#probes.set(breaker, (this.#probes.get(breaker) ?? 0) + 1);
+      this.#plain.delete(type.name); // the probe budget changed
+    }
+    const reason = e.candidates.length === 1 ? e.single : `${strategy} over ${e.candidates.length} eligible pools`;
+    return { strategy, pool: chosen.pool, candidates: e.names, reason: probe ? `${reason}; a half-open probe` : reason };
+  }
+
+  #evaluate(typeName: string, halfOpenProbes: number, req: RouteRequest, now: number): Evaluation {
     const candidates: Candidate[] = [];
     const probing = new Set<string>();
     const why: string[] = [];
-    const pools = this.snapshot.pools(type.name).filter((p) => p.pool !== PARKED_POOL && (!req.pool || p.pool === req.pool));
+    let until = Infinity;
+    const pools = this.snapshot.pools(typeName).filter((p) => p.pool !== PARKED_POOL && (!req.pool || p.pool === req.pool));
     if (req.pool && pools.length === 0) why.push(`${req.pool}: no live agent`);
 
     for (const p of pools) {
@@ -53,7 +84,7 @@ export class FleetRouter implements Router {
         agents = agents.filter(
           (a) =>
             (!req.tags || req.tags.every((t) => a.tags.includes(t))) &&
-            (!req.version || a.capabilities.some((c) => c.name === type.name && semver.satisfies(c.version, req.version!))),
+            (!req.version || a.capabilities.some((c) => c.name === typeName && semver.satisfies(c.version, req.version!))),
         );
       }
       if (agents.length === 0) {
@@ -67,9 +98,10 @@ export class FleetRouter implements Router {
         const halfOpenAt = this.snapshot.breakers.halfOpenAt(breaker);
         if (state === 'OPEN' && halfOpenAt !== undefined && halfOpenAt > now) {
           why.push(`${p.pool}: breaker OPEN until ${new Date(halfOpenAt).toISOString()}`);
+          until = Math.min(until, halfOpenAt); // re-evaluate when it starts admitting probes
           continue;
         }
-        if ((this.#probes.get(breaker) ?? 0) >= type.breaker.halfOpenProbes) {
+        if ((this.#probes.get(breaker) ?? 0) >= halfOpenProbes) {
           why.push(`${p.pool}: breaker HALF_OPEN, probe budget in use`);
           continue;
         }
@@ -82,21 +114,19 @@ export class FleetRouter implements Router {
         backlog: p.backlog,
       });
     }
-
-    if (candidates.length === 0) {
-      return { strategy, pool: PARKED_POOL, candidates: [], reason: `no eligible pool (${why.join('; ') || 'no agents of this type'}): parked until one is` };
-    }
-    const chosen = candidates.length === 1 ? candidates[0]! : this.#pickers[strategy].pick(type.name, candidates);
-    if (probing.has(chosen.pool)) {
-      const breaker = poolBreakerName({ type: type.name, pool: chosen.pool });
-      this.#probes.set(breaker, (this.#probes.get(breaker) ?? 0) + 1);
-    }
-    const reason =
-      candidates.length === 1
-        ? `${chosen.pool} is the only eligible pool${why.length ? ` (${why.join('; ')})` : ''}`
-        : `${strategy} over ${candidates.length} eligible pools`;
-    return { strategy, pool: chosen.pool, candidates: candidates.map((c) => c.pool), reason: probing.has(chosen.pool) ? `${reason}; a half-open probe` : reason };
+    const single = candidates.length === 1 ? `${candidates[0]!.pool} is the only eligible pool${why.length ? ` (${why.join('; ')})` : ''}` : '';
+    return { candidates, names: candidates.map((c) => c.pool), probing, why, single, until };
   }
+}
+
+interface Evaluation {
+  candidates: Candidate[];
+  names: string[];
+  probing: Set<string>;
+  why: string[];
+  single: string;
+  /** Time after which the evaluation is stale even without a snapshot change (an OPEN breaker turning half-open). */
+  until: number;
 }
 
 function describe(req: RouteRequest): string {
