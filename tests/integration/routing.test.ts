@@ -136,6 +136,27 @@ describe('routing on a live snapshot', () => {
     await expect(small.enqueue({ type: 'echo', payload: {} })).resolves.toMatchObject({ created: true });
   });
 
+  it('moves the waiting tasks of a pool that lost all its agents to the eligible pools, keeping pinned ones', async () => {
+    await fakeAgent('lonely-1', { type: 'echo', pool: 'lonely', capabilities: [{ name: 'echo', version: '1.0.0' }] });
+    await fakeAgent('steady-1', { type: 'echo', pool: 'steady', capabilities: [{ name: 'echo', version: '1.0.0' }] });
+    await refreshed();
+    const lonely = await queues.forWriting({ type: 'echo', pool: 'lonely' });
+    const routed = await producer.enqueueBatch(Array.from({ length: 20 }, () => ({ type: 'echo', payload: {} })));
+    const inLonely = routed.filter((r) => r.task.pool === 'lonely').map((r) => r.task.id);
+    const { task: pinned } = await producer.enqueue({ type: 'echo', payload: {}, pool: 'lonely' });
+    expect(inLonely.length).toBeGreaterThan(0);
+
+    await registry.deregister('lonely-1');
+    await refreshed();
+    const dispatcher = new Dispatcher({ queues, router, snapshot, catalogue, log: silentLog, graceMs: 200 });
+    await dispatcher.run(); // notes the pool as ineligible
+    await new Promise((r) => setTimeout(r, 250));
+    await dispatcher.run(Date.now()); // past the grace: moves
+    for (const id of inLonely) expect(await lookup.find(id)).toMatchObject({ pool: 'steady', state: 'waiting', routing: { reason: expect.stringMatching(/^re-routed from lonely/) } });
+    expect((await lookup.find(pinned.id))!.pool).toBe('lonely'); // it asked for that pool: it waits there
+    expect(await lonely.getWaitingCount()).toBe(1);
+  });
+
   it('a parked task runs when the first agent of its type arrives', async () => {
     const dispatcher = new Dispatcher({ queues, router, snapshot, catalogue, log: silentLog, graceMs: 10_000 });
     const { task } = await producer.enqueue({ type: 'flaky', payload: {} });
