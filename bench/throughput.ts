@@ -47,31 +47,53 @@ async function feed(o: ThroughputOptions, add: (from: number, n: number) => Prom
   return performance.now() - t;
 }
 
+/**
+ * The three phases, the same for both sides: enqueue into an idle queue, start the worker and time
+ * the drain, then feed again with the worker running (end to end).
+ */
+async function phases(
+  o: ThroughputOptions,
+  stats: Redis,
+  add: (from: number, n: number) => Promise<unknown>,
+  startWorker: (onCompleted: () => void) => Promise<() => Promise<void>>,
+): Promise<PhaseResult> {
+  const c0 = await totalCommands(stats);
+  const enqueueMs = await feed(o, add);
+  let done = 0;
+  let t = performance.now();
+  const stop = await startWorker(() => done++);
+  await untilCount(() => done, o.jobs);
+  const processMs = performance.now() - t;
+  const c1 = await totalCommands(stats);
+  t = performance.now();
+  await feed(o, add);
+  await untilCount(() => done, 2 * o.jobs);
+  const endToEndMs = performance.now() - t;
+  await stop();
+  return {
+    enqueuePerSec: (o.jobs / enqueueMs) * 1000,
+    processPerSec: (o.jobs / processMs) * 1000,
+    endToEndPerSec: (o.jobs / endToEndMs) * 1000,
+    // Background commands (heartbeats, snapshot refreshes, breaker flushes) count too: they are part of the cost.
+    commandsPerTask: (c1 - c0) / o.jobs,
+  };
+}
+
 export async function bareBullmq(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   const stats = new Redis(o.redisUrl);
   const queue = new Queue('{noop.default}', { connection, prefix });
   const add = (from: number, n: number) =>
     queue.addBulk(Array.from({ length: n }, (_, k) => ({ name: 'noop', data: { i: from + k }, opts: { attempts: 3, removeOnComplete: { age: 3600, count: 100_000 } } })));
-  const c0 = await totalCommands(stats);
-  const enqueueMs = await feed(o, add);
-  let done = 0;
-  let t = performance.now();
-  const worker = new Worker('{noop.default}', async (job) => ({ i: (job.data as { i: number }).i }), { connection, prefix, concurrency: o.concurrency });
-  worker.on('completed', () => done++);
-  await untilCount(() => done, o.jobs);
-  const processMs = performance.now() - t;
-  const c1 = await totalCommands(stats);
-  // End to end: the worker is running; feed again and wait for every completion.
-  t = performance.now();
-  await feed(o, add);
-  await untilCount(() => done, 2 * o.jobs);
-  const endToEndMs = performance.now() - t;
-  await worker.close();
+  const result = await phases(o, stats, add, async (onCompleted) => {
+    const worker = new Worker('{noop.default}', async (job) => ({ i: (job.data as { i: number }).i }), { connection, prefix, concurrency: o.concurrency });
+    worker.on('completed', onCompleted);
+    return () => worker.close();
+  });
   await queue.close();
   await deletePrefix(stats, prefix);
   await Promise.all([connection.quit(), stats.quit()]);
-  return rates(o, enqueueMs, processMs, endToEndMs, c1 - c0);
+  return result;
 }
 
 export async function switchyard(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
@@ -96,36 +118,15 @@ export async function switchyard(o: ThroughputOptions, prefix: string): Promise<
   await registry.heartbeat('bench-holder', { health: 'HEALTHY', running: 0 }, timing);
   await snapshot.refresh();
   const add = (from: number, n: number) => producer.enqueueBatch(Array.from({ length: n }, (_, k) => ({ type: 'noop', payload: { i: from + k } })));
-
-  const c0 = await totalCommands(stats);
-  const enqueueMs = await feed(o, add);
-  let t = performance.now();
-  const agent = await Agent.start({ definition: defineWorker(noop, (p) => ({ i: p.i })), redisUrl: o.redisUrl, config, log: silent, concurrency: o.concurrency });
-  let done = 0;
-  agent.on('completed', () => done++);
-  await untilCount(() => done, o.jobs);
-  const processMs = performance.now() - t;
-  const c1 = await totalCommands(stats);
-  t = performance.now();
-  await feed(o, add);
-  await untilCount(() => done, 2 * o.jobs);
-  const endToEndMs = performance.now() - t;
-
-  await agent.close();
+  const result = await phases(o, stats, add, async (onCompleted) => {
+    const agent = await Agent.start({ definition: defineWorker(noop, (p) => ({ i: p.i })), redisUrl: o.redisUrl, config, log: silent, concurrency: o.concurrency });
+    agent.on('completed', onCompleted);
+    return () => agent.close();
+  });
   await snapshot.stop();
   await watch.stop();
   await Promise.all([queues.close(), snapshotQueues.close()]);
   await deletePrefix(stats, prefix);
   await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
-  // Background commands (heartbeats, snapshot refreshes, breaker flushes) are counted too: they are part of the cost.
-  return rates(o, enqueueMs, processMs, endToEndMs, c1 - c0);
-}
-
-function rates(o: ThroughputOptions, enqueueMs: number, processMs: number, endToEndMs: number, commands: number): PhaseResult {
-  return {
-    enqueuePerSec: (o.jobs / enqueueMs) * 1000,
-    processPerSec: (o.jobs / processMs) * 1000,
-    endToEndPerSec: (o.jobs / endToEndMs) * 1000,
-    commandsPerTask: commands / o.jobs,
-  };
+  return result;
 }

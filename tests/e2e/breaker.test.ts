@@ -7,20 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.ts';
-import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { fastFleetEnv, startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
+import { useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { prefix } = useRedisPrefix('e2e-breaker');
-const env = {
-  REDIS_URL,
-  SWITCHYARD_PREFIX: prefix,
-  SWITCHYARD_HEARTBEAT_MS: '200',
-  SWITCHYARD_AGENT_TTL_MS: '1000',
-  SWITCHYARD_HEALTH_INTERVAL_MS: '100',
-  FLAKY_BREAKER_OPEN_MS: '1500',
-  SWITCHYARD_REROUTE_GRACE_MS: '500',
-};
+const env = fastFleetEnv(prefix, { FLAKY_BREAKER_OPEN_MS: '1500', SWITCHYARD_REROUTE_GRACE_MS: '500' });
 const failing = new Set<string>();
 let downstream: Server;
 let api: ApiProcess;

@@ -7,20 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.ts';
-import { startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { fastFleetEnv, startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';
+import { useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { prefix } = useRedisPrefix('e2e-fleet');
-const env = {
-  REDIS_URL,
-  SWITCHYARD_PREFIX: prefix,
-  SWITCHYARD_HEARTBEAT_MS: '200',
-  SWITCHYARD_AGENT_TTL_MS: '1000',
-  SWITCHYARD_HEALTH_INTERVAL_MS: '100',
-  SWITCHYARD_LOCK_MS: '2000',
-  SWITCHYARD_STALLED_INTERVAL_MS: '1000',
-};
+const env = fastFleetEnv(prefix, { SWITCHYARD_LOCK_MS: '2000', SWITCHYARD_STALLED_INTERVAL_MS: '1000' });
 
 // The downstream each agent's health check probes: /<name> answers 200 or 503 as the test says.
 const down = new Set<string>();
