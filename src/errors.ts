@@ -23,7 +23,9 @@ export type ErrorCode =
   | 'RETRY_AFTER'
   | 'BACKLOG_FULL'
   | 'TASK_NOT_DEAD'
-  | 'TASK_FINISHED';
+  | 'TASK_FINISHED'
+  | 'WORKFLOW_NOT_FOUND'
+  | 'WORKFLOW_FINISHED';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

@@ -33,6 +33,7 @@ import { backoffStrategy } from '../retry/strategy.ts';
 import { createProcessor, SHUTDOWN, TIMEOUT, type PoolOutcome } from './processor.ts';
 import { InFlight } from './in-flight.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
+import { RunStore } from '../workflow/run-store.ts';
 
 export type AgentConfig = Pick<
   Config,
@@ -146,6 +147,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#monitor = new HealthMonitor(check, { ...config.health, ...definition.health });
     this.#monitor.on('change', (t) => this.#onHealth(t));
 
+    const runs = new RunStore(redis, config.prefix);
     this.#worker = new Worker<TaskEnvelope>(
       queueName({ type: this.type.name, pool: this.pool }),
       createProcessor({
@@ -156,6 +158,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         admit: (jobId) => this.#admit(jobId),
         settled: (jobId, admission, outcome) => this.#settled(jobId, admission, outcome),
         namedBreaker: (name) => this.#namedBreaker(name),
+        settleNode: async (w, outcome, payload, info) => {
+          await runs.settle(w.run, w.undo ? 'undo' : 'node', w.node, outcome, payload, info);
+        },
         started: () => void this.#running++,
         finished: (ok) => {
           this.#running--;

@@ -12,6 +12,10 @@ import { CANCELLED_PREFIX } from '../task/view.ts';
 import { summarize, toFieldIssues } from '../validation.ts';
 import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
 import type { Attempt, InFlight } from './in-flight.ts';
+import type { NodeInfo } from '../workflow/run-store.ts';
+
+type WorkflowRef = NonNullable<TaskEnvelope['workflow']>;
+const NO_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Abort reasons given to BullMQ's per-job signal. */
 export const TIMEOUT = 'switchyard:timeout';
@@ -32,6 +36,8 @@ export interface ProcessorHooks {
   settled(jobId: string, admission: Admission, outcome: PoolOutcome): void;
   /** A shared breaker named by the handler (ctx.breaker). */
   namedBreaker(name: string): SharedBreaker;
+  /** Records how a workflow node (or compensation) ended, before its job finishes (see src/workflow/engine.ts). */
+  settleNode(w: WorkflowRef, outcome: 'done' | 'dead', payload: string, info: NodeInfo): Promise<void>;
   /** Called when a handler run starts and ends, for the agent's load and error-rate figures. */
   started(): void;
   finished(ok: boolean): void;
@@ -66,6 +72,8 @@ class AttemptContext implements TaskContext {
   readonly attempt: number;
   readonly maxAttempts: number;
   readonly idempotencyKey: string;
+  readonly deps: Readonly<Record<string, unknown>>;
+  readonly workflow?: { runId: string; nodeId: string; compensating: boolean };
   #log: Logger | undefined;
 
   constructor(
@@ -81,6 +89,8 @@ class AttemptContext implements TaskContext {
     this.attempt = job.attemptsMade + 1;
     this.maxAttempts = job.opts.attempts ?? 1;
     this.idempotencyKey = env.key ?? this.taskId;
+    this.deps = env.deps ?? NO_DEPS;
+    if (env.workflow) this.workflow = { runId: env.workflow.run, nodeId: env.workflow.node, compensating: env.workflow.undo === true };
   }
 
   get signal(): AbortSignal {
@@ -123,6 +133,18 @@ async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | un
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** True when BullMQ will not run this task again: a fatal verdict or the last attempt. */
+function isFinalFailure(verdict: Error, job: Job<TaskEnvelope>): boolean {
+  if (verdict instanceof DelayedError || verdict instanceof WaitingError) return false;
+  return verdict instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+const nodeInfo = (job: Job<TaskEnvelope>, pool: string): NodeInfo => ({
+  pool,
+  attempts: job.attemptsMade + 1,
+  ...(job.processedOn ? { startedAt: job.processedOn } : {}),
+});
+
 export function createProcessor(h: ProcessorHooks): Processor {
   const type = h.definition.type;
   return async (job, token) => {
@@ -160,6 +182,12 @@ export function createProcessor(h: ProcessorHooks): Processor {
       outcome = 'success';
     } catch (err) {
       const verdict = await classify(err, job, token, attempt, timeoutMs);
+      if (env.workflow && isFinalFailure(verdict, job)) {
+        // The run learns of it now; should this fail, the engine's sweep finds the failed job.
+        await h.settleNode(env.workflow, 'dead', verdict.message, nodeInfo(job, h.pool)).catch((e: unknown) =>
+          h.log.warn({ taskId: jobId, err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
+        );
+      }
       // Fatal errors, shutdowns and delays say nothing about the pool's health.
       if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
         outcome = 'neutral';
@@ -172,8 +200,12 @@ export function createProcessor(h: ProcessorHooks): Processor {
     }
     const result = type.result.safeParse(output);
     if (!result.success) {
-      throw new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
+      const invalid = new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
+      if (env.workflow) await h.settleNode(env.workflow, 'dead', invalid.message, nodeInfo(job, h.pool));
+      throw invalid;
     }
+    // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.
+    if (env.workflow) await h.settleNode(env.workflow, 'done', JSON.stringify(result.data ?? null), nodeInfo(job, h.pool));
     return result.data;
   };
 }

@@ -15,6 +15,10 @@ export interface TaskContext {
   maxAttempts: number;
   /** The producer's idempotencyKey, or the task id: stable across retries and re-deliveries. */
   idempotencyKey: string;
+  /** Results of this workflow node's dependencies by node id (for a compensation: the compensated node's own result); empty for a lone task. */
+  deps: Readonly<Record<string, unknown>>;
+  /** Set when the task is a workflow node: its run, its node id, and whether this run is its compensation. */
+  workflow?: { runId: string; nodeId: string; compensating: boolean };
   /** Fires on timeout, cancellation or shutdown past the grace period. */
   signal: AbortSignal;
   log: Logger;

@@ -26,6 +26,8 @@ import type { BreakerState } from '../breaker/state.ts';
 import type { PoolRef } from '../redis/keys.ts';
 import type { Registry } from '../registry/registry.ts';
 import { withRedis } from '../redis/connection.ts';
+import type { WorkflowRuns } from '../workflow/runs.ts';
+import { cancelWorkflow, createWorkflow, getWorkflow } from './routes/workflows.ts';
 
 export interface ApiDeps {
   config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix'>;
@@ -37,6 +39,7 @@ export interface ApiDeps {
   registry: Registry;
   deadLetters: DeadLetters;
   canceller: TaskCanceller;
+  workflows: WorkflowRuns;
   /** The cached breaker state of a pool (CLOSED when never heard of). */
   breakerState: (ref: PoolRef) => BreakerState;
   log: Logger;
@@ -101,6 +104,9 @@ export function createApp(d: ApiDeps): express.Express {
   app.post('/v1/tasks/batch', requireJsonBody, json, handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
   app.delete('/v1/tasks/:id', handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
+  app.post('/v1/workflows', requireJsonBody, json, handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
+  app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id)))));
+  app.delete('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
   app.post('/v1/dlq/replay', optionalJsonBody, json, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
   app.post('/v1/dlq/:id/replay', handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));

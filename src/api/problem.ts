@@ -34,6 +34,8 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   BACKLOG_FULL: [429, 'Too many tasks waiting'],
   TASK_NOT_DEAD: [409, 'Task is not dead'],
   TASK_FINISHED: [409, 'Task already finished'],
+  WORKFLOW_NOT_FOUND: [404, 'Workflow run not found'],
+  WORKFLOW_FINISHED: [409, 'Workflow run already finished'],
 };
 
 /** body-parser's error types (it tags errors with `type`), and what they mean to a client. */

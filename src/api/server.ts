@@ -25,6 +25,8 @@ import { DeadLetters } from '../task/dead-letters.ts';
 import { TaskCanceller } from '../task/cancel.ts';
 import { PoolQueues } from '../task/pool-queues.ts';
 import { TaskProducer } from '../task/producer.ts';
+import { WorkflowEngine } from '../workflow/engine.ts';
+import { WorkflowRuns } from '../workflow/runs.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
 import { policyOf } from './routes/breakers.ts';
@@ -77,8 +79,14 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry);
   const deadLetters = new DeadLetters(queues, catalogue, router);
   const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age);
+  const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log });
+  const workflows = new WorkflowRuns({
+    redis, prefix: config.prefix, catalogue, engine,
+    maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS,
+  });
+  await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   const app = createApp({
-    config, redis, queues, producer, lookup, catalogue, registry, deadLetters, canceller,
+    config, redis, queues, producer, lookup, catalogue, registry, deadLetters, canceller, workflows,
     breakerState: (ref) => breakers.state(poolBreakerName(ref)),
     log,
   });
@@ -102,7 +110,10 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     owner,
     intervalMs: DISPATCH_INTERVAL_MS,
     leaseMs: 5 * DISPATCH_INTERVAL_MS,
-    chores: [{ name: 'dispatch parked and stranded tasks', run: (now) => dispatcher.run(now) }],
+    chores: [
+      { name: 'dispatch parked and stranded tasks', run: (now) => dispatcher.run(now) },
+      { name: 'sweep workflow runs', run: (now) => engine.sweep(now) },
+    ],
     log,
   });
   housekeeper.start();
@@ -133,6 +144,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await Promise.all([engine.stop(), workflows.close()]);
       await Promise.all([queues.close(), backgroundQueues.close()]);
       await Promise.all([redis, background, subscriber].map((c) => c.quit().catch(() => c.disconnect())));
     },

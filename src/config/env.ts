@@ -33,6 +33,10 @@ export const envSchema = z.object({
   /** How long completed tasks stay readable through GET /v1/tasks/:id. */
   SWITCHYARD_KEEP_COMPLETED_S: int(1).default(86_400),
   SWITCHYARD_KEEP_COMPLETED_COUNT: int(1).default(100_000),
+  /** Largest workflow accepted, in nodes. */
+  SWITCHYARD_MAX_WORKFLOW_NODES: int(1, 100_000).default(10_000),
+  /** How long a finished workflow run stays readable through GET /v1/workflows/:id. */
+  SWITCHYARD_KEEP_WORKFLOWS_S: int(1).default(7 * 86_400),
   /** Job lock: an agent that dies loses its jobs to the others after about lock + 2 x stalled interval. */
   SWITCHYARD_LOCK_MS: int(1000).default(10_000),
   SWITCHYARD_STALLED_INTERVAL_MS: int(500).default(5000),
@@ -77,6 +81,8 @@ export type Config = Readonly<{
   rerouteGraceMs: number;
   idempotencyTtlS: number;
   keepCompleted: { age: number; count: number };
+  maxWorkflowNodes: number;
+  keepWorkflowsS: number;
   lockMs: number;
   stalledIntervalMs: number;
   maxStalled: number;
@@ -121,6 +127,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     rerouteGraceMs: e.SWITCHYARD_REROUTE_GRACE_MS,
     idempotencyTtlS: e.SWITCHYARD_IDEMPOTENCY_TTL_S,
     keepCompleted: { age: e.SWITCHYARD_KEEP_COMPLETED_S, count: e.SWITCHYARD_KEEP_COMPLETED_COUNT },
+    maxWorkflowNodes: e.SWITCHYARD_MAX_WORKFLOW_NODES,
+    keepWorkflowsS: e.SWITCHYARD_KEEP_WORKFLOWS_S,
     lockMs: e.SWITCHYARD_LOCK_MS,
     stalledIntervalMs: e.SWITCHYARD_STALLED_INTERVAL_MS,
     maxStalled: e.SWITCHYARD_MAX_STALLED,

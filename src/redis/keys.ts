@@ -52,6 +52,16 @@ export function keys(prefix: string) {
     taskEvents: `${prefix}:task-events`,
     /** lock held by the one API process dispatching parked and stranded tasks. */
     dispatcher: `${prefix}:{routing}:dispatcher`,
+    /** Workflow runs: each run's keys share the tag {run:<id>}, so its scripts stay in one cluster slot. */
+    workflow: {
+      /** Base key of a run (its meta hash); the scripts derive the run's other keys from it (see lua/workflow-lib.ts). */
+      run: (id: string) => `${prefix}:{run:${id}}`,
+      /** zset: active run id -> when the engine last looked at it (the sweep picks the stalest). */
+      active: `${prefix}:{workflows}:active`,
+      idempotency: (key: string) => `${prefix}:idem:{workflows}:${key}`,
+      /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
+      events: `${prefix}:workflow-events`,
+    },
     /** Circuit breakers: each one's state and probe permits share its own tag. */
     breaker: {
       state: (name: string) => `${prefix}:{breaker:${name}}`,
@@ -62,6 +72,13 @@ export function keys(prefix: string) {
     },
   } as const;
 }
+
+/** BullMQ queue of workflow run jobs (each waits on its node jobs as children), and of the gates that hold them open. */
+export const WORKFLOW_QUEUE = 'workflows';
+export const GATE_QUEUE = 'workflow-gates';
+
+/** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}`. */
+export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log'] as const;
 
 /** The breaker that guards a pool. */
 export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;

@@ -10,6 +10,9 @@ import { lua as registryDrain } from './lua/registry-drain.ts';
 import { lua as registryHeartbeat } from './lua/registry-heartbeat.ts';
 import { lua as registryRegister } from './lua/registry-register.ts';
 import { lua as registryRemove } from './lua/registry-remove.ts';
+import { lua as workflowCancel } from './lua/workflow-cancel.ts';
+import { lua as workflowClaim } from './lua/workflow-claim.ts';
+import { lua as workflowSettle } from './lua/workflow-settle.ts';
 
 export const scripts = {
   breakerRecord: defineScript<string>({ name: 'breaker-record', numberOfKeys: 1, lua: breakerRecord }),
@@ -22,4 +25,7 @@ export const scripts = {
   registryRemove: defineScript<number>({ name: 'registry-remove', numberOfKeys: -1, lua: registryRemove }),
   lockAcquire: defineScript<number>({ name: 'lock-acquire', numberOfKeys: 1, lua: lockAcquire }),
   lockRelease: defineScript<number>({ name: 'lock-release', numberOfKeys: 1, lua: lockRelease }),
+  workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: workflowSettle }),
+  workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: workflowClaim }),
+  workflowCancel: defineScript<[string, string[]]>({ name: 'workflow-cancel', numberOfKeys: 1, lua: workflowCancel }),
 } as const;

@@ -10,10 +10,21 @@ import { randomBytes } from 'node:crypto';
 const PROCESS_TAG = randomBytes(6).toString('base64url');
 let counter = 0;
 
-export function newTaskId(type: string): string {
+function unique(): string {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${type}~${Date.now().toString(36)}${PROCESS_TAG}${counter.toString(36)}`;
+  return `${Date.now().toString(36)}${PROCESS_TAG}${counter.toString(36)}`;
 }
+
+export function newTaskId(type: string): string {
+  return `${type}~${unique()}`;
+}
+
+/** Workflow run ids: `wf_<unique>` (`_` cannot occur in a type name, so no task id looks like one). */
+export function newRunId(): string {
+  return `wf_${unique()}`;
+}
+
+export const RUN_ID_PATTERN = /^wf_[A-Za-z0-9_-]{1,64}$/;
 
 export function typeOfTaskId(id: string): string | undefined {
   const m = /^([a-z][a-z0-9-]{0,62})~[A-Za-z0-9_-]{1,64}$/.exec(id);

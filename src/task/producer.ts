@@ -28,7 +28,7 @@ export interface EnqueueResult {
   created: boolean;
 }
 
-interface PreparedTask {
+export interface PreparedTask {
   id: string;
   type: AgentType;
   queue: string;
@@ -68,14 +68,14 @@ export class TaskProducer {
     const req = parseOrThrow(taskRequestSchema, raw, base ? `${base}` : 'task request', base);
     const type = this.#d.catalogue.get(req.type);
     const payload = parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
-    return this.#build(req, type, payload);
+    return this.build(req, type, payload);
   }
 
-  #build(req: TaskRequest, type: AgentType, payload: unknown): PreparedTask {
+  /** Routes a validated request and builds its job (envelope and options); writes nothing. */
+  build(req: Omit<TaskRequest, 'type' | 'payload'>, type: AgentType, payload: unknown, id = newTaskId(type.name)): PreparedTask {
     const d = type.defaults;
     const backoff = req.backoff ? parseOrThrow(backoffSchema, { ...d.backoff, ...req.backoff }, 'backoff', 'backoff') : d.backoff;
     const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy, version: req.version });
-    const id = newTaskId(type.name);
     // Only what differs from the type's defaults travels with the task: agents know the defaults.
     const envelope: TaskEnvelope = { payload, routing };
     if (req.timeoutMs !== undefined) envelope.timeoutMs = req.timeoutMs;

@@ -1,0 +1,17 @@
+/** POST /v1/workflows, GET /v1/workflows/:id, DELETE /v1/workflows/:id. */
+import type { WorkflowRuns } from '../../workflow/runs.ts';
+import type { Reply } from '../problem.ts';
+import { requireObject } from './tasks.ts';
+
+export async function createWorkflow(runs: WorkflowRuns, body: unknown): Promise<Reply> {
+  const { run, created } = await runs.start(requireObject(body));
+  return { status: created ? 202 : 200, body: created ? run : { ...run, duplicate: true }, headers: { location: `/v1/workflows/${run.id}` } };
+}
+
+export async function getWorkflow(runs: WorkflowRuns, id: string): Promise<Reply> {
+  return { status: 200, body: await runs.view(id) };
+}
+
+export async function cancelWorkflow(runs: WorkflowRuns, id: string): Promise<Reply> {
+  return { status: 200, body: await runs.cancel(id) };
+}

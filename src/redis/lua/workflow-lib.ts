@@ -1,0 +1,105 @@
+/**
+ * Shared by the workflow scripts (prepended to each). KEYS[1] is the run's base key
+ * `<prefix>:{run:<id>}` (its meta hash); every other key of the run is derived from it and shares
+ * its hash tag, so each script touches one cluster slot.
+ *
+ * meta hash: state (running | failing | cancelling | compensating | completed | compensated |
+ *   compensation_failed | failed | cancelled), cause (failure | cancel), total, done, inflight
+ *   (nodes queued, not settled), undoPending, undoRan, undoFailed, reason, finishedAt
+ * :state   node -> pending | ready | queued | done | dead | skipped | cancelled
+ * :info    node -> JSON {pool, attempts, startedAt, finishedAt, error}
+ * :wait    node -> dependencies not done yet      :next / :prev  node -> "a,b" dependents / dependencies
+ * :results node -> result JSON                    :ready  set of nodes ready to be enqueued
+ * :undo    set of nodes that have a compensation  :undo-state node -> pending | ready | queued | done | failed | none
+ * :undo-wait node -> completed dependents whose compensation has not settled   :undo-ready set
+ * :log     list of compensation outcomes, JSON, in the order they settled
+ * ARGV[1] (every script): the pub/sub channel that wakes the engine.
+ */
+export const lib = `
+local rcall = redis.call
+local base = KEYS[1]
+local META, STATE, INFO, WAIT = base, base .. ':state', base .. ':info', base .. ':wait'
+local NEXT, PREV, RESULTS, READY = base .. ':next', base .. ':prev', base .. ':results', base .. ':ready'
+local HASUNDO, USTATE, UWAIT, UREADY, LOG = base .. ':undo', base .. ':undo-state', base .. ':undo-wait', base .. ':undo-ready', base .. ':log'
+local CHANNEL = ARGV[1]
+local runId = string.match(base, '{run:(.*)}$')
+
+local function split(s)
+  local t = {}
+  if s then for x in string.gmatch(s, '[^,]+') do t[#t + 1] = x end end
+  return t
+end
+
+local function wake() rcall('PUBLISH', CHANNEL, runId) end
+
+local function readInfo(id)
+  local j = rcall('HGET', INFO, id)
+  if j then return cjson.decode(j) end
+  return {}
+end
+
+-- Final state once every compensation settled.
+local function finish(now)
+  local m = rcall('HMGET', META, 'cause', 'undoRan', 'undoFailed')
+  local state = 'failed'
+  if m[1] == 'cancel' then state = 'cancelled'
+  elseif tonumber(m[3] or '0') > 0 then state = 'compensation_failed'
+  elseif tonumber(m[2] or '0') > 0 then state = 'compensated' end
+  rcall('HSET', META, 'state', state, 'finishedAt', now)
+end
+
+-- Nodes whose completed dependents' compensations have all settled: their own compensation may
+-- run now; a node without one settles at once, which may free its dependencies in turn.
+local function readyUndos(list)
+  local i = 1
+  while i <= #list do
+    local n = list[i]
+    i = i + 1
+    if rcall('SISMEMBER', HASUNDO, n) == 1 then
+      rcall('HSET', USTATE, n, 'ready')
+      rcall('SADD', UREADY, n)
+    else
+      rcall('HSET', USTATE, n, 'none')
+      rcall('HINCRBY', META, 'undoPending', -1)
+      for _, p in ipairs(split(rcall('HGET', PREV, n))) do
+        if rcall('HGET', STATE, p) == 'done' and rcall('HINCRBY', UWAIT, p, -1) == 0 then list[#list + 1] = p end
+      end
+    end
+  end
+end
+
+-- Every node has settled after a failure or a cancel: compensate the completed ones, each after
+-- the compensations of all completed nodes that depended on it (reverse topological order).
+local function beginUndo(now)
+  rcall('HSET', META, 'state', 'compensating')
+  rcall('DEL', READY)
+  local states = rcall('HGETALL', STATE)
+  local done, isDone = {}, {}
+  for i = 1, #states, 2 do
+    local id, s = states[i], states[i + 1]
+    if s == 'done' then
+      done[#done + 1] = id
+      isDone[id] = true
+    elseif s == 'pending' or s == 'ready' then
+      rcall('HSET', STATE, id, 'skipped')
+    end
+  end
+  rcall('HSET', META, 'undoPending', #done)
+  local free = {}
+  for _, d in ipairs(done) do
+    local n = 0
+    for _, c in ipairs(split(rcall('HGET', NEXT, d))) do
+      if isDone[c] then n = n + 1 end
+    end
+    if n > 0 then rcall('HSET', UWAIT, d, n) else free[#free + 1] = d end
+  end
+  readyUndos(free)
+  if tonumber(rcall('HGET', META, 'undoPending')) == 0 then finish(now) end
+end
+
+-- After a node settled while the run is stopping: once nothing runs any more, compensate.
+local function maybeBeginUndo(now)
+  local m = rcall('HMGET', META, 'state', 'inflight')
+  if (m[1] == 'failing' or m[1] == 'cancelling') and tonumber(m[2] or '0') <= 0 then beginUndo(now) end
+end
+`;

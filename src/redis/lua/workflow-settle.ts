@@ -1,0 +1,77 @@
+/**
+ * KEYS[1] run base key
+ * ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3] node id, ARGV[4] outcome: done | dead | skipped,
+ * ARGV[5] result JSON (done) or error message (dead), ARGV[6] now (ms), ARGV[7] info JSON {pool, attempts, startedAt}
+ * A node (or its compensation) settled. Idempotent: only a queued node settles, so a repeated
+ * call (an agent retrying after a crash, the sweep repairing) changes nothing and returns 0.
+ * A done node readies each dependent whose last dependency this was; a dead one stops the run
+ * (no new nodes; compensation once the running ones settle). Returns 1 when it changed the run.
+ */
+import { lib } from './workflow-lib.ts';
+
+export const lua = `${lib}
+local kind, id, outcome, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local extra = cjson.decode(ARGV[7])
+
+if kind == 'undo' then
+  if rcall('HGET', USTATE, id) ~= 'queued' then return 0 end
+  local failed = outcome ~= 'done'
+  rcall('HSET', USTATE, id, failed and 'failed' or 'done')
+  rcall('HINCRBY', META, 'undoRan', 1)
+  if failed then rcall('HINCRBY', META, 'undoFailed', 1) end
+  local entry = { node = id, state = failed and 'failed' or 'done', at = tonumber(now), pool = extra.pool, attempts = extra.attempts }
+  if failed then entry.error = payload end
+  rcall('RPUSH', LOG, cjson.encode(entry))
+  rcall('HINCRBY', META, 'undoPending', -1)
+  local free = {}
+  for _, p in ipairs(split(rcall('HGET', PREV, id))) do
+    if rcall('HGET', STATE, p) == 'done' and rcall('HINCRBY', UWAIT, p, -1) == 0 then free[#free + 1] = p end
+  end
+  readyUndos(free)
+  if tonumber(rcall('HGET', META, 'undoPending')) <= 0 and rcall('HGET', META, 'state') == 'compensating' then finish(now) end
+  wake()
+  return 1
+end
+
+if rcall('HGET', STATE, id) ~= 'queued' then return 0 end
+local run = rcall('HGET', META, 'state')
+local info = readInfo(id)
+for k, v in pairs(extra) do info[k] = v end
+info.finishedAt = tonumber(now)
+rcall('HINCRBY', META, 'inflight', -1)
+local woke = false
+
+if outcome == 'done' then
+  rcall('HSET', STATE, id, 'done')
+  rcall('HSET', RESULTS, id, payload)
+  local done = rcall('HINCRBY', META, 'done', 1)
+  if run == 'running' then
+    for _, d in ipairs(split(rcall('HGET', NEXT, id))) do
+      if rcall('HINCRBY', WAIT, d, -1) == 0 then
+        rcall('HSET', STATE, d, 'ready')
+        rcall('SADD', READY, d)
+        woke = true
+      end
+    end
+    if done >= tonumber(rcall('HGET', META, 'total')) then
+      rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
+      woke = true
+    end
+  end
+elseif outcome == 'skipped' then
+  rcall('HSET', STATE, id, 'skipped')
+  info.finishedAt = nil
+else
+  info.error = payload
+  if run == 'cancelling' then rcall('HSET', STATE, id, 'cancelled') else rcall('HSET', STATE, id, 'dead') end
+  if run == 'running' then
+    rcall('HSET', META, 'state', 'failing', 'cause', 'failure', 'reason', 'node ' .. id .. ' failed: ' .. payload)
+    woke = true
+  end
+end
+rcall('HSET', INFO, id, cjson.encode(info))
+local before = rcall('HGET', META, 'state')
+maybeBeginUndo(now)
+if woke or before ~= rcall('HGET', META, 'state') or before == 'failing' or before == 'cancelling' then wake() end
+return 1
+`;

@@ -1,0 +1,316 @@
+/**
+ * The workflow engine: moves runs forward. Agents settle nodes (src/redis/lua/workflow-settle.ts)
+ * and the script publishes the run id when the engine has something to do; the engine then
+ * routes the ready nodes *now* (late binding) and adds them as children of the run job, stops a
+ * failing or cancelled run, enqueues compensations, and releases a finished run.
+ *
+ * The run job (queue `workflows`) waits on its node jobs as BullMQ children, plus one gate child
+ * (queue `workflow-gates`, never processed) that only the engine removes, once the run has
+ * settled. Nodes are added long after the run job was created, and a child added after the last
+ * pending one finished would no longer hold the parent (BullMQ 6.7): the gate closes that race.
+ * Node jobs use ignoreDependencyOnFailure: a dead node is recorded on the run job (Bull Board
+ * shows it) without failing it, because compensations still have to run as its children.
+ *
+ * Safe in several processes at once: nodes are claimed atomically before they are added (job ids
+ * are deterministic, `<runId>.<nodeId>`), and a periodic sweep repairs what a crash interrupted
+ * (a node queued but never added, a job finished but never settled).
+ */
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import type { Logger } from '../logger.ts';
+import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
+import type { TaskEnvelope } from '../task/envelope.ts';
+import type { PoolQueues } from '../task/pool-queues.ts';
+import type { PreparedTask, TaskProducer } from '../task/producer.ts';
+import type { CancelMessage } from '../task/cancel.ts';
+import { isFinal, RunStore, type RunRecord, type Step, type StoredNode } from './run-store.ts';
+
+export interface WorkflowEngineOptions {
+  redis: Redis;
+  /** A connection in subscriber mode (shared with other listeners is fine). */
+  subscriber: Redis;
+  queues: PoolQueues;
+  producer: TaskProducer;
+  catalogue: Catalogue;
+  prefix: string;
+  /** How long a finished run stays readable. */
+  keepRunsS: number;
+  log: Logger;
+}
+
+/** A run the engine has not looked at for this long is reconciled by the sweep. */
+const SWEEP_AFTER_MS = 5000;
+/** A queued node's job must be missing this long (two looks) before the sweep adds it again. */
+const MISSING_GRACE_MS = 5000;
+const SWEEP_BATCH = 100;
+const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+
+export const nodeJobId = (runId: string, node: string, step: Step = 'node'): string => `${runId}.${node}${step === 'undo' ? '.undo' : ''}`;
+
+export class WorkflowEngine {
+  readonly store: RunStore;
+  readonly #o: WorkflowEngineOptions;
+  readonly #k: ReturnType<typeof keys>;
+  readonly #gates: Queue;
+  readonly #runQueue: Queue;
+  readonly #runs = new Map<string, { again: boolean; done: Promise<void> }>();
+  readonly #missing = new Map<string, number>();
+  #finalizer: Worker | undefined;
+  #onMessage: ((channel: string, message: string) => void) | undefined;
+
+  constructor(o: WorkflowEngineOptions) {
+    this.#o = o;
+    this.#k = keys(o.prefix);
+    this.store = new RunStore(o.redis, o.prefix);
+    this.#gates = new Queue(GATE_QUEUE, { connection: o.redis, prefix: o.prefix });
+    this.#gates.on('error', () => undefined);
+    this.#runQueue = new Queue(WORKFLOW_QUEUE, { connection: o.redis, prefix: o.prefix });
+    this.#runQueue.on('error', () => undefined);
+  }
+
+  /** The parent reference every node job of a run carries. */
+  parentOf(runId: string) {
+    return { id: runId, queue: `${this.#o.prefix}:${WORKFLOW_QUEUE}` };
+  }
+
+  /** Listens for runs that need the engine, and finishes run jobs whose gate was released. */
+  async start(finalizerConnection: Redis): Promise<void> {
+    const channel = this.#k.workflow.events;
+    this.#onMessage = (ch, runId) => {
+      if (ch === channel) void this.kick(runId);
+    };
+    this.#o.subscriber.on('message', this.#onMessage);
+    await this.#o.subscriber.subscribe(channel);
+    this.#finalizer = new Worker(WORKFLOW_QUEUE, (job) => this.#finalize(job), {
+      connection: finalizerConnection,
+      prefix: this.#o.prefix,
+      concurrency: 20,
+    });
+    this.#finalizer.on('error', (err) => this.#o.log.warn({ err: err.message }, 'workflow finalizer error'));
+  }
+
+  async stop(): Promise<void> {
+    if (this.#onMessage) this.#o.subscriber.off('message', this.#onMessage);
+    await Promise.allSettled([...this.#runs.values()].map((r) => r.done));
+    await Promise.all([this.#finalizer?.close(), this.#gates.close(), this.#runQueue.close()]);
+  }
+
+  /**
+   * Moves a run forward. Calls for one run never overlap in this process: a call arriving while
+   * one runs makes it go round once more (many wake-ups collapse into one pass).
+   */
+  kick(runId: string): Promise<void> {
+    const running = this.#runs.get(runId);
+    if (running) {
+      running.again = true;
+      return running.done;
+    }
+    const state = { again: false, done: Promise.resolve() };
+    state.done = (async () => {
+      do {
+        state.again = false;
+        try {
+          await this.#advance(runId);
+        } catch (err) {
+          this.#o.log.warn({ runId, err: err instanceof Error ? err.message : String(err) }, 'could not advance a workflow run; the sweep retries');
+        }
+      } while (state.again);
+    })().finally(() => this.#runs.delete(runId));
+    this.#runs.set(runId, state);
+    return state.done;
+  }
+
+  async #advance(runId: string): Promise<void> {
+    const meta = await this.store.meta(runId);
+    if (!meta) return;
+    switch (meta.state) {
+      case 'running':
+        return this.#enqueueReady(runId, 'node');
+      case 'compensating':
+        return this.#enqueueReady(runId, 'undo');
+      case 'failing':
+      case 'cancelling':
+        return this.#stopQueued(runId, meta.state === 'cancelling');
+      default:
+        return this.#release(runId);
+    }
+  }
+
+  /** Routes the ready nodes (or compensations) now, claims them, and adds their jobs under the run job. */
+  async #enqueueReady(runId: string, step: Step): Promise<void> {
+    const ids = await this.store.ready(runId, step);
+    if (ids.length === 0) return;
+    const defs = await this.store.nodes(runId, ids);
+    const built = new Map<string, PreparedTask>();
+    const pools = new Map<string, string>();
+    for (const id of ids) {
+      const def = defs.get(id);
+      const task = def && this.#build(runId, id, def, step);
+      if (!task) continue;
+      built.set(id, task);
+      pools.set(id, task.envelope.routing.pool);
+    }
+    const claimed = await this.store.claim(runId, step, pools);
+    if (claimed.length === 0) return;
+    const needed = step === 'node' ? [...new Set(claimed.flatMap((id) => defs.get(id)!.dependsOn))] : claimed;
+    const results = await this.store.results(runId, needed);
+    const tasks = claimed.map((id) => {
+      const task = built.get(id)!;
+      const deps = step === 'node' ? defs.get(id)!.dependsOn : [id];
+      if (deps.length > 0) task.envelope.deps = Object.fromEntries(deps.map((d) => [d, results[d] ?? null]));
+      return task;
+    });
+    await this.#add(runId, tasks);
+  }
+
+  /** The task of a node (or its compensation), routed now; undefined if its type is no longer declared. */
+  #build(runId: string, id: string, def: StoredNode, step: Step): PreparedTask | undefined {
+    const spec = step === 'node' ? { type: def.type, payload: def.payload, options: def } : def.compensate && { ...def.compensate, options: {} };
+    const type = spec && this.#o.catalogue.find(spec.type);
+    if (!spec || !type) {
+      void this.store.settle(runId, step, id, 'dead', `agent type ${spec?.type ?? '?'} is not declared any more`, {}).catch(() => undefined);
+      return undefined;
+    }
+    const task = this.#o.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step));
+    task.envelope.workflow = { run: runId, node: id, ...(step === 'undo' ? { undo: true } : {}) };
+    return task;
+  }
+
+  async #add(runId: string, tasks: readonly PreparedTask[]): Promise<void> {
+    const byQueue = new Map<string, PreparedTask[]>();
+    for (const t of tasks) byQueue.set(t.queue, [...(byQueue.get(t.queue) ?? []), t]);
+    const parent = this.parentOf(runId);
+    await Promise.all(
+      [...byQueue.values()].map(async (list) => {
+        const first = list[0]!;
+        const queue = await this.#o.queues.forWriting({ type: first.type.name, pool: first.envelope.routing.pool });
+        await queue.addBulk(list.map((t) => ({ name: t.type.name, data: t.envelope, opts: { ...t.opts, parent, ignoreDependencyOnFailure: true } })));
+      }),
+    );
+  }
+
+  /**
+   * A failing run starts nothing new: queued nodes that have not started are taken back (and
+   * count as skipped); running ones finish. A cancelled run also aborts the running ones.
+   */
+  async #stopQueued(runId: string, abort: boolean): Promise<void> {
+    const rec = await this.store.record(runId);
+    if (!rec) return;
+    for (const [id, state] of rec.states) {
+      if (state !== 'queued') continue;
+      const job = await this.#findJob(rec, id, 'node');
+      if (!job) continue;
+      const jobState = await job.getState();
+      if (NOT_STARTED.has(jobState)) {
+        try {
+          await job.remove();
+        } catch {
+          continue; // it started meanwhile: it runs to its end (or is aborted below next time)
+        }
+        await this.store.settle(runId, 'node', id, 'skipped', '', {});
+      } else if (jobState === 'active' && abort) {
+        const message: CancelMessage = { kind: 'cancel', taskId: job.id!, reason: 'workflow cancelled' };
+        await this.#o.redis.publish(this.#k.taskEvents, JSON.stringify(message));
+      }
+    }
+  }
+
+  /** A finished run: remove its gate (the run job then completes), let its keys expire, stop sweeping it. */
+  async #release(runId: string): Promise<void> {
+    await this.#gates.remove(runId);
+    await this.store.expire(runId, this.#o.keepRunsS);
+    await this.#o.redis.zrem(this.#k.workflow.active, runId);
+  }
+
+  /** The run job's processor: runs once the gate is gone and every child settled; its outcome is the run's. */
+  async #finalize(job: Job): Promise<{ state: string; finishedAt?: number }> {
+    const meta = await this.store.meta(job.id ?? '');
+    if (!meta) throw new UnrecoverableError(`workflow run ${job.id} has no state left (expired?)`);
+    if (!isFinal(meta.state)) throw new Error(`workflow run ${meta.id} is still ${meta.state}`);
+    if (meta.state !== 'completed') throw new UnrecoverableError(`workflow ${meta.state}${meta.reason ? `: ${meta.reason}` : ''}`);
+    return { state: meta.state, ...(meta.finishedAt ? { finishedAt: meta.finishedAt } : {}) };
+  }
+
+  async #findJob(rec: RunRecord, id: string, step: Step): Promise<Job<TaskEnvelope> | undefined> {
+    const def = rec.nodes.get(id);
+    const type = step === 'node' ? def?.type : def?.compensate?.type;
+    if (!type) return undefined;
+    const jobId = nodeJobId(rec.meta.id, id, step);
+    const pool = step === 'node' ? rec.info.get(id)?.pool : undefined;
+    if (pool) {
+      const job = (await this.#o.queues.get({ type, pool }).getJob(jobId)) as Job<TaskEnvelope> | undefined;
+      if (job) return job;
+    }
+    await this.#o.queues.refresh();
+    for (const q of this.#o.queues.ofType(type)) {
+      const job = (await q.getJob(jobId)) as Job<TaskEnvelope> | undefined;
+      if (job) return job;
+    }
+    return undefined;
+  }
+
+  /**
+   * Leader chore: reconciles runs nobody has looked at for a while. Repairs what a crash left:
+   * a finished job whose settle was lost is settled now; a claimed node whose job was never added
+   * is added (or skipped, if the run is stopping); a run whose creation was cut off is dropped.
+   */
+  async sweep(now = Date.now()): Promise<void> {
+    const stale = await this.#o.redis.zrangebyscore(this.#k.workflow.active, '-inf', now - SWEEP_AFTER_MS, 'WITHSCORES', 'LIMIT', 0, SWEEP_BATCH);
+    for (let i = 0; i < stale.length; i += 2) {
+      const runId = stale[i]!;
+      await this.#o.redis.zadd(this.#k.workflow.active, 'XX', now, runId);
+      try {
+        await this.#reconcile(runId, Number(stale[i + 1]), now);
+      } catch (err) {
+        this.#o.log.warn({ runId, err: err instanceof Error ? err.message : String(err) }, 'could not reconcile a workflow run');
+      }
+    }
+  }
+
+  async #reconcile(runId: string, since: number, now: number): Promise<void> {
+    const rec = await this.store.record(runId);
+    if (!rec) {
+      // Creation was cut off between the run job and its state: nothing ever ran; drop it.
+      if (now - since > 60_000) {
+        await this.#runQueue.remove(runId, { removeChildren: true });
+        await this.#o.redis.zrem(this.#k.workflow.active, runId);
+      }
+      return;
+    }
+    const step: Step | undefined = rec.meta.state === 'compensating' ? 'undo' : isFinal(rec.meta.state) ? undefined : 'node';
+    if (step) {
+      const states = step === 'node' ? rec.states : rec.undo;
+      for (const [id, s] of states) if (s === 'queued') await this.#repair(rec, id, step, now);
+    }
+    await this.kick(runId);
+  }
+
+  async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<void> {
+    const runId = rec.meta.id;
+    const jobId = nodeJobId(runId, id, step);
+    const job = await this.#findJob(rec, id, step);
+    if (!job) {
+      const first = this.#missing.get(jobId);
+      if (first === undefined) return void this.#missing.set(jobId, now);
+      if (now - first < MISSING_GRACE_MS) return;
+      this.#missing.delete(jobId);
+      if (rec.meta.state === 'running' || step === 'undo') {
+        const task = this.#build(runId, id, rec.nodes.get(id)!, step);
+        if (!task) return;
+        const deps = step === 'node' ? rec.nodes.get(id)!.dependsOn : [id];
+        if (deps.length > 0) task.envelope.deps = Object.fromEntries(deps.map((d) => [d, rec.results.get(d) ?? null]));
+        this.#o.log.warn({ runId, node: id, step }, 'a queued workflow node had no job (interrupted enqueue); adding it again');
+        await this.#add(runId, [task]);
+      } else {
+        await this.store.settle(runId, step, id, 'skipped', '', {});
+      }
+      return;
+    }
+    this.#missing.delete(jobId);
+    const state = await job.getState();
+    const info = { attempts: job.attemptsMade, ...(job.processedOn ? { startedAt: job.processedOn } : {}) };
+    if (state === 'completed') await this.store.settle(runId, step, id, 'done', JSON.stringify(job.returnvalue ?? null), info);
+    else if (state === 'failed') await this.store.settle(runId, step, id, 'dead', job.failedReason || 'failed', info);
+  }
+}

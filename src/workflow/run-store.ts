@@ -1,0 +1,233 @@
+/**
+ * A workflow run's state in Redis: written once when the run starts, then changed only by the
+ * atomic scripts (claim, settle, cancel), so engines in several processes and agents settling
+ * nodes never disagree. Every key shares the run's hash tag `{run:<id>}`.
+ */
+import type { Redis } from 'ioredis';
+import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
+import { scripts } from '../redis/scripts.ts';
+import type { NodeSpec, WorkflowSpec } from './definition.ts';
+
+export const FINAL_RUN_STATES = ['completed', 'compensated', 'compensation_failed', 'failed', 'cancelled'] as const;
+export const RUN_STATES = ['running', 'failing', 'cancelling', 'compensating', ...FINAL_RUN_STATES] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export type FinalRunState = (typeof FINAL_RUN_STATES)[number];
+export const isFinal = (s: string): s is FinalRunState => (FINAL_RUN_STATES as readonly string[]).includes(s);
+
+export type NodeState = 'pending' | 'ready' | 'queued' | 'done' | 'dead' | 'skipped' | 'cancelled';
+export type UndoState = 'pending' | 'ready' | 'queued' | 'done' | 'failed' | 'none';
+/** `node`: a workflow node; `undo`: its compensation. */
+export type Step = 'node' | 'undo';
+export type Outcome = 'done' | 'dead' | 'skipped';
+
+/** What the engine needs to enqueue a node: its spec minus the id, plus its position in the request. */
+export type StoredNode = Omit<NodeSpec, 'id'> & { i: number };
+
+export interface RunMeta {
+  id: string;
+  name: string;
+  state: RunState;
+  cause?: 'failure' | 'cancel';
+  reason?: string;
+  total: number;
+  done: number;
+  inflight: number;
+  createdAt: number;
+  finishedAt?: number;
+  idempotencyKey?: string;
+}
+
+export interface NodeInfo {
+  pool?: string;
+  attempts?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  error?: string;
+}
+
+export interface CompensationEntry {
+  node: string;
+  state: 'done' | 'failed';
+  at: number;
+  pool?: string;
+  attempts?: number;
+  error?: string;
+}
+
+export interface RunRecord {
+  meta: RunMeta;
+  nodes: Map<string, StoredNode>;
+  states: Map<string, NodeState>;
+  info: Map<string, NodeInfo>;
+  results: Map<string, unknown>;
+  undo: Map<string, UndoState>;
+  log: CompensationEntry[];
+}
+
+const num = (v: string | undefined): number => (v === undefined ? 0 : Number(v));
+
+export class RunStore {
+  readonly #k: ReturnType<typeof keys>;
+
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string,
+  ) {
+    this.#k = keys(prefix);
+  }
+
+  key(runId: string, suffix: (typeof RUN_KEY_SUFFIXES)[number] = ''): string {
+    return this.#k.workflow.run(runId) + suffix;
+  }
+
+  /** Writes a validated workflow as a new run in one MULTI (all keys in one slot). */
+  async create(runId: string, spec: WorkflowSpec, now: number): Promise<void> {
+    const m = this.redis.multi();
+    const defs: string[] = [];
+    const states: string[] = [];
+    const wait: string[] = [];
+    const next: string[] = [];
+    const prev: string[] = [];
+    const undo: string[] = [];
+    spec.nodes.forEach(({ id, ...node }, i) => {
+      defs.push(id, JSON.stringify({ ...node, i }));
+      states.push(id, node.dependsOn.length === 0 ? 'ready' : 'pending');
+      if (node.dependsOn.length > 0) {
+        wait.push(id, String(node.dependsOn.length));
+        prev.push(id, node.dependsOn.join(','));
+      }
+      const dependents = spec.dependents.get(id);
+      if (dependents) next.push(id, dependents.join(','));
+      if (node.compensate) undo.push(id);
+    });
+    m.hset(this.key(runId), {
+      name: spec.name,
+      state: 'running',
+      total: spec.nodes.length,
+      done: 0,
+      inflight: 0,
+      createdAt: now,
+      ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+    });
+    m.hset(this.key(runId, ':defs'), ...defs);
+    m.hset(this.key(runId, ':state'), ...states);
+    if (wait.length) m.hset(this.key(runId, ':wait'), ...wait);
+    if (next.length) m.hset(this.key(runId, ':next'), ...next);
+    if (prev.length) m.hset(this.key(runId, ':prev'), ...prev);
+    if (undo.length) m.sadd(this.key(runId, ':undo'), ...undo);
+    const roots = spec.nodes.filter((n) => n.dependsOn.length === 0).map((n) => n.id);
+    m.sadd(this.key(runId, ':ready'), ...roots);
+    await m.exec();
+  }
+
+  async meta(runId: string): Promise<RunMeta | undefined> {
+    const h = await this.redis.hgetall(this.key(runId));
+    return parseMeta(runId, h);
+  }
+
+  /** Nodes (or compensations) ready to be enqueued. */
+  ready(runId: string, step: Step): Promise<string[]> {
+    return this.redis.smembers(this.key(runId, step === 'node' ? ':ready' : ':undo-ready'));
+  }
+
+  async nodes(runId: string, ids: readonly string[]): Promise<Map<string, StoredNode>> {
+    const out = new Map<string, StoredNode>();
+    if (ids.length === 0) return out;
+    const raw = await this.redis.hmget(this.key(runId, ':defs'), ...ids);
+    ids.forEach((id, i) => {
+      const json = raw[i];
+      if (json) out.set(id, JSON.parse(json) as StoredNode);
+    });
+    return out;
+  }
+
+  async results(runId: string, ids: readonly string[]): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    if (ids.length === 0) return out;
+    const raw = await this.redis.hmget(this.key(runId, ':results'), ...ids);
+    ids.forEach((id, i) => {
+      const json = raw[i];
+      if (json) out[id] = JSON.parse(json) as unknown;
+    });
+    return out;
+  }
+
+  /** Nodes (or compensations) currently queued: enqueued, not settled. */
+  async queued(runId: string, step: Step): Promise<string[]> {
+    const states = await this.redis.hgetall(this.key(runId, step === 'node' ? ':state' : ':undo-state'));
+    return Object.entries(states).filter(([, s]) => s === 'queued').map(([id]) => id);
+  }
+
+  /** Claims ready nodes for the pools chosen for them; returns those claimed (the others went elsewhere meanwhile). */
+  claim(runId: string, step: Step, pools: ReadonlyMap<string, string>): Promise<string[]> {
+    const args: string[] = [this.#k.workflow.events, step];
+    for (const [id, pool] of pools) args.push(id, pool);
+    return scripts.workflowClaim.run(this.redis, [this.key(runId)], args);
+  }
+
+  /** Records how a node (or its compensation) ended; false when it had already settled. */
+  async settle(runId: string, step: Step, node: string, outcome: Outcome, payload: string, info: NodeInfo, now = Date.now()): Promise<boolean> {
+    const r = await scripts.workflowSettle.run(this.redis, [this.key(runId)], [this.#k.workflow.events, step, node, outcome, payload, String(now), JSON.stringify(info)]);
+    return r === 1;
+  }
+
+  async cancel(runId: string, reason: string, now = Date.now()): Promise<{ previous: string; queued: string[] }> {
+    const [previous, queued] = await scripts.workflowCancel.run(this.redis, [this.key(runId)], [this.#k.workflow.events, String(now), reason]);
+    return { previous, queued };
+  }
+
+  /** Everything about a run, for views and repairs. */
+  async record(runId: string): Promise<RunRecord | undefined> {
+    const p = this.redis.pipeline();
+    p.hgetall(this.key(runId));
+    p.hgetall(this.key(runId, ':defs'));
+    p.hgetall(this.key(runId, ':state'));
+    p.hgetall(this.key(runId, ':info'));
+    p.hgetall(this.key(runId, ':results'));
+    p.hgetall(this.key(runId, ':undo-state'));
+    p.lrange(this.key(runId, ':log'), 0, -1);
+    const replies = (await p.exec()) ?? [];
+    const value = <T>(i: number): T => {
+      const [err, v] = replies[i] ?? [new Error('no reply')];
+      if (err) throw err;
+      return v as T;
+    };
+    const meta = parseMeta(runId, value<Record<string, string>>(0));
+    if (!meta) return undefined;
+    const parse = <T>(h: Record<string, string>) => new Map(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as T]));
+    const nodes = parse<StoredNode>(value(1));
+    return {
+      meta,
+      nodes: new Map([...nodes].sort(([, a], [, b]) => a.i - b.i)),
+      states: new Map(Object.entries(value<Record<string, NodeState>>(2))),
+      info: parse<NodeInfo>(value(3)),
+      results: parse<unknown>(value(4)),
+      undo: new Map(Object.entries(value<Record<string, UndoState>>(5))),
+      log: value<string[]>(6).map((e) => JSON.parse(e) as CompensationEntry),
+    };
+  }
+
+  /** Lets a finished run's keys expire after `ttlS`. */
+  async expire(runId: string, ttlS: number): Promise<void> {
+    const p = this.redis.pipeline();
+    for (const s of RUN_KEY_SUFFIXES) p.expire(this.key(runId, s), ttlS);
+    await p.exec();
+  }
+}
+
+function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
+  if (!h.state) return undefined;
+  return {
+    id,
+    name: h.name ?? 'workflow',
+    state: h.state as RunState,
+    ...(h.cause ? { cause: h.cause as 'failure' | 'cancel' } : {}),
+    ...(h.reason ? { reason: h.reason } : {}),
+    total: num(h.total),
+    done: num(h.done),
+    inflight: num(h.inflight),
+    createdAt: num(h.createdAt),
+    ...(h.finishedAt ? { finishedAt: num(h.finishedAt) } : {}),
+    ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * Workflow runs as the API sees them: start one (validated in full first; an idempotency key
+ * returns the same run), read one, cancel one. The engine does the rest.
+ */
+import { FlowProducer } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import { SwitchyardError } from '../errors.ts';
+import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
+import { newRunId, RUN_ID_PATTERN } from '../task/id.ts';
+import { validateWorkflow } from './definition.ts';
+import type { WorkflowEngine } from './engine.ts';
+import { isFinal } from './run-store.ts';
+import { runView, type RunSummary, type RunView } from './view.ts';
+
+export interface WorkflowRunsOptions {
+  redis: Redis;
+  prefix: string;
+  catalogue: Catalogue;
+  engine: WorkflowEngine;
+  maxNodes: number;
+  idempotencyTtlS: number;
+  keepRunsS: number;
+}
+
+export class WorkflowRuns {
+  readonly #o: WorkflowRunsOptions;
+  readonly #flows: FlowProducer;
+  readonly #k: ReturnType<typeof keys>;
+
+  constructor(o: WorkflowRunsOptions) {
+    this.#o = o;
+    this.#k = keys(o.prefix);
+    this.#flows = new FlowProducer({ connection: o.redis, prefix: o.prefix });
+    this.#flows.on('error', () => undefined);
+  }
+
+  /** Validates and starts a run; `created` is false when an idempotency key matched an earlier run. */
+  async start(raw: unknown): Promise<{ run: RunSummary; created: boolean }> {
+    const spec = validateWorkflow(raw, this.#o.catalogue, this.#o.maxNodes);
+    let runId = newRunId();
+    if (spec.idempotencyKey) {
+      const previous = await this.#o.redis.set(this.#k.workflow.idempotency(spec.idempotencyKey), runId, 'EX', this.#o.idempotencyTtlS, 'NX', 'GET');
+      if (previous) {
+        const meta = await this.#o.engine.store.meta(previous);
+        if (meta) return { run: { id: meta.id, name: meta.name, state: meta.state }, created: false };
+        runId = previous; // reserved by a request that died before writing the run: write it now
+      }
+    }
+    const now = Date.now();
+    // Run job first (nodes need their parent to exist), then the sweep's entry, then the state.
+    await this.#flows.add({
+      name: spec.name,
+      queueName: WORKFLOW_QUEUE,
+      data: { runId, name: spec.name, nodes: spec.nodes.length },
+      opts: { jobId: runId, removeOnComplete: { age: this.#o.keepRunsS }, removeOnFail: { age: this.#o.keepRunsS } },
+      children: [{ name: 'gate', queueName: GATE_QUEUE, data: { runId }, opts: { jobId: runId } }],
+    });
+    await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
+    await this.#o.engine.store.create(runId, spec, now);
+    await this.#o.engine.kick(runId);
+    const meta = await this.#o.engine.store.meta(runId);
+    return { run: { id: runId, name: spec.name, state: meta?.state ?? 'running' }, created: true };
+  }
+
+  async view(id: string): Promise<RunView> {
+    const rec = RUN_ID_PATTERN.test(id) ? await this.#o.engine.store.record(id) : undefined;
+    if (!rec) throw notFound(id, this.#o.keepRunsS);
+    return runView(rec);
+  }
+
+  /** Cancels a run: nothing new starts, running nodes are aborted, completed ones compensated. */
+  async cancel(id: string): Promise<RunView> {
+    if (!RUN_ID_PATTERN.test(id)) throw notFound(id, this.#o.keepRunsS);
+    const { previous } = await this.#o.engine.store.cancel(id, 'cancelled on request');
+    if (previous === '') throw notFound(id, this.#o.keepRunsS);
+    if (isFinal(previous)) throw new SwitchyardError('WORKFLOW_FINISHED', `workflow run ${id} already ended ${previous}; there is nothing to cancel`);
+    await this.#o.engine.kick(id);
+    return this.view(id);
+  }
+
+  close(): Promise<void> {
+    return this.#flows.close();
+  }
+}
+
+function notFound(id: string, keepS: number): SwitchyardError {
+  return new SwitchyardError('WORKFLOW_NOT_FOUND', `no workflow run with id ${JSON.stringify(id)} (finished runs are kept for ${keepS} s, SWITCHYARD_KEEP_WORKFLOWS_S)`);
+}
