@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'TASK_NOT_DEAD'
   | 'TASK_FINISHED'
   | 'WORKFLOW_NOT_FOUND'
-  | 'WORKFLOW_FINISHED';
+  | 'WORKFLOW_FINISHED'
+  | 'WORKFLOW_NODE';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

@@ -2,6 +2,7 @@
  * The Express app: wires plain route functions to paths, behind auth, with one error mapper.
  * Usable on its own (tests build it around their own parts); server.ts builds the real parts.
  */
+import type { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import typeis from 'type-is';
 import type { Redis } from 'ioredis';
@@ -40,6 +41,8 @@ export interface ApiDeps {
   deadLetters: DeadLetters;
   canceller: TaskCanceller;
   workflows: WorkflowRuns;
+  /** Queues Bull Board shows besides the pools (the workflow runs). */
+  boardQueues?: readonly Queue[];
   /** The cached breaker state of a pool (CLOSED when never heard of). */
   breakerState: (ref: PoolRef) => BreakerState;
   log: Logger;
@@ -97,7 +100,7 @@ export function createApp(d: ApiDeps): express.Express {
     send(res, problem(401, 'Unauthorized', result.reason, 'UNAUTHORIZED'));
   });
 
-  app.use(BOARD_PATH, boardRouter(d.queues));
+  app.use(BOARD_PATH, boardRouter(d.queues, d.boardQueues));
 
   const json = express.json({ limit: d.config.maxBodyBytes, type: JSON_TYPES, strict: false });
   app.post('/v1/tasks', requireJsonBody, json, handle((req) => createTask(d.producer, req.body)));

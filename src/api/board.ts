@@ -1,4 +1,4 @@
-/** Bull Board at /admin/queues, showing every pool queue; pools created later appear as they are found. */
+/** Bull Board at /admin/queues, showing workflow runs and every pool queue; pools created later appear as they are found. */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -9,7 +9,8 @@ import type { PoolQueues } from '../task/pool-queues.ts';
 
 export const BOARD_PATH = '/admin/queues';
 
-export function boardRouter(queues: PoolQueues): Router {
+/** `extra`: queues that are not pools, shown under their own name (the workflow runs). */
+export function boardRouter(queues: PoolQueues, extra: readonly Queue[] = []): Router {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(BOARD_PATH);
   const board = createBullBoard({
@@ -18,6 +19,7 @@ export function boardRouter(queues: PoolQueues): Router {
     options: { uiConfig: { boardTitle: 'Switchyard' } },
   });
   const add = (queue: Queue, ref: PoolRef) => board.addQueue(new BullMQAdapter(queue, { displayName: poolLabel(ref) }));
+  for (const queue of extra) board.addQueue(new BullMQAdapter(queue, { displayName: queue.name }));
   for (const { queue, ref } of queues.all()) add(queue, ref);
   queues.on('added', add);
   return serverAdapter.getRouter() as Router;

@@ -36,6 +36,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   TASK_FINISHED: [409, 'Task already finished'],
   WORKFLOW_NOT_FOUND: [404, 'Workflow run not found'],
   WORKFLOW_FINISHED: [409, 'Workflow run already finished'],
+  WORKFLOW_NODE: [409, 'Part of a workflow run'],
 };
 
 /** body-parser's error types (it tags errors with `type`), and what they mean to a client. */

@@ -27,6 +27,7 @@ import { PoolQueues } from '../task/pool-queues.ts';
 import { TaskProducer } from '../task/producer.ts';
 import { WorkflowEngine } from '../workflow/engine.ts';
 import { WorkflowRuns } from '../workflow/runs.ts';
+import { RunStore } from '../workflow/run-store.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
 import { policyOf } from './routes/breakers.ts';
@@ -76,7 +77,8 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   await Promise.race([loaded.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
   const router = new FleetRouter(snapshot, catalogue);
   const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type) });
-  const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry);
+  const runStore = new RunStore(redis, config.prefix);
+  const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry, (id) => runStore.typeOfJob(id));
   const deadLetters = new DeadLetters(queues, catalogue, router);
   const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age);
   const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log });
@@ -86,7 +88,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   });
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   const app = createApp({
-    config, redis, queues, producer, lookup, catalogue, registry, deadLetters, canceller, workflows,
+    config, redis, queues, producer, lookup, catalogue, registry, deadLetters, canceller, workflows, boardQueues: [engine.runQueue],
     breakerState: (ref) => breakers.state(poolBreakerName(ref)),
     log,
   });

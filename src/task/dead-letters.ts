@@ -63,6 +63,9 @@ export class DeadLetters {
 
   /** Replays one dead task; throws TASK_NOT_FOUND / NOT_DEAD when it cannot. */
   async replay(id: string): Promise<TaskView> {
+    if (id.startsWith('wf_')) {
+      throw new SwitchyardError('WORKFLOW_NODE', `task ${id} is a workflow node: its run has stopped and compensated what it had done; start a new run instead of replaying the node`);
+    }
     const job = await this.#find(id);
     if (!job) throw new SwitchyardError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
     if ((await job.getState()) !== 'failed') {

@@ -11,6 +11,9 @@ import { typeOfTaskId } from './id.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskState, viewOf, type TaskView } from './view.ts';
 
+/** The type of a task whose id does not start with it (a workflow node's job); undefined if unknown. */
+export type TypeResolver = (id: string) => Promise<string | undefined>;
+
 export class TaskLookup {
   constructor(
     private readonly queues: PoolQueues,
@@ -18,12 +21,15 @@ export class TaskLookup {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly registry?: Registry,
+    private readonly resolveType?: TypeResolver,
   ) {}
 
   async find(id: string): Promise<TaskView | undefined> {
-    const type = typeOfTaskId(id);
-    if (!type || !this.catalogue.find(type)) return undefined;
-    return withRedis(this.redis, () => this.#find(type, id));
+    return withRedis(this.redis, async () => {
+      const type = typeOfTaskId(id) ?? (await this.resolveType?.(id));
+      if (!type || !this.catalogue.find(type)) return undefined;
+      return this.#find(type, id);
+    });
   }
 
   async #find(type: string, id: string): Promise<TaskView | undefined> {

@@ -37,6 +37,8 @@ export interface TaskView extends TaskSummary {
   /** For delayed and retrying tasks: when it becomes ready. */
   runAt?: string;
   agent?: string;
+  /** Set when the task is a workflow node (or a node's compensation). */
+  workflow?: { runId: string; nodeId: string; compensating: boolean };
 }
 
 type TaskJob = Job<TaskEnvelope>;
@@ -104,5 +106,7 @@ export function viewOf(job: TaskJob, state: TaskState): TaskView {
   if (finished && (state === 'completed' || state === 'dead')) view.finishedAt = finished;
   if ((state === 'delayed' || state === 'failed') && job.delay > 0) view.runAt = iso(job.timestamp + job.delay);
   if (job.processedBy) view.agent = job.processedBy;
+  const w = job.data.workflow;
+  if (w) view.workflow = { runId: w.run, nodeId: w.node, compensating: w.undo === true };
   return view;
 }

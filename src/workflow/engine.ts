@@ -69,6 +69,11 @@ export class WorkflowEngine {
     this.#runQueue.on('error', () => undefined);
   }
 
+  /** The queue of run jobs (for Bull Board). */
+  get runQueue(): Queue {
+    return this.#runQueue;
+  }
+
   /** The parent reference every node job of a run carries. */
   parentOf(runId: string) {
     return { id: runId, queue: `${this.#o.prefix}:${WORKFLOW_QUEUE}` };

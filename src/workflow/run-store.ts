@@ -64,6 +64,11 @@ export interface RunRecord {
   log: CompensationEntry[];
 }
 
+const NODE_JOB_ID = /^(wf_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})(\.undo)?$/;
+
+/** The run a node job belongs to, or undefined for a lone task's id. */
+export const runOfJob = (jobId: string): string | undefined => NODE_JOB_ID.exec(jobId)?.[1];
+
 const num = (v: string | undefined): number => (v === undefined ? 0 : Number(v));
 
 export class RunStore {
@@ -205,6 +210,16 @@ export class RunStore {
       undo: new Map(Object.entries(value<Record<string, UndoState>>(5))),
       log: value<string[]>(6).map((e) => JSON.parse(e) as CompensationEntry),
     };
+  }
+
+  /** The agent type of a node job (`<runId>.<node>` or `<runId>.<node>.undo`), for task lookups. */
+  async typeOfJob(jobId: string): Promise<string | undefined> {
+    const m = NODE_JOB_ID.exec(jobId);
+    if (!m) return undefined;
+    const json = await this.redis.hget(this.key(m[1]!, ':defs'), m[2]!);
+    if (!json) return undefined;
+    const node = JSON.parse(json) as StoredNode;
+    return m[3] ? node.compensate?.type : node.type;
   }
 
   /** Lets a finished run's keys expire after `ttlS`. */

@@ -212,6 +212,16 @@ describe('sagas', () => {
     expect(undos[1]!.start).toBeGreaterThanOrEqual(undos[0]!.end);
     // A compensation receives the result of the node it undoes.
     expect(undos[0]!.saw).toEqual({ charge: { node: 'charge', saw: ['provision'] } });
+    // Node jobs are tasks too: readable by id, listed among the dead letters, but not replayable alone.
+    const task = (await json(fetch(`${api.url}/v1/tasks/${id}.email`))) as { state: string; type: string; workflow: unknown };
+    expect(task).toMatchObject({ state: 'dead', type: 'step', workflow: { runId: id, nodeId: 'email', compensating: false } });
+    const undoTask = (await json(fetch(`${api.url}/v1/tasks/${id}.charge.undo`))) as { state: string };
+    expect(undoTask.state).toBe('completed');
+    const dlq = (await json(fetch(`${api.url}/v1/dlq?type=step`))) as { tasks: Array<{ id: string }> };
+    expect(dlq.tasks.map((t) => t.id)).toContain(`${id}.email`);
+    const replay = await fetch(`${api.url}/v1/dlq/${id}.email/replay`, { method: 'POST' });
+    expect(replay.status).toBe(409);
+    expect(((await json(replay)) as { detail: string }).detail).toMatch(/is a workflow node.*start a new run/);
     const runs = new Queue(WORKFLOW_QUEUE, { connection: redis, prefix });
     await waitFor(async () => (await runs.getJobState(id)) === 'failed', { what: 'run job failed' });
     expect((await runs.getJob(id))!.failedReason).toMatch(/^workflow compensated: node email failed/);
@@ -277,6 +287,12 @@ describe('validation', () => {
     await rejects(nodes({ id: 'a:b' }), 'nodes[0].id', /letters, digits/);
     await rejects({ nodes: Array.from({ length: 1501 }, (_, i) => ({ id: `n${i}`, type: 'step', payload: {} })) }, 'nodes', /at most 1500 nodes/);
     await rejects({ nodes: [] }, 'nodes', /at least one node/);
+  });
+
+  it('shows the workflows queue in Bull Board', async () => {
+    const res = await fetch(`${api.url}/admin/queues/api/queues`);
+    const body = (await json(res)) as { queues: Array<{ name: string }> };
+    expect(body.queues.map((q) => q.name)).toContain('workflows');
   });
 
   it('answers 404 for an unknown run', async () => {
