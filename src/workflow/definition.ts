@@ -148,6 +148,13 @@ function findCycle(nodes: readonly NodeSpec[], ordered: ReadonlySet<string>): st
     path.push(current);
     current = byId.get(current)!.dependsOn.find((d) => !ordered.has(d))!;
   }
-  // path[at(current)..] follows "depends on" edges; reverse it so each node comes before its dependent.
-  return path.slice(at.get(current)).reverse();
+  // path[at(current)..] follows "depends on" edges; reverse it so each node comes before its
+  // dependent, then start at the node listed first in the request (the same answer every time).
+  const cycle = path.slice(at.get(current)).reverse();
+  const position = new Map(nodes.map((n, i) => [n.id, i]));
+  let first = 0;
+  cycle.forEach((id, i) => {
+    if (position.get(id)! < position.get(cycle[first]!)!) first = i;
+  });
+  return [...cycle.slice(first), ...cycle.slice(0, first)];
 }
