@@ -281,7 +281,7 @@ describe('validation', () => {
   it('names duplicate ids, unknown dependencies, cycles, unknown types, bad payloads and size', async () => {
     await rejects(nodes({ id: 'a' }, { id: 'a' }), 'nodes[1].id', /duplicate node id "a" \(also nodes\[0\]\)/);
     await rejects(nodes({ id: 'a', dependsOn: ['ghost'] }), 'nodes[0].dependsOn[0]', /"ghost", which is not a node/);
-    await rejects(nodes({ id: 'a', dependsOn: ['c'] }, { id: 'b', dependsOn: ['a'] }, { id: 'c', dependsOn: ['b'] }, { id: 'd' }), 'nodes[1].dependsOn', /^cycle: b -> c -> a -> b$/);
+    await rejects(nodes({ id: 'a', dependsOn: ['c'] }, { id: 'b', dependsOn: ['a'] }, { id: 'c', dependsOn: ['b'] }, { id: 'd' }), 'nodes[0].dependsOn', /^cycle: a -> b -> c -> a$/);
     await rejects(nodes({ id: 'a', type: 'teleport' }), 'nodes[0].type', /unknown agent type "teleport"/);
     await rejects(nodes({ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd', payload: { amount: 'ten' } }), 'nodes[3].payload.amount', /expected number/);
     await rejects(nodes({ id: 'a:b' }), 'nodes[0].id', /letters, digits/);
