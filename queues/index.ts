@@ -1,7 +1,11 @@
 /** Every agent type this deployment knows; the API validates against these, `switchyard worker <type>` runs them. */
+import { accounts } from './accounts.ts';
 import { echo } from './echo.ts';
+import { etl } from './etl.ts';
 import { flaky } from './flaky.ts';
+import { payments } from './payments.ts';
+import { sendEmail } from './send-email.ts';
 import { transform } from './transform.ts';
 
-export { echo, flaky, transform };
-export default [echo, transform, flaky];
+export { accounts, echo, etl, flaky, payments, sendEmail, transform };
+export default [echo, transform, flaky, etl, accounts, payments, sendEmail];

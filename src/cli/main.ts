@@ -10,6 +10,7 @@ import { createLogger } from '../logger.ts';
 import { loadCatalogue, loadWorker } from './modules.ts';
 import { onShutdown } from './signals.ts';
 import { runStart } from './start.ts';
+import { runWorkflowFile } from './workflow.ts';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -89,6 +90,22 @@ program
   .option('--weight <w>', 'share of routed work relative to other agents (default: SWITCHYARD_WEIGHT or 1)', positiveNumber)
   .option('--tags <a,b>', 'tags routing and queries can select (default: SWITCHYARD_TAGS)', tagList)
   .action(runWorker);
+
+const apiUrl = () => process.env.SWITCHYARD_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+
+const workflow = program.command('workflow').description('run and watch workflows (DAGs of tasks)');
+workflow
+  .command('run <file>')
+  .description('start the workflow in a JSON file ({name?, nodes: [...]}); exit 0 when accepted, or with --wait when it completed')
+  .option('--wait', 'wait for the run to end, with a progress bar; exit 4 if it ended other than completed')
+  .option('--timeout <s>', 'with --wait: give up after this many seconds (exit 5)', positiveNumber)
+  .option('--json', 'print the run as JSON instead of text')
+  .option('--url <url>', 'API base URL (default: SWITCHYARD_URL or http://127.0.0.1:$PORT)')
+  .option('--api-key <key>', 'API key (default: SWITCHYARD_API_KEY)')
+  .action(async (file: string, opts: { wait?: boolean; timeout?: number; json?: boolean; url?: string; apiKey?: string }) => {
+    const apiKey = opts.apiKey ?? process.env.SWITCHYARD_API_KEY;
+    process.exitCode = await runWorkflowFile(file, { ...opts, url: opts.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}) });
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`switchyard: ${isSwitchyardError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -1,0 +1,74 @@
+/**
+ * `switchyard workflow run <file> [--wait]`: posts a workflow file to the API; with --wait, shows
+ * a progress bar of settled nodes and prints how the run ended. Exit codes: 0 completed (or
+ * accepted, without --wait), 1 error (invalid file, API refused), 4 the run ended otherwise
+ * (compensated, failed, cancelled), 5 gave up waiting.
+ */
+import { readFile } from 'node:fs/promises';
+import { SingleBar, Presets } from 'cli-progress';
+import { ApiError, createClient, WaitTimeoutError } from '../client/client.ts';
+import type { RunView } from '../workflow/view.ts';
+
+export interface WorkflowRunOptions {
+  url: string;
+  apiKey?: string;
+  wait?: boolean;
+  timeout?: number;
+  json?: boolean;
+}
+
+export const EXIT = { ok: 0, error: 1, notCompleted: 4, timeout: 5 } as const;
+
+const settled = (run: RunView) => run.nodes.filter((n) => n.state !== 'pending' && n.state !== 'ready' && n.state !== 'queued').length;
+
+export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out = process.stdout, err = process.stderr): Promise<number> {
+  let workflow: unknown;
+  try {
+    workflow = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    err.write(`switchyard: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT.error;
+  }
+  const client = createClient({ url: o.url, ...(o.apiKey ? { apiKey: o.apiKey } : {}) });
+  try {
+    const run = await client.runWorkflow(workflow);
+    if (!o.wait) {
+      out.write(o.json ? `${JSON.stringify(run)}\n` : `${run.duplicate ? 'already started' : 'started'} ${run.id} (${run.state})\n`);
+      return EXIT.ok;
+    }
+    if (!o.json) err.write(`${run.duplicate ? 'already started' : 'started'} ${run.id}\n`);
+    const bar = !o.json && err.isTTY ? new SingleBar({ format: ' {bar} {value}/{total} nodes | {state}', hideCursor: true, stream: err }, Presets.shades_classic) : undefined;
+    const end = await client.waitWorkflow(run.id, {
+      ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
+      onProgress: (view) => {
+        if (!bar) return;
+        if (!bar.isActive) bar.start(view.nodes.length, 0, { state: view.state });
+        bar.update(settled(view), { state: view.state });
+      },
+    }).finally(() => bar?.stop());
+    if (o.json) out.write(`${JSON.stringify(end)}\n`);
+    else out.write(describe(end));
+    return end.state === 'completed' ? EXIT.ok : EXIT.notCompleted;
+  } catch (e) {
+    if (e instanceof WaitTimeoutError) {
+      err.write(`switchyard: ${e.message}\n`);
+      return EXIT.timeout;
+    }
+    if (e instanceof ApiError) {
+      err.write(`switchyard: ${e.detail}\n`);
+      for (const i of e.errors) err.write(`  ${i.path || '(body)'}: ${i.message}\n`);
+      return EXIT.error;
+    }
+    throw e;
+  }
+}
+
+function describe(run: RunView): string {
+  const lines = [`workflow ${run.name} ${run.id}: ${run.state}${run.reason ? ` (${run.reason})` : ''}`];
+  for (const n of run.nodes) lines.push(`  ${n.id.padEnd(20)} ${n.state.padEnd(9)} ${n.pool ? `${n.type}.${n.pool}` : n.type}${n.error ? `  ${n.error}` : ''}`);
+  if (run.compensations.length > 0) {
+    lines.push('  compensations, in order:');
+    for (const c of run.compensations) lines.push(`    ${c.node.padEnd(18)} ${c.state}${c.error ? `  ${c.error}` : ''}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
