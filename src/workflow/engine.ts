@@ -158,6 +158,8 @@ export class WorkflowEngine {
     }
     const claimed = await this.store.claim(runId, step, pools);
     if (claimed.length === 0) return;
+    // A run that moves is not stale: the sweep leaves it alone.
+    void this.#o.redis.zadd(this.#k.workflow.active, 'XX', Date.now(), runId).catch(() => undefined);
     const needed = step === 'node' ? [...new Set(claimed.flatMap((id) => defs.get(id)!.dependsOn))] : claimed;
     const results = await this.store.results(runId, needed);
     const tasks = claimed.map((id) => {

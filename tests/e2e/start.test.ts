@@ -29,8 +29,8 @@ describe('switchyard start', () => {
     const out = start.output();
     expect(out).toContain(`API         http://127.0.0.1:${port}`);
     expect(out).toContain(`Bull Board  http://127.0.0.1:${port}/admin/queues`);
-    expect(out).toMatch(/Agents\s+echo, transform, flaky/);
-    await waitFor(() => (start.output().match(/"msg":"agent started"/g) ?? []).length === 3, { what: 'three agents started' });
+    expect(out).toMatch(/Agents\s+echo, transform, flaky, etl, accounts, payments, send-email/);
+    await waitFor(() => (start.output().match(/"msg":"agent started"/g) ?? []).length === 7, { timeoutMs: 60_000, what: 'seven agents started' });
 
     const curl = out.split('\n').find((l) => l.trim().startsWith('curl -s -X POST'))!.trim();
     const accepted = JSON.parse(execSync(curl, { encoding: 'utf8' })) as { id: string };
@@ -41,7 +41,7 @@ describe('switchyard start', () => {
     expect(done.result).toEqual({ echoed: { message: 'hello' } });
 
     const pids = [...new Set([...start.output().matchAll(/"pid":(\d+)/g)].map((m) => Number(m[1])))];
-    expect(pids.length).toBeGreaterThanOrEqual(4); // start, api, three agents
+    expect(pids.length).toBeGreaterThanOrEqual(8); // start, api, seven agents
     start.proc.kill('SIGINT');
     expect(await start.exited).toBe(0);
     await waitFor(() => pids.every((pid) => !alive(pid)), { what: 'every started process to exit' });

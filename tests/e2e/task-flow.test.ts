@@ -103,6 +103,6 @@ describe('a task through real processes', () => {
     const active = await until(task.id, ['active']);
     expect(await flaky.kill('SIGTERM')).toBe(0);
     const done = await get(task.id);
-    expect(done).toMatchObject({ state: 'completed', agent: active.agent });
+    expect({ state: done.state, agent: done.agent }, JSON.stringify(done)).toEqual({ state: 'completed', agent: active.agent });
   });
 });

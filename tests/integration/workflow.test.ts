@@ -258,7 +258,8 @@ describe('sagas', () => {
     const id = await run(nodes);
     await waitFor(() => executions(id).some((e) => e.node === 'long'), { what: 'long node started' });
     const res = await fetch(`${api.url}/v1/workflows/${id}`, { method: 'DELETE' });
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(202);
+    expect(((await json(res)) as RunBody).state).toMatch(/^(cancelling|compensating)$/);
     const end = await until(id, ['cancelled']);
     expect(end.nodes.map((n) => [n.id, n.state])).toEqual([['a', 'done'], ['long', 'cancelled'], ['later', 'skipped']]);
     expect(executions(id).find((e) => e.node === 'long')!.outcome).toBe('aborted');

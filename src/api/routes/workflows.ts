@@ -12,6 +12,8 @@ export async function getWorkflow(runs: WorkflowRuns, id: string): Promise<Reply
   return { status: 200, body: await runs.view(id) };
 }
 
+/** 202 while running nodes are being aborted and completed ones compensated; 200 once it is over. */
 export async function cancelWorkflow(runs: WorkflowRuns, id: string): Promise<Reply> {
-  return { status: 200, body: await runs.cancel(id) };
+  const view = await runs.cancel(id);
+  return { status: view.state === 'cancelled' ? 200 : 202, body: view };
 }
