@@ -4,61 +4,17 @@
  */
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { Agent } from '../../src/agent/agent.ts';
-import { defineWorker } from '../../src/agent/worker-definition.ts';
-import { defineAgentType } from '../../src/agent-type/define.ts';
 import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
-import { FatalError } from '../../src/errors.ts';
 import { WORKFLOW_QUEUE } from '../../src/redis/keys.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { ledger, step, stepWorker } from '../support/workflow-types.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
 import { json } from '../support/http.ts';
 
 const { prefix, redis } = useRedisPrefix('workflow');
-
-const step = defineAgentType({
-  name: 'step',
-  version: '1.0.0',
-  payload: z.object({ ms: z.number().int().min(0).default(0), fail: z.enum(['no', 'fatal', 'always']).default('no'), amount: z.number().optional() }),
-  result: z.object({ node: z.string(), saw: z.array(z.string()) }),
-  defaults: { attempts: 2, backoff: { type: 'fixed', delayMs: 20, jitter: 0 }, timeoutMs: 20_000 },
-  breaker: { failureRatio: 1, minRequests: 1_000_000, windowMs: 1000, openMs: 1000, halfOpenProbes: 1 },
-});
-
-interface Execution {
-  run: string;
-  node: string;
-  undo: boolean;
-  start: number;
-  end: number;
-  saw: Record<string, unknown>;
-  outcome: 'ok' | 'failed' | 'aborted';
-}
-const ledger: Execution[] = [];
-
-const stepWorker = defineWorker(step, async (p, ctx) => {
-  const e: Execution = { run: ctx.workflow?.runId ?? '', node: ctx.workflow?.nodeId ?? ctx.taskId, undo: ctx.workflow?.compensating ?? false, start: Date.now(), end: 0, saw: { ...ctx.deps }, outcome: 'ok' };
-  ledger.push(e);
-  try {
-    if (p.ms > 0) {
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(resolve, p.ms);
-        ctx.signal.addEventListener('abort', () => (clearTimeout(t), reject(new Error('aborted'))), { once: true });
-      });
-    }
-    if (p.fail === 'fatal') throw new FatalError(`${e.node} failed for good`);
-    if (p.fail === 'always') throw new Error(`${e.node} failed on attempt ${ctx.attempt}`);
-  } catch (err) {
-    e.outcome = ctx.signal.aborted ? 'aborted' : 'failed';
-    throw err;
-  } finally {
-    e.end = Date.now();
-  }
-  return { node: e.node, saw: Object.keys(ctx.deps).sort() };
-});
 
 let api: ApiServer;
 const agents: Agent[] = [];
