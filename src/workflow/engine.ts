@@ -127,24 +127,23 @@ export class WorkflowEngine {
   }
 
   async #advance(runId: string): Promise<void> {
-    const meta = await this.store.meta(runId);
-    if (!meta) return;
-    switch (meta.state) {
+    const run = await this.store.peek(runId);
+    if (!run) return;
+    switch (run.state) {
       case 'running':
-        return this.#enqueueReady(runId, 'node');
+        return this.#enqueueReady(runId, 'node', run.ready);
       case 'compensating':
-        return this.#enqueueReady(runId, 'undo');
+        return this.#enqueueReady(runId, 'undo', run.ready);
       case 'failing':
       case 'cancelling':
-        return this.#stopQueued(runId, meta.state === 'cancelling');
+        return this.#stopQueued(runId, run.state === 'cancelling');
       default:
         return this.#release(runId);
     }
   }
 
   /** Routes the ready nodes (or compensations) now, claims them, and adds their jobs under the run job. */
-  async #enqueueReady(runId: string, step: Step): Promise<void> {
-    const ids = await this.store.ready(runId, step);
+  async #enqueueReady(runId: string, step: Step, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const defs = await this.store.nodes(runId, ids);
     const built = new Map<string, PreparedTask>();

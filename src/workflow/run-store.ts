@@ -130,9 +130,13 @@ export class RunStore {
     return parseMeta(runId, h);
   }
 
-  /** Nodes (or compensations) ready to be enqueued. */
-  ready(runId: string, step: Step): Promise<string[]> {
-    return this.redis.smembers(this.key(runId, step === 'node' ? ':ready' : ':undo-ready'));
+  /** A run's state and what is ready in its current phase, in one round trip (the engine's first look). */
+  async peek(runId: string): Promise<{ state: RunState; ready: string[] } | undefined> {
+    const replies = (await this.redis.pipeline().hget(this.key(runId), 'state').smembers(this.key(runId, ':ready')).smembers(this.key(runId, ':undo-ready')).exec()) ?? [];
+    for (const [err] of replies) if (err) throw err;
+    const state = replies[0]?.[1] as RunState | null;
+    if (!state) return undefined;
+    return { state, ready: (replies[state === 'compensating' ? 2 : 1]?.[1] ?? []) as string[] };
   }
 
   async nodes(runId: string, ids: readonly string[]): Promise<Map<string, StoredNode>> {

@@ -13,28 +13,29 @@ local run = rcall('HGET', META, 'state')
 local claimed = {}
 if kind == 'node' then
   if run ~= 'running' then return claimed end
+  local info = {}
   for i = 3, #ARGV, 2 do
     local id = ARGV[i]
     if rcall('HGET', STATE, id) == 'ready' then
-      rcall('HSET', STATE, id, 'queued')
-      rcall('SREM', READY, id)
-      local info = readInfo(id)
-      info.pool = ARGV[i + 1]
-      rcall('HSET', INFO, id, cjson.encode(info))
-      rcall('HINCRBY', META, 'inflight', 1)
       claimed[#claimed + 1] = id
+      info[#info + 1] = id
+      info[#info + 1] = cjson.encode({ pool = ARGV[i + 1] })
     end
   end
+  if #claimed == 0 then return claimed end
+  hsetAll(STATE, claimed, 'queued')
+  for i = 1, #claimed, 1000 do rcall('SREM', READY, unpack(claimed, i, math.min(i + 999, #claimed))) end
+  for i = 1, #info, 1000 do rcall('HSET', INFO, unpack(info, i, math.min(i + 999, #info))) end
+  rcall('HINCRBY', META, 'inflight', #claimed)
 else
   if run ~= 'compensating' then return claimed end
   for i = 3, #ARGV, 2 do
     local id = ARGV[i]
-    if rcall('HGET', USTATE, id) == 'ready' then
-      rcall('HSET', USTATE, id, 'queued')
-      rcall('SREM', UREADY, id)
-      claimed[#claimed + 1] = id
-    end
+    if rcall('HGET', USTATE, id) == 'ready' then claimed[#claimed + 1] = id end
   end
+  if #claimed == 0 then return claimed end
+  hsetAll(USTATE, claimed, 'queued')
+  for i = 1, #claimed, 1000 do rcall('SREM', UREADY, unpack(claimed, i, math.min(i + 999, #claimed))) end
 end
 return claimed
 `;

@@ -32,10 +32,20 @@ end
 
 local function wake() rcall('PUBLISH', CHANNEL, runId) end
 
-local function readInfo(id)
-  local j = rcall('HGET', INFO, id)
-  if j then return cjson.decode(j) end
-  return {}
+-- HSET key f1 v f2 v ... / SADD key m1 m2 ... for a list of ids, in chunks (unpack has a stack limit).
+local function hsetAll(key, ids, value)
+  for i = 1, #ids, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #ids) do
+      args[#args + 1] = ids[j]
+      args[#args + 1] = value
+    end
+    rcall('HSET', key, unpack(args))
+  end
+end
+
+local function saddAll(key, ids)
+  for i = 1, #ids, 1000 do rcall('SADD', key, unpack(ids, i, math.min(i + 999, #ids))) end
 end
 
 -- Final state once every compensation settled.

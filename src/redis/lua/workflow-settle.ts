@@ -11,6 +11,7 @@ import { lib } from './workflow-lib.ts';
 
 export const lua = `${lib}
 local kind, id, outcome, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+-- What the agent knows of the run of the node (pool, attempts, startedAt): it replaces the claim's {pool}.
 local extra = cjson.decode(ARGV[7])
 
 if kind == 'undo' then
@@ -34,11 +35,10 @@ if kind == 'undo' then
 end
 
 if rcall('HGET', STATE, id) ~= 'queued' then return 0 end
-local run = rcall('HGET', META, 'state')
-local info = readInfo(id)
-for k, v in pairs(extra) do info[k] = v end
-info.finishedAt = tonumber(now)
-rcall('HINCRBY', META, 'inflight', -1)
+local m = rcall('HMGET', META, 'state', 'total')
+local run = m[1]
+extra.finishedAt = tonumber(now)
+local inflight = rcall('HINCRBY', META, 'inflight', -1)
 local woke = false
 
 if outcome == 'done' then
@@ -46,32 +46,37 @@ if outcome == 'done' then
   rcall('HSET', RESULTS, id, payload)
   local done = rcall('HINCRBY', META, 'done', 1)
   if run == 'running' then
+    local ready = {}
     for _, d in ipairs(split(rcall('HGET', NEXT, id))) do
-      if rcall('HINCRBY', WAIT, d, -1) == 0 then
-        rcall('HSET', STATE, d, 'ready')
-        rcall('SADD', READY, d)
-        woke = true
-      end
+      if rcall('HINCRBY', WAIT, d, -1) == 0 then ready[#ready + 1] = d end
     end
-    if done >= tonumber(rcall('HGET', META, 'total')) then
+    if #ready > 0 then
+      hsetAll(STATE, ready, 'ready')
+      saddAll(READY, ready)
+      woke = true
+    end
+    if done >= tonumber(m[2]) then
       rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
       woke = true
     end
   end
 elseif outcome == 'skipped' then
   rcall('HSET', STATE, id, 'skipped')
-  info.finishedAt = nil
+  extra.finishedAt = nil
 else
-  info.error = payload
+  extra.error = payload
   if run == 'cancelling' then rcall('HSET', STATE, id, 'cancelled') else rcall('HSET', STATE, id, 'dead') end
   if run == 'running' then
     rcall('HSET', META, 'state', 'failing', 'cause', 'failure', 'reason', 'node ' .. id .. ' failed: ' .. payload)
-    woke = true
+    run = 'failing'
   end
 end
-rcall('HSET', INFO, id, cjson.encode(info))
-local before = rcall('HGET', META, 'state')
-maybeBeginUndo(now)
-if woke or before ~= rcall('HGET', META, 'state') or before == 'failing' or before == 'cancelling' then wake() end
+rcall('HSET', INFO, id, cjson.encode(extra))
+if run == 'failing' or run == 'cancelling' then
+  -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
+  if inflight <= 0 then beginUndo(now) end
+  woke = true
+end
+if woke then wake() end
 return 1
 `;
