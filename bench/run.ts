@@ -8,6 +8,7 @@ import { cpus } from 'node:os';
 import { Command } from 'commander';
 import { registryBench, type RegistryBenchResult } from './registry.ts';
 import { bareBullmq, switchyard, type PhaseResult } from './throughput.ts';
+import { workflowBench } from './workflow.ts';
 
 interface Section {
   title: string;
@@ -18,7 +19,7 @@ interface Section {
   data: unknown;
 }
 
-const SCENARIOS = ['throughput', 'registry'] as const;
+const SCENARIOS = ['throughput', 'registry', 'workflow'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -28,6 +29,10 @@ const program = new Command('bench')
   .option('--rounds <n>', 'throughput: rounds per side after a warm-up (medians are reported)', (v) => Number(v), 5)
   .option('--agents <n>', 'registry: simulated agents', (v) => Number(v), 500)
   .option('--seconds <n>', 'registry: seconds of heartbeating measured', (v) => Number(v), 20)
+  .option('--layers <n>', 'workflow: layers of the DAG', (v) => Number(v), 20)
+  .option('--width <n>', 'workflow: nodes per layer', (v) => Number(v), 50)
+  .option('--work-ms <n>', 'workflow: work per node in the makespan run', (v) => Number(v), 100)
+  .option('--wf-rounds <n>', 'workflow: rounds after a warm-up', (v) => Number(v), 3)
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
 
@@ -35,7 +40,10 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<{ jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string }>();
+const opts = program.opts<{
+  jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
+  layers: number; width: number; workMs: number; wfRounds: number;
+}>();
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -103,7 +111,35 @@ async function registry(): Promise<Section> {
   return { title: `Registry with ${r.agents} agents`, command: `npm run bench -- registry --agents ${opts.agents} --seconds ${opts.seconds}`, date: '', machine, text, data: r };
 }
 
-const runners: Record<Scenario, () => Promise<Section>> = { throughput, registry };
+async function workflow(): Promise<Section> {
+  const o = { redisUrl: opts.redis, layers: opts.layers, width: opts.width, workMs: opts.workMs, rounds: opts.wfRounds, agents: 2, agentConcurrency: opts.width };
+  const r = await workflowBench(o, `bench-wf-${process.pid}`, progress);
+  const makespan = median(r.makespansMs);
+  const over = (makespan / r.criticalPathMs - 1) * 100;
+  const hop = (makespan - r.criticalPathMs) / o.layers;
+  const text = [
+    `A layered DAG of ${fmt(r.nodes)} nodes (${o.layers} layers of ${o.width}; every node after the first layer depends on two nodes of the layer before), the engine and producer in the bench process (as in an API process), ${o.agents} agent processes (\`switchyard worker flaky\`, concurrency ${o.agentConcurrency} each; \`flaky\` with \`latencyMs\` as the work); ${o.rounds} rounds after a warm-up, medians.`,
+    '',
+    '| figure | value |',
+    '|---|---:|',
+    `| critical path (${o.layers} layers × ${o.workMs} ms of work) | ${fmt(r.criticalPathMs)} ms |`,
+    `| makespan, POST to completed (rounds: ${r.makespansMs.map((m) => fmt(m)).join(', ')} ms) | ${fmt(makespan)} ms |`,
+    `| makespan over the critical path | ${over >= 0 ? '+' : ''}${fmt(over, 1)} % |`,
+    `| engine time per layer (node done → its dependents running) | ${fmt(hop, 1)} ms |`,
+    `| validation of a ${fmt(r.validation.nodes)}-node DAG, cold process / warm | ${fmt(r.validation.coldMs)} ms / ${fmt(r.validation.warmMs)} ms |`,
+    '',
+    `The same ${fmt(r.nodes)} nodes with no work, as a workflow and as plain tasks (enqueued in batches of 1 000):`,
+    '',
+    '| per node | workflow | plain tasks | workflow − tasks |',
+    '|---|---:|---:|---:|',
+    `| Redis commands (all connections) | ${fmt(r.workflow.commands, 1)} | ${fmt(r.tasks.commands, 1)} | ${fmt(r.workflow.commands - r.tasks.commands, 1)} |`,
+    `| CPU of the engine's process (engine or producer), ms | ${fmt(r.workflow.cpuMs, 3)} | ${fmt(r.tasks.cpuMs, 3)} | ${fmt(r.workflow.cpuMs - r.tasks.cpuMs, 3)} |`,
+    `| wall time, ms (the workflow runs its ${o.layers} layers one after another) | ${fmt(r.workflow.wallMs, 3)} | ${fmt(r.tasks.wallMs, 3)} | ${fmt(r.workflow.wallMs - r.tasks.wallMs, 3)} |`,
+  ].join('\n');
+  return { title: 'Workflows', command: `npm run bench -- workflow --layers ${o.layers} --width ${o.width} --work-ms ${o.workMs} --wf-rounds ${o.rounds}`, date: '', machine, text, data: r };
+}
+
+const runners: Record<Scenario, () => Promise<Section>> = { throughput, registry, workflow };
 const resultsUrl = new URL('./results.json', import.meta.url);
 const stored: Partial<Record<Scenario, Section>> = existsSync(resultsUrl) ? JSON.parse(readFileSync(resultsUrl, 'utf8')) : {};
 for (const name of scenario === 'all' ? SCENARIOS : [scenario as Scenario]) {
