@@ -48,7 +48,7 @@ async function runApi(): Promise<void> {
   const log = createLogger(cfg, { role: 'api' });
   const catalogue = await loadCatalogue(cfg.typesModule);
   const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log });
-  onShutdown(() => api.close(), log);
+  onShutdown(() => api.close(), log, cfg.supervisorPid);
 }
 
 async function runWorker(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
@@ -65,7 +65,7 @@ async function runWorker(type: string, opts: { pool?: string; concurrency?: numb
     weight: opts.weight ?? cfg.weight,
     tags: opts.tags ?? cfg.tags,
   });
-  onShutdown(() => agent.close(), log);
+  onShutdown(() => agent.close(), log, cfg.supervisorPid);
 }
 
 const program = new Command('switchyard')

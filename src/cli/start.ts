@@ -26,7 +26,7 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
   const workers = new Set(listWorkers(config.workersDir));
   const types = catalogue.names.filter((t) => workers.has(t));
 
-  const env = { ...process.env, REDIS_URL: redis.url };
+  const env = { ...process.env, REDIS_URL: redis.url, SWITCHYARD_SUPERVISOR_PID: String(process.pid) };
   const self = [...process.execArgv, process.argv[1]!];
   let stopping = false;
   const children: Child[] = [{ name: 'api', args: ['api'] }, ...types.map((t) => ({ name: `worker ${t}`, args: ['worker', t] }))];

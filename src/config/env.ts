@@ -62,6 +62,8 @@ export const envSchema = z.object({
   SWITCHYARD_WORKERS_DIR: z.string().min(1).default('workers'),
   /** Where `switchyard start` keeps the embedded Redis's AOF files. */
   SWITCHYARD_DATA_DIR: z.string().min(1).default('.switchyard'),
+  /** Set by `switchyard start` on the processes it runs: they stop when it is gone. */
+  SWITCHYARD_SUPERVISOR_PID: int(1).optional(),
 }).refine((e) => e.SWITCHYARD_AGENT_TTL_MS > e.SWITCHYARD_HEARTBEAT_MS, {
   path: ['SWITCHYARD_AGENT_TTL_MS'],
   message: 'must be longer than SWITCHYARD_HEARTBEAT_MS (3x is a good choice)',
@@ -98,6 +100,7 @@ export type Config = Readonly<{
   typesModule: string;
   workersDir: string;
   dataDir: string;
+  supervisorPid: number | undefined;
 }>;
 
 /** Parses an environment (process.env by default) into a frozen Config, or throws CONFIG_INVALID naming each bad variable. */
@@ -150,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     typesModule: e.SWITCHYARD_TYPES,
     workersDir: e.SWITCHYARD_WORKERS_DIR,
     dataDir: e.SWITCHYARD_DATA_DIR,
+    supervisorPid: e.SWITCHYARD_SUPERVISOR_PID,
     ...overrides,
   });
 }

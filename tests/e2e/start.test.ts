@@ -1,6 +1,7 @@
 /**
  * `switchyard start` as a new user runs it (`npm start`): it prints the URLs and a curl, the curl
- * works as printed, and Ctrl-C (SIGINT) stops every process it started.
+ * works as printed, and Ctrl-C (SIGINT) stops every process it started; if it is killed outright,
+ * the processes it started stop by themselves.
  */
 import { execSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -46,5 +47,17 @@ describe('switchyard start', () => {
     expect(await start.exited).toBe(0);
     await waitFor(() => pids.every((pid) => !alive(pid)), { what: 'every started process to exit' });
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+
+  it('leaves no orphans when it is killed with SIGKILL: its processes notice and stop', async () => {
+    const port = await freePort();
+    const start = spawnSwitchyard('start', ['start'], { REDIS_URL, SWITCHYARD_PREFIX: prefix, PORT: String(port) });
+    await start.waitForOutput('Ctrl-C stops everything', 60_000);
+    await waitFor(() => (start.output().match(/"msg":"agent started"/g) ?? []).length === 7, { timeoutMs: 60_000, what: 'seven agents started' });
+    const children = [...new Set([...start.output().matchAll(/"pid":(\d+)/g)].map((m) => Number(m[1])))].filter((pid) => pid !== start.proc.pid);
+    expect(children.length).toBeGreaterThanOrEqual(8); // api and seven agents
+    // Only the supervisor dies: its process group stays, as when it is killed alone in production.
+    process.kill(start.proc.pid!, 'SIGKILL');
+    await waitFor(() => children.every((pid) => !alive(pid)), { timeoutMs: 30_000, what: 'the orphaned processes to stop by themselves' });
   });
 });

@@ -22,13 +22,18 @@ export interface Spawned {
 }
 
 const live = new Set<Spawned>();
+/** Process groups of everything spawned, killed whole when the file ends. */
+const groups = new Set<number>();
 
 export function spawnSwitchyard(name: string, args: string[], env: Record<string, string>): Spawned {
   const proc = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_PRETTY: 'false', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so cleanup also reaches what it started (switchyard start's children).
+    detached: true,
   });
+  if (proc.pid) groups.add(proc.pid);
   let out = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -57,6 +62,16 @@ export function spawnSwitchyard(name: string, args: string[], env: Record<string
 
 afterAll(async () => {
   await Promise.all([...live].map((p) => p.kill('SIGKILL')));
+});
+
+afterAll(() => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* the group is gone */
+    }
+  }
 });
 
 export interface ApiProcess extends Spawned {
