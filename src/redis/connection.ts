@@ -3,7 +3,9 @@
  * - `blocking` (agents, BullMQ Workers): never give up on a command, reconnect forever
  *   (BullMQ requires maxRetriesPerRequest: null for blocking connections).
  * - `client` (the API, producers): fail fast while Redis is down, so a request gets a 503
- *   at once instead of hanging in an offline queue; reconnects in the background.
+ *   at once instead of hanging in an offline queue; reconnects in the background. A Redis that
+ *   accepts connections but does not answer is bounded per request by withRedis (one timer per
+ *   request: ioredis's commandTimeout would start one per command, a thousand for a batch).
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisUnavailableError } from '../errors.ts';
@@ -18,7 +20,6 @@ export function redisOptions(role: ConnectionRole): RedisOptions {
         maxRetriesPerRequest: 1,
         enableOfflineQueue: false,
         connectTimeout: 2000,
-        commandTimeout: 5000,
         retryStrategy: reconnect,
       };
 }
@@ -47,13 +48,26 @@ export function isConnectionError(err: unknown): boolean {
   return CONNECTION_ERRORS.some((c) => text.includes(c));
 }
 
-/** Runs `fn`, turning connection failures into RedisUnavailableError (HTTP 503). */
-export async function withRedis<T>(redis: Redis, fn: () => Promise<T>): Promise<T> {
+/** How long a request may wait on Redis before it is answered 503. */
+export const REQUEST_DEADLINE_MS = 5000;
+
+/**
+ * Runs `fn`, turning connection failures, and a Redis that does not answer within `deadlineMs`,
+ * into RedisUnavailableError (HTTP 503). A write that was sent may still land after the deadline:
+ * the request was not acknowledged, and a retry with the same idempotencyKey finds it.
+ */
+export async function withRedis<T>(redis: Redis, fn: () => Promise<T>, deadlineMs = REQUEST_DEADLINE_MS): Promise<T> {
   if (redis.status !== 'ready') throw new RedisUnavailableError(`redis connection is ${redis.status}`);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RedisUnavailableError(new Error(`no answer from Redis within ${deadlineMs} ms`))), deadlineMs);
+  });
   try {
-    return await fn();
+    return await Promise.race([fn(), deadline]);
   } catch (err) {
     throw isConnectionError(err) ? new RedisUnavailableError(err) : err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -19,6 +19,29 @@ export interface RoutingDecision {
   reason: string;
 }
 
+/** The reason of the common decision: one eligible pool, nothing excluded. */
+const ONLY_POOL_SUFFIX = ' is the only eligible pool';
+export const onlyPoolReason = (pool: string): string => `${pool}${ONLY_POOL_SUFFIX}`;
+
+/**
+ * A decision as stored on the task: `candidates` and `reason` are left out when they are the
+ * common single-pool ones (`[pool]`, onlyPoolReason(pool)), which saves ~70 bytes per job that
+ * BullMQ and Redis would otherwise copy, encode and decode on every add, fetch and completion.
+ */
+export type StoredDecision = Pick<RoutingDecision, 'strategy' | 'pool'> & Partial<Pick<RoutingDecision, 'candidates' | 'reason'>>;
+
+export function compactDecision(d: RoutingDecision): StoredDecision {
+  if (d.candidates.length !== 1 || d.candidates[0] !== d.pool || d.reason.length !== d.pool.length + ONLY_POOL_SUFFIX.length) return d;
+  if (!d.reason.endsWith(ONLY_POOL_SUFFIX) || !d.reason.startsWith(d.pool)) return d;
+  return { strategy: d.strategy, pool: d.pool };
+}
+
+/** The full decision from a stored one (compact or, as written before compaction, full). */
+export function expandDecision(d: StoredDecision): RoutingDecision {
+  if (d.candidates !== undefined && d.reason !== undefined) return d as RoutingDecision;
+  return { strategy: d.strategy, pool: d.pool, candidates: d.candidates ?? [d.pool], reason: d.reason ?? onlyPoolReason(d.pool) };
+}
+
 export interface Router {
   route(req: RouteRequest): RoutingDecision;
 }

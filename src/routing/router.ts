@@ -9,7 +9,7 @@ import type { Catalogue } from '../agent-type/catalogue.ts';
 import { poolBreakerName, PARKED_POOL } from '../redis/keys.ts';
 import type { AgentView } from '../registry/record.ts';
 import type { Candidate, Picker } from './candidate.ts';
-import type { RouteRequest, Router, RoutingDecision, Strategy } from './decision.ts';
+import { onlyPoolReason, type RouteRequest, type Router, type RoutingDecision, type Strategy } from './decision.ts';
 import { poolEligibility } from './eligibility.ts';
 import { LeastLoadedPicker } from './least-loaded.ts';
 import { RandomPicker } from './random.ts';
@@ -47,13 +47,14 @@ export class FleetRouter implements Router {
   /** Eligible pools per type for tasks without constraints, valid until the snapshot changes. */
   #plain = new Map<string, Evaluation>();
 
-  route(req: RouteRequest, now = Date.now()): RoutingDecision {
+  route(req: RouteRequest, now?: number): RoutingDecision {
     const type = this.catalogue.get(req.type);
     const strategy = req.strategy ?? type.strategy;
     const constrained = Boolean(req.pool || req.tags?.length || req.version);
     let e = constrained ? undefined : this.#plain.get(type.name);
-    if (!e || e.until <= now) {
-      e = this.#evaluate(type.name, type.breaker.halfOpenProbes, req, now);
+    // A cached evaluation without an OPEN breaker never expires: no clock read per task for it.
+    if (!e || (e.until !== Infinity && e.until <= (now ??= Date.now()))) {
+      e = this.#evaluate(type.name, type.breaker.halfOpenProbes, req, (now ??= Date.now()));
       if (!constrained) this.#plain.set(type.name, e);
     }
     if (e.candidates.length === 0) {
@@ -114,7 +115,7 @@ export class FleetRouter implements Router {
         backlog: p.backlog,
       });
     }
-    const single = candidates.length === 1 ? `${candidates[0]!.pool} is the only eligible pool${why.length ? ` (${why.join('; ')})` : ''}` : '';
+    const single = candidates.length === 1 ? `${onlyPoolReason(candidates[0]!.pool)}${why.length ? ` (${why.join('; ')})` : ''}` : '';
     return { candidates, names: candidates.map((c) => c.pool), probing, why, single, until };
   }
 }

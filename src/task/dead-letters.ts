@@ -90,14 +90,15 @@ export class DeadLetters {
     const r = job.data.route ?? {};
     const routing = this.router.route({ type: ref.type, pool: r.pool, strategy: r.strategy, version: r.version, tags: job.data.tags });
     const lives = [...(job.data.previousErrors ?? []), ...(job.stacktrace ?? []).map((s) => s.split('\n', 1)[0] ?? s)];
-    const data: TaskEnvelope = { ...job.data, routing: { ...routing, reason: `replayed from the dead letters: ${routing.reason}` }, previousErrors: lives };
+    const decision = { ...routing, reason: `replayed from the dead letters: ${routing.reason}` };
+    const data: TaskEnvelope = { ...job.data, routing: decision, previousErrors: lives };
     if (routing.pool === ref.pool) {
       // Same queue: BullMQ's retry keeps the job's stack traces, which are now in previousErrors.
       await job.updateData(data);
       await this.queues.redis.hset(this.queues.jobKey(ref, job.id!), 'stacktrace', '[]');
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     } else {
-      await moveTask(this.queues, job, { type: ref.type, pool: routing.pool }, data.routing, { data });
+      await moveTask(this.queues, job, { type: ref.type, pool: routing.pool }, decision, { data });
     }
     const fresh = await this.queues.get({ type: ref.type, pool: routing.pool }).getJob(job.id!);
     const state = fresh ? taskState(fresh as Job<TaskEnvelope>, await fresh.getState()) : undefined;

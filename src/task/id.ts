@@ -9,10 +9,18 @@ import { randomBytes } from 'node:crypto';
 
 const PROCESS_TAG = randomBytes(6).toString('base64url');
 let counter = 0;
+/** Date.now().toString(36) costs ~0.2 µs: computed once per millisecond, not once per id. */
+let stampMs = -1;
+let stamp = '';
 
 function unique(): string {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${Date.now().toString(36)}${PROCESS_TAG}${counter.toString(36)}`;
+  const now = Date.now();
+  if (now !== stampMs) {
+    stampMs = now;
+    stamp = `${now.toString(36)}${PROCESS_TAG}`;
+  }
+  return `${stamp}${counter.toString(36)}`;
 }
 
 export function newTaskId(type: string): string {

@@ -12,7 +12,7 @@ import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
 import { withRedis } from '../redis/connection.ts';
 import { keys as keyBuilder, PARKED_POOL, parseQueueName, queueName } from '../redis/keys.ts';
-import type { Router } from '../routing/decision.ts';
+import { compactDecision, type Router, type RoutingDecision } from '../routing/decision.ts';
 import { parseOrThrow, summarize } from '../validation.ts';
 import type { TaskEnvelope } from './envelope.ts';
 import { backoffSchema } from '../retry/backoff.ts';
@@ -32,6 +32,8 @@ export interface PreparedTask {
   id: string;
   type: AgentType;
   queue: string;
+  /** The full decision, for the caller; the envelope stores it compacted. */
+  routing: RoutingDecision;
   envelope: TaskEnvelope;
   opts: JobsOptions;
   key?: string;
@@ -65,9 +67,12 @@ export class TaskProducer {
 
   /** Validates one raw request (404 for an unknown type, 400 for anything else wrong). */
   prepare(raw: unknown, base = ''): PreparedTask {
-    const req = parseOrThrow(taskRequestSchema, raw, base ? `${base}` : 'task request', base);
+    // safeParse first: the labels parseOrThrow needs are built only for a request that fails.
+    const parsed = taskRequestSchema.safeParse(raw);
+    const req = parsed.success ? parsed.data : parseOrThrow(taskRequestSchema, raw, base || 'task request', base);
     const type = this.#d.catalogue.get(req.type);
-    const payload = parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
+    const checked = type.payload.safeParse(req.payload);
+    const payload = checked.success ? checked.data : parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
     return this.build(req, type, payload);
   }
 
@@ -77,7 +82,7 @@ export class TaskProducer {
     const backoff = req.backoff ? parseOrThrow(backoffSchema, { ...d.backoff, ...req.backoff }, 'backoff', 'backoff') : d.backoff;
     const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy, version: req.version });
     // Only what differs from the type's defaults travels with the task: agents know the defaults.
-    const envelope: TaskEnvelope = { payload, routing };
+    const envelope: TaskEnvelope = { payload, routing: compactDecision(routing) };
     if (req.timeoutMs !== undefined) envelope.timeoutMs = req.timeoutMs;
     if (req.backoff) envelope.backoff = backoff;
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;
@@ -91,7 +96,8 @@ export class TaskProducer {
       attempts: req.attempts ?? d.attempts,
       backoff: { type: BACKOFF_TYPE }, // computed per task by the agents' strategy (src/retry/strategy.ts)
       removeOnComplete: this.#d.config.keepCompleted,
-      removeOnFail: false, // dead tasks are kept until replayed or deleted: nothing vanishes
+      // removeOnFail is left unset, which BullMQ reads as "keep" (our Workers set no removeOnFail):
+      // dead tasks are kept until replayed or deleted, nothing vanishes, and no option travels per job.
       ...(priority > 0 ? { priority } : {}),
       ...(req.delayMs ? { delay: req.delayMs } : {}),
     };
@@ -99,6 +105,7 @@ export class TaskProducer {
       id,
       type,
       queue: queueName({ type: type.name, pool: routing.pool }),
+      routing,
       envelope,
       opts,
       ...(req.idempotencyKey ? { key: req.idempotencyKey } : {}),
@@ -158,7 +165,8 @@ export class TaskProducer {
     const results: Array<EnqueueResult | undefined> = new Array(tasks.length);
     const toAdd: Array<{ index: number; task: PreparedTask }> = [];
 
-    const keyed = tasks.map((t, index) => ({ t, index })).filter(({ t }) => t.key !== undefined);
+    const keyed: Array<{ t: PreparedTask; index: number }> = [];
+    for (let index = 0; index < tasks.length; index++) if (tasks[index]!.key !== undefined) keyed.push({ t: tasks[index]!, index });
     if (keyed.length > 0) {
       const pipe = this.#d.redis.pipeline();
       for (const { t } of keyed) {
@@ -188,9 +196,9 @@ export class TaskProducer {
 
     const byQueue = new Map<string, Array<{ index: number; task: PreparedTask }>>();
     for (const item of toAdd) {
-      const list = byQueue.get(item.task.queue) ?? [];
-      list.push(item);
-      byQueue.set(item.task.queue, list);
+      const list = byQueue.get(item.task.queue);
+      if (list) list.push(item);
+      else byQueue.set(item.task.queue, [item]);
     }
     await Promise.all(
       [...byQueue.entries()].map(async ([name, items]) => {
@@ -207,9 +215,9 @@ export class TaskProducer {
             task: {
               id: task.id,
               type: task.type.name,
-              pool: task.envelope.routing.pool,
-              state: task.envelope.routing.pool === PARKED_POOL ? 'parked' : task.opts.delay ? 'delayed' : 'waiting',
-              routing: task.envelope.routing,
+              pool: task.routing.pool,
+              state: task.routing.pool === PARKED_POOL ? 'parked' : task.opts.delay ? 'delayed' : 'waiting',
+              routing: task.routing,
             },
           };
         }

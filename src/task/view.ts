@@ -1,7 +1,7 @@
 /** How a task looks from outside: its state in Switchyard's words, built from its BullMQ job. */
 import type { Job, JobState } from 'bullmq';
 import { PARKED_POOL, parseQueueName } from '../redis/keys.ts';
-import type { RoutingDecision } from '../routing/decision.ts';
+import { expandDecision, type RoutingDecision } from '../routing/decision.ts';
 import type { TaskEnvelope } from './envelope.ts';
 
 export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'failed', 'dead', 'cancelled'] as const;
@@ -81,7 +81,7 @@ export function summaryOf(job: TaskJob, state: TaskState): TaskSummary {
     type: ref?.type ?? job.name,
     pool: ref?.pool ?? '',
     state,
-    routing: job.data.routing as RoutingDecision,
+    routing: expandDecision(job.data.routing),
   };
 }
 

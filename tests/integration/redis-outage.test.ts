@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import { freePort, pingRedis, resolveRedis, spawnRedis } from '../../src/redis/embedded.ts';
+import { REQUEST_DEADLINE_MS } from '../../src/redis/connection.ts';
 import demoTypes from '../../queues/index.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { json } from '../support/http.ts';
@@ -75,3 +76,29 @@ describe('API while Redis is down', () => {
     expect(await json(fetch(`${api.url}/v1/tasks/${first.id}`))).toMatchObject({ id: first.id, state: 'parked' });
   });
 });
+
+describe('API while Redis hangs', () => {
+  it('answers 503 after the request deadline when Redis accepts connections but does not answer', async () => {
+    const port = await freePort();
+    const redis = await spawnRedis({ dataDir: join(dataDir, 'd'), port });
+    stops.push(() => redis.stop());
+    const api = await startApi({ config: testConfig('hang', { port: 0 }), catalogue: new Catalogue(demoTypes), redisUrl: redis.url, log: silentLog });
+    stops.push(() => api.close());
+    const task = () => fetch(`${api.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'echo', payload: {} }) });
+    await waitFor(async () => (await task()).status === 202, { what: 'a first task accepted' });
+    redis.process.kill('SIGSTOP'); // alive, connected, silent
+    try {
+      const started = Date.now();
+      const res = await task();
+      const took = Date.now() - started;
+      expect(res.status).toBe(503);
+      expect((await json(res)).detail).toMatch(/Redis is unreachable/);
+      expect(took).toBeGreaterThanOrEqual(REQUEST_DEADLINE_MS - 100);
+      expect(took).toBeLessThan(REQUEST_DEADLINE_MS + 5000);
+    } finally {
+      redis.process.kill('SIGCONT');
+    }
+    await waitFor(async () => (await task()).status === 202, { timeoutMs: 20_000, what: 'the API to answer again' });
+  }, 60_000);
+});
+
