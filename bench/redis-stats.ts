@@ -2,10 +2,15 @@
 import type { Redis } from 'ioredis';
 
 export async function totalCommands(redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats');
   let total = 0;
-  for (const m of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) total += Number(m[1]);
+  for (const calls of (await commandCalls(redis)).values()) total += calls;
   return total;
+}
+
+/** Calls so far of each command (commands run inside Lua scripts count too). */
+export async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const info = await redis.info('commandstats');
+  return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
 }
 
 /** CPU seconds the Redis server has used (main thread and children, user + system). */

@@ -9,7 +9,7 @@ import { Catalogue, createLogger, loadConfig } from '../src/index.ts';
 import { startApi } from '../src/api/server.ts';
 import { Registry } from '../src/registry/registry.ts';
 import demoTypes from '../queues/index.ts';
-import { deletePrefix, redisCpuSeconds, totalCommands } from './redis-stats.ts';
+import { commandCalls, deletePrefix, redisCpuSeconds, totalCommands } from './redis-stats.ts';
 
 export interface RegistryBenchOptions {
   redisUrl: string;
@@ -24,6 +24,8 @@ export interface RegistryBenchResult {
   heartbeatsPerSec: number;
   redisCommandsPerSec: number;
   commandsPerHeartbeat: number;
+  /** The busiest commands while heartbeating, calls per second. */
+  topCommands: Array<[string, number]>;
   redisCpuPercent: number;
   senderCpuPercent: number;
   idleRedisCommandsPerSec: number;
@@ -82,6 +84,7 @@ export async function registryBench(o: RegistryBenchOptions, prefix: string): Pr
   });
   await new Promise((r) => setTimeout(r, o.heartbeatMs * 2)); // let every agent beat once
 
+  const calls0 = await commandCalls(stats);
   const c0 = await totalCommands(stats);
   const cpu0 = await redisCpuSeconds(stats);
   const p0 = process.cpuUsage();
@@ -90,6 +93,7 @@ export async function registryBench(o: RegistryBenchOptions, prefix: string): Pr
   await new Promise((r) => setTimeout(r, o.seconds * 1000));
   const elapsed = (performance.now() - t0) / 1000;
   const commands = (await totalCommands(stats)) - c0;
+  const calls1 = await commandCalls(stats);
   const redisCpu = (await redisCpuSeconds(stats)) - cpu0;
   const sender = process.cpuUsage(p0);
   const heartbeats = beats - b0;
@@ -109,6 +113,10 @@ export async function registryBench(o: RegistryBenchOptions, prefix: string): Pr
     heartbeatsPerSec: heartbeats / elapsed,
     redisCommandsPerSec: commands / elapsed,
     commandsPerHeartbeat: (commands / elapsed - idleRedisCommandsPerSec) / (heartbeats / elapsed),
+    topCommands: [...calls1]
+      .map(([name, n]): [string, number] => [name, (n - (calls0.get(name) ?? 0)) / elapsed])
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5),
     redisCpuPercent: (redisCpu / elapsed) * 100,
     senderCpuPercent: ((sender.user + sender.system) / 1e6 / elapsed) * 100,
     idleRedisCommandsPerSec,

@@ -24,10 +24,15 @@ import { WorkflowEngine } from '../src/workflow/engine.ts';
 import { WorkflowRuns } from '../src/workflow/runs.ts';
 import { deletePrefix, totalCommands } from './redis-stats.ts';
 
-export interface WorkflowBenchOptions {
-  redisUrl: string;
+export interface DagShape {
   layers: number;
   width: number;
+}
+
+export interface WorkflowBenchOptions {
+  redisUrl: string;
+  /** Shapes whose makespan is measured; the first one is also run with no work for the cost per node. */
+  shapes: DagShape[];
   workMs: number;
   rounds: number;
   /** Agent processes, and the concurrency of each. */
@@ -41,10 +46,16 @@ export interface CostPerNode {
   wallMs: number;
 }
 
-export interface WorkflowBenchResult {
+export interface MakespanResult extends DagShape {
   nodes: number;
   criticalPathMs: number;
   makespansMs: number[];
+}
+
+export interface WorkflowBenchResult {
+  makespans: MakespanResult[];
+  /** Nodes of the no-work comparison (the first shape). */
+  nodes: number;
   workflow: CostPerNode;
   tasks: CostPerNode;
   validation: { nodes: number; coldMs: number; warmMs: number };
@@ -142,19 +153,24 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
     return { commands, cpuMs: (cpu.user + cpu.system) / 1000, wallMs };
   };
 
-  const makespansMs: number[] = [];
+  const makespans: MakespanResult[] = o.shapes.map((sh) => ({ ...sh, nodes: sh.layers * sh.width, criticalPathMs: sh.layers * o.workMs, makespansMs: [] }));
   const wf: CostPerNode[] = [];
   const plain: CostPerNode[] = [];
-  const n = o.layers * o.width;
+  const first = o.shapes[0]!;
+  const n = first.layers * first.width;
   for (let r = 0; r <= o.rounds; r++) {
-    // Makespan with real work per node.
-    const t0 = performance.now();
-    const { run } = await runs.start({ name: 'bench-makespan', nodes: layeredDag(o.layers, o.width, o.workMs) });
-    await untilDone(run.id);
-    const makespan = performance.now() - t0;
-    // The same shape with no work, as a workflow and as plain tasks.
+    // Makespan with real work per node, for each shape.
+    for (const m of makespans) {
+      const t0 = performance.now();
+      const { run } = await runs.start({ name: 'bench-makespan', nodes: layeredDag(m.layers, m.width, o.workMs) });
+      await untilDone(run.id);
+      const makespan = performance.now() - t0;
+      if (r > 0) m.makespansMs.push(makespan);
+      progress(`workflow ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${m.layers} x ${m.width} makespan ${makespan.toFixed(0)} ms (critical path ${m.criticalPathMs} ms)`);
+    }
+    // The first shape with no work, as a workflow and as plain tasks.
     const w = await measure(async () => {
-      const { run: zero } = await runs.start({ name: 'bench-overhead', nodes: layeredDag(o.layers, o.width, 0) });
+      const { run: zero } = await runs.start({ name: 'bench-overhead', nodes: layeredDag(first.layers, first.width, 0) });
       await untilDone(zero.id);
     });
     const p = await measure(async () => {
@@ -163,10 +179,9 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
       while ((await completedCount()) < target) await sleep(5);
     });
     if (r === 0) continue; // warm-up
-    makespansMs.push(makespan);
     wf.push(w);
     plain.push(p);
-    progress(`workflow round ${r}/${o.rounds}: makespan ${makespan.toFixed(0)} ms (critical path ${o.layers * o.workMs} ms); ${n} no-op nodes ${w.wallMs.toFixed(0)} ms as a workflow, ${p.wallMs.toFixed(0)} ms as tasks`);
+    progress(`workflow round ${r}/${o.rounds}: ${n} no-op nodes ${w.wallMs.toFixed(0)} ms as a workflow, ${p.wallMs.toFixed(0)} ms as tasks`);
   }
 
   await Promise.all(agents.map((a) => stopAgent(a)));
@@ -177,5 +192,5 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
   await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const perNode = (xs: CostPerNode[]): CostPerNode => ({ commands: med(xs.map((x) => x.commands)) / n, cpuMs: med(xs.map((x) => x.cpuMs)) / n, wallMs: med(xs.map((x) => x.wallMs)) / n });
-  return { nodes: n, criticalPathMs: o.layers * o.workMs, makespansMs, workflow: perNode(wf), tasks: perNode(plain), validation };
+  return { makespans, nodes: n, workflow: perNode(wf), tasks: perNode(plain), validation };
 }

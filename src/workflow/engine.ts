@@ -45,6 +45,8 @@ const SWEEP_AFTER_MS = 5000;
 const MISSING_GRACE_MS = 5000;
 const SWEEP_BATCH = 100;
 const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+/** Node definitions kept in memory (they never change), across runs, before the oldest runs are dropped. */
+const CACHED_NODES = 200_000;
 
 export const nodeJobId = (runId: string, node: string, step: Step = 'node'): string => `${runId}.${node}${step === 'undo' ? '.undo' : ''}`;
 
@@ -56,6 +58,9 @@ export class WorkflowEngine {
   readonly #runQueue: Queue;
   readonly #runs = new Map<string, { again: boolean; done: Promise<void> }>();
   readonly #missing = new Map<string, number>();
+  /** runId -> its node definitions, as written when the run started (oldest run first). */
+  readonly #defs = new Map<string, Map<string, StoredNode>>();
+  #cachedNodes = 0;
   #finalizer: Worker | undefined;
   #onMessage: ((channel: string, message: string) => void) | undefined;
 
@@ -145,7 +150,7 @@ export class WorkflowEngine {
   /** Routes the ready nodes (or compensations) now, claims them, and adds their jobs under the run job. */
   async #enqueueReady(runId: string, step: Step, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    const defs = await this.store.nodes(runId, ids);
+    const defs = await this.#nodes(runId, ids);
     const built = new Map<string, PreparedTask>();
     const pools = new Map<string, string>();
     for (const id of ids) {
@@ -168,6 +173,30 @@ export class WorkflowEngine {
       return task;
     });
     await this.#add(runId, tasks);
+  }
+
+  /** Remembers the definitions of a run this process started, so advancing it reads none from Redis. */
+  remember(runId: string, nodes: ReadonlyMap<string, StoredNode>): void {
+    this.#defs.set(runId, new Map(nodes));
+    this.#cachedNodes += nodes.size;
+    for (const [id, m] of this.#defs) {
+      if (this.#cachedNodes <= CACHED_NODES || id === runId) break;
+      this.#defs.delete(id);
+      this.#cachedNodes -= m.size;
+    }
+  }
+
+  async #nodes(runId: string, ids: readonly string[]): Promise<Map<string, StoredNode>> {
+    const cached = this.#defs.get(runId);
+    if (cached && ids.every((id) => cached.has(id))) return cached;
+    return this.store.nodes(runId, ids);
+  }
+
+  #forget(runId: string): void {
+    const m = this.#defs.get(runId);
+    if (!m) return;
+    this.#defs.delete(runId);
+    this.#cachedNodes -= m.size;
   }
 
   /** The task of a node (or its compensation), routed now; undefined if its type is no longer declared. */
@@ -224,6 +253,7 @@ export class WorkflowEngine {
 
   /** A finished run: remove its gate (the run job then completes), let its keys expire, stop sweeping it. */
   async #release(runId: string): Promise<void> {
+    this.#forget(runId);
     await this.#gates.remove(runId);
     await this.store.expire(runId, this.#o.keepRunsS);
     await this.#o.redis.zrem(this.#k.workflow.active, runId);

@@ -85,8 +85,9 @@ export class RunStore {
     return this.#k.workflow.run(runId) + suffix;
   }
 
-  /** Writes a validated workflow as a new run in one MULTI (all keys in one slot). */
-  async create(runId: string, spec: WorkflowSpec, now: number): Promise<void> {
+  /** Writes a validated workflow as a new run in one MULTI (all keys in one slot); returns the stored definitions. */
+  async create(runId: string, spec: WorkflowSpec, now: number): Promise<Map<string, StoredNode>> {
+    const stored = new Map<string, StoredNode>();
     const m = this.redis.multi();
     const defs: string[] = [];
     const states: string[] = [];
@@ -95,7 +96,9 @@ export class RunStore {
     const prev: string[] = [];
     const undo: string[] = [];
     spec.nodes.forEach(({ id, ...node }, i) => {
-      defs.push(id, JSON.stringify({ ...node, i }));
+      const def: StoredNode = { ...node, i };
+      stored.set(id, def);
+      defs.push(id, JSON.stringify(def));
       states.push(id, node.dependsOn.length === 0 ? 'ready' : 'pending');
       if (node.dependsOn.length > 0) {
         wait.push(id, String(node.dependsOn.length));
@@ -123,6 +126,7 @@ export class RunStore {
     const roots = spec.nodes.filter((n) => n.dependsOn.length === 0).map((n) => n.id);
     m.sadd(this.key(runId, ':ready'), ...roots);
     await m.exec();
+    return stored;
   }
 
   async meta(runId: string): Promise<RunMeta | undefined> {

@@ -57,7 +57,7 @@ export class WorkflowRuns {
       children: [{ name: 'gate', queueName: GATE_QUEUE, data: { runId }, opts: { jobId: runId } }],
     });
     await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
-    await this.#o.engine.store.create(runId, spec, now);
+    this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now));
     await this.#o.engine.kick(runId);
     const meta = await this.#o.engine.store.meta(runId);
     return { run: { id: runId, name: spec.name, state: meta?.state ?? 'running' }, created: true };
