@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { registryBench, type RegistryBenchResult } from './registry.ts';
 import { bareBullmq, switchyard, type PhaseResult } from './throughput.ts';
 import { workflowBench } from './workflow.ts';
+import { seedBench } from './seed.ts';
 
 interface Section {
   title: string;
@@ -19,7 +20,7 @@ interface Section {
   data: unknown;
 }
 
-const SCENARIOS = ['throughput', 'registry', 'workflow'] as const;
+const SCENARIOS = ['throughput', 'seed', 'registry', 'workflow'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -32,6 +33,9 @@ const program = new Command('bench')
   .option('--shapes <LxW,...>', 'workflow: DAG shapes, layers x nodes per layer (1 000 nodes each by default)', '100x10,20x50')
   .option('--work-ms <n>', 'workflow: work per node in the makespan run', (v) => Number(v), 100)
   .option('--wf-rounds <n>', 'workflow: rounds after a warm-up', (v) => Number(v), 3)
+  .option('--rate <n>', 'seed: tasks offered per second', (v) => Number(v), 2500)
+  .option('--duration <s>', 'seed: seconds of load', (v) => Number(v), 20)
+  .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 5)
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
 
@@ -41,7 +45,7 @@ if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) 
 }
 const opts = program.opts<{
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
-  shapes: string; workMs: number; wfRounds: number;
+  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number;
 }>();
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -145,7 +149,31 @@ async function workflow(): Promise<Section> {
   return { title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds}`, date: '', machine, text, data: r };
 }
 
-const runners: Record<Scenario, () => Promise<Section>> = { throughput, registry, workflow };
+async function seed(): Promise<Section> {
+  const o = { redisUrl: opts.redis, rate: opts.rate, seconds: opts.duration, processes: 4, concurrency: 30, pools: 2, failRate: 0.1, attempts: 5, saturationSeconds: opts.saturation };
+  const r = await seedBench(o, `bench-seed-${process.pid}`, progress);
+  const row = (label: string, b: number, s: number, digits = 0, unit = '') => `| ${label} | ${fmt(b, digits)}${unit} | ${fmt(s, digits)}${unit} | ${(s / b).toFixed(2)} |`;
+  const pct = (x: number) => `${fmt(x * 100, 3)} %`;
+  const text = [
+    `${r.slots} slots (${o.processes} processes × ${o.concurrency}; Switchyard's in ${o.pools} pools), tasks of ${r.workMs[0]}–${r.workMs[1]} ms that fail ${o.failRate * 100} % of the time, up to ${o.attempts} attempts with exponential backoff (200 ms, ±20 % jitter), offered open loop at ${fmt(o.rate)} tasks/s for ${o.seconds} s. Bare BullMQ: one queue, workers doing the same sleep-and-fail. Switchyard: \`flaky\` agents, every task routed (weighted) by an in-process producer. Latency from add to completion (queue events), HDR histogram.`,
+    '',
+    '| figure | bare BullMQ | Switchyard | Switchyard / bare |',
+    '|---|---:|---:|---:|',
+    row('completed tasks/min during the load', r.bare.completedPerMin, r.switchyard.completedPerMin),
+    row('latency p50, ms', r.bare.latencyMs.p50, r.switchyard.latencyMs.p50),
+    row('latency p95, ms', r.bare.latencyMs.p95, r.switchyard.latencyMs.p95),
+    row('latency p99, ms', r.bare.latencyMs.p99, r.switchyard.latencyMs.p99),
+    row('latency max, ms', r.bare.latencyMs.max, r.switchyard.latencyMs.max),
+    `| eventual success (completed / offered) | ${pct(r.bare.eventualSuccess)} | ${pct(r.switchyard.eventualSuccess)} | |`,
+    `| dead (out of attempts) | ${r.bare.dead} | ${r.switchyard.dead} | |`,
+    ...(r.bare.saturation && r.switchyard.saturation
+      ? [row(`saturation: tasks/s completed when offered ${fmt(r.bare.saturation.offeredPerSec)}/s (2 × the slots)`, r.bare.saturation.completedPerSec, r.switchyard.saturation.completedPerSec)]
+      : []),
+  ].join('\n');
+  return { title: 'Seed shape: 120 slots, 10 % failures, open loop', command: `npm run bench -- seed --rate ${o.rate} --duration ${o.seconds} --saturation ${o.saturationSeconds}`, date: '', machine, text, data: r };
+}
+
+const runners: Record<Scenario, () => Promise<Section>> = { throughput, seed, registry, workflow };
 const resultsUrl = new URL('./results.json', import.meta.url);
 const stored: Partial<Record<Scenario, Section>> = existsSync(resultsUrl) ? JSON.parse(readFileSync(resultsUrl, 'utf8')) : {};
 for (const name of scenario === 'all' ? SCENARIOS : [scenario as Scenario]) {

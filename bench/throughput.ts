@@ -8,15 +8,8 @@
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { Agent, Catalogue, createLogger, defineAgentType, defineWorker, loadConfig } from '../src/index.ts';
-import { BreakerWatch } from '../src/breaker/watch.ts';
-import { BREAKER_PRESETS } from '../src/breaker/policy.ts';
-import { createRedis } from '../src/redis/connection.ts';
-import { Registry } from '../src/registry/registry.ts';
-import { FleetRouter } from '../src/routing/router.ts';
-import { FleetSnapshot } from '../src/routing/snapshot.ts';
-import { PoolQueues } from '../src/task/pool-queues.ts';
-import { TaskProducer } from '../src/task/producer.ts';
+import { Agent, defineAgentType, defineWorker } from '../src/index.ts';
+import { silent, startProducer } from './producer.ts';
 import { deletePrefix, totalCommands } from './redis-stats.ts';
 
 export interface ThroughputOptions {
@@ -34,7 +27,6 @@ export interface PhaseResult {
 }
 
 const noop = defineAgentType({ name: 'noop', version: '1.0.0', payload: z.object({ i: z.number() }), result: z.object({ i: z.number() }) });
-const silent = createLogger({ logLevel: 'silent', logPretty: false });
 
 async function untilCount(get: () => number, n: number): Promise<void> {
   while (get() < n) await new Promise((r) => setTimeout(r, 2));
@@ -97,36 +89,21 @@ export async function bareBullmq(o: ThroughputOptions, prefix: string): Promise<
 }
 
 export async function switchyard(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
-  const config = loadConfig({ SWITCHYARD_PREFIX: prefix, LOG_LEVEL: 'silent' });
-  const redis = createRedis(o.redisUrl, 'client');
-  const background = createRedis(o.redisUrl, 'blocking');
-  const subscriber = createRedis(o.redisUrl, 'blocking');
+  const sys = await startProducer(o.redisUrl, prefix, [noop]);
   const stats = new Redis(o.redisUrl);
-  await new Promise((r) => redis.once('ready', r));
-  const catalogue = new Catalogue([noop]);
-  const queues = new PoolQueues(redis, prefix);
-  const snapshotQueues = new PoolQueues(background, prefix);
-  const watch = new BreakerWatch(background, subscriber, prefix, () => BREAKER_PRESETS.batch);
-  const snapshot = new FleetSnapshot(new Registry(background, prefix), snapshotQueues, watch, subscriber, prefix, silent);
-  await watch.start();
-  await snapshot.start();
-  const producer = new TaskProducer({ redis, queues, catalogue, router: new FleetRouter(snapshot, catalogue), config, backlog: (t) => snapshot.backlog(t) });
   // The enqueue phase routes to a pool that has a registered agent which does not pull yet.
-  const registry = new Registry(background, prefix);
   const timing = { heartbeatMs: 60_000, ttlMs: 180_000 };
-  await registry.register({ id: 'bench-holder', type: 'noop', version: '1.0.0', capabilities: [{ name: 'noop', version: '1.0.0' }], concurrency: o.concurrency }, timing);
-  await registry.heartbeat('bench-holder', { health: 'HEALTHY', running: 0 }, timing);
-  await snapshot.refresh();
-  const add = (from: number, n: number) => producer.enqueueBatch(Array.from({ length: n }, (_, k) => ({ type: 'noop', payload: { i: from + k } })));
+  await sys.registry.register({ id: 'bench-holder', type: 'noop', version: '1.0.0', capabilities: [{ name: 'noop', version: '1.0.0' }], concurrency: o.concurrency }, timing);
+  await sys.registry.heartbeat('bench-holder', { health: 'HEALTHY', running: 0 }, timing);
+  await sys.snapshot.refresh();
+  const add = (from: number, n: number) => sys.producer.enqueueBatch(Array.from({ length: n }, (_, k) => ({ type: 'noop', payload: { i: from + k } })));
   const result = await phases(o, stats, add, async (onCompleted) => {
-    const agent = await Agent.start({ definition: defineWorker(noop, (p) => ({ i: p.i })), redisUrl: o.redisUrl, config, log: silent, concurrency: o.concurrency });
+    const agent = await Agent.start({ definition: defineWorker(noop, (p) => ({ i: p.i })), redisUrl: o.redisUrl, config: sys.config, log: silent, concurrency: o.concurrency });
     agent.on('completed', onCompleted);
     return () => agent.close();
   });
-  await snapshot.stop();
-  await watch.stop();
-  await Promise.all([queues.close(), snapshotQueues.close()]);
+  await sys.close();
   await deletePrefix(stats, prefix);
-  await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
+  await stats.quit();
   return result;
 }

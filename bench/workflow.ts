@@ -6,15 +6,13 @@
  * (3) validation time of a 10 000-node DAG, on a cold process and warm. Agents are real
  * `switchyard worker flaky` processes (flaky with latencyMs = the work), as in a deployment.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Catalogue, createLogger, loadConfig } from '../src/index.ts';
 import demoTypes from '../queues/index.ts';
 import { queueName } from '../src/redis/keys.ts';
-import { Registry } from '../src/registry/registry.ts';
+import { startAgent, stop } from './processes.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { fixedRouter } from '../src/routing/fixed.ts';
 import { PoolQueues } from '../src/task/pool-queues.ts';
@@ -74,34 +72,6 @@ export function layeredDag(layers: number, width: number, ms: number) {
   });
 }
 
-const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
-
-async function startAgent(o: WorkflowBenchOptions, prefix: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'worker', 'flaky', '--concurrency', String(o.agentConcurrency)], {
-    env: { ...process.env, REDIS_URL: o.redisUrl, SWITCHYARD_PREFIX: prefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  // The worker logs warnings only; wait until the registry shows it HEALTHY (it pulls from then on).
-  const probe = new Redis(o.redisUrl);
-  const registry = new Registry(probe, prefix);
-  try {
-    for (let i = 0; ; i++) {
-      const me = (await registry.list({ type: 'flaky' })).find((a) => a.pid === child.pid);
-      if (me?.health === 'HEALTHY') return child;
-      if (child.exitCode !== null || i > 600) throw new Error('bench agent did not start');
-      await sleep(50);
-    }
-  } finally {
-    probe.disconnect();
-  }
-}
-
-async function stopAgent(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 function validationTimes(): { nodes: number; coldMs: number; warmMs: number } {
   const catalogue = new Catalogue(demoTypes);
   const nodes = layeredDag(100, 100, 0);
@@ -130,7 +100,7 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
   const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix, keepRunsS: 600, log: silent });
   await engine.start(background);
   const runs = new WorkflowRuns({ redis, prefix, catalogue, engine, maxNodes: 100_000, idempotencyTtlS: 600, keepRunsS: 600 });
-  const agents = await Promise.all(Array.from({ length: o.agents }, () => startAgent(o, prefix)));
+  const agents = await Promise.all(Array.from({ length: o.agents }, () => startAgent({ redisUrl: o.redisUrl, prefix, type: 'flaky', concurrency: o.agentConcurrency })));
   const pool = new Queue(queueName({ type: 'flaky', pool: 'default' }), { connection: redis, prefix });
   const completedCount = () => pool.getJobCountByTypes('completed');
 
@@ -184,7 +154,7 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
     progress(`workflow round ${r}/${o.rounds}: ${n} no-op nodes ${w.wallMs.toFixed(0)} ms as a workflow, ${p.wallMs.toFixed(0)} ms as tasks`);
   }
 
-  await Promise.all(agents.map((a) => stopAgent(a)));
+  await Promise.all(agents.map((a) => stop(a)));
   await pool.close();
   await Promise.all([runs.close(), engine.stop()]);
   await queues.close();

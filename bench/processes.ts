@@ -1,0 +1,69 @@
+/** Child processes for the benchmarks: Switchyard agents (`switchyard worker`) and bare BullMQ workers. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { Registry } from '../src/registry/registry.ts';
+
+const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
+const BARE = fileURLToPath(new URL('./bare-worker.ts', import.meta.url));
+
+export interface AgentSpec {
+  redisUrl: string;
+  prefix: string;
+  type: string;
+  pool?: string;
+  concurrency: number;
+  env?: Record<string, string>;
+}
+
+/** Starts `switchyard worker <type>` and resolves once the registry shows it HEALTHY (it pulls from then on). */
+export async function startAgent(s: AgentSpec): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [BIN, 'worker', s.type, '--concurrency', String(s.concurrency), ...(s.pool ? ['--pool', s.pool] : [])], {
+    env: { ...process.env, REDIS_URL: s.redisUrl, SWITCHYARD_PREFIX: s.prefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', ...s.env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const probe = new Redis(s.redisUrl);
+  const registry = new Registry(probe, s.prefix);
+  try {
+    for (let i = 0; ; i++) {
+      const me = (await registry.list({ type: s.type })).find((a) => a.pid === child.pid);
+      if (me?.health === 'HEALTHY') return child;
+      if (child.exitCode !== null || i > 600) throw new Error(`bench agent ${s.type} did not start`);
+      await sleep(50);
+    }
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Starts a bare BullMQ worker process on `queue` and resolves once it pulls. */
+export async function startBareWorker(o: { redisUrl: string; prefix: string; queue: string; concurrency: number }): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BARE], {
+    env: { ...process.env, REDIS_URL: o.redisUrl, BENCH_PREFIX: o.prefix, BENCH_QUEUE: o.queue, BENCH_CONCURRENCY: String(o.concurrency) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`bare worker exited with ${code}`)));
+  });
+  return child;
+}
+
+export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  await exited;
+}
+
+/** Resident memory of a process, in bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
