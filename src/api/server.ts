@@ -104,7 +104,10 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     chores: [{ name: 'expire agents', run: (now) => backgroundRegistry.expire(now).then(() => undefined) }],
     log,
   });
-  const dispatcher = new Dispatcher({ queues: backgroundQueues, router, snapshot, catalogue, log, graceMs: config.rerouteGraceMs });
+  const dispatcher = new Dispatcher({
+    queues: backgroundQueues, router, snapshot, catalogue, log, graceMs: config.rerouteGraceMs,
+    stalled: { connection: background, prefix: config.prefix, lockMs: config.lockMs, stalledIntervalMs: config.stalledIntervalMs, maxStalled: config.maxStalled },
+  });
   // Only API processes hold the fleet snapshot, so only they compete for the dispatch lease.
   const dispatch = new Housekeeper({
     redis: background,
@@ -142,6 +145,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     async close() {
       clearInterval(refresher);
       await Promise.all([housekeeper.stop(), dispatch.stop(), snapshot.stop(), breakers.stop()]);
+      await dispatcher.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -4,8 +4,14 @@
  * `graceMs` to the eligible pools of their type. A move adds the task to its new queue (same id)
  * before removing it from the old one: a crash in between leaves two copies, never none
  * (at-least-once). Runs as a leased chore in API processes, which hold the fleet snapshot.
+ *
+ * A pool whose every agent died also leaves tasks in its active list, locked by agents that will
+ * never renew the lock. BullMQ's stalled check runs inside Workers of that queue, and there are
+ * none left: the dispatcher runs the check itself (a Worker that never pulls) for such pools, so
+ * those tasks go back to waiting and then move on like the rest.
  */
-import type { Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Logger } from '../logger.ts';
 import { PARKED_POOL, poolBreakerName, type PoolRef } from '../redis/keys.ts';
@@ -26,11 +32,15 @@ export interface DispatcherOptions {
   graceMs: number;
   /** Tasks looked at per pool per round. */
   batch?: number;
+  /** For the stalled check of pools without live agents: the agents' lock settings, and a connection. */
+  stalled?: { connection: Redis; prefix: string; lockMs: number; stalledIntervalMs: number; maxStalled: number };
 }
 
 export class Dispatcher {
   readonly #ineligibleSince = new Map<string, number>();
   readonly #batch: number;
+  /** Stalled checkers of pools that have no live agent, by queue name. */
+  readonly #guards = new Map<string, Worker>();
 
   constructor(private readonly o: DispatcherOptions) {
     this.#batch = o.batch ?? 500;
@@ -56,6 +66,7 @@ export class Dispatcher {
   async #rerouteStranded(type: string, now: number): Promise<void> {
     for (const p of this.o.snapshot.pools(type)) {
       const key = `${type}.${p.pool}`;
+      await this.#guard(p, p.agents.every((a) => a.health === 'UNKNOWN'));
       const open = this.o.snapshot.breakers.state(poolBreakerName(p)) === 'OPEN';
       if (p.serving.length > 0 && !open) {
         this.#ineligibleSince.delete(key);
@@ -76,6 +87,36 @@ export class Dispatcher {
       }
       if (moved) this.o.log.info({ type, from: p.pool, moved }, 're-routed waiting tasks away from an ineligible pool');
     }
+  }
+
+  /** Starts or stops the stalled check of a pool, as it loses or regains live agents. */
+  async #guard(ref: PoolRef, orphaned: boolean): Promise<void> {
+    const s = this.o.stalled;
+    if (!s) return;
+    const name = this.o.queues.get(ref).name;
+    const guard = this.#guards.get(name);
+    if (orphaned && !guard) {
+      const worker = new Worker(name, null, {
+        connection: s.connection,
+        prefix: s.prefix,
+        autorun: false,
+        lockDuration: s.lockMs,
+        stalledInterval: s.stalledIntervalMs,
+        maxStalledCount: s.maxStalled,
+      });
+      worker.on('error', (err) => this.o.log.warn({ err: err.message, queue: name }, 'stalled check of an orphaned pool failed'));
+      this.#guards.set(name, worker);
+      await worker.startStalledCheckTimer();
+      this.o.log.info({ queue: name }, 'pool has no live agent: checking its active tasks for stalls');
+    } else if (!orphaned && guard) {
+      this.#guards.delete(name);
+      await guard.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#guards.values()].map((w) => w.close()));
+    this.#guards.clear();
   }
 
   #route(type: string, job: Job<TaskEnvelope>): RoutingDecision {
