@@ -10,6 +10,7 @@ import { registryBench, type RegistryBenchResult } from './registry.ts';
 import { bareBullmq, switchyard, type PhaseResult } from './throughput.ts';
 import { workflowBench } from './workflow.ts';
 import { seedBench } from './seed.ts';
+import { memoryBench } from './memory.ts';
 
 interface Section {
   title: string;
@@ -20,7 +21,7 @@ interface Section {
   data: unknown;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'registry', 'workflow'] as const;
+const SCENARIOS = ['throughput', 'seed', 'registry', 'workflow', 'memory'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -36,6 +37,7 @@ const program = new Command('bench')
   .option('--rate <n>', 'seed: tasks offered per second', (v) => Number(v), 2500)
   .option('--duration <s>', 'seed: seconds of load', (v) => Number(v), 20)
   .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 5)
+  .option('--mem-tasks <n>', 'memory: tasks per measurement', (v) => Number(v), 10_000)
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
 
@@ -45,7 +47,7 @@ if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) 
 }
 const opts = program.opts<{
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
-  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number;
+  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number;
 }>();
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -173,7 +175,21 @@ async function seed(): Promise<Section> {
   return { title: 'Seed shape: 120 slots, 10 % failures, open loop', command: `npm run bench -- seed --rate ${o.rate} --duration ${o.seconds} --saturation ${o.saturationSeconds}`, date: '', machine, text, data: r };
 }
 
-const runners: Record<Scenario, () => Promise<Section>> = { throughput, seed, registry, workflow };
+async function memory(): Promise<Section> {
+  const r = await memoryBench({ redisUrl: opts.redis, tasks: opts.memTasks, concurrency: 100 }, `bench-mem-${process.pid}`, progress);
+  const mib = (b: number) => `${fmt(b / 1048576, 1)} MiB`;
+  const text = [
+    `Redis memory: ${fmt(r.tasks)} waiting tasks with the same ${r.payloadBytes}-byte JSON payload, added through bare BullMQ (\`addBulk\`, attempts and removeOnComplete set) and through Switchyard's producer (routed, with its envelope); growth of \`used_memory\`, median of three tries. Process memory: peak RSS of one worker process at concurrency ${r.rss.concurrency} working through ${fmt(r.rss.tasks)} such tasks: a bare BullMQ worker process against a \`switchyard worker echo\` agent (registry, heartbeats, health checks, breaker).`,
+    '',
+    '| figure | bare BullMQ | Switchyard | difference |',
+    '|---|---:|---:|---:|',
+    `| Redis bytes per waiting task | ${fmt(r.redisBytesPerTask.bare)} | ${fmt(r.redisBytesPerTask.switchyard)} | ${r.redisBytesPerTask.switchyard >= r.redisBytesPerTask.bare ? '+' : ''}${fmt(r.redisBytesPerTask.switchyard - r.redisBytesPerTask.bare)} B |`,
+    `| peak RSS of a worker process at concurrency ${r.rss.concurrency} | ${mib(r.rss.bare)} | ${mib(r.rss.switchyard)} | ${mib(r.rss.switchyard - r.rss.bare)} |`,
+  ].join('\n');
+  return { title: 'Memory', command: `npm run bench -- memory --mem-tasks ${r.tasks}`, date: '', machine, text, data: r };
+}
+
+const runners: Record<Scenario, () => Promise<Section>> = { throughput, seed, registry, workflow, memory };
 const resultsUrl = new URL('./results.json', import.meta.url);
 const stored: Partial<Record<Scenario, Section>> = existsSync(resultsUrl) ? JSON.parse(readFileSync(resultsUrl, 'utf8')) : {};
 for (const name of scenario === 'all' ? SCENARIOS : [scenario as Scenario]) {
