@@ -11,6 +11,7 @@ import { bareBullmq, switchyard, type PhaseResult } from './throughput.ts';
 import { workflowBench } from './workflow.ts';
 import { seedBench } from './seed.ts';
 import { memoryBench } from './memory.ts';
+import { httpBench } from './http.ts';
 
 interface Section {
   title: string;
@@ -37,6 +38,8 @@ const program = new Command('bench')
   .option('--rate <n>', 'seed: tasks offered per second', (v) => Number(v), 2500)
   .option('--duration <s>', 'seed: seconds of load', (v) => Number(v), 20)
   .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 5)
+  .option('--http-seconds <s>', 'throughput: seconds of HTTP load per side', (v) => Number(v), 10)
+  .option('--http-connections <n>', 'throughput: concurrent HTTP connections', (v) => Number(v), 32)
   .option('--mem-tasks <n>', 'memory: tasks per measurement', (v) => Number(v), 10_000)
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -47,7 +50,7 @@ if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) 
 }
 const opts = program.opts<{
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
-  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number;
+  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number; httpSeconds: number; httpConnections: number;
 }>();
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -68,14 +71,17 @@ async function throughput(): Promise<Section> {
     runs.sy.push(sy);
     progress(`throughput round ${r}/${opts.rounds}: end to end bare BullMQ ${fmt(bare.endToEndPerSec)} tasks/s, Switchyard ${fmt(sy.endToEndPerSec)} tasks/s`);
   }
+  const http = await httpBench({ redisUrl: opts.redis, seconds: opts.httpSeconds, connections: opts.httpConnections }, `bench-http-${process.pid}`, progress);
   const pick = (side: PhaseResult[], k: keyof PhaseResult) => median(side.map((x) => x[k]));
-  const rows = (['enqueuePerSec', 'processPerSec', 'endToEndPerSec', 'commandsPerTask'] as const).map((k) => ({ k, bare: pick(runs.bare, k), sy: pick(runs.sy, k) }));
+  const rows = (['enqueuePerSec', 'processPerSec', 'endToEndPerSec', 'enqueueCommandsPerTask', 'commandsPerTask'] as const).map((k) => ({ k, bare: pick(runs.bare, k), sy: pick(runs.sy, k) }));
   const label = {
     enqueuePerSec: 'enqueue alone, tasks/s (batches of 1 000; Switchyard routes each task)',
     processPerSec: 'process a ready backlog, tasks/s (no-op handler)',
     endToEndPerSec: 'end to end, tasks/s (producer and worker together)',
+    enqueueCommandsPerTask: 'Redis commands per task, enqueue alone',
     commandsPerTask: 'Redis commands per task (enqueue + process, all connections)',
   };
+  const perCmd = (k: string) => k === 'commandsPerTask' || k === 'enqueueCommandsPerTask';
   const spread = (side: PhaseResult[]) => `${fmt(Math.min(...side.map((x) => x.endToEndPerSec)))}–${fmt(Math.max(...side.map((x) => x.endToEndPerSec)))}`;
   const text = [
     `Both sides in one process, alternating, after a warm-up round; ${opts.rounds} rounds each, medians. ${fmt(opts.jobs)} tasks per round, worker concurrency ${opts.concurrency}.`,
@@ -83,11 +89,15 @@ async function throughput(): Promise<Section> {
     '',
     '| metric | bare BullMQ | Switchyard | Switchyard / bare |',
     '|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${label[r.k]} | ${fmt(r.bare, r.k === 'commandsPerTask' ? 1 : 0)} | ${fmt(r.sy, r.k === 'commandsPerTask' ? 1 : 0)} | ${(r.sy / r.bare).toFixed(2)} |`),
+    ...rows.map((r) => `| ${label[r.k]} | ${fmt(r.bare, perCmd(r.k) ? 1 : 0)} | ${fmt(r.sy, perCmd(r.k) ? 1 : 0)} | ${(r.sy / r.bare).toFixed(2)} |`),
+    `| HTTP ingestion, tasks/s accepted by one API process (autocannon, ${opts.httpConnections} connections, ${opts.httpSeconds} s) | ${fmt(http.bare.requestsPerSec)} | ${fmt(http.switchyard.requestsPerSec)} | ${(http.switchyard.requestsPerSec / http.bare.requestsPerSec).toFixed(2)} |`,
+    `| HTTP ingestion latency p50 / p99, ms | ${http.bare.latencyMs.p50} / ${http.bare.latencyMs.p99} | ${http.switchyard.latencyMs.p50} / ${http.switchyard.latencyMs.p99} | |`,
+    '',
+    'The one Redis command Switchyard adds per task is on the enqueue path: BullMQ\'s add script checks that a custom job id is not taken (one EXISTS). Switchyard names its tasks (`<type>~<unique>`) so that a lookup needs no index and an interrupted idempotent request can be re-added under the same id. HTTP: the bare reference is Express with its JSON parser and one `queue.add` per request, no validation, routing or auth (bench/bare-http.ts); autocannon runs in the bench process, on the same two cores.',
     '',
     `End-to-end rate across rounds: bare ${spread(runs.bare)}, Switchyard ${spread(runs.sy)} tasks/s. On this 2-core machine Redis and Node share the cores, so single rounds swing by ±30 %; compare the ratios.`,
   ].join('\n');
-  return { title: 'Throughput against bare BullMQ', command: `npm run bench -- throughput --jobs ${opts.jobs} --concurrency ${opts.concurrency} --rounds ${opts.rounds}`, date: '', machine, text, data: runs };
+  return { title: 'Throughput against bare BullMQ', command: `npm run bench -- throughput --jobs ${opts.jobs} --concurrency ${opts.concurrency} --rounds ${opts.rounds} --http-seconds ${opts.httpSeconds} --http-connections ${opts.httpConnections}`, date: '', machine, text, data: { ...runs, http } };
 }
 
 async function registry(): Promise<Section> {

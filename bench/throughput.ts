@@ -24,6 +24,8 @@ export interface PhaseResult {
   processPerSec: number;
   endToEndPerSec: number;
   commandsPerTask: number;
+  /** Redis commands per task of the enqueue phase alone. */
+  enqueueCommandsPerTask: number;
 }
 
 const noop = defineAgentType({ name: 'noop', version: '1.0.0', payload: z.object({ i: z.number() }), result: z.object({ i: z.number() }) });
@@ -51,6 +53,7 @@ async function phases(
 ): Promise<PhaseResult> {
   const c0 = await totalCommands(stats);
   const enqueueMs = await feed(o, add);
+  const cEnqueued = await totalCommands(stats);
   let done = 0;
   let t = performance.now();
   const stop = await startWorker(() => done++);
@@ -68,6 +71,7 @@ async function phases(
     endToEndPerSec: (o.jobs / endToEndMs) * 1000,
     // Background commands (heartbeats, snapshot refreshes, breaker flushes) count too: they are part of the cost.
     commandsPerTask: (c1 - c0) / o.jobs,
+    enqueueCommandsPerTask: (cEnqueued - c0 - 1) / o.jobs,
   };
 }
 
