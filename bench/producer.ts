@@ -12,6 +12,7 @@ import { FleetRouter } from '../src/routing/router.ts';
 import { FleetSnapshot } from '../src/routing/snapshot.ts';
 import { PoolQueues } from '../src/task/pool-queues.ts';
 import { TaskProducer } from '../src/task/producer.ts';
+import { Dispatcher } from '../src/routing/dispatcher.ts';
 
 export const silent = createLogger({ logLevel: 'silent', logPretty: false });
 
@@ -28,7 +29,8 @@ export interface BenchProducer {
   close(): Promise<void>;
 }
 
-export async function startProducer(redisUrl: string, prefix: string, types: readonly AgentType[], env: Record<string, string> = {}): Promise<BenchProducer> {
+/** With `dispatch`, it also moves parked and stranded tasks, as the API's leased dispatcher does. */
+export async function startProducer(redisUrl: string, prefix: string, types: readonly AgentType[], env: Record<string, string> = {}, dispatch = false): Promise<BenchProducer> {
   const config = loadConfig({ SWITCHYARD_PREFIX: prefix, LOG_LEVEL: 'silent', ...env });
   const redis = createRedis(redisUrl, 'client');
   const background = createRedis(redisUrl, 'blocking');
@@ -44,9 +46,20 @@ export async function startProducer(redisUrl: string, prefix: string, types: rea
   await snapshot.start();
   const router = new FleetRouter(snapshot, catalogue);
   const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (t) => snapshot.backlog(t) });
+  const dispatcher = dispatch
+    ? new Dispatcher({
+        queues: snapshotQueues, router, snapshot, catalogue, log: silent, graceMs: config.rerouteGraceMs,
+        stalled: { connection: background, prefix, lockMs: config.lockMs, stalledIntervalMs: config.stalledIntervalMs, maxStalled: config.maxStalled },
+      })
+    : undefined;
+  let dispatching: Promise<void> = Promise.resolve();
+  const timer = dispatcher ? setInterval(() => (dispatching = dispatching.then(() => dispatcher.run()).catch(() => undefined)), 250) : undefined;
   return {
     config, redis, background, catalogue, queues, registry, snapshot, router, producer,
     async close() {
+      clearInterval(timer);
+      await dispatching;
+      await dispatcher?.close();
       await snapshot.stop();
       await watch.stop();
       await Promise.all([queues.close(), snapshotQueues.close()]);

@@ -12,6 +12,7 @@ import { workflowBench } from './workflow.ts';
 import { seedBench } from './seed.ts';
 import { memoryBench } from './memory.ts';
 import { httpBench } from './http.ts';
+import { routingBench } from './routing.ts';
 
 interface Section {
   title: string;
@@ -22,7 +23,7 @@ interface Section {
   data: unknown;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'registry', 'workflow', 'memory'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -40,6 +41,8 @@ const program = new Command('bench')
   .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 5)
   .option('--http-seconds <s>', 'throughput: seconds of HTTP load per side', (v) => Number(v), 10)
   .option('--http-connections <n>', 'throughput: concurrent HTTP connections', (v) => Number(v), 32)
+  .option('--route-rate <n>', 'routing: tasks offered per second to the slow-pool runs (half of it to the pool-loss run)', (v) => Number(v), 300)
+  .option('--route-seconds <s>', 'routing: seconds of each load run', (v) => Number(v), 8)
   .option('--mem-tasks <n>', 'memory: tasks per measurement', (v) => Number(v), 10_000)
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -50,7 +53,7 @@ if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) 
 }
 const opts = program.opts<{
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
-  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number; httpSeconds: number; httpConnections: number;
+  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number; httpSeconds: number; httpConnections: number; routeRate: number; routeSeconds: number;
 }>();
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -199,7 +202,28 @@ async function memory(): Promise<Section> {
   return { title: 'Memory', command: `npm run bench -- memory --mem-tasks ${r.tasks}`, date: '', machine, text, data: r };
 }
 
-const runners: Record<Scenario, () => Promise<Section>> = { throughput, seed, registry, workflow, memory };
+async function routing(): Promise<Section> {
+  const o = { redisUrl: opts.redis, splitTasks: 10_000, rate: opts.routeRate, seconds: opts.routeSeconds };
+  const r = await routingBench(o, `bench-route-${process.pid}`, progress);
+  const rr = r.slowPool['round-robin'];
+  const ll = r.slowPool['least-loaded'];
+  const text = [
+    `Real \`flaky\` agents (concurrency 10 each) and an in-process producer routing every task; latency from add to completion (queue events, HDR histogram). Agents here use a 2 s lock and 1 s stalled check, and the dispatcher a 1 s re-route grace.`,
+    '',
+    '| figure | value |',
+    '|---|---:|',
+    `| weighted 10 : 1, share of ${fmt(r.split.tasks)} enqueued tasks in the heavy pool | ${fmt(r.split.heavyShare * 100, 2)} % (expected 90.91 %, error ${r.split.errorPct >= 0 ? '+' : ''}${fmt(r.split.errorPct, 2)} points) |`,
+    `| one pool 5× slower (20 ms + 80 ms per task), ${fmt(o.rate)} tasks/s for ${o.seconds} s: p95 latency with round-robin | ${fmt(rr.p95)} ms (${fmt(rr.toSlow)} of ${fmt(rr.offered)} tasks sent to the slow pool) |`,
+    `| the same with least-loaded | ${fmt(ll.p95)} ms (${fmt(ll.toSlow)} of ${fmt(ll.offered)} sent to the slow pool) |`,
+    `| a pool's only agent killed (SIGKILL) mid-run at ${fmt(o.rate / 2)} tasks/s: last task routed to it after the kill | ${fmt(r.poolLoss.routedAwayAfterMs)} ms |`,
+    `| … every task offered completed, ${fmt(r.poolLoss.recoveredAfterMs)} ms after the kill; tasks lost | ${fmt(r.poolLoss.lost)} of ${fmt(r.poolLoss.offered)} |`,
+    '',
+    'A killed agent is noticed when its heartbeats stop (UNKNOWN after two missed beats, 2 s by default): until then its pool still gets tasks. Its waiting tasks move to live pools after the re-route grace; the tasks it was running go back to waiting once their lock expires (the API runs the stalled check for a pool with no live agent), then move too.',
+  ].join('\n');
+  return { title: 'Routing quality', command: `npm run bench -- routing --route-rate ${o.rate} --route-seconds ${o.seconds}`, date: '', machine, text, data: r };
+}
+
+const runners: Record<Scenario, () => Promise<Section>> = { throughput, seed, routing, workflow, memory, registry };
 const resultsUrl = new URL('./results.json', import.meta.url);
 const stored: Partial<Record<Scenario, Section>> = existsSync(resultsUrl) ? JSON.parse(readFileSync(resultsUrl, 'utf8')) : {};
 for (const name of scenario === 'all' ? SCENARIOS : [scenario as Scenario]) {

@@ -6,12 +6,14 @@ import { flaky } from '../queues/flaky.ts';
 const downstream = process.env.FLAKY_HEALTH_URL;
 /** When set, every task calls this downstream first and fails when it answers non-2xx. */
 const dependency = process.env.FLAKY_DOWNSTREAM_URL;
+/** Extra latency this agent adds to every task: a slow host, for routing demos and benchmarks. */
+const slowdownMs = Number(process.env.FLAKY_SLOWDOWN_MS ?? 0);
 
 export default defineWorker(
   flaky,
   async (p, ctx) => {
     const started = Date.now();
-    const delay = p.latencyMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
+    const delay = p.latencyMs + slowdownMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
     if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
     if (dependency) {
       const res = await fetch(dependency, { signal: ctx.signal });
