@@ -3,7 +3,7 @@
  * 2 cores), stores each scenario's figures in bench/results.json and renders bench/RESULTS.md from
  * all stored scenarios, so running one alone keeps the others' last figures.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Command } from 'commander';
 import { registryBench, type RegistryBenchResult } from './registry.ts';
@@ -14,14 +14,27 @@ import { memoryBench } from './memory.ts';
 import { httpBench } from './http.ts';
 import { routingBench } from './routing.ts';
 
+/** One line of the summary table at the top of RESULTS.md. */
+interface SummaryRow {
+  figure: string;
+  reference: string;
+  switchyard: string;
+  ratio: string;
+  target: string;
+  met: boolean | undefined;
+}
+
 interface Section {
   title: string;
   command: string;
   date: string;
   machine: string;
   text: string;
+  summary: SummaryRow[];
   data: unknown;
 }
+
+const summaryRow = (figure: string, reference: string, switchyard: string, ratio: string, target = '', met?: boolean): SummaryRow => ({ figure, reference, switchyard, ratio, target, met });
 
 const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -30,20 +43,21 @@ const program = new Command('bench')
   .argument('[scenario]', `${SCENARIOS.join(' | ')} | all`, 'all')
   .option('--jobs <n>', 'throughput: tasks per round', (v) => Number(v), 20_000)
   .option('--concurrency <n>', 'throughput: worker concurrency', (v) => Number(v), 50)
-  .option('--rounds <n>', 'throughput: rounds per side after a warm-up (medians are reported)', (v) => Number(v), 5)
+  .option('--rounds <n>', 'throughput: rounds per side after a warm-up (medians are reported)', (v) => Number(v), 3)
   .option('--agents <n>', 'registry: simulated agents', (v) => Number(v), 500)
-  .option('--seconds <n>', 'registry: seconds of heartbeating measured', (v) => Number(v), 20)
+  .option('--seconds <n>', 'registry: seconds of heartbeating measured', (v) => Number(v), 10)
   .option('--shapes <LxW,...>', 'workflow: DAG shapes, layers x nodes per layer (1 000 nodes each by default)', '100x10,20x50')
   .option('--work-ms <n>', 'workflow: work per node in the makespan run', (v) => Number(v), 100)
-  .option('--wf-rounds <n>', 'workflow: rounds after a warm-up', (v) => Number(v), 3)
+  .option('--wf-rounds <n>', 'workflow: rounds after a warm-up', (v) => Number(v), 2)
   .option('--rate <n>', 'seed: tasks offered per second', (v) => Number(v), 2500)
-  .option('--duration <s>', 'seed: seconds of load', (v) => Number(v), 20)
-  .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 5)
+  .option('--duration <s>', 'seed: seconds of load', (v) => Number(v), 15)
+  .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 4)
   .option('--http-seconds <s>', 'throughput: seconds of HTTP load per side', (v) => Number(v), 10)
   .option('--http-connections <n>', 'throughput: concurrent HTTP connections', (v) => Number(v), 32)
   .option('--route-rate <n>', 'routing: tasks offered per second to the slow-pool runs (half of it to the pool-loss run)', (v) => Number(v), 300)
   .option('--route-seconds <s>', 'routing: seconds of each load run', (v) => Number(v), 8)
   .option('--mem-tasks <n>', 'memory: tasks per measurement', (v) => Number(v), 10_000)
+  .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
 
@@ -53,8 +67,14 @@ if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) 
 }
 const opts = program.opts<{
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
-  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number; httpSeconds: number; httpConnections: number; routeRate: number; routeSeconds: number;
+  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number; httpSeconds: number; httpConnections: number; routeRate: number; routeSeconds: number; smoke?: boolean;
 }>();
+if (opts.smoke) {
+  Object.assign(opts, {
+    jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
+    shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2,
+  });
+}
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -100,7 +120,15 @@ async function throughput(): Promise<Section> {
     '',
     `End-to-end rate across rounds: bare ${spread(runs.bare)}, Switchyard ${spread(runs.sy)} tasks/s. On this 2-core machine Redis and Node share the cores, so single rounds swing by ±30 %; compare the ratios.`,
   ].join('\n');
-  return { title: 'Throughput against bare BullMQ', command: `npm run bench -- throughput --jobs ${opts.jobs} --concurrency ${opts.concurrency} --rounds ${opts.rounds} --http-seconds ${opts.httpSeconds} --http-connections ${opts.httpConnections}`, date: '', machine, text, data: { ...runs, http } };
+  const e2e = rows.find((x) => x.k === 'endToEndPerSec')!;
+  const enq = rows.find((x) => x.k === 'enqueueCommandsPerTask')!;
+  const summary = [
+    summaryRow('throughput end to end, tasks/s', fmt(e2e.bare), fmt(e2e.sy), (e2e.sy / e2e.bare).toFixed(2), '≥ 0.90', e2e.sy / e2e.bare >= 0.9),
+    summaryRow('Redis commands per task added on the enqueue path', fmt(enq.bare, 1), fmt(enq.sy, 1), `+${fmt(enq.sy - enq.bare, 1)}`, '+0', enq.sy - enq.bare < 0.5),
+    summaryRow('HTTP ingestion, tasks/s (one API process)', fmt(http.bare.requestsPerSec), fmt(http.switchyard.requestsPerSec), (http.switchyard.requestsPerSec / http.bare.requestsPerSec).toFixed(2), '≥ 5 000/s', http.switchyard.requestsPerSec >= 5000),
+    summaryRow('HTTP ingestion p99, ms', fmt(http.bare.latencyMs.p99), fmt(http.switchyard.latencyMs.p99), (http.switchyard.latencyMs.p99 / http.bare.latencyMs.p99).toFixed(2), '< 50 ms', http.switchyard.latencyMs.p99 < 50),
+  ];
+  return { summary, title: 'Throughput against bare BullMQ', command: `npm run bench -- throughput --jobs ${opts.jobs} --concurrency ${opts.concurrency} --rounds ${opts.rounds} --http-seconds ${opts.httpSeconds} --http-connections ${opts.httpConnections}`, date: '', machine, text, data: { ...runs, http } };
 }
 
 async function registry(): Promise<Section> {
@@ -126,7 +154,8 @@ async function registry(): Promise<Section> {
     '|---:|---:|---:|---:|---:|',
     `| ${r.latencyMs.p50} ms | ${r.latencyMs.p90} ms | ${r.latencyMs.p99} ms | ${r.latencyMs.max} ms | ${fmt(r.requestsPerSec)} |`,
   ].join('\n');
-  return { title: `Registry with ${r.agents} agents`, command: `npm run bench -- registry --agents ${opts.agents} --seconds ${opts.seconds}`, date: '', machine, text, data: r };
+  const summary = [summaryRow(`registry: Redis CPU for ${r.agents} agents heartbeating`, '', `${fmt(r.redisCpuPercent, 1)} % of a core`, '')];
+  return { summary, title: `Registry with ${r.agents} agents`, command: `npm run bench -- registry --agents ${opts.agents} --seconds ${opts.seconds}`, date: '', machine, text, data: r };
 }
 
 async function workflow(): Promise<Section> {
@@ -161,7 +190,16 @@ async function workflow(): Promise<Section> {
     `| CPU of the engine's process (engine, or producer), ms | ${fmt(r.workflow.cpuMs, 3)} | ${fmt(r.tasks.cpuMs, 3)} | ${fmt(r.workflow.cpuMs - r.tasks.cpuMs, 3)} |`,
     `| wall time, ms (the workflow runs its layers one after another) | ${fmt(r.workflow.wallMs, 3)} | ${fmt(r.tasks.wallMs, 3)} | ${fmt(r.workflow.wallMs - r.tasks.wallMs, 3)} |`,
   ].join('\n');
-  return { title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds}`, date: '', machine, text, data: r };
+  const deep = r.makespans[0]!;
+  const deepOver = median(deep.makespansMs) / deep.criticalPathMs - 1;
+  const summary = [
+    ...r.makespans.map((m) => {
+      const over = median(m.makespansMs) / m.criticalPathMs - 1;
+      return summaryRow(`workflow makespan, ${fmt(m.nodes)} nodes (${m.layers} × ${m.width}), ms`, `${fmt(m.criticalPathMs)} (critical path)`, fmt(median(m.makespansMs)), `+${fmt(over * 100, 1)} %`, m === deep ? '≤ +10 %' : '', m === deep ? deepOver <= 0.1 : undefined);
+    }),
+    summaryRow('workflow: Redis commands per node (vs the same nodes as tasks)', fmt(r.tasks.commands, 1), fmt(r.workflow.commands, 1), (r.workflow.commands / r.tasks.commands).toFixed(2)),
+  ];
+  return { summary, title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds}`, date: '', machine, text, data: r };
 }
 
 async function seed(): Promise<Section> {
@@ -170,7 +208,7 @@ async function seed(): Promise<Section> {
   const row = (label: string, b: number, s: number, digits = 0, unit = '') => `| ${label} | ${fmt(b, digits)}${unit} | ${fmt(s, digits)}${unit} | ${(s / b).toFixed(2)} |`;
   const pct = (x: number) => `${fmt(x * 100, 3)} %`;
   const text = [
-    `${r.slots} slots (${o.processes} processes × ${o.concurrency}; Switchyard's in ${o.pools} pools), tasks of ${r.workMs[0]}–${r.workMs[1]} ms that fail ${o.failRate * 100} % of the time, up to ${o.attempts} attempts with exponential backoff (200 ms, ±20 % jitter), offered open loop at ${fmt(o.rate)} tasks/s for ${o.seconds} s. Bare BullMQ: one queue, workers doing the same sleep-and-fail. Switchyard: \`flaky\` agents, every task routed (weighted) by an in-process producer. Latency from add to completion (queue events), HDR histogram.`,
+    `${r.slots} slots (${o.processes} processes × ${o.concurrency}; Switchyard's in ${o.pools} pools), tasks of ${r.workMs[0]}–${r.workMs[1]} ms that fail ${o.failRate * 100} % of the time, up to ${o.attempts} attempts with exponential backoff (200 ms, ±20 % jitter), offered open loop at ${fmt(o.rate)} tasks/s for ${o.seconds} s. Bare BullMQ: one queue, workers doing the same sleep-and-fail. Switchyard: \`flaky\` agents, every task routed (weighted) by an in-process producer; their pool breakers use the \`batch\` preset (trip at 70 % failures over at least 10 calls), since failing 10 % of the time at random is this workload's normal. Latency from add to completion (queue events), HDR histogram.`,
     '',
     '| figure | bare BullMQ | Switchyard | Switchyard / bare |',
     '|---|---:|---:|---:|',
@@ -185,7 +223,15 @@ async function seed(): Promise<Section> {
       ? [row(`saturation: tasks/s completed when offered ${fmt(r.bare.saturation.offeredPerSec)}/s (2 × the slots)`, r.bare.saturation.completedPerSec, r.switchyard.saturation.completedPerSec)]
       : []),
   ].join('\n');
-  return { title: 'Seed shape: 120 slots, 10 % failures, open loop', command: `npm run bench -- seed --rate ${o.rate} --duration ${o.seconds} --saturation ${o.saturationSeconds}`, date: '', machine, text, data: r };
+  const b = r.bare;
+  const y = r.switchyard;
+  const summary = [
+    summaryRow('seed shape: completed tasks/min', fmt(b.completedPerMin), fmt(y.completedPerMin), (y.completedPerMin / b.completedPerMin).toFixed(2), '≥ 0.95', y.completedPerMin / b.completedPerMin >= 0.95),
+    summaryRow('seed shape: p95 latency, add → done, ms', fmt(b.latencyMs.p95), fmt(y.latencyMs.p95), (y.latencyMs.p95 / b.latencyMs.p95).toFixed(2), '≤ 1.2', y.latencyMs.p95 / b.latencyMs.p95 <= 1.2),
+    summaryRow('seed shape: eventual success', pct(b.eventualSuccess), pct(y.eventualSuccess), '', '≥ 99.9 %', y.eventualSuccess >= 0.999),
+    ...(b.saturation && y.saturation ? [summaryRow('seed shape: saturation, tasks/s completed under 2× overload', fmt(b.saturation.completedPerSec), fmt(y.saturation.completedPerSec), (y.saturation.completedPerSec / b.saturation.completedPerSec).toFixed(2))] : []),
+  ];
+  return { summary, title: 'Seed shape: 120 slots, 10 % failures, open loop', command: `npm run bench -- seed --rate ${o.rate} --duration ${o.seconds} --saturation ${o.saturationSeconds}`, date: '', machine, text, data: r };
 }
 
 async function memory(): Promise<Section> {
@@ -199,7 +245,12 @@ async function memory(): Promise<Section> {
     `| Redis bytes per waiting task | ${fmt(r.redisBytesPerTask.bare)} | ${fmt(r.redisBytesPerTask.switchyard)} | ${r.redisBytesPerTask.switchyard >= r.redisBytesPerTask.bare ? '+' : ''}${fmt(r.redisBytesPerTask.switchyard - r.redisBytesPerTask.bare)} B |`,
     `| peak RSS of a worker process at concurrency ${r.rss.concurrency} | ${mib(r.rss.bare)} | ${mib(r.rss.switchyard)} | ${mib(r.rss.switchyard - r.rss.bare)} |`,
   ].join('\n');
-  return { title: 'Memory', command: `npm run bench -- memory --mem-tasks ${r.tasks}`, date: '', machine, text, data: r };
+  const extra = r.redisBytesPerTask.switchyard - r.redisBytesPerTask.bare;
+  const summary = [
+    summaryRow('Redis bytes per waiting task', fmt(r.redisBytesPerTask.bare), fmt(r.redisBytesPerTask.switchyard), `+${fmt(extra)} B`, '≤ +1 KiB', extra <= 1024),
+    summaryRow(`peak RSS of a worker process at concurrency ${r.rss.concurrency}`, mib(r.rss.bare), mib(r.rss.switchyard), (r.rss.switchyard / r.rss.bare).toFixed(2)),
+  ];
+  return { summary, title: 'Memory', command: `npm run bench -- memory --mem-tasks ${r.tasks}`, date: '', machine, text, data: r };
 }
 
 async function routing(): Promise<Section> {
@@ -220,12 +271,19 @@ async function routing(): Promise<Section> {
     '',
     'A killed agent is noticed when its heartbeats stop (UNKNOWN after two missed beats, 2 s by default): until then its pool still gets tasks. Its waiting tasks move to live pools after the re-route grace; the tasks it was running go back to waiting once their lock expires (the API runs the stalled check for a pool with no live agent), then move too.',
   ].join('\n');
-  return { title: 'Routing quality', command: `npm run bench -- routing --route-rate ${o.rate} --route-seconds ${o.seconds}`, date: '', machine, text, data: r };
+  const summary = [
+    summaryRow('routing: weighted 10 : 1 share, heavy pool', '90.91 %', `${fmt(r.split.heavyShare * 100, 2)} %`, `${r.split.errorPct >= 0 ? '+' : ''}${fmt(r.split.errorPct, 2)} pts`, '± 1 pt', Math.abs(r.split.errorPct) <= 1),
+    summaryRow('routing: p95 with one slow pool, ms (round-robin → least-loaded)', fmt(rr.p95), fmt(ll.p95), (ll.p95 / rr.p95).toFixed(2), 'least-loaded wins', ll.p95 < rr.p95),
+    summaryRow('routing: a pool killed mid-run, tasks lost', '', `${fmt(r.poolLoss.lost)} of ${fmt(r.poolLoss.offered)}`, '', '0', r.poolLoss.lost === 0),
+  ];
+  return { summary, title: 'Routing quality', command: `npm run bench -- routing --route-rate ${o.rate} --route-seconds ${o.seconds}`, date: '', machine, text, data: r };
 }
 
 const runners: Record<Scenario, () => Promise<Section>> = { throughput, seed, routing, workflow, memory, registry };
-const resultsUrl = new URL('./results.json', import.meta.url);
-const stored: Partial<Record<Scenario, Section>> = existsSync(resultsUrl) ? JSON.parse(readFileSync(resultsUrl, 'utf8')) : {};
+const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
+mkdirSync(outDir, { recursive: true });
+const resultsUrl = new URL('results.json', outDir);
+const stored: Partial<Record<Scenario, Section>> = existsSync(resultsUrl) && !opts.smoke ? JSON.parse(readFileSync(resultsUrl, 'utf8')) : {};
 for (const name of scenario === 'all' ? SCENARIOS : [scenario as Scenario]) {
   const section = await runners[name]();
   section.date = new Date().toISOString();
@@ -237,11 +295,17 @@ const md = [
   '# Benchmark results',
   '',
   'Written by `npm run bench` (all scenarios) or `npm run bench -- <scenario>`; each section says the command and the date that produced it. Figures are from the machine named, against its local Redis 7; absolute numbers vary with the machine, the ratios against bare BullMQ measured in the same run are the point.',
+  '',
+  '| figure | reference | Switchyard | ratio | target | met |',
+  '|---|---:|---:|---:|---:|:---:|',
+  ...SCENARIOS.filter((s) => stored[s]).flatMap((s) =>
+    (stored[s]!.summary ?? []).map((r) => `| ${r.figure} | ${r.reference} | ${r.switchyard} | ${r.ratio} | ${r.target} | ${r.met === undefined ? '' : r.met ? 'yes' : '**no**'} |`),
+  ),
   ...SCENARIOS.filter((s) => stored[s]).flatMap((s) => {
     const sec = stored[s]!;
     return ['', `## ${sec.title}`, '', `\`${sec.command}\`, ${sec.date.slice(0, 10)}, ${sec.machine}.`, '', sec.text];
   }),
   '',
 ].join('\n');
-writeFileSync(new URL('./RESULTS.md', import.meta.url), md);
+writeFileSync(new URL('RESULTS.md', outDir), md);
 process.stdout.write(md);

@@ -130,7 +130,7 @@ async function switchyardSide(o: SeedOptions, prefix: string): Promise<Side> {
   const sys = await startProducer(o.redisUrl, prefix, demoTypes, { SWITCHYARD_KEEP_COMPLETED_COUNT: '1000000' });
   const pools = Array.from({ length: o.pools }, (_, i) => (i === 0 ? 'default' : `pool-${i + 1}`));
   const agents = await Promise.all(
-    Array.from({ length: o.processes }, (_, i) => startAgent({ redisUrl: o.redisUrl, prefix, type: 'flaky', pool: pools[i % pools.length]!, concurrency: o.concurrency, env: { SWITCHYARD_KEEP_COMPLETED_COUNT: '1000000' } })),
+    Array.from({ length: o.processes }, (_, i) => startAgent({ redisUrl: o.redisUrl, prefix, type: 'flaky', pool: pools[i % pools.length]!, concurrency: o.concurrency, env: { SWITCHYARD_KEEP_COMPLETED_COUNT: '1000000', FLAKY_BREAKER_PRESET: 'batch' } })),
   );
   await sys.snapshot.refresh();
   const queues = pools.map((pool) => new Queue(queueName({ type: 'flaky', pool }), { connection: sys.redis, prefix }));
