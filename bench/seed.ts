@@ -42,6 +42,7 @@ export interface SeedSide {
   /** From the end of the load until every task completed or died. */
   drainMs: number;
   saturation?: { offeredPerSec: number; completedPerSec: number };
+  deadReasons: string[];
 }
 
 export interface SeedResult {
@@ -58,6 +59,8 @@ interface Side {
   queues: string[];
   add: AddBatch;
   counts(): Promise<{ completed: number; dead: number }>;
+  /** Why the first few dead tasks died. */
+  deadReasons(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -84,6 +87,7 @@ async function run(o: SeedOptions, prefix: string, side: Side, progress: (m: str
     latencyMs,
     eventualSuccess: counts.completed / offered,
     drainMs,
+    deadReasons: [],
   };
   if (o.saturationSeconds > 0) {
     const capacity = (o.processes * o.concurrency * 1000) / WORK.latencyMs;
@@ -99,6 +103,7 @@ async function run(o: SeedOptions, prefix: string, side: Side, progress: (m: str
       await sleep(100);
     }
   }
+  result.deadReasons = await side.deadReasons();
   await tracker.close();
   return result;
 }
@@ -118,6 +123,7 @@ async function bareSide(o: SeedOptions, prefix: string): Promise<Side & { worker
       const c = await queue.getJobCounts('completed', 'failed');
       return { completed: c.completed ?? 0, dead: c.failed ?? 0 };
     },
+    deadReasons: async () => (await queue.getJobs(['failed'], 0, 4)).map((j) => `${j.failedReason} (attempts ${j.attemptsMade})`),
     close: async () => {
       await Promise.all(workers.map((w) => stop(w)));
       await queue.close();
@@ -149,6 +155,7 @@ async function switchyardSide(o: SeedOptions, prefix: string): Promise<Side> {
       const all = await Promise.all(queues.map((q) => q.getJobCounts('completed', 'failed')));
       return { completed: all.reduce((a, c) => a + (c.completed ?? 0), 0), dead: all.reduce((a, c) => a + (c.failed ?? 0), 0) };
     },
+    deadReasons: async () => (await Promise.all(queues.map((q) => q.getJobs(['failed'], 0, 4)))).flat().slice(0, 5).map((j) => `${j.failedReason} (attempts ${j.attemptsMade})`),
     close: async () => {
       await Promise.all(agents.map((a) => stop(a)));
       await Promise.all(queues.map((q) => q.close()));
