@@ -11,6 +11,7 @@ import { queueName } from '../src/redis/keys.ts';
 import { rssBytes, startAgent, startBareWorker, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
 import { deletePrefix } from './redis-stats.ts';
+import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface MemoryOptions {
   redisUrl: string;
@@ -113,4 +114,24 @@ export async function memoryBench(o: MemoryOptions, prefix: string, progress: (m
     redisBytesPerTask: { bare, switchyard: sy },
     rss: { bare: bareRss, switchyard: syRss, tasks: o.tasks, concurrency: o.concurrency },
   };
+}
+
+/** The `memory` scenario of `npm run bench`, measured and described. */
+export async function memoryScenario(opts: BenchOptions, progress: Progress): Promise<Report> {
+  const r = await memoryBench({ redisUrl: opts.redis, tasks: opts.memTasks, concurrency: 100 }, `bench-mem-${process.pid}`, progress);
+  const mib = (b: number) => `${fmt(b / 1048576, 1)} MiB`;
+  const text = [
+    `Redis memory: ${fmt(r.tasks)} waiting tasks with the same ${r.payloadBytes}-byte JSON payload, added through bare BullMQ (\`addBulk\`, attempts and removeOnComplete set) and through Switchyard's producer (routed, with its envelope); growth of \`used_memory\`, median of three tries. Process memory: peak RSS of one worker process at concurrency ${r.rss.concurrency} working through ${fmt(r.rss.tasks)} such tasks: a bare BullMQ worker process against a \`switchyard worker echo\` agent (registry, heartbeats, health checks, breaker).`,
+    '',
+    '| figure | bare BullMQ | Switchyard | difference |',
+    '|---|---:|---:|---:|',
+    `| Redis bytes per waiting task | ${fmt(r.redisBytesPerTask.bare)} | ${fmt(r.redisBytesPerTask.switchyard)} | ${r.redisBytesPerTask.switchyard >= r.redisBytesPerTask.bare ? '+' : ''}${fmt(r.redisBytesPerTask.switchyard - r.redisBytesPerTask.bare)} B |`,
+    `| peak RSS of a worker process at concurrency ${r.rss.concurrency} | ${mib(r.rss.bare)} | ${mib(r.rss.switchyard)} | ${mib(r.rss.switchyard - r.rss.bare)} |`,
+  ].join('\n');
+  const extra = r.redisBytesPerTask.switchyard - r.redisBytesPerTask.bare;
+  const summary = [
+    summaryRow('Redis bytes per waiting task', fmt(r.redisBytesPerTask.bare), fmt(r.redisBytesPerTask.switchyard), `+${fmt(extra)} B`, '≤ +1 KiB', extra <= 1024),
+    summaryRow(`peak RSS of a worker process at concurrency ${r.rss.concurrency}`, mib(r.rss.bare), mib(r.rss.switchyard), (r.rss.switchyard / r.rss.bare).toFixed(2)),
+  ];
+  return { summary, title: 'Memory', command: `npm run bench -- memory --mem-tasks ${r.tasks}`, text, data: r };
 }

@@ -15,6 +15,7 @@ import { CompletionTracker, openLoop, type Percentiles } from './load.ts';
 import { startAgent, stop } from './processes.ts';
 import { startProducer, type BenchProducer } from './producer.ts';
 import { deletePrefix } from './redis-stats.ts';
+import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface RoutingOptions {
   redisUrl: string;
@@ -128,4 +129,31 @@ export async function routingBench(o: RoutingOptions, prefix: string, progress: 
   for (const p of ['w', 'rr', 'll', 'k']) await deletePrefix(stats, `${prefix}-${p}`);
   await stats.quit();
   return { split: s, slowPool: { 'round-robin': rr, 'least-loaded': ll }, poolLoss: loss };
+}
+
+/** The `routing` scenario of `npm run bench`, measured and described. */
+export async function routingScenario(opts: BenchOptions, progress: Progress): Promise<Report> {
+  const o = { redisUrl: opts.redis, splitTasks: 10_000, rate: opts.routeRate, seconds: opts.routeSeconds };
+  const r = await routingBench(o, `bench-route-${process.pid}`, progress);
+  const rr = r.slowPool['round-robin'];
+  const ll = r.slowPool['least-loaded'];
+  const text = [
+    `Real \`flaky\` agents (concurrency 10 each) and an in-process producer routing every task; latency from add to completion (queue events, HDR histogram). Agents here use a 2 s lock and 1 s stalled check, and the dispatcher a 1 s re-route grace.`,
+    '',
+    '| figure | value |',
+    '|---|---:|',
+    `| weighted 10 : 1, share of ${fmt(r.split.tasks)} enqueued tasks in the heavy pool | ${fmt(r.split.heavyShare * 100, 2)} % (expected 90.91 %, error ${r.split.errorPct >= 0 ? '+' : ''}${fmt(r.split.errorPct, 2)} points) |`,
+    `| one pool 5× slower (20 ms + 80 ms per task), ${fmt(o.rate)} tasks/s for ${o.seconds} s: p95 latency with round-robin | ${fmt(rr.p95)} ms (${fmt(rr.toSlow)} of ${fmt(rr.offered)} tasks sent to the slow pool) |`,
+    `| the same with least-loaded | ${fmt(ll.p95)} ms (${fmt(ll.toSlow)} of ${fmt(ll.offered)} sent to the slow pool) |`,
+    `| a pool's only agent killed (SIGKILL) mid-run at ${fmt(o.rate / 2)} tasks/s: last task routed to it after the kill | ${fmt(r.poolLoss.routedAwayAfterMs)} ms |`,
+    `| … every task offered completed, ${fmt(r.poolLoss.recoveredAfterMs)} ms after the kill; tasks lost | ${fmt(r.poolLoss.lost)} of ${fmt(r.poolLoss.offered)} |`,
+    '',
+    'A killed agent is noticed when its heartbeats stop (UNKNOWN after two missed beats, 2 s by default): until then its pool still gets tasks. Its waiting tasks move to live pools after the re-route grace; the tasks it was running go back to waiting once their lock expires (the API runs the stalled check for a pool with no live agent), then move too.',
+  ].join('\n');
+  const summary = [
+    summaryRow('routing: weighted 10 : 1 share, heavy pool', '90.91 %', `${fmt(r.split.heavyShare * 100, 2)} %`, `${r.split.errorPct >= 0 ? '+' : ''}${fmt(r.split.errorPct, 2)} pts`, '± 1 pt', Math.abs(r.split.errorPct) <= 1),
+    summaryRow('routing: p95 with one slow pool, ms (round-robin → least-loaded)', fmt(rr.p95), fmt(ll.p95), (ll.p95 / rr.p95).toFixed(2), 'least-loaded wins', ll.p95 < rr.p95),
+    summaryRow('routing: a pool killed mid-run, tasks lost', '', `${fmt(r.poolLoss.lost)} of ${fmt(r.poolLoss.offered)}`, '', '0', r.poolLoss.lost === 0),
+  ];
+  return { summary, title: 'Routing quality', command: `npm run bench -- routing --route-rate ${o.rate} --route-seconds ${o.seconds}`, text, data: r };
 }

@@ -16,6 +16,7 @@ import { CompletionTracker, openLoop, type AddBatch, type Percentiles } from './
 import { startAgent, startBareWorker, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
 import { deletePrefix } from './redis-stats.ts';
+import { fmt, pct, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface SeedOptions {
   redisUrl: string;
@@ -178,4 +179,47 @@ export async function seedBench(o: SeedOptions, prefix: string, progress: (m: st
   await deletePrefix(stats, `${prefix}-s`);
   await stats.quit();
   return { slots: o.processes * o.concurrency, workMs: [WORK.latencyMs - WORK.jitterMs, WORK.latencyMs + WORK.jitterMs], bare: bareResult, switchyard: syResult };
+}
+
+/** The `seed` scenario of `npm run bench`, measured and described. */
+export async function seedScenario(opts: BenchOptions, progress: Progress): Promise<Report> {
+  const o = { redisUrl: opts.redis, rate: opts.rate, seconds: opts.duration, processes: 4, concurrency: 30, pools: 2, failRate: 0.1, attempts: 5, saturationSeconds: opts.saturation };
+  const r = await seedBench(o, `bench-seed-${process.pid}`, progress);
+  const row = (label: string, b: number, s: number, digits = 0, unit = '') => `| ${label} | ${fmt(b, digits)}${unit} | ${fmt(s, digits)}${unit} | ${(s / b).toFixed(2)} |`;
+  const text = [
+    `${r.slots} slots (${o.processes} processes × ${o.concurrency}; Switchyard's in ${o.pools} pools), tasks of ${r.workMs[0]}–${r.workMs[1]} ms that fail ${o.failRate * 100} % of the time, up to ${o.attempts} attempts with exponential backoff (200 ms, ±20 % jitter), offered open loop at ${fmt(o.rate)} tasks/s for ${o.seconds} s. Bare BullMQ: one queue, workers doing the same sleep-and-fail. Switchyard: \`flaky\` agents, every task routed (weighted) by an in-process producer; their pool breakers use the \`batch\` preset (trip at 70 % failures over at least 10 calls), since failing 10 % of the time at random is this workload's normal. Latency from add to completion (queue events), HDR histogram.`,
+    '',
+    '| figure | bare BullMQ | Switchyard | Switchyard / bare |',
+    '|---|---:|---:|---:|',
+    row('completed tasks/min during the load', r.bare.completedPerMin, r.switchyard.completedPerMin),
+    row('latency p50, ms', r.bare.latencyMs.p50, r.switchyard.latencyMs.p50),
+    row('latency p95, ms', r.bare.latencyMs.p95, r.switchyard.latencyMs.p95),
+    row('latency p99, ms', r.bare.latencyMs.p99, r.switchyard.latencyMs.p99),
+    row('latency max, ms', r.bare.latencyMs.max, r.switchyard.latencyMs.max),
+    `| eventual success (completed / offered) | ${pct(r.bare.eventualSuccess)} | ${pct(r.switchyard.eventualSuccess)} | |`,
+    `| dead (out of attempts) | ${r.bare.dead} | ${r.switchyard.dead} | |`,
+    ...(r.bare.saturation && r.switchyard.saturation
+      ? [row(`saturation: tasks/s completed when offered ${fmt(r.bare.saturation.offeredPerSec)}/s (2 × the slots)`, r.bare.saturation.completedPerSec, r.switchyard.saturation.completedPerSec)]
+      : []),
+    ...(r.bare.deadReasons.length || r.switchyard.deadReasons.length
+      ? ['', `Why dead tasks died (the first few): bare ${JSON.stringify(r.bare.deadReasons)}; Switchyard ${JSON.stringify(r.switchyard.deadReasons)}. With ${o.attempts} attempts at ${o.failRate * 100} % failure, about ${fmt(Math.pow(o.failRate, o.attempts) * 1e6, 0)} in a million tasks fail every attempt.`]
+      : []),
+    '',
+    'Against the figures the seed claims for the same shape (120 agents, 10 % simulated failures):',
+    '',
+    '| figure | seed claims | Switchyard here |',
+    '|---|---:|---:|',
+    `| completed tasks per minute | 1 200+ | ${fmt(r.switchyard.completedPerMin)} (${fmt(r.switchyard.completedPerMin / 1200)}×) |`,
+    `| average latency | < 100 ms | ${fmt(r.switchyard.latencyMs.mean)} ms (add to completion, retries included) |`,
+    `| success with 10 % failures | 98 % | ${pct(r.switchyard.eventualSuccess)} |`,
+  ].join('\n');
+  const b = r.bare;
+  const y = r.switchyard;
+  const summary = [
+    summaryRow('seed shape: completed tasks/min', fmt(b.completedPerMin), fmt(y.completedPerMin), (y.completedPerMin / b.completedPerMin).toFixed(2), '≥ 0.95', y.completedPerMin / b.completedPerMin >= 0.95),
+    summaryRow('seed shape: p95 latency, add → done, ms', fmt(b.latencyMs.p95), fmt(y.latencyMs.p95), (y.latencyMs.p95 / b.latencyMs.p95).toFixed(2), '≤ 1.2', y.latencyMs.p95 / b.latencyMs.p95 <= 1.2),
+    summaryRow('seed shape: eventual success', pct(b.eventualSuccess), pct(y.eventualSuccess), '', '≥ 99.9 %', y.eventualSuccess >= 0.999),
+    ...(b.saturation && y.saturation ? [summaryRow('seed shape: saturation, tasks/s completed under 2× overload', fmt(b.saturation.completedPerSec), fmt(y.saturation.completedPerSec), (y.saturation.completedPerSec / b.saturation.completedPerSec).toFixed(2))] : []),
+  ];
+  return { summary, title: 'Seed shape: 120 slots, 10 % failures, open loop', command: `npm run bench -- seed --rate ${o.rate} --duration ${o.seconds} --saturation ${o.saturationSeconds}`, text, data: r };
 }

@@ -21,6 +21,7 @@ import { validateWorkflow } from '../src/workflow/definition.ts';
 import { WorkflowEngine } from '../src/workflow/engine.ts';
 import { WorkflowRuns } from '../src/workflow/runs.ts';
 import { deletePrefix, totalCommands } from './redis-stats.ts';
+import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface DagShape {
   layers: number;
@@ -163,4 +164,49 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const perNode = (xs: CostPerNode[]): CostPerNode => ({ commands: med(xs.map((x) => x.commands)) / n, cpuMs: med(xs.map((x) => x.cpuMs)) / n, wallMs: med(xs.map((x) => x.wallMs)) / n });
   return { makespans, nodes: n, workflow: perNode(wf), tasks: perNode(plain), validation };
+}
+
+/** The `workflow` scenario of `npm run bench`, measured and described. */
+export async function workflowScenario(opts: BenchOptions, progress: Progress): Promise<Report> {
+  const shapes = opts.shapes.split(',').map((t) => {
+    const [layers, width] = t.split('x').map(Number);
+    if (!layers || !width) throw new Error(`--shapes: ${JSON.stringify(t)} is not LAYERSxWIDTH`);
+    return { layers: layers!, width: width! };
+  });
+  const concurrency = Math.max(...shapes.map((s) => s.width));
+  const o = { redisUrl: opts.redis, shapes, workMs: opts.workMs, rounds: opts.wfRounds, agents: 2, agentConcurrency: concurrency };
+  const r = await workflowBench(o, `bench-wf-${process.pid}`, progress);
+  const text = [
+    `Layered DAGs (every node after the first layer depends on two nodes of the layer before) with ${o.workMs} ms of work per node. The engine and producer run in the bench process (as in an API process); ${o.agents} agent processes (\`switchyard worker flaky\`, concurrency ${concurrency} each; \`flaky\` with \`latencyMs\` as the work) run the nodes. ${o.rounds} rounds after a warm-up, medians.`,
+    '',
+    '| DAG | critical path | makespan, POST to completed | over the critical path | engine time per layer |',
+    '|---|---:|---:|---:|---:|',
+    ...r.makespans.map((m) => {
+      const makespan = median(m.makespansMs);
+      const over = (makespan / m.criticalPathMs - 1) * 100;
+      return `| ${fmt(m.nodes)} nodes: ${m.layers} layers × ${m.width} | ${fmt(m.criticalPathMs)} ms | ${fmt(makespan)} ms (${m.makespansMs.map((x) => fmt(x)).join(', ')}) | ${over >= 0 ? '+' : ''}${fmt(over, 1)} % | ${fmt((makespan - m.criticalPathMs) / m.layers, 1)} ms |`;
+    }),
+    '',
+    'Engine time per layer is what passes between the last dependency of a layer finishing and the layer running, averaged: the settle script, the engine routing and adding the newly ready nodes, and the agents fetching them. It grows with the width of a layer: every node of a layer is settled, enqueued and fetched on the same two cores as Redis and the agents.',
+    '',
+    `Validation of a ${fmt(r.validation.nodes)}-node DAG: ${fmt(r.validation.coldMs)} ms on the first call in a process (zod compiling its parsers, the JIT cold), ${fmt(r.validation.warmMs)} ms warm (median of 7).`,
+    '',
+    `The ${fmt(r.nodes)} nodes of the first DAG with no work, as a workflow and as plain tasks (enqueued in batches of 1 000), per node:`,
+    '',
+    '| per node | workflow | plain tasks | workflow − tasks |',
+    '|---|---:|---:|---:|',
+    `| Redis commands (all connections, including those run inside Lua and BullMQ's parent/child bookkeeping) | ${fmt(r.workflow.commands, 1)} | ${fmt(r.tasks.commands, 1)} | ${fmt(r.workflow.commands - r.tasks.commands, 1)} |`,
+    `| CPU of the engine's process (engine, or producer), ms | ${fmt(r.workflow.cpuMs, 3)} | ${fmt(r.tasks.cpuMs, 3)} | ${fmt(r.workflow.cpuMs - r.tasks.cpuMs, 3)} |`,
+    `| wall time, ms (the workflow runs its layers one after another) | ${fmt(r.workflow.wallMs, 3)} | ${fmt(r.tasks.wallMs, 3)} | ${fmt(r.workflow.wallMs - r.tasks.wallMs, 3)} |`,
+  ].join('\n');
+  const deep = r.makespans[0]!;
+  const deepOver = median(deep.makespansMs) / deep.criticalPathMs - 1;
+  const summary = [
+    ...r.makespans.map((m) => {
+      const over = median(m.makespansMs) / m.criticalPathMs - 1;
+      return summaryRow(`workflow makespan, ${fmt(m.nodes)} nodes (${m.layers} × ${m.width}), ms`, `${fmt(m.criticalPathMs)} (critical path)`, fmt(median(m.makespansMs)), `+${fmt(over * 100, 1)} %`, m === deep ? '≤ +10 %' : '', m === deep ? deepOver <= 0.1 : undefined);
+    }),
+    summaryRow('workflow: Redis commands per node (vs the same nodes as tasks)', fmt(r.tasks.commands, 1), fmt(r.workflow.commands, 1), (r.workflow.commands / r.tasks.commands).toFixed(2)),
+  ];
+  return { summary, title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds}`, text, data: r };
 }
