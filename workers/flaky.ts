@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineWorker, FatalError } from '../src/index.ts';
 import { flaky } from '../queues/flaky.ts';
@@ -8,11 +9,20 @@ const downstream = process.env.FLAKY_HEALTH_URL;
 const dependency = process.env.FLAKY_DOWNSTREAM_URL;
 /** Extra latency this agent adds to every task: a slow host, for routing demos and benchmarks. */
 const slowdownMs = Number(process.env.FLAKY_SLOWDOWN_MS ?? 0);
+/**
+ * When set, every execution is written to this append-only file (a ledger outside Redis, for the
+ * fault tests): one JSON line when it starts and one when it ends.
+ */
+const ledger = process.env.FLAKY_LEDGER;
+const record = (id: string, attempt: number, ev: 'start' | 'end') => {
+  if (ledger) appendFileSync(ledger, `${JSON.stringify({ id, attempt, pid: process.pid, ev, t: Date.now() })}\n`);
+};
 
 export default defineWorker(
   flaky,
   async (p, ctx) => {
     const started = Date.now();
+    record(ctx.taskId, ctx.attempt, 'start');
     const delay = p.latencyMs + slowdownMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
     if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
     if (dependency) {
@@ -24,6 +34,7 @@ export default defineWorker(
       const msg = `flaky failure on attempt ${ctx.attempt}`;
       throw p.fatal ? new FatalError(msg) : new Error(msg);
     }
+    record(ctx.taskId, ctx.attempt, 'end');
     return { ok: true as const, attempt: ctx.attempt, tookMs: Date.now() - started };
   },
   downstream
