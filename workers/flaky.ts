@@ -23,6 +23,12 @@ export default defineWorker(
   async (p, ctx) => {
     const started = Date.now();
     record(ctx.taskId, ctx.attempt, 'start');
+    if (p.blockFirstRunMs > 0 && ctx.runs === 1) {
+      const until = Date.now() + p.blockFirstRunMs;
+      while (Date.now() < until) {
+        // blocking on purpose: no timer, heartbeat or lock renewal runs meanwhile
+      }
+    }
     const delay = p.latencyMs + slowdownMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
     if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
     if (dependency) {

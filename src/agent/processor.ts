@@ -70,6 +70,7 @@ class AttemptContext implements TaskContext {
   readonly taskId: string;
   readonly type: string;
   readonly attempt: number;
+  readonly runs: number;
   readonly maxAttempts: number;
   readonly idempotencyKey: string;
   readonly deps: Readonly<Record<string, unknown>>;
@@ -87,6 +88,7 @@ class AttemptContext implements TaskContext {
     this.taskId = job.id ?? '';
     this.type = job.name;
     this.attempt = job.attemptsMade + 1;
+    this.runs = job.attemptsStarted ?? this.attempt;
     this.maxAttempts = job.opts.attempts ?? 1;
     this.idempotencyKey = env.key ?? this.taskId;
     this.deps = env.deps ?? NO_DEPS;

@@ -12,6 +12,8 @@ export interface TaskContext {
   pool: string;
   /** 1 for the first attempt. */
   attempt: number;
+  /** How many times this task has started, this run included: more than `attempt` when earlier runs lost their agent (crash, lost lock). */
+  runs: number;
   maxAttempts: number;
   /** The producer's idempotencyKey, or the task id: stable across retries and re-deliveries. */
   idempotencyKey: string;

@@ -21,7 +21,8 @@ export interface TaskSummary {
 export interface TaskView extends TaskSummary {
   /** Why the task is in its state, when that is not obvious (e.g. no live agent). */
   note?: string;
-  attempts: { made: number; max: number };
+  /** made: attempts that ended (failed or completed); started: runs begun, including ones whose agent died or lost the task. */
+  attempts: { made: number; max: number; started: number };
   priority: number;
   idempotencyKey?: string;
   payload: unknown;
@@ -89,7 +90,7 @@ export function viewOf(job: TaskJob, state: TaskState): TaskView {
   const errors = (job.stacktrace ?? []).filter(Boolean).map(firstLine);
   const view: TaskView = {
     ...summaryOf(job, state),
-    attempts: { made: job.attemptsMade, max: job.opts.attempts ?? 1 },
+    attempts: { made: job.attemptsMade, max: job.opts.attempts ?? 1, started: job.attemptsStarted ?? job.attemptsMade },
     priority: job.opts.priority ?? 0,
     payload: job.data.payload,
     errors,

@@ -43,7 +43,7 @@ describe('dead letters', () => {
     const b = await enqueue({});
     const deadA = await until(a.id, 'dead');
     await until(b.id, 'dead');
-    expect(deadA.attempts).toEqual({ made: 2, max: 2 });
+    expect(deadA.attempts).toEqual({ made: 2, max: 2, started: 2 });
     expect(deadA.errors).toHaveLength(2);
     expect(deadA.errors[0]).toMatch(/downstream .* answered 503/);
 

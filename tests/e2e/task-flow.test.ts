@@ -71,7 +71,7 @@ describe('a task through real processes', () => {
   it('fails a task the agent rejects as fatal without retries', async () => {
     const task = await enqueue({ type: 'flaky', payload: { failRate: 1, fatal: true }, attempts: 5 });
     const dead = await until(task.id, ['dead']);
-    expect(dead.attempts).toEqual({ made: 1, max: 5 });
+    expect(dead.attempts).toEqual({ made: 1, max: 5, started: 1 });
     expect(dead.error).toBe('flaky failure on attempt 1');
   });
 

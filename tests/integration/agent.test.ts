@@ -81,7 +81,7 @@ describe('Agent', () => {
     const { task } = await sys.producer.enqueue({ type: 'flaky', payload: { failRate: 1 }, attempts: 2 });
     const view = await settled(task.id);
     expect(view.state).toBe('dead');
-    expect(view.attempts).toEqual({ made: 2, max: 2 });
+    expect(view.attempts).toEqual({ made: 2, max: 2, started: 2 });
     expect(view.errors).toEqual(['flaky failure on attempt 1', 'flaky failure on attempt 2']);
   });
 
