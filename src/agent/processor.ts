@@ -53,7 +53,7 @@ function looksLikeEnvelope(d: unknown): d is TaskEnvelope {
   if (typeof d !== 'object' || d === null || !('payload' in d)) return false;
   const e = d as Partial<TaskEnvelope>;
   return (
-    typeof e.routing === 'object' && e.routing !== null && typeof e.routing.pool === 'string' &&
+    (e.routing === undefined || (typeof e.routing === 'object' && e.routing !== null && typeof e.routing.pool === 'string')) &&
     (e.timeoutMs === undefined || (Number.isInteger(e.timeoutMs) && e.timeoutMs > 0)) &&
     (e.key === undefined || typeof e.key === 'string') &&
     (e.backoff === undefined || envelopeSchema.shape.backoff.safeParse(e.backoff).success)

@@ -24,20 +24,25 @@ const ONLY_POOL_SUFFIX = ' is the only eligible pool';
 export const onlyPoolReason = (pool: string): string => `${pool}${ONLY_POOL_SUFFIX}`;
 
 /**
- * A decision as stored on the task: `candidates` and `reason` are left out when they are the
- * common single-pool ones (`[pool]`, onlyPoolReason(pool)), which saves ~70 bytes per job that
- * BullMQ and Redis would otherwise copy, encode and decode on every add, fetch and completion.
+ * A decision as stored on the task: only what cannot be derived. The common decision (weighted,
+ * one eligible pool: the queue's) is not stored at all; a single-pool decision by another strategy
+ * stores `{strategy, pool}`. That saves ~70 bytes per job that BullMQ and Redis would otherwise
+ * copy, encode and decode on every add, fetch and completion.
  */
 export type StoredDecision = Pick<RoutingDecision, 'strategy' | 'pool'> & Partial<Pick<RoutingDecision, 'candidates' | 'reason'>>;
 
-export function compactDecision(d: RoutingDecision): StoredDecision {
-  if (d.candidates.length !== 1 || d.candidates[0] !== d.pool || d.reason.length !== d.pool.length + ONLY_POOL_SUFFIX.length) return d;
-  if (!d.reason.endsWith(ONLY_POOL_SUFFIX) || !d.reason.startsWith(d.pool)) return d;
-  return { strategy: d.strategy, pool: d.pool };
+const isSinglePool = (d: RoutingDecision) =>
+  d.candidates.length === 1 && d.candidates[0] === d.pool && d.reason.length === d.pool.length + ONLY_POOL_SUFFIX.length &&
+  d.reason.endsWith(ONLY_POOL_SUFFIX) && d.reason.startsWith(d.pool);
+
+export function compactDecision(d: RoutingDecision): StoredDecision | undefined {
+  if (!isSinglePool(d)) return d;
+  return d.strategy === 'weighted' ? undefined : { strategy: d.strategy, pool: d.pool };
 }
 
-/** The full decision from a stored one (compact or, as written before compaction, full). */
-export function expandDecision(d: StoredDecision): RoutingDecision {
+/** The full decision from a stored one (absent, compact or full) of a task in the queue of `pool`. */
+export function expandDecision(d: StoredDecision | undefined, pool: string): RoutingDecision {
+  if (!d) return { strategy: 'weighted', pool, candidates: [pool], reason: onlyPoolReason(pool) };
   if (d.candidates !== undefined && d.reason !== undefined) return d as RoutingDecision;
   return { strategy: d.strategy, pool: d.pool, candidates: d.candidates ?? [d.pool], reason: d.reason ?? onlyPoolReason(d.pool) };
 }

@@ -24,13 +24,13 @@ export const envelopeSchema = z.object({
   workflow: z.object({ run: z.string(), node: z.string(), undo: z.boolean().optional() }).optional(),
   /** Results of the node's dependencies (of the node itself, for a compensation), by node id. */
   deps: z.record(z.string(), z.unknown()).optional(),
-  /** The routing decision, compacted (src/routing/decision.ts compactDecision): read it with expandDecision. */
+  /** The routing decision, compacted (src/routing/decision.ts compactDecision; absent in the common case): read it with expandDecision. */
   routing: z.object({
     strategy: z.enum([...STRATEGIES, 'fixed']),
     pool: z.string(),
     candidates: z.array(z.string()).optional(),
     reason: z.string().optional(),
-  }),
+  }).optional(),
 });
 
 export type TaskEnvelope = z.output<typeof envelopeSchema>;

@@ -82,7 +82,9 @@ export class TaskProducer {
     const backoff = req.backoff ? parseOrThrow(backoffSchema, { ...d.backoff, ...req.backoff }, 'backoff', 'backoff') : d.backoff;
     const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy, version: req.version });
     // Only what differs from the type's defaults travels with the task: agents know the defaults.
-    const envelope: TaskEnvelope = { payload, routing: compactDecision(routing) };
+    const envelope: TaskEnvelope = { payload };
+    const stored = compactDecision(routing);
+    if (stored) envelope.routing = stored;
     if (req.timeoutMs !== undefined) envelope.timeoutMs = req.timeoutMs;
     if (req.backoff) envelope.backoff = backoff;
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;

@@ -82,7 +82,7 @@ export function summaryOf(job: TaskJob, state: TaskState): TaskSummary {
     type: ref?.type ?? job.name,
     pool: ref?.pool ?? '',
     state,
-    routing: expandDecision(job.data.routing),
+    routing: expandDecision(job.data.routing, ref?.pool ?? ''),
   };
 }
 

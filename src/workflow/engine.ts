@@ -158,7 +158,7 @@ export class WorkflowEngine {
       const task = def && this.#build(runId, id, def, step);
       if (!task) continue;
       built.set(id, task);
-      pools.set(id, task.envelope.routing.pool);
+      pools.set(id, task.routing.pool);
     }
     const claimed = await this.store.claim(runId, step, pools);
     if (claimed.length === 0) return;
@@ -219,7 +219,7 @@ export class WorkflowEngine {
     await Promise.all(
       [...byQueue.values()].map(async (list) => {
         const first = list[0]!;
-        const queue = await this.#o.queues.forWriting({ type: first.type.name, pool: first.envelope.routing.pool });
+        const queue = await this.#o.queues.forWriting({ type: first.type.name, pool: first.routing.pool });
         await queue.addBulk(list.map((t) => ({ name: t.type.name, data: t.envelope, opts: { ...t.opts, parent, ignoreDependencyOnFailure: true } })));
       }),
     );
