@@ -14,6 +14,8 @@ export const flaky = defineAgentType({
     latencyMs: z.number().int().min(0).max(600_000).default(0),
     jitterMs: z.number().int().min(0).max(60_000).default(0),
     fatal: z.boolean().default(false),
+    /** Kill the agent process (SIGKILL) on every run: a poison pill, for the fault tests. */
+    crash: z.boolean().default(false),
     /** On the task's first run only, busy-wait this long first, blocking the agent's event loop (lost-lock tests). */
     blockFirstRunMs: z.number().int().min(0).max(600_000).default(0),
     /** Fail only on attempts up to this number, then succeed (deterministic retries). */

@@ -23,6 +23,7 @@ export default defineWorker(
   async (p, ctx) => {
     const started = Date.now();
     record(ctx.taskId, ctx.attempt, 'start');
+    if (p.crash) process.kill(process.pid, 'SIGKILL');
     if (p.blockFirstRunMs > 0 && ctx.runs === 1) {
       const until = Date.now() + p.blockFirstRunMs;
       while (Date.now() < until) {

@@ -157,6 +157,16 @@ export function createProcessor(h: ProcessorHooks): Processor {
       throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${why}`);
     }
     const env = job.data;
+    // A run whose agent died (crash, OOM, lost lock) counts against the attempts like a failed one
+    // (BullMQ counts those in stalledCounter): a task that kills its agent every time (a poison
+    // pill) dies after its attempts instead of taking the pool's agents down one after another.
+    const spent = job.attemptsMade + (job.stalledCounter ?? 0);
+    const max = job.opts.attempts ?? 1;
+    if (spent >= max) {
+      const poison = new UnrecoverableError(`its agent died during ${job.stalledCounter} of its ${spent} runs (crash or lost lock); attempts=${max} spent, not running it again`);
+      if (env.workflow) await h.settleNode(env.workflow, 'dead', poison.message, nodeInfo(job, h.pool)).catch(() => undefined);
+      throw poison;
+    }
     const payload = type.payload.safeParse(env.payload);
     if (!payload.success) {
       throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
