@@ -5,6 +5,7 @@
 import type { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import typeis from 'type-is';
+import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Config } from '../config/env.ts';
@@ -83,11 +84,25 @@ const optionalJsonBody: RequestHandler = (req, res, next) => {
   requireJsonBody(req, res, next);
 };
 
+/** True when a browser says, or the Origin shows, that the request comes from another site. */
+function isCrossSite(req: Request): boolean {
+  if (req.headers['sec-fetch-site'] === 'cross-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true; // "null" (sandboxed, file:) or malformed
+  }
+}
+
 export function createApp(d: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
 
+  // Security headers; no CSP: the API answers JSON, and Bull Board's page needs its inline bootstrap.
+  app.use(helmet({ contentSecurityPolicy: false }));
   app.get('/healthz', handle(healthz));
   app.get('/readyz', handle(() => readyz(d.redis)));
 
@@ -100,6 +115,13 @@ export function createApp(d: ApiDeps): express.Express {
     send(res, problem(401, 'Unauthorized', result.reason, 'UNAUTHORIZED'));
   });
 
+  // Bull Board acts (retry, clean, pause) on plain browser requests authenticated by Basic auth,
+  // which a browser also sends from another site's form: refuse changes that come cross-site.
+  app.use(BOARD_PATH, (req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    if (!isCrossSite(req)) return next();
+    send(res, problem(403, 'Forbidden', 'Bull Board actions are accepted only from its own page (cross-site request refused)', 'FORBIDDEN'));
+  });
   app.use(BOARD_PATH, boardRouter(d.queues, d.boardQueues));
 
   const json = express.json({ limit: d.config.maxBodyBytes, type: JSON_TYPES, strict: false });

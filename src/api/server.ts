@@ -28,6 +28,7 @@ import { TaskProducer } from '../task/producer.ts';
 import { WorkflowEngine } from '../workflow/engine.ts';
 import { WorkflowRuns } from '../workflow/runs.ts';
 import { RunStore } from '../workflow/run-store.ts';
+import { checkDurability } from '../redis/durability.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
 import { policyOf } from './routes/breakers.ts';
@@ -137,6 +138,10 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (config.apiKeys.length === 0) log.warn('no SWITCHYARD_API_KEYS set: serving loopback clients only, without a key');
+  void checkDurability(redis).then(
+    ({ problems }) => problems.forEach((p) => log.warn(p)),
+    () => undefined,
+  );
   log.info({ url }, 'api listening');
 
   return {

@@ -148,3 +148,43 @@ describe('API keys', () => {
     ).rejects.toThrow(/SWITCHYARD_API_KEYS/);
   });
 });
+
+describe('every route needs a key when keys are set', () => {
+  // Every route of the app, with a request that would otherwise be valid enough to reach it.
+  const routes: Array<[string, string]> = [
+    ['POST', '/v1/tasks'], ['POST', '/v1/tasks/batch'], ['GET', '/v1/tasks/echo~x'], ['DELETE', '/v1/tasks/echo~x'],
+    ['POST', '/v1/workflows'], ['GET', '/v1/workflows/wf_x'], ['DELETE', '/v1/workflows/wf_x'],
+    ['GET', '/v1/dlq'], ['POST', '/v1/dlq/replay'], ['POST', '/v1/dlq/echo~x/replay'],
+    ['GET', '/v1/agents'], ['POST', '/v1/agents/x/drain'], ['GET', '/v1/pools'],
+    ['GET', '/v1/breakers'], ['POST', '/v1/breakers/echo/default/reset'], ['GET', '/v1/agent-types'],
+    ['GET', '/admin/queues'], ['GET', '/admin/queues/api/queues'], ['PUT', '/admin/queues/api/queues/echo.default/pause'],
+    ['GET', '/dashboard'], ['GET', '/no/such/route'],
+  ];
+  it.each(routes)('%s %s answers 401 without credentials', async (method, path) => {
+    const res = await fetch(`${keyed.url}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(method === 'GET' ? {} : { body: '{}' }) });
+    expect(res.status).toBe(401);
+  });
+
+  it('leaves /healthz and /readyz open', async () => {
+    expect((await fetch(`${keyed.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${keyed.url}/readyz`)).status).toBe(200);
+  });
+});
+
+describe('headers and cross-site requests', () => {
+  it('sends security headers', async () => {
+    const res = await fetch(`${api.url}/healthz`);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  });
+
+  it("refuses Bull Board actions from another site, and allows them from the board's own page", async () => {
+    const url = `${api.url}/admin/queues/api/queues/echo.default/pause`;
+    expect((await fetch(url, { method: 'PUT', headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    expect((await fetch(url, { method: 'PUT', headers: { 'sec-fetch-site': 'cross-site' } })).status).toBe(403);
+    expect((await fetch(url, { method: 'PUT', headers: { origin: 'null' } })).status).toBe(403);
+    const own = await fetch(url, { method: 'PUT', headers: { origin: api.url, 'sec-fetch-site': 'same-origin' } });
+    expect(own.status).not.toBe(403);
+    await fetch(`${api.url}/admin/queues/api/queues/echo.default/resume`, { method: 'PUT', headers: { origin: api.url } });
+  });
+});
