@@ -172,10 +172,14 @@ describe('every route needs a key when keys are set', () => {
 });
 
 describe('headers and cross-site requests', () => {
-  it('sends security headers', async () => {
-    const res = await fetch(`${api.url}/healthz`);
-    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  it('sends security headers: the full set on browser pages, nosniff on JSON answers', async () => {
+    const page = await fetch(`${api.url}/admin/queues`);
+    expect(page.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(page.headers.get('strict-transport-security')).toMatch(/max-age/);
+    for (const path of ['/healthz', '/v1/agent-types', '/v1/tasks/echo~nope']) {
+      expect((await fetch(`${api.url}${path}`)).headers.get('x-content-type-options')).toBe('nosniff');
+    }
   });
 
   it("refuses Bull Board actions from another site, and allows them from the board's own page", async () => {
