@@ -41,6 +41,8 @@ export interface ApiServer {
 
 const POOL_REFRESH_MS = 5000;
 const DISPATCH_INTERVAL_MS = 500;
+/** On shutdown, requests still running after this long are cut off. */
+const CLOSE_DEADLINE_MS = 10_000;
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || isLoopback(host);
@@ -148,13 +150,22 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     url,
     port,
     async close() {
-      clearInterval(refresher);
-      await Promise.all([housekeeper.stop(), dispatch.stop(), snapshot.stop(), breakers.stop()]);
-      await dispatcher.close();
+      // Stop accepting first, and answer what is in flight while everything it needs still runs.
+      // Keep-alive connections that finish a request later would hold close() for the whole
+      // keep-alive timeout: close each one as soon as it is idle, and all of them after a deadline.
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        const deadline = setTimeout(() => server.closeAllConnections(), CLOSE_DEADLINE_MS);
+        server.once('close', () => {
+          clearInterval(idle);
+          clearTimeout(deadline);
+        });
       });
+      clearInterval(refresher);
+      await Promise.all([housekeeper.stop(), dispatch.stop(), snapshot.stop(), breakers.stop()]);
+      await dispatcher.close();
       await Promise.all([engine.stop(), workflows.close()]);
       await Promise.all([queues.close(), backgroundQueues.close()]);
       await Promise.all([redis, background, subscriber].map((c) => c.quit().catch(() => c.disconnect())));
