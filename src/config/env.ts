@@ -39,11 +39,11 @@ export const envSchema = z.object({
   SWITCHYARD_KEEP_WORKFLOWS_S: int(1).default(7 * 86_400),
   /**
    * Job lock: an agent that dies loses its tasks to the others after the lock expires (renewed every
-   * half lock) plus one or two stalled checks: 3-6 s with these defaults. A handler that blocks its
+   * half lock) plus up to two stalled checks: 2-5 s with these defaults. A handler that blocks its
    * event loop longer than the lock loses its task to another agent (see docs/reliability.md).
    */
   SWITCHYARD_LOCK_MS: int(1000).default(4000),
-  SWITCHYARD_STALLED_INTERVAL_MS: int(500).default(1000),
+  SWITCHYARD_STALLED_INTERVAL_MS: int(500).default(500),
   SWITCHYARD_MAX_STALLED: int(1, 100).default(3),
   /** On SIGTERM an agent stops pulling and lets in-flight tasks run this long before aborting them. */
   SWITCHYARD_SHUTDOWN_GRACE_MS: int(0).default(10_000),
