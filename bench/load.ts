@@ -86,12 +86,6 @@ export class CompletionTracker {
     return { p50: h.getValueAtPercentile(50), p95: h.getValueAtPercentile(95), p99: h.getValueAtPercentile(99), max: h.maxValue, mean: h.mean };
   }
 
-  reset(): void {
-    this.histogram.reset();
-    this.completed = 0;
-    this.added.clear();
-  }
-
   async close(): Promise<void> {
     await Promise.all(this.#events.map((e) => e.close()));
     for (const c of this.#connections) c.disconnect();

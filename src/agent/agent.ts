@@ -2,13 +2,14 @@
  * src/agent/: the agent runtime. One Agent = one BullMQ Worker pulling from one pool queue, a
  * record in the registry kept alive by heartbeats, and a health monitor that decides whether it
  * may pull: it starts UNKNOWN and pulls nothing until its first check passes, pauses while
- * UNHEALTHY or draining, and on close stops pulling, deregisters at once, and lets in-flight tasks
- * finish within the grace period (then puts them back without spending an attempt).
+ * UNHEALTHY, draining, or while its pool's breaker holds it (pool-gate.ts), and on close stops
+ * pulling, deregisters at once, and lets in-flight tasks finish within the grace period (then puts
+ * them back without spending an attempt).
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Queue, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
@@ -19,10 +20,7 @@ import type { HealthTransition } from '../health/tracker.ts';
 import { Housekeeper } from '../housekeeping/housekeeper.ts';
 import type { Logger } from '../logger.ts';
 import { createRedis } from '../redis/connection.ts';
-import { keys, poolBreakerName, poolLabel, queueName } from '../redis/keys.ts';
-import { OutcomeBatcher } from '../breaker/batcher.ts';
-import { SharedBreaker, type Admission } from '../breaker/breaker.ts';
-import { BreakerWatch } from '../breaker/watch.ts';
+import { keys, poolLabel, queueName } from '../redis/keys.ts';
 import type { AgentRecord } from '../registry/record.ts';
 import { Registry, type HeartbeatReport } from '../registry/registry.ts';
 import type { TaskEnvelope } from '../task/envelope.ts';
@@ -30,8 +28,9 @@ import { registerPoolQueue } from '../task/pool-queues.ts';
 import { isCancelMessage } from '../task/cancel.ts';
 import { Presence } from './presence.ts';
 import { backoffStrategy } from '../retry/strategy.ts';
-import { createProcessor, SHUTDOWN, TIMEOUT, type PoolOutcome } from './processor.ts';
+import { createProcessor, SHUTDOWN, TIMEOUT } from './processor.ts';
 import { InFlight } from './in-flight.ts';
+import { PoolGate } from './pool-gate.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 import { RunStore } from '../workflow/run-store.ts';
 
@@ -62,13 +61,6 @@ export interface AgentEvents {
   health: [HealthTransition];
 }
 
-/** Outcomes go to the pool breaker in one call per this many ms. */
-const BREAKER_FLUSH_MS = 100;
-/** A probe permit outlives a dead holder by at most this long. */
-const PROBE_PERMIT_MS = 60_000;
-/** When the probe budget is taken, the pool waits this long before asking again. */
-const DENIED_RETRY_MS = 250;
-
 const safeHost = () => hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 60) || 'host';
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -85,15 +77,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #stopCheck: () => void;
   readonly #log: Logger;
   readonly #graceMs: number;
-  readonly #breaker: SharedBreaker;
   readonly #inFlight = new InFlight(TIMEOUT);
-  readonly #breakers = new Map<string, SharedBreaker>();
-  readonly #watch: BreakerWatch;
-  readonly #batcher: OutcomeBatcher;
-  readonly #queue: Queue;
+  readonly #gate: PoolGate;
   readonly #subscriber: Redis;
-  #halfOpenTimer: NodeJS.Timeout | undefined;
-  readonly #prefix: string;
   #running = 0;
   #pulling = false;
   #pullChain: Promise<void> = Promise.resolve();
@@ -123,23 +109,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#redis = redis;
     this.#registry = new Registry(redis, config.prefix);
     this.#graceMs = config.shutdownGraceMs;
-    this.#prefix = config.prefix;
     this.#log = opts.log.child({ agent: this.id, type: this.type.name, pool: this.pool });
 
-    const ref = { type: this.type.name, pool: this.pool };
-    this.#breaker = new SharedBreaker(redis, config.prefix, poolBreakerName(ref), this.type.breaker);
     this.#subscriber = subscriber;
-    this.#watch = new BreakerWatch(redis, subscriber, config.prefix, () => this.type.breaker, 1000, [this.#breaker.name]);
-    this.#watch.on('change', (e) => {
-      if (e.name !== this.#breaker.name) return;
-      this.#log[e.state === 'OPEN' ? 'warn' : 'info']({ breaker: e.name, state: e.state, trips: e.trips }, `pool breaker ${e.state}`);
-      this.#updatePulling();
+    this.#gate = new PoolGate({
+      redis, subscriber, prefix: config.prefix, ref: { type: this.type.name, pool: this.pool }, policy: this.type.breaker, log: this.#log,
+      onChange: () => this.#updatePulling(),
     });
-    this.#batcher = new OutcomeBatcher(this.#breaker, BREAKER_FLUSH_MS, () => undefined, (err) =>
-      this.#log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not report outcomes to the breaker'),
-    );
-    this.#queue = new Queue(queueName(ref), { connection: redis, prefix: config.prefix });
-    this.#queue.on('error', () => undefined);
 
     const outcomes = new OutcomeWindow();
     const check = definition.healthCheck ?? defaultCheck(outcomes);
@@ -155,9 +131,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         pool: this.pool,
         log: this.#log,
         inFlight: this.#inFlight,
-        admit: (jobId) => this.#admit(jobId),
-        settled: (jobId, admission, outcome) => this.#settled(jobId, admission, outcome),
-        namedBreaker: (name) => this.#namedBreaker(name),
+        admit: (jobId) => this.#gate.admit(jobId),
+        settled: (jobId, admission, outcome) => this.#gate.settled(jobId, admission, outcome),
+        namedBreaker: (name) => this.#gate.named(name),
         settleNode: async (w, outcome, payload, info) => {
           await runs.settle(w.run, w.undo ? 'undo' : 'node', w.node, outcome, payload, info);
         },
@@ -218,7 +194,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const { config } = opts;
     await registerPoolQueue(this.#redis, config.prefix, { type: this.type.name, pool: this.pool });
     await this.#registry.register(this.record, { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs });
-    await this.#watch.start();
+    await this.#gate.start();
     const taskEvents = keys(config.prefix).taskEvents;
     this.#subscriber.on('message', (channel: string, message: string) => {
       if (channel !== taskEvents) return;
@@ -282,7 +258,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!this.#pulling) return;
     this.#pullChain = this.#pullChain
       .then(async () => {
-        const want = !this.#closing && !this.#presence.draining && isServing(this.health) && !this.#breakerHolds();
+        const want = !this.#closing && !this.#presence.draining && isServing(this.health) && !this.#gate.holds();
         const paused = this.#worker.isPaused();
         if (want && paused) {
           this.#log.info('resuming: pulling tasks again');
@@ -295,59 +271,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       .catch((err: unknown) => this.#log.error({ err }, 'could not pause or resume the worker'));
   }
 
-  /** True while the pool's breaker is OPEN and not yet admitting probes; schedules a re-check for then. */
-  #breakerHolds(): boolean {
-    const at = this.#watch.state(this.#breaker.name) === 'OPEN' ? this.#watch.halfOpenAt(this.#breaker.name) : undefined;
-    clearTimeout(this.#halfOpenTimer);
-    if (at === undefined || at <= Date.now()) return false;
-    this.#halfOpenTimer = setTimeout(() => this.#updatePulling(), at - Date.now() + 10);
-    this.#halfOpenTimer.unref();
-    return true;
-  }
-
-  /** CLOSED (as far as this process knows): go, without a Redis call. Otherwise ask the breaker. */
-  #admit(jobId: string): Admission | Promise<Admission> {
-    if (this.#watch.state(this.#breaker.name) === 'CLOSED') return 'CLOSED';
-    return this.#breaker.acquire(jobId, PROBE_PERMIT_MS).then(async (admission) => {
-      if (admission === 'DENIED') {
-        // Hold the whole pool queue until probes may run (BullMQ's rate limit, shared by its agents).
-        const at = this.#watch.halfOpenAt(this.#breaker.name);
-        await this.#queue.rateLimit(Math.max(at ? at - Date.now() : 0, DENIED_RETRY_MS));
-      }
-      return admission;
-    });
-  }
-
-  #settled(jobId: string, admission: Admission, outcome: PoolOutcome): void {
-    if (admission === 'PROBE') {
-      // A fatal verdict still shows the pool works: it counts as a passed probe.
-      void this.#breaker.probeResult(jobId, outcome !== 'failure').catch((err: unknown) => this.#log.warn({ err }, 'could not report a probe'));
-    } else if (outcome !== 'neutral') {
-      this.#batcher.record(outcome === 'success');
-    }
-  }
-
-  #namedBreaker(name: string): SharedBreaker {
-    let b = this.#breakers.get(name);
-    if (!b) this.#breakers.set(name, (b = new SharedBreaker(this.#redis, this.#prefix, `custom:${name}`, this.type.breaker)));
-    return b;
-  }
-
   /** Stops pulling and deregisters at once; in-flight tasks get the grace period, then go back to waiting. */
   close(graceMs = this.#graceMs): Promise<void> {
     this.#closing ??= (async () => {
       this.#log.info({ graceMs }, 'agent stopping: no new tasks, waiting for in-flight ones');
       this.#monitor.stop();
       this.#stopCheck();
-      clearTimeout(this.#halfOpenTimer);
       await Promise.all([this.#presence.stop(), this.#housekeeper.stop()]);
       const timer = setTimeout(() => this.#inFlight.abortAll(SHUTDOWN), graceMs);
       try {
         await this.#worker.close();
       } finally {
         clearTimeout(timer);
-        await this.#batcher.flush().catch(() => undefined);
-        await Promise.all([this.#watch.stop(), this.#queue.close()]);
+        await this.#gate.stop();
         await this.#subscriber.quit().catch(() => this.#subscriber.disconnect());
         await this.#redis.quit().catch(() => this.#redis.disconnect());
       }

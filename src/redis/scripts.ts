@@ -27,5 +27,5 @@ export const scripts = {
   lockRelease: defineScript<number>({ name: 'lock-release', numberOfKeys: 1, lua: lockRelease }),
   workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: workflowSettle }),
   workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: workflowClaim }),
-  workflowCancel: defineScript<[string, string[]]>({ name: 'workflow-cancel', numberOfKeys: 1, lua: workflowCancel }),
+  workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: workflowCancel }),
 } as const;

@@ -10,7 +10,7 @@ import { SwitchyardError } from '../errors.ts';
 import { NAME_PATTERN, PARKED_POOL, parseQueueName } from '../redis/keys.ts';
 import type { Router } from '../routing/decision.ts';
 import type { TaskEnvelope } from './envelope.ts';
-import { typeOfTaskId } from './id.ts';
+import { parseNodeJobId, typeOfTaskId } from './id.ts';
 import { moveTask } from './move.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskState, viewOf, type TaskView } from './view.ts';
@@ -63,7 +63,7 @@ export class DeadLetters {
 
   /** Replays one dead task; throws TASK_NOT_FOUND / NOT_DEAD when it cannot. */
   async replay(id: string): Promise<TaskView> {
-    if (id.startsWith('wf_')) {
+    if (parseNodeJobId(id)) {
       throw new SwitchyardError('WORKFLOW_NODE', `task ${id} is a workflow node: its run has stopped and compensated what it had done; start a new run instead of replaying the node`);
     }
     const job = await this.#find(id);

@@ -34,6 +34,17 @@ export function newRunId(): string {
 
 export const RUN_ID_PATTERN = /^wf_[A-Za-z0-9_-]{1,64}$/;
 
+/** The job of a workflow node, `<runId>.<nodeId>`, or of its compensation, `<runId>.<nodeId>.undo`. */
+export const nodeJobId = (runId: string, node: string, undo = false): string => `${runId}.${node}${undo ? '.undo' : ''}`;
+
+const NODE_JOB_ID = /^(wf_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})(\.undo)?$/;
+
+/** The parts of a node job id, or undefined for any other id. */
+export function parseNodeJobId(id: string): { runId: string; node: string; undo: boolean } | undefined {
+  const m = NODE_JOB_ID.exec(id);
+  return m ? { runId: m[1]!, node: m[2]!, undo: m[3] !== undefined } : undefined;
+}
+
 export function typeOfTaskId(id: string): string | undefined {
   const m = /^([a-z][a-z0-9-]{0,62})~[A-Za-z0-9_-]{1,64}$/.exec(id);
   return m?.[1];

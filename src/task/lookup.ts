@@ -33,8 +33,7 @@ export class TaskLookup {
   }
 
   async #find(type: string, id: string): Promise<TaskView | undefined> {
-    let job = await this.#search(type, id);
-    if (!job && (await this.queues.refresh()) > 0) job = await this.#search(type, id);
+    let job = (await this.queues.find(type, id)) as Job<TaskEnvelope> | undefined;
     if (!job) return this.#tombstone(type, id);
     const bullState = await job.getState();
     // The job may have finished between the read of its hash and of its state: read it again.
@@ -57,12 +56,5 @@ export class TaskLookup {
   async #tombstone(type: string, id: string): Promise<TaskView | undefined> {
     const json = await this.redis.get(keys(this.prefix).cancelled(type, id));
     return json ? (JSON.parse(json) as TaskView) : undefined;
-  }
-
-  async #search(type: string, id: string): Promise<Job<TaskEnvelope> | undefined> {
-    const found = await Promise.all(this.queues.ofType(type).map((q) => q.getJob(id) as Promise<Job<TaskEnvelope> | undefined>));
-    // During a re-route a task briefly exists in two queues; the one not yet finished is the live copy.
-    const jobs = found.filter((j): j is Job<TaskEnvelope> => j !== undefined);
-    return jobs.find((j) => !j.finishedOn) ?? jobs[0];
   }
 }

@@ -4,7 +4,7 @@
  * lookups, Bull Board) find a new pool without a restart.
  */
 import { EventEmitter } from 'node:events';
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { keys as keyBuilder, parseQueueName, queueName, type PoolRef } from '../redis/keys.ts';
 
@@ -58,6 +58,24 @@ export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
 
   get(ref: PoolRef): Queue {
     return this.#entry(ref).queue;
+  }
+
+  /**
+   * A task's job wherever it is among its type's pool queues, looking in `pool` first; pools this
+   * process has not seen yet are looked up in the catalogue when it is nowhere else. During a move
+   * a task briefly exists in two queues: the copy not yet finished is the live one.
+   */
+  async find(type: string, id: string, pool?: string): Promise<Job | undefined> {
+    if (pool) {
+      const job = await this.get({ type, pool }).getJob(id);
+      if (job) return job;
+    }
+    return (await this.#search(type, id)) ?? ((await this.refresh()) > 0 ? this.#search(type, id) : undefined);
+  }
+
+  async #search(type: string, id: string): Promise<Job | undefined> {
+    const found = (await Promise.all(this.ofType(type).map((q) => q.getJob(id)))).filter((j): j is Job => j !== undefined);
+    return found.find((j) => !j.finishedOn) ?? found[0];
   }
 
   /** Queues known to this process for a type (call refresh() to learn of pools others created). */

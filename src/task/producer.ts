@@ -4,7 +4,7 @@
  * atomic SET NX GET, so a retried request finds the same task (and re-adds it, with the same job
  * id, if the first request died between the reservation and the add).
  */
-import type { JobsOptions } from 'bullmq';
+import type { Job, JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { AgentType } from '../agent-type/define.ts';
@@ -232,12 +232,7 @@ export class TaskProducer {
   async #existing(queueName: string, id: string): Promise<TaskSummary | undefined> {
     const ref = parseQueueName(queueName);
     if (!ref) return undefined;
-    let job = await this.#d.queues.get(ref).getJob(id);
-    if (!job) {
-      await this.#d.queues.refresh();
-      const found = await Promise.all(this.#d.queues.ofType(ref.type).map((q) => q.getJob(id)));
-      job = found.find((j) => j !== undefined);
-    }
+    const job = (await this.#d.queues.find(ref.type, id, ref.pool)) as Job<TaskEnvelope> | undefined;
     if (!job) return undefined;
     const state = taskState(job, await job.getState());
     return state ? summaryOf(job, state) : undefined;

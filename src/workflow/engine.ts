@@ -12,8 +12,8 @@
  * shows it) without failing it, because compensations still have to run as its children.
  *
  * Safe in several processes at once: nodes are claimed atomically before they are added (job ids
- * are deterministic, `<runId>.<nodeId>`), and a periodic sweep repairs what a crash interrupted
- * (a node queued but never added, a job finished but never settled).
+ * are deterministic, `<runId>.<nodeId>`), and a periodic sweep (sweep.ts) repairs what a crash
+ * interrupted (a node queued but never added, a job finished but never settled).
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -21,10 +21,12 @@ import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Logger } from '../logger.ts';
 import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
 import type { TaskEnvelope } from '../task/envelope.ts';
+import { nodeJobId } from '../task/id.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { PreparedTask, TaskProducer } from '../task/producer.ts';
 import type { CancelMessage } from '../task/cancel.ts';
 import { isFinal, RunStore, type RunRecord, type Step, type StoredNode } from './run-store.ts';
+import { SWEEP_AFTER_MS, WorkflowSweep } from './sweep.ts';
 
 export interface WorkflowEngineOptions {
   redis: Redis;
@@ -39,16 +41,12 @@ export interface WorkflowEngineOptions {
   log: Logger;
 }
 
-/** A run the engine has not looked at for this long is reconciled by the sweep. */
-const SWEEP_AFTER_MS = 5000;
-/** A queued node's job must be missing this long (two looks) before the sweep adds it again. */
-const MISSING_GRACE_MS = 5000;
-const SWEEP_BATCH = 100;
 const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 /** Node definitions kept in memory (they never change), across runs, before the oldest runs are dropped. */
 const CACHED_NODES = 200_000;
 
-export const nodeJobId = (runId: string, node: string, step: Step = 'node'): string => `${runId}.${node}${step === 'undo' ? '.undo' : ''}`;
+/** The nodes whose results a node's task carries: its dependencies; for a compensation, the node itself. */
+const depsOf = (def: StoredNode, id: string, step: Step): readonly string[] => (step === 'node' ? def.dependsOn : [id]);
 
 export class WorkflowEngine {
   readonly store: RunStore;
@@ -57,7 +55,9 @@ export class WorkflowEngine {
   readonly #gates: Queue;
   readonly #runQueue: Queue;
   readonly #runs = new Map<string, { again: boolean; done: Promise<void> }>();
-  readonly #missing = new Map<string, number>();
+  readonly #sweep: WorkflowSweep;
+  /** When this process last marked each run as moving in the sweep's index. */
+  readonly #touched = new Map<string, number>();
   /** runId -> its node definitions, as written when the run started (oldest run first). */
   readonly #defs = new Map<string, Map<string, StoredNode>>();
   #cachedNodes = 0;
@@ -72,6 +72,7 @@ export class WorkflowEngine {
     this.#gates.on('error', () => undefined);
     this.#runQueue = new Queue(WORKFLOW_QUEUE, { connection: o.redis, prefix: o.prefix });
     this.#runQueue.on('error', () => undefined);
+    this.#sweep = new WorkflowSweep(this, o.redis, this.#k.workflow.active, o.log);
   }
 
   /** The queue of run jobs (for Bull Board). */
@@ -162,17 +163,25 @@ export class WorkflowEngine {
     }
     const claimed = await this.store.claim(runId, step, pools);
     if (claimed.length === 0) return;
-    // A run that moves is not stale: the sweep leaves it alone.
-    void this.#o.redis.zadd(this.#k.workflow.active, 'XX', Date.now(), runId).catch(() => undefined);
-    const needed = step === 'node' ? [...new Set(claimed.flatMap((id) => defs.get(id)!.dependsOn))] : claimed;
-    const results = await this.store.results(runId, needed);
-    const tasks = claimed.map((id) => {
-      const task = built.get(id)!;
-      const deps = step === 'node' ? defs.get(id)!.dependsOn : [id];
-      if (deps.length > 0) task.envelope.deps = Object.fromEntries(deps.map((d) => [d, results[d] ?? null]));
-      return task;
-    });
-    await this.#add(runId, tasks);
+    this.#touch(runId);
+    const results = await this.store.results(runId, [...new Set(claimed.flatMap((id) => depsOf(defs.get(id)!, id, step)))]);
+    await this.#add(runId, claimed.map((id) => withDeps(built.get(id)!, depsOf(defs.get(id)!, id, step), (d) => results[d])));
+  }
+
+  /** A run that moves is not stale: tells the sweep so, at most twice per sweep period (not per advance). */
+  #touch(runId: string): void {
+    const now = Date.now();
+    if (now - (this.#touched.get(runId) ?? 0) < SWEEP_AFTER_MS / 2) return;
+    if (this.#touched.size > 10_000) for (const [id, t] of this.#touched) if (now - t > SWEEP_AFTER_MS) this.#touched.delete(id);
+    this.#touched.set(runId, now);
+    void this.#o.redis.zadd(this.#k.workflow.active, 'XX', now, runId).catch(() => undefined);
+  }
+
+  /** Adds the job of a queued node again, routed now (the sweep: its job was never added). */
+  async requeue(rec: RunRecord, id: string, step: Step): Promise<void> {
+    const def = rec.nodes.get(id)!;
+    const task = this.#build(rec.meta.id, id, def, step);
+    if (task) await this.#add(rec.meta.id, [withDeps(task, depsOf(def, id, step), (d) => rec.results.get(d))]);
   }
 
   /** Remembers the definitions of a run this process started, so advancing it reads none from Redis. */
@@ -207,7 +216,7 @@ export class WorkflowEngine {
       void this.store.settle(runId, step, id, 'dead', `agent type ${spec?.type ?? '?'} is not declared any more`, {}).catch(() => undefined);
       return undefined;
     }
-    const task = this.#o.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step));
+    const task = this.#o.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step === 'undo'));
     task.envelope.workflow = { run: runId, node: id, ...(step === 'undo' ? { undo: true } : {}) };
     return task;
   }
@@ -234,7 +243,7 @@ export class WorkflowEngine {
     if (!rec) return;
     for (const [id, state] of rec.states) {
       if (state !== 'queued') continue;
-      const job = await this.#findJob(rec, id, 'node');
+      const job = await this.locate(rec, id, 'node');
       if (!job) continue;
       const jobState = await job.getState();
       if (NOT_STARTED.has(jobState)) {
@@ -254,6 +263,7 @@ export class WorkflowEngine {
   /** A finished run: remove its gate (the run job then completes), let its keys expire, stop sweeping it. */
   async #release(runId: string): Promise<void> {
     this.#forget(runId);
+    this.#touched.delete(runId);
     await this.#gates.remove(runId);
     await this.store.expire(runId, this.#o.keepRunsS);
     await this.#o.redis.zrem(this.#k.workflow.active, runId);
@@ -268,85 +278,28 @@ export class WorkflowEngine {
     return { state: meta.state, ...(meta.finishedAt ? { finishedAt: meta.finishedAt } : {}) };
   }
 
-  async #findJob(rec: RunRecord, id: string, step: Step): Promise<Job<TaskEnvelope> | undefined> {
+  /** The job of a queued node (or compensation), wherever routing or a move put it. */
+  async locate(rec: RunRecord, id: string, step: Step): Promise<Job<TaskEnvelope> | undefined> {
     const def = rec.nodes.get(id);
     const type = step === 'node' ? def?.type : def?.compensate?.type;
     if (!type) return undefined;
-    const jobId = nodeJobId(rec.meta.id, id, step);
     const pool = step === 'node' ? rec.info.get(id)?.pool : undefined;
-    if (pool) {
-      const job = (await this.#o.queues.get({ type, pool }).getJob(jobId)) as Job<TaskEnvelope> | undefined;
-      if (job) return job;
-    }
-    await this.#o.queues.refresh();
-    for (const q of this.#o.queues.ofType(type)) {
-      const job = (await q.getJob(jobId)) as Job<TaskEnvelope> | undefined;
-      if (job) return job;
-    }
-    return undefined;
+    return (await this.#o.queues.find(type, nodeJobId(rec.meta.id, id, step === 'undo'), pool)) as Job<TaskEnvelope> | undefined;
   }
 
-  /**
-   * Leader chore: reconciles runs nobody has looked at for a while. Repairs what a crash left:
-   * a finished job whose settle was lost is settled now; a claimed node whose job was never added
-   * is added (or skipped, if the run is stopping); a run whose creation was cut off is dropped.
-   */
-  async sweep(now = Date.now()): Promise<void> {
-    const stale = await this.#o.redis.zrangebyscore(this.#k.workflow.active, '-inf', now - SWEEP_AFTER_MS, 'WITHSCORES', 'LIMIT', 0, SWEEP_BATCH);
-    for (let i = 0; i < stale.length; i += 2) {
-      const runId = stale[i]!;
-      await this.#o.redis.zadd(this.#k.workflow.active, 'XX', now, runId);
-      try {
-        await this.#reconcile(runId, Number(stale[i + 1]), now);
-      } catch (err) {
-        this.#o.log.warn({ runId, err: err instanceof Error ? err.message : String(err) }, 'could not reconcile a workflow run');
-      }
-    }
+  /** Drops a run job whose run state was never written (creation cut off): nothing of it ever ran. */
+  async dropRunJob(runId: string): Promise<void> {
+    await this.#runQueue.remove(runId, { removeChildren: true });
   }
 
-  async #reconcile(runId: string, since: number, now: number): Promise<void> {
-    const rec = await this.store.record(runId);
-    if (!rec) {
-      // Creation was cut off between the run job and its state: nothing ever ran; drop it.
-      if (now - since > 60_000) {
-        await this.#runQueue.remove(runId, { removeChildren: true });
-        await this.#o.redis.zrem(this.#k.workflow.active, runId);
-      }
-      return;
-    }
-    const step: Step | undefined = rec.meta.state === 'compensating' ? 'undo' : isFinal(rec.meta.state) ? undefined : 'node';
-    if (step) {
-      const states = step === 'node' ? rec.states : rec.undo;
-      for (const [id, s] of states) if (s === 'queued') await this.#repair(rec, id, step, now);
-    }
-    await this.kick(runId);
+  /** Leader chore: reconciles runs nobody has looked at for a while (see sweep.ts). */
+  sweep(now = Date.now()): Promise<void> {
+    return this.#sweep.run(now);
   }
+}
 
-  async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<void> {
-    const runId = rec.meta.id;
-    const jobId = nodeJobId(runId, id, step);
-    const job = await this.#findJob(rec, id, step);
-    if (!job) {
-      const first = this.#missing.get(jobId);
-      if (first === undefined) return void this.#missing.set(jobId, now);
-      if (now - first < MISSING_GRACE_MS) return;
-      this.#missing.delete(jobId);
-      if (rec.meta.state === 'running' || step === 'undo') {
-        const task = this.#build(runId, id, rec.nodes.get(id)!, step);
-        if (!task) return;
-        const deps = step === 'node' ? rec.nodes.get(id)!.dependsOn : [id];
-        if (deps.length > 0) task.envelope.deps = Object.fromEntries(deps.map((d) => [d, rec.results.get(d) ?? null]));
-        this.#o.log.warn({ runId, node: id, step }, 'a queued workflow node had no job (interrupted enqueue); adding it again');
-        await this.#add(runId, [task]);
-      } else {
-        await this.store.settle(runId, step, id, 'skipped', '', {});
-      }
-      return;
-    }
-    this.#missing.delete(jobId);
-    const state = await job.getState();
-    const info = { attempts: job.attemptsMade, ...(job.processedOn ? { startedAt: job.processedOn } : {}) };
-    if (state === 'completed') await this.store.settle(runId, step, id, 'done', JSON.stringify(job.returnvalue ?? null), info);
-    else if (state === 'failed') await this.store.settle(runId, step, id, 'dead', job.failedReason || 'failed', info);
-  }
+/** The task with its dependencies' results (`ctx.deps`), read through `result`. */
+function withDeps(task: PreparedTask, deps: readonly string[], result: (node: string) => unknown): PreparedTask {
+  if (deps.length > 0) task.envelope.deps = Object.fromEntries(deps.map((d) => [d, result(d) ?? null]));
+  return task;
 }

@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
+import { parseNodeJobId } from '../task/id.ts';
 import type { NodeSpec, WorkflowSpec } from './definition.ts';
 
 export const FINAL_RUN_STATES = ['completed', 'compensated', 'compensation_failed', 'failed', 'cancelled'] as const;
@@ -63,11 +64,6 @@ export interface RunRecord {
   undo: Map<string, UndoState>;
   log: CompensationEntry[];
 }
-
-const NODE_JOB_ID = /^(wf_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})(\.undo)?$/;
-
-/** The run a node job belongs to, or undefined for a lone task's id. */
-export const runOfJob = (jobId: string): string | undefined => NODE_JOB_ID.exec(jobId)?.[1];
 
 const num = (v: string | undefined): number => (v === undefined ? 0 : Number(v));
 
@@ -165,12 +161,6 @@ export class RunStore {
     return out;
   }
 
-  /** Nodes (or compensations) currently queued: enqueued, not settled. */
-  async queued(runId: string, step: Step): Promise<string[]> {
-    const states = await this.redis.hgetall(this.key(runId, step === 'node' ? ':state' : ':undo-state'));
-    return Object.entries(states).filter(([, s]) => s === 'queued').map(([id]) => id);
-  }
-
   /** Claims ready nodes for the pools chosen for them; returns those claimed (the others went elsewhere meanwhile). */
   claim(runId: string, step: Step, pools: ReadonlyMap<string, string>): Promise<string[]> {
     const args: string[] = [this.#k.workflow.events, step];
@@ -184,9 +174,9 @@ export class RunStore {
     return r === 1;
   }
 
-  async cancel(runId: string, reason: string, now = Date.now()): Promise<{ previous: string; queued: string[] }> {
-    const [previous, queued] = await scripts.workflowCancel.run(this.redis, [this.key(runId)], [this.#k.workflow.events, String(now), reason]);
-    return { previous, queued };
+  /** Cancels a run; returns its state before ('' when there is no such run). */
+  cancel(runId: string, reason: string, now = Date.now()): Promise<string> {
+    return scripts.workflowCancel.run(this.redis, [this.key(runId)], [this.#k.workflow.events, String(now), reason]);
   }
 
   /** Everything about a run, for views and repairs. */
@@ -222,12 +212,12 @@ export class RunStore {
 
   /** The agent type of a node job (`<runId>.<node>` or `<runId>.<node>.undo`), for task lookups. */
   async typeOfJob(jobId: string): Promise<string | undefined> {
-    const m = NODE_JOB_ID.exec(jobId);
-    if (!m) return undefined;
-    const json = await this.redis.hget(this.key(m[1]!, ':defs'), m[2]!);
+    const ref = parseNodeJobId(jobId);
+    if (!ref) return undefined;
+    const json = await this.redis.hget(this.key(ref.runId, ':defs'), ref.node);
     if (!json) return undefined;
     const node = JSON.parse(json) as StoredNode;
-    return m[3] ? node.compensate?.type : node.type;
+    return ref.undo ? node.compensate?.type : node.type;
   }
 
   /** Lets a finished run's keys expire after `ttlS`. */

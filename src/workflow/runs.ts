@@ -72,7 +72,7 @@ export class WorkflowRuns {
   /** Cancels a run: nothing new starts, running nodes are aborted, completed ones compensated. */
   async cancel(id: string): Promise<RunView> {
     if (!RUN_ID_PATTERN.test(id)) throw notFound(id, this.#o.keepRunsS);
-    const { previous } = await this.#o.engine.store.cancel(id, 'cancelled on request');
+    const previous = await this.#o.engine.store.cancel(id, 'cancelled on request');
     if (previous === '') throw notFound(id, this.#o.keepRunsS);
     if (isFinal(previous)) throw new SwitchyardError('WORKFLOW_FINISHED', `workflow run ${id} already ended ${previous}; there is nothing to cancel`);
     await this.#o.engine.kick(id);

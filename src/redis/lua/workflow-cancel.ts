@@ -2,28 +2,23 @@
  * KEYS[1] run base key
  * ARGV[1] engine channel, ARGV[2] now (ms), ARGV[3] reason
  * Cancels a run: no node starts any more, and once the running ones settle, the completed ones
- * are compensated and the run ends `cancelled`. Returns {previous state, ids of queued nodes}
- * (the engine removes those not started and aborts the others); a finished run is left as it is.
+ * are compensated and the run ends `cancelled` (the engine takes back queued nodes that have not
+ * started and aborts the others). Returns the state before ('' for no run); a finished run is left as it is.
  */
 import { lib } from './workflow-lib.ts';
 
 export const lua = `${lib}
 local now = ARGV[2]
 local run = rcall('HGET', META, 'state')
-if not run then return { '', {} } end
+if not run then return '' end
 if run == 'completed' or run == 'compensated' or run == 'compensation_failed' or run == 'failed' or run == 'cancelled' then
-  return { run, {} }
+  return run
 end
 rcall('HSET', META, 'cause', 'cancel')
 if run == 'running' or run == 'failing' then
   rcall('HSET', META, 'state', 'cancelling', 'reason', ARGV[3])
 end
-local queued = {}
-local states = rcall('HGETALL', STATE)
-for i = 1, #states, 2 do
-  if states[i + 1] == 'queued' then queued[#queued + 1] = states[i] end
-end
 maybeBeginUndo(now)
 wake()
-return { run, queued }
+return run
 `;

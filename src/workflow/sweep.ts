@@ -1,0 +1,86 @@
+/**
+ * The workflow sweep, a leader chore of the API: reconciles runs nobody has looked at for a while
+ * and repairs what a crash left. A finished job whose settle was lost is settled now; a claimed
+ * node whose job was never added is added again (or skipped, if the run is stopping); a run whose
+ * creation was cut off before its state was written is dropped.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import { nodeJobId } from '../task/id.ts';
+import type { WorkflowEngine } from './engine.ts';
+import { isFinal, type RunRecord, type Step } from './run-store.ts';
+
+/** A run the engine has not looked at for this long is reconciled by the sweep. */
+export const SWEEP_AFTER_MS = 5000;
+/** A queued node's job must be missing this long (two looks) before the sweep adds it again. */
+const MISSING_GRACE_MS = 5000;
+/** A run index entry without state older than this is a creation that was cut off. */
+const ABANDONED_MS = 60_000;
+const SWEEP_BATCH = 100;
+
+export class WorkflowSweep {
+  /** Job id -> when the sweep first found it missing (a move may be under way: look twice). */
+  readonly #missing = new Map<string, number>();
+
+  constructor(
+    private readonly engine: WorkflowEngine,
+    private readonly redis: Redis,
+    /** zset: active run id -> when the engine last looked at it. */
+    private readonly activeKey: string,
+    private readonly log: Logger,
+  ) {}
+
+  async run(now: number): Promise<void> {
+    const stale = await this.redis.zrangebyscore(this.activeKey, '-inf', now - SWEEP_AFTER_MS, 'WITHSCORES', 'LIMIT', 0, SWEEP_BATCH);
+    for (let i = 0; i < stale.length; i += 2) {
+      const runId = stale[i]!;
+      await this.redis.zadd(this.activeKey, 'XX', now, runId);
+      try {
+        await this.#reconcile(runId, Number(stale[i + 1]), now);
+      } catch (err) {
+        this.log.warn({ runId, err: err instanceof Error ? err.message : String(err) }, 'could not reconcile a workflow run');
+      }
+    }
+  }
+
+  async #reconcile(runId: string, since: number, now: number): Promise<void> {
+    const rec = await this.engine.store.record(runId);
+    if (!rec) {
+      if (now - since > ABANDONED_MS) {
+        await this.engine.dropRunJob(runId);
+        await this.redis.zrem(this.activeKey, runId);
+      }
+      return;
+    }
+    const step: Step | undefined = rec.meta.state === 'compensating' ? 'undo' : isFinal(rec.meta.state) ? undefined : 'node';
+    if (step) {
+      const states = step === 'node' ? rec.states : rec.undo;
+      for (const [id, s] of states) if (s === 'queued') await this.#repair(rec, id, step, now);
+    }
+    await this.engine.kick(runId);
+  }
+
+  async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<void> {
+    const runId = rec.meta.id;
+    const jobId = nodeJobId(runId, id, step === 'undo');
+    const job = await this.engine.locate(rec, id, step);
+    if (!job) {
+      const first = this.#missing.get(jobId);
+      if (first === undefined) return void this.#missing.set(jobId, now);
+      if (now - first < MISSING_GRACE_MS) return;
+      this.#missing.delete(jobId);
+      if (rec.meta.state === 'running' || step === 'undo') {
+        this.log.warn({ runId, node: id, step }, 'a queued workflow node had no job (interrupted enqueue); adding it again');
+        await this.engine.requeue(rec, id, step);
+      } else {
+        await this.engine.store.settle(runId, step, id, 'skipped', '', {});
+      }
+      return;
+    }
+    this.#missing.delete(jobId);
+    const state = await job.getState();
+    const info = { attempts: job.attemptsMade, ...(job.processedOn ? { startedAt: job.processedOn } : {}) };
+    if (state === 'completed') await this.engine.store.settle(runId, step, id, 'done', JSON.stringify(job.returnvalue ?? null), info);
+    else if (state === 'failed') await this.engine.store.settle(runId, step, id, 'dead', job.failedReason || 'failed', info);
+  }
+}
