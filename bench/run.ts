@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- <scenario>] [options]`: runs one scenario or all of them (about 3 minutes on
+ * `npm run bench [-- <scenario>] [options]`: runs one scenario or all of them (about 4.5 minutes on
  * 2 cores), stores each scenario's figures in bench/results.json and renders bench/RESULTS.md from
  * all stored scenarios, so running one alone keeps the others' last figures.
  */
