@@ -36,8 +36,9 @@ export class TaskLookup {
     let job = (await this.queues.find(type, id)) as Job<TaskEnvelope> | undefined;
     if (!job) return this.#tombstone(type, id);
     const bullState = await job.getState();
-    // The job may have finished between the read of its hash and of its state: read it again.
-    if ((bullState === 'completed' || bullState === 'failed') && !job.finishedOn) {
+    // The job may have started or finished between the read of its hash and of its state: read it again.
+    const stale = bullState === 'active' ? !job.processedOn : (bullState === 'completed' || bullState === 'failed') && !job.finishedOn;
+    if (stale) {
       job = (await this.queues.get(parseQueueName(job.queueName)!).getJob(id)) ?? job;
     }
     const state = taskState(job, bullState);
