@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'AGENT_NOT_FOUND'
   | 'RETRY_AFTER'
   | 'BACKLOG_FULL'
+  | 'RATE_LIMITED'
   | 'TASK_NOT_DEAD'
   | 'TASK_FINISHED'
   | 'WORKFLOW_NOT_FOUND'
@@ -86,6 +87,16 @@ export function retryAfterMs(err: unknown): number | undefined {
   if (!hasCode(err, 'RETRY_AFTER')) return undefined;
   const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
   return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
+/** A client sent tasks faster than SWITCHYARD_RATE_LIMIT allows: nothing was enqueued; retry after retryAfterMs. */
+export class RateLimitedError extends SwitchyardError {
+  readonly retryAfterMs: number;
+  constructor(retryAfterMs: number, message: string) {
+    super('RATE_LIMITED', message);
+    this.name = 'RateLimitedError';
+    this.retryAfterMs = retryAfterMs;
+  }
 }
 
 export class RedisUnavailableError extends SwitchyardError {

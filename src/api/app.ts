@@ -15,6 +15,7 @@ import type { TaskLookup } from '../task/lookup.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import { authorizer } from './auth.ts';
+import { lengthOf, oneTask, rateLimiter } from './rate-limit.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
 import { problem, problemOf, type Reply } from './problem.ts';
 import { healthz, readyz } from './routes/health.ts';
@@ -32,7 +33,7 @@ import type { WorkflowRuns } from '../workflow/runs.ts';
 import { cancelWorkflow, createWorkflow, getWorkflow } from './routes/workflows.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix'>;
+  config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
   redis: Redis;
   queues: PoolQueues;
   producer: TaskProducer;
@@ -128,11 +129,12 @@ export function createApp(d: ApiDeps): express.Express {
   app.use(BOARD_PATH, boardRouter(d.queues, d.boardQueues));
 
   const json = express.json({ limit: d.config.maxBodyBytes, type: JSON_TYPES, strict: false });
-  app.post('/v1/tasks', requireJsonBody, json, handle((req) => createTask(d.producer, req.body)));
-  app.post('/v1/tasks/batch', requireJsonBody, json, handle((req) => createBatch(d.producer, req.body)));
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit);
+  app.post('/v1/tasks', requireJsonBody, json, limit(oneTask), handle((req) => createTask(d.producer, req.body)));
+  app.post('/v1/tasks/batch', requireJsonBody, json, limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
   app.delete('/v1/tasks/:id', handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
-  app.post('/v1/workflows', requireJsonBody, json, handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
+  app.post('/v1/workflows', requireJsonBody, json, limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
   app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id)))));
   app.delete('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));

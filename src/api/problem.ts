@@ -2,7 +2,7 @@
  * The one mapping from errors to RFC 7807 problem+json. Everything the API answers with an error
  * goes through problemOf(); anything it does not recognise is a 500 and is logged as a bug.
  */
-import { isSwitchyardError, ValidationError, type ErrorCode, type FieldIssue } from '../errors.ts';
+import { isSwitchyardError, RateLimitedError, ValidationError, type ErrorCode, type FieldIssue } from '../errors.ts';
 import { isConnectionError } from '../redis/connection.ts';
 
 export interface Problem {
@@ -32,6 +32,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
   REDIS_UNAVAILABLE: [503, 'Service unavailable'],
   BACKLOG_FULL: [429, 'Too many tasks waiting'],
+  RATE_LIMITED: [429, 'Too many requests'],
   TASK_NOT_DEAD: [409, 'Task is not dead'],
   TASK_FINISHED: [409, 'Task already finished'],
   WORKFLOW_NOT_FOUND: [404, 'Workflow run not found'],
@@ -51,10 +52,10 @@ const BODY_ERRORS: Record<string, [number, string, string]> = {
 
 const slug = (s: string) => s.toLowerCase().replace(/_/g, '-');
 
-export function problem(status: number, title: string, detail: string, code: string, errors?: FieldIssue[]): Reply {
+export function problem(status: number, title: string, detail: string, code: string, errors?: FieldIssue[], retryAfterS = RETRY_AFTER_S): Reply {
   const body: Problem = { type: `/problems/${slug(code)}`, title, status, detail, ...(errors ? { errors } : {}) };
   const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
-  if (status === 503 || status === 429) headers['retry-after'] = String(RETRY_AFTER_S);
+  if (status === 503 || status === 429) headers['retry-after'] = String(retryAfterS);
   return { status, body, headers };
 }
 
@@ -64,7 +65,9 @@ export function problemOf(err: unknown): { reply: Reply; unexpected: boolean } {
   }
   if (isSwitchyardError(err)) {
     const known = STATUS[err.code];
-    if (known) return { reply: problem(known[0], known[1], err.message, err.code), unexpected: false };
+    // A rate-limited client is told exactly when its request fits (whole seconds, as Retry-After allows).
+    const retryAfterS = err instanceof RateLimitedError ? Math.max(1, Math.ceil(err.retryAfterMs / 1000)) : undefined;
+    if (known) return { reply: problem(known[0], known[1], err.message, err.code, undefined, retryAfterS), unexpected: false };
   }
   const bodyType = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
   if (typeof bodyType === 'string' && BODY_ERRORS[bodyType]) {

@@ -29,6 +29,10 @@ export const envSchema = z.object({
   SWITCHYARD_REROUTE_GRACE_MS: int(0).default(10_000),
   /** Tasks of one type that may wait (all pools plus parked) before new ones get 429. */
   SWITCHYARD_MAX_BACKLOG: int(1).default(1_000_000),
+  /** Tasks per second each client (API key, or address without keys) may enqueue, across all API processes; 0: no limit. */
+  SWITCHYARD_RATE_LIMIT: z.coerce.number().min(0).max(1_000_000).default(0),
+  /** Tasks a client may enqueue at once (a batch larger than this is refused with 413); default: one second's worth. */
+  SWITCHYARD_RATE_BURST: int(1).optional(),
   SWITCHYARD_IDEMPOTENCY_TTL_S: int(1).default(86_400),
   /** How long completed tasks stay readable through GET /v1/tasks/:id. */
   SWITCHYARD_KEEP_COMPLETED_S: int(1).default(86_400),
@@ -84,6 +88,7 @@ export type Config = Readonly<{
   maxBodyBytes: number;
   maxBatch: number;
   maxBacklog: number;
+  rateLimit: { perSecond: number; burst: number };
   rerouteGraceMs: number;
   idempotencyTtlS: number;
   keepCompleted: { age: number; count: number };
@@ -131,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxBodyBytes: e.SWITCHYARD_MAX_BODY_BYTES,
     maxBatch: e.SWITCHYARD_MAX_BATCH,
     maxBacklog: e.SWITCHYARD_MAX_BACKLOG,
+    rateLimit: { perSecond: e.SWITCHYARD_RATE_LIMIT, burst: e.SWITCHYARD_RATE_BURST ?? Math.max(1, Math.ceil(e.SWITCHYARD_RATE_LIMIT)) },
     rerouteGraceMs: e.SWITCHYARD_REROUTE_GRACE_MS,
     idempotencyTtlS: e.SWITCHYARD_IDEMPOTENCY_TTL_S,
     keepCompleted: { age: e.SWITCHYARD_KEEP_COMPLETED_S, count: e.SWITCHYARD_KEEP_COMPLETED_COUNT },

@@ -6,6 +6,7 @@ import { lua as breakerRecord } from './lua/breaker-record.ts';
 import { lua as breakerReset } from './lua/breaker-reset.ts';
 import { lua as lockAcquire } from './lua/lock-acquire.ts';
 import { lua as lockRelease } from './lua/lock-release.ts';
+import { lua as rateLimit } from './lua/rate-limit.ts';
 import { lua as registryDrain } from './lua/registry-drain.ts';
 import { lua as registryHeartbeat } from './lua/registry-heartbeat.ts';
 import { lua as registryRegister } from './lua/registry-register.ts';
@@ -25,6 +26,7 @@ export const scripts = {
   registryRemove: defineScript<number>({ name: 'registry-remove', numberOfKeys: -1, lua: registryRemove }),
   lockAcquire: defineScript<number>({ name: 'lock-acquire', numberOfKeys: 1, lua: lockAcquire }),
   lockRelease: defineScript<number>({ name: 'lock-release', numberOfKeys: 1, lua: lockRelease }),
+  rateLimit: defineScript<[0 | 1, number]>({ name: 'rate-limit', numberOfKeys: 1, lua: rateLimit }),
   workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: workflowSettle }),
   workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: workflowClaim }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: workflowCancel }),

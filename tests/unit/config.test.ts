@@ -17,6 +17,12 @@ describe('loadConfig', () => {
     expect(c.logLevel).toBe('debug');
   });
 
+  it('has no rate limit by default; a limit defaults its burst to one second of it', () => {
+    expect(loadConfig({}).rateLimit.perSecond).toBe(0);
+    expect(loadConfig({ SWITCHYARD_RATE_LIMIT: '2.5' }).rateLimit).toEqual({ perSecond: 2.5, burst: 3 });
+    expect(loadConfig({ SWITCHYARD_RATE_LIMIT: '100', SWITCHYARD_RATE_BURST: '1000' }).rateLimit).toEqual({ perSecond: 100, burst: 1000 });
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ PORT: '', REDIS_URL: '' })).toMatchObject({ port: 3000, redisUrl: undefined });
   });
@@ -28,6 +34,8 @@ describe('loadConfig', () => {
     ['SWITCHYARD_PREFIX', 'has:colon'],
     ['LOG_LEVEL', 'loud'],
     ['SWITCHYARD_LOCK_MS', '-5'],
+    ['SWITCHYARD_RATE_LIMIT', '-1'],
+    ['SWITCHYARD_RATE_BURST', '0'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}="${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
   });
