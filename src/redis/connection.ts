@@ -13,7 +13,8 @@ import { RedisUnavailableError } from '../errors.ts';
 export type ConnectionRole = 'blocking' | 'client';
 
 export function redisOptions(role: ConnectionRole): RedisOptions {
-  const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
+  // Back off to one attempt a second: cheap for a Redis that is down, and work resumes within about a second of its return.
+  const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 1000);
   return role === 'blocking'
     ? { maxRetriesPerRequest: null, enableReadyCheck: true, retryStrategy: reconnect }
     : {

@@ -3,7 +3,8 @@
  * flow, stays down for a while, and is started again on the same data directory (AOF with
  * `appendfsync always`). The API answers 503 quickly while it is down and never a false 2xx; every
  * agent consumes again within seconds of Redis answering PING, without restarting any process; and
- * every task the API acknowledged completes. CI runs 3 short outages; RELIABILITY_FULL=1 runs 20,
+ * every task the API acknowledged completes; the completion rate is back to what it was before the
+ * kill within 5 s of Redis answering. CI runs 3 short outages; RELIABILITY_FULL=1 runs 20,
  * some of them 30 s and 120 s long (longer than any blocking timeout).
  */
 import { mkdtempSync } from 'node:fs';
@@ -45,6 +46,7 @@ afterAll(async () => {
 describe('Redis killed and restarted under load', () => {
   it(`loses no acknowledged task, and agents consume again within 5 s (${OUTAGES_MS.length} outages)`, async () => {
     const acked: string[] = [];
+    const ackTimes: number[] = [];
     let answersWhileDown = 0;
     let slowAnswers = 0;
     let down = false;
@@ -58,7 +60,10 @@ describe('Redis killed and restarted under load', () => {
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ tasks: Array.from({ length: 10 }, () => ({ type: 'flaky', payload: { latencyMs: 20 } })) }),
         }).catch(() => undefined);
-        if (res?.status === 202) acked.push(...((await res.json()) as { tasks: Array<{ id: string }> }).tasks.map((t) => t.id));
+        if (res?.status === 202) {
+          acked.push(...((await res.json()) as { tasks: Array<{ id: string }> }).tasks.map((t) => t.id));
+          ackTimes.push(Date.now());
+        }
         else if (res) await res.text();
         if (wasDown && down) {
           answersWhileDown++;
@@ -70,14 +75,17 @@ describe('Redis killed and restarted under load', () => {
     })();
 
     const resumes: number[] = [];
+    const outages: Array<{ killAt: number; back: number }> = [];
     for (const outage of OUTAGES_MS) {
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise((r) => setTimeout(r, 3000)); // steady load before the kill: the rate to get back to
       down = true;
+      const killAt = Date.now();
       redis.process.kill('SIGKILL');
       await waitFor(async () => !(await pingRedis('127.0.0.1', port, 200)), { what: 'Redis to be down' });
       await new Promise((r) => setTimeout(r, outage));
       redis = await spawnRedis({ dataDir: join(dir, 'redis'), port, args: redisArgs });
       const back = Date.now();
+      outages.push({ killAt, back });
       down = false;
       // Each agent starts a task again: its ledger lines say so, by process id.
       for (const agent of agents) {
@@ -89,8 +97,23 @@ describe('Redis killed and restarted under load', () => {
         resumes.push(started.t - back);
       }
     }
+    await new Promise((r) => setTimeout(r, 3000)); // load after the last outage, to see its rate recover
     sending = false;
     await sender;
+
+    // Throughput back: from Redis answering until the API acknowledges again, and until tasks complete
+    // (ledger ends over a sliding second) at >= 80 % of the rate of the two seconds before the kill.
+    const ends = readLedger(ledgerFile).filter((l) => l.ev === 'end').map((l) => l.t);
+    const countIn = (from: number, to: number) => ends.filter((t) => t >= from && t < to).length;
+    const accepting: number[] = [];
+    const fullRate: number[] = [];
+    for (const { killAt, back } of outages) {
+      accepting.push((ackTimes.find((t) => t >= back) ?? Infinity) - back);
+      const before = countIn(killAt - 2000, killAt) / 2;
+      let t = back + 1000;
+      while (t < back + 30_000 && countIn(t - 1000, t) < 0.8 * before) t += 100;
+      fullRate.push(t - back);
+    }
 
     const client = new Redis(redis.url, { maxRetriesPerRequest: null });
     const queue = new Queue(queueName({ type: 'flaky', pool: 'default' }), { connection: client, prefix: 'rr' });
@@ -105,11 +128,14 @@ describe('Redis killed and restarted under load', () => {
     console.info(
       `[reliability] redis restarts: ${OUTAGES_MS.length} outages (${OUTAGES_MS.map((o) => o / 1000).join(', ')} s), ${acked.length} acknowledged, ` +
         `lost ${acked.length - completed}, answers while down ${answersWhileDown} (${slowAnswers} slower than 1 s), ` +
-        `agents consuming again after Redis returned: p50 ${percentile(resumes, 50)} ms, max ${Math.max(...resumes)} ms`,
+        `agents consuming again after Redis returned: p50 ${percentile(resumes, 50)} ms, max ${Math.max(...resumes)} ms; ` +
+        `API accepting again p50 ${percentile(accepting, 50)} ms, max ${Math.max(...accepting)} ms; ` +
+        `completions back to >= 80 % of the rate before (1 s window) p50 ${percentile(fullRate, 50)} ms, max ${Math.max(...fullRate)} ms`,
     );
     expect(acked.length - completed).toBe(0);
     expect(slowAnswers).toBe(0);
     expect(Math.max(...resumes)).toBeLessThanOrEqual(5000);
+    expect(Math.max(...fullRate)).toBeLessThanOrEqual(5000);
     expect(agents.every((a) => a.proc.exitCode === null)).toBe(true);
   }, FULL ? 900_000 : 120_000);
 });
