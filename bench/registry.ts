@@ -144,7 +144,7 @@ export async function registryScenario(opts: BenchOptions, progress: Progress): 
     `| Redis CPU | ${fmt(r.redisCpuPercent, 1)} % of a core |`,
     `| CPU of the process sending all ${r.agents} agents' heartbeats | ${fmt(r.senderCpuPercent, 1)} % of a core |`,
     '',
-    `Redis counts the commands inside a Lua script too: a heartbeat is one EVALSHA round trip running 4 commands. The busiest commands, calls/s: ${r.topCommands.map(([c, n]) => `${c} ${fmt(n)}`).join(', ')}. Besides the heartbeats, the API's fleet snapshot rereads every agent record (one HGETALL each) every 250 ms, so routing never waits on Redis.`,
+    `Redis counts the commands inside a Lua script too: a heartbeat is one EVALSHA round trip running 4 commands. The busiest commands, calls/s: ${r.topCommands.map(([c, n]) => `${c} ${fmt(n)}`).join(', ')}. Besides the heartbeats, the API's fleet snapshot rereads every agent record (one HGETALL each) once a heartbeat period and at once on a registry event (pool backlogs every 250 ms), so routing never waits on Redis.`,
     '',
     `\`GET ${r.query}\` (${r.queryMatches} matching agents) under autocannon, 4 connections, while the fleet heartbeats. autocannon, the API and the heartbeat simulator share one Node process here, so these latencies include their contention:`,
     '',
