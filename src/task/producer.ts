@@ -168,7 +168,11 @@ export class TaskProducer {
     const toAdd: Array<{ index: number; task: PreparedTask }> = [];
 
     const keyed: Array<{ t: PreparedTask; index: number }> = [];
-    for (let index = 0; index < tasks.length; index++) if (tasks[index]!.key !== undefined) keyed.push({ t: tasks[index]!, index });
+    // Tasks without a key are added as they are; keyed ones once their key is reserved (below).
+    for (let index = 0; index < tasks.length; index++) {
+      if (tasks[index]!.key !== undefined) keyed.push({ t: tasks[index]!, index });
+      else toAdd.push({ index, task: tasks[index]! });
+    }
     if (keyed.length > 0) {
       const pipe = this.#d.redis.pipeline();
       for (const { t } of keyed) {
@@ -188,12 +192,18 @@ export class TaskProducer {
           // Reserved by a request that died before adding: add it now under the reserved id and queue.
           t.id = id!;
           t.opts.jobId = id!;
-          t.queue = queue!;
+          if (queue !== t.queue) {
+            // This request may have routed elsewhere: the answer and the stored decision name the reserved pool.
+            const pool = parseQueueName(queue!)?.pool ?? t.routing.pool;
+            t.routing = { ...t.routing, pool, reason: `${pool}, chosen by an earlier request with the same idempotencyKey` };
+            const stored = compactDecision(t.routing);
+            if (stored) t.envelope.routing = stored;
+            else delete t.envelope.routing;
+            t.queue = queue!;
+          }
         }
         toAdd.push({ index, task: t });
       }
-    } else {
-      tasks.forEach((task, index) => toAdd.push({ index, task }));
     }
 
     const byQueue = new Map<string, Array<{ index: number; task: PreparedTask }>>();

@@ -54,6 +54,23 @@ describe('TaskProducer', () => {
     expect(await redis.exists(`${prefix}:{echo.default}:echo~reservedid1`)).toBe(1);
   });
 
+  it('writes every task of a batch that mixes keyed and unkeyed tasks (the unkeyed ones were once dropped)', async () => {
+    const results = await sys.producer.enqueueBatch([
+      { type: 'echo', payload: { i: 1 } },
+      { type: 'echo', payload: { i: 2 }, idempotencyKey: 'mixed-1' },
+      { type: 'echo', payload: { i: 3 } },
+    ]);
+    expect(results.map((r) => r.created)).toEqual([true, true, true]);
+    for (const { task } of results) expect(await redis.exists(`${prefix}:{echo.default}:${task.id}`), task.id).toBe(1);
+  });
+
+  it('answers with the pool a reservation names when a retry would have routed elsewhere', async () => {
+    await redis.set(keys(prefix).idempotency('echo', 'elsewhere'), `{echo.reservedpool} echo~reservedid2`);
+    const { task } = await sys.producer.enqueue({ type: 'echo', payload: {}, idempotencyKey: 'elsewhere' });
+    expect(task).toMatchObject({ id: 'echo~reservedid2', pool: 'reservedpool', routing: { pool: 'reservedpool', reason: expect.stringMatching(/earlier request with the same idempotencyKey/) } });
+    expect(await sys.lookup.find(task.id)).toMatchObject({ pool: 'reservedpool', routing: { pool: 'reservedpool' } });
+  });
+
   it('rejects an unknown type with UNKNOWN_AGENT_TYPE and a bad payload with field paths', async () => {
     await expect(sys.producer.enqueue({ type: 'nope', payload: {} })).rejects.toMatchObject({ code: 'UNKNOWN_AGENT_TYPE' });
     await expect(sys.producer.enqueue({ type: 'transform', payload: { text: 5 } })).rejects.toMatchObject({
