@@ -2,6 +2,7 @@
  * The one mapping from errors to RFC 7807 problem+json. Everything the API answers with an error
  * goes through problemOf(); anything it does not recognise is a 500 and is logged as a bug.
  */
+import { STATUS_CODES } from 'node:http';
 import { isSwitchyardError, RateLimitedError, ValidationError, type ErrorCode, type FieldIssue } from '../errors.ts';
 import { isConnectionError } from '../redis/connection.ts';
 
@@ -50,6 +51,18 @@ const BODY_ERRORS: Record<string, [number, string, string]> = {
   'request.size.invalid': [400, 'Bad request', 'the body length does not match Content-Length'],
 };
 
+/**
+ * The 4xx status of an error Express's own parts raise in the http-errors style: the router for a
+ * path that is not valid percent-encoding (URIError), body-parser for a body its Content-Encoding
+ * cannot decode (zlib). The client's mistake, not a bug.
+ */
+function clientErrorStatus(err: unknown): number | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const { status, statusCode } = err as { status?: unknown; statusCode?: unknown };
+  const s = status ?? statusCode;
+  return typeof s === 'number' && Number.isInteger(s) && s >= 400 && s <= 499 ? s : undefined;
+}
+
 const slug = (s: string) => s.toLowerCase().replace(/_/g, '-');
 
 export function problem(status: number, title: string, detail: string, code: string, errors?: FieldIssue[], retryAfterS = RETRY_AFTER_S): Reply {
@@ -74,6 +87,11 @@ export function problemOf(err: unknown): { reply: Reply; unexpected: boolean } {
     const [status, title, detail] = BODY_ERRORS[bodyType];
     const extra = bodyType === 'entity.parse.failed' && err instanceof Error ? `: ${err.message}` : '';
     return { reply: problem(status, title, detail + extra, bodyType.replace(/\./g, '-')), unexpected: false };
+  }
+  const clientStatus = clientErrorStatus(err);
+  if (clientStatus !== undefined && err instanceof Error) {
+    const detail = err instanceof URIError ? `the URL is not valid percent-encoded UTF-8 (${err.message})` : `the request could not be read: ${err.message}`;
+    return { reply: problem(clientStatus, STATUS_CODES[clientStatus] ?? 'Bad request', detail, 'BAD_REQUEST'), unexpected: false };
   }
   if (isConnectionError(err)) {
     return { reply: problem(503, 'Service unavailable', 'Redis is unreachable; try again shortly', 'REDIS_UNAVAILABLE'), unexpected: false };

@@ -1,15 +1,38 @@
 /** The shape of a task request (HTTP body, client call), validated before anything is written. */
+import { PRIORITY_LIMIT } from 'bullmq';
 import semver from 'semver';
 import { z } from 'zod';
 import { STRATEGIES } from '../routing/decision.ts';
 import { NAME_PATTERN } from '../redis/keys.ts';
 
-const poolName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and - (max 63)');
+export const poolName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and - (max 63)');
+
+/**
+ * How deep a payload may nest. Deeper JSON overflows the stack where it is serialised (BullMQ's
+ * job add, the workflow run store) and would answer 500 after part of a run was written.
+ */
+export const MAX_PAYLOAD_DEPTH = 128;
+
+/** True when `value` nests objects or arrays more than `max` levels deep (iterative: any depth is safe to check). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [v, depth] = next;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** A task's payload: any JSON, checked for its shape by its type's schema, but not nested without bound. */
+export const payloadSchema = z.unknown().refine((v) => !nestsDeeperThan(v, MAX_PAYLOAD_DEPTH), `nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
 
 export const taskRequestSchema = z.strictObject({
   type: z.string().regex(NAME_PATTERN, 'an agent type name: lowercase letters, digits and -'),
-  payload: z.unknown(),
-  priority: z.number().int().min(0).max(2_097_152).optional(),
+  payload: payloadSchema,
+  /** BullMQ refuses more than PRIORITY_LIMIT (2^21 - 1) when the job is added. */
+  priority: z.number().int().min(0).max(PRIORITY_LIMIT).optional(),
   delayMs: z.number().int().min(0).max(31_536_000_000).optional(),
   attempts: z.number().int().min(1).max(100).optional(),
   /** Overrides of the type's retry policy, field by field. */

@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import { ValidationError, type FieldIssue } from '../errors.ts';
-import { taskRequestSchema } from '../task/request.ts';
+import { backoffSchema } from '../retry/backoff.ts';
+import { payloadSchema, taskRequestSchema } from '../task/request.ts';
 import { summarize, toFieldIssues } from '../validation.ts';
 
 /** Node ids become part of BullMQ job ids (`<runId>.<nodeId>`), which must not hold `:` or `.`. */
@@ -21,7 +22,7 @@ export const nodeSchema = taskRequestSchema.omit({ idempotencyKey: true, delayMs
   id: nodeId,
   dependsOn: z.array(nodeId).max(10_000).default([]),
   /** What undoes this node once it completed, should the workflow fail: defaults to the node's type and payload. */
-  compensate: z.strictObject({ type: taskRequestSchema.shape.type.optional(), payload: z.unknown().optional() }).optional(),
+  compensate: z.strictObject({ type: taskRequestSchema.shape.type.optional(), payload: payloadSchema.optional() }).optional(),
 });
 
 export const workflowRequestSchema = z.strictObject({
@@ -72,6 +73,12 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
       const payload = type.payload.safeParse(node.payload);
       if (payload.success) node.payload = payload.data;
       else issues.push(...toFieldIssues(payload.error, `${base}.payload`));
+      // The engine resolves a node's backoff as the producer does (its type's, overridden field by field):
+      // a combination the producer refuses would leave the node ready forever, never enqueued.
+      if (node.backoff) {
+        const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...node.backoff });
+        if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
+      }
     }
     const spec: NodeSpec = node;
     if (compensate) {

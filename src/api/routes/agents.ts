@@ -42,7 +42,7 @@ export async function drainAgent(registry: Registry, id: string): Promise<Reply>
   return { status: 202, body: agent };
 }
 
-const poolQuerySchema = z.strictObject({ type: z.string().regex(NAME_PATTERN, 'an agent type name').optional() });
+export const poolQuerySchema = z.strictObject({ type: z.string().regex(NAME_PATTERN, 'an agent type name').optional() });
 
 export async function listPools(registry: Registry, queues: PoolQueues, query: unknown, breakerState: (ref: PoolRef) => BreakerState): Promise<Reply> {
   const q = parseOrThrow(poolQuerySchema, query, 'pool query');

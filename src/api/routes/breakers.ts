@@ -4,6 +4,8 @@ import type { Catalogue } from '../../agent-type/catalogue.ts';
 import { readBreaker, SharedBreaker } from '../../breaker/breaker.ts';
 import { keys, poolBreakerName } from '../../redis/keys.ts';
 import { BREAKER_PRESETS, type BreakerPolicy } from '../../breaker/policy.ts';
+import { poolName } from '../../task/request.ts';
+import { parseOrThrow } from '../../validation.ts';
 import type { Reply } from '../problem.ts';
 
 /** A breaker's policy by name: its type's for pool breakers, else the batch preset. */
@@ -21,6 +23,8 @@ export async function listBreakers(redis: Redis, prefix: string, catalogue: Cata
 
 export async function resetBreaker(redis: Redis, prefix: string, catalogue: Catalogue, type: string, pool: string): Promise<Reply> {
   const t = catalogue.get(type);
+  // A malformed name would otherwise create (and index) a breaker no pool can ever use.
+  parseOrThrow(poolName, pool, 'pool', 'pool');
   const breaker = new SharedBreaker(redis, prefix, poolBreakerName({ type: t.name, pool }), t.breaker);
   await breaker.reset();
   return { status: 200, body: await breaker.read() };

@@ -1,0 +1,386 @@
+/**
+ * Requests the API must refuse with a 4xx problem+json, one arbitrary per operation: random JSON,
+ * valid bodies broken one place at a time (wrong types, missing and unknown keys, `__proto__` and
+ * friends, unicode and lone surrogates, long strings, deep nesting), bodies over the size limit,
+ * malformed JSON, wrong content types, charsets and encodings, bad path ids and query values, wrong
+ * methods. Whether a mutated input became invalid is decided by the oracle, never assumed.
+ */
+import fc from 'fast-check';
+import { MAX_PAYLOAD_DEPTH } from '../../src/task/request.ts';
+import { METHODS, methodsAt, type Operation, PAGE_PATHS } from './document.ts';
+import { describeRequest, type FuzzRequest } from './http.ts';
+import { batchIsValid, queryIsValid, replayFilterIsValid, taskIsValid, workflowIsValid } from './oracle.ts';
+import { PROTO_KEYS, text } from './schema-arbitrary.ts';
+import { type FuzzContext, POOL_PATTERN, type ValidRequests } from './valid.ts';
+
+export interface InvalidCase {
+  why: string;
+  req: FuzzRequest;
+  /** The statuses allowed, or any 4xx. */
+  expect: readonly number[] | '4xx';
+}
+
+const invalidCase = (why: string, req: FuzzRequest, expect: readonly number[] | '4xx'): InvalidCase =>
+  Object.assign({ why, req, expect }, { [fc.toStringMethod]: () => `${why}: ${describeRequest(req)}` });
+
+type Path = ReadonlyArray<string | number>;
+type Mutation =
+  | { kind: 'replace'; value: unknown }
+  | { kind: 'delete' }
+  | { kind: 'add key'; key: string; value: unknown }
+  | { kind: 'unicode'; value: string }
+  | { kind: 'long string'; length: number }
+  | { kind: 'deep'; depth: number };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Stands in for a value too deep for JSON.stringify; swapped for the nesting in the text. */
+const DEEP_MARKER = '\u0000deep\u0000';
+const deepText = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+
+function pathsOf(v: unknown, path: Path = [], out: Path[] = []): Path[] {
+  out.push(path);
+  if (path.length > 8) return out;
+  if (Array.isArray(v)) v.forEach((x, i) => pathsOf(x, [...path, i], out));
+  else if (isObject(v)) for (const k of Object.keys(v)) pathsOf(v[k], [...path, k], out);
+  return out;
+}
+
+/** Sets an own property even for `__proto__` (plain assignment would change the prototype instead). */
+const define = (o: Record<string, unknown>, key: string, value: unknown) =>
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+
+/** The JSON text of `value` with one mutation applied at `path`. */
+function mutate(value: unknown, path: Path, m: Mutation): string {
+  const root: { v: unknown } = { v: JSON.parse(JSON.stringify(value ?? null)) as unknown };
+  let parent: Record<string | number, unknown> = root;
+  let key: string | number = 'v';
+  for (const seg of path) {
+    parent = parent[key] as Record<string | number, unknown>;
+    key = seg;
+  }
+  const current = parent[key];
+  const set = (v: unknown) => (Array.isArray(parent) ? (parent[key as number] = v) : define(parent, String(key), v));
+  switch (m.kind) {
+    case 'replace':
+      set(m.value);
+      break;
+    case 'delete':
+      if (Array.isArray(parent)) parent.splice(key as number, 1);
+      else if (parent === root) set({});
+      else delete parent[key];
+      break;
+    case 'add key':
+      if (isObject(current)) define(current, m.key, m.value);
+      else set(define({}, m.key, m.value));
+      break;
+    case 'unicode':
+      set(typeof current === 'string' ? `${current.slice(0, 1)}${m.value}${current.slice(1)}` : m.value);
+      break;
+    case 'long string':
+      set('x'.repeat(m.length));
+      break;
+    case 'deep':
+      set(DEEP_MARKER);
+      return JSON.stringify(root.v).replace(JSON.stringify(DEEP_MARKER), deepText(m.depth));
+  }
+  return JSON.stringify(root.v);
+}
+
+/** encodeURIComponent, except that a lone surrogate becomes its WTF-8 bytes instead of a URIError. */
+export function encodeLoose(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const next = s.charCodeAt(i + 1);
+    if (c >= 0xd800 && c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      out += encodeURIComponent(s.slice(i, i + 2));
+      i++;
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      out += [0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f)].map((b) => `%${b.toString(16).toUpperCase()}`).join('');
+    } else {
+      out += encodeURIComponent(s[i]!);
+    }
+  }
+  return out;
+}
+
+const badSegment: fc.Arbitrary<string> = fc.oneof(
+  fc.constantFrom(
+    '..', '.', '%2e%2e', '%2E%2E%2F%2E%2E', '..%2F..%2Fetc%2Fpasswd', '%00', 'a%00b', '%', '%E0%A4%A', '%ZZ', '%C0%AF', '%ED%A0%80', '%FF',
+    '__proto__', 'constructor', 'prototype', 'hasOwnProperty', '%20', '*', '%2A', '{id}', ':id', 'null', 'undefined', '0', '-1',
+    '~', 'echo~', 'echo~..', 'echo~%00', 'wf_', 'wf_a.b.undo', 'wf_a..b', 'ECHO~x', 'echo~x%2Fy', '%3F', '%23', '%25', '%2F',
+  ),
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }).map(encodeURIComponent),
+  fc.stringMatching(/^[a-z][a-z0-9-]{0,20}~[A-Za-z0-9_-]{1,30}$/),
+  fc.stringMatching(/^wf_[A-Za-z0-9_-]{1,30}(\.[A-Za-z0-9_-]{1,10}(\.undo)?)?$/),
+  fc.integer({ min: 1000, max: 8000 }).map((n) => 'a'.repeat(n)),
+  fc.integer({ min: 100, max: 600 }).map((n) => '%F0%9F%99%82'.repeat(n)),
+);
+
+const decoded = (segment: string): string => {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+};
+
+const wrongValue: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.constantFrom(1e308, -1, 0.5, -0, 2 ** 53, 1e21),
+  text(), fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }), fc.dictionary(text(1, 8), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }),
+);
+
+const awkwardKey: fc.Arbitrary<string> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...PROTO_KEYS) },
+  { weight: 2, arbitrary: text(0, 16) },
+  { weight: 1, arbitrary: fc.constantFrom('\ud800', '\udfff', 'a\ud83d', 'é', 'é', '🙂', '\u202e', '', ' ', 'type ', 'Type', 'TYPE', 'payload\u0000') },
+);
+
+/** What a prototype-polluting request would carry. */
+const protoValue: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant({ polluted: true }),
+  fc.constant({ prototype: { polluted: true } }),
+  fc.constant({ toString: 'polluted', valueOf: 1 }),
+  fc.jsonValue({ maxDepth: 2 }),
+);
+
+const valueAt = (v: unknown, path: Path): unknown => path.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], v);
+
+const unicode = fc.constantFrom('\ud800', 'a\udc00b', '\udbff', '\u0000', '🙂', '\u202etxt', 'ﬀ', 'İ', 'e\u0301', '\uffff', '\ufffe', '\u2028', 'Ⅻ', '٣');
+
+const malformed: fc.Arbitrary<string | Buffer> = fc.oneof(
+  fc.constantFrom(
+    '{', '}', '[', '{"a":}', '{a:1}', '{"a":1,}', '{"a":NaN}', '{"a":Infinity}', '{"a":undefined}', "{'a':1}", '{"a":"\\x"}', '{"a":"unterminated',
+    '{"a":1}/*c*/', '// c\n{}', 'nul', 'tru', '{"a":01}', '{"a":.5}', '{"a":"\u0001"}', '\u0000', '{"a":1}{"b":2}', '{"a" 1}', '{"a":1 "b":2}', '   ', '\n',
+  ),
+  fc.constant(Buffer.from([0x7b, 0xff, 0xfe, 0x7d])),
+  fc.constant(Buffer.from([0xc0, 0xaf, 0x7b, 0x7d])),
+);
+
+const BAD_CONTENT_TYPES = [
+  'text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/json',
+  'application/jsonx', 'application/json-seq', 'json', 'application', 'text/html', 'application/octet-stream', 'image/png', 'application/javascript',
+];
+
+export class InvalidRequests {
+  constructor(
+    private readonly ctx: FuzzContext,
+    private readonly valid: ValidRequests,
+  ) {}
+
+  /** The invalid cases of one operation. */
+  cases(op: Operation): fc.Arbitrary<InvalidCase> {
+    const kinds: Array<fc.WeightedArbitrary<InvalidCase>> = [{ weight: 1, arbitrary: this.#wrongMethod(op) }];
+    if (op.body !== 'none') kinds.push(...this.#bodyCases(op));
+    if (op.params.length) kinds.push({ weight: 6, arbitrary: this.#badParams(op) });
+    if (op.query) kinds.push(...this.#queryCases(op).map((arbitrary) => ({ weight: 3, arbitrary })));
+    if (op.method === 'GET' && op.params.length === 0) kinds.push({ weight: 2, arbitrary: this.#extraSegments(op) });
+    return fc.oneof(...kinds);
+  }
+
+  /**
+   * Wrong methods on the pages the app mounts (Bull Board, the dashboard). Not OPTIONS: Bull Board's
+   * router answers it with the methods the page allows, which is what OPTIONS is for.
+   */
+  pages(): fc.Arbitrary<InvalidCase> {
+    return fc
+      .tuple(fc.constantFrom(...PAGE_PATHS), fc.constantFrom(...METHODS.filter((m) => m !== 'GET' && m !== 'OPTIONS')), fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined }))
+      .map(([path, method, body]) =>
+        invalidCase('wrong method on a page', { method, path, ...(body === undefined || method === 'TRACE' ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) }, [404, 405]),
+      );
+  }
+
+  #samplePath(op: Operation): string {
+    const sample: Record<string, string> = { type: 'echo', pool: 'default', id: op.path.startsWith('/v1/workflows') ? 'wf_fuzz' : op.path.startsWith('/v1/agents') ? 'fuzz-agent-x' : 'echo~fuzz' };
+    return op.path.replace(/:([a-z]+)/g, (_, p: string) => sample[p]!);
+  }
+
+  #wrongMethod(op: Operation): fc.Arbitrary<InvalidCase> {
+    const path = this.#samplePath(op);
+    const allowed = methodsAt(path);
+    return fc
+      .tuple(fc.constantFrom(...METHODS.filter((m) => !allowed.has(m))), fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined }))
+      .map(([method, body]) =>
+        invalidCase('wrong method', { method, path, ...(body === undefined || method === 'TRACE' ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) }, [404, 405]),
+      );
+  }
+
+  /**
+   * How to break the body of an operation: its valid bodies, the oracle, a body invalid only by its
+   * depth, and (where a body carries task options) bodies whose options come unchecked from the schema.
+   */
+  #model(op: Operation): { valid: fc.Arbitrary<unknown>; isValid: (v: unknown) => boolean; deep: (depth: number) => string; options?: fc.Arbitrary<unknown> } {
+    const { catalogue, limits } = this.ctx;
+    const task = this.valid.task();
+    switch (op.path) {
+      case '/v1/tasks':
+        return {
+          valid: task,
+          isValid: (v) => taskIsValid(catalogue, v),
+          deep: (d) => `{"type":"echo","payload":{"k":${deepText(d)}}}`,
+          options: fc.tuple(task, this.valid.rawTaskOptions).map(([t, o]) => ({ ...t, ...o })),
+        };
+      case '/v1/tasks/batch':
+        return {
+          valid: this.valid.batch(),
+          isValid: (v) => batchIsValid(catalogue, limits, v),
+          deep: (d) => `{"tasks":[{"type":"echo","payload":{}},{"type":"echo","payload":{"k":${deepText(d)}}}]}`,
+          options: fc.tuple(this.valid.batch(), this.valid.rawTaskOptions).map(([b, o]) => ({ tasks: [...b.tasks.slice(1), { ...b.tasks[0], ...o }] })),
+        };
+      case '/v1/workflows':
+        return {
+          valid: this.valid.workflow(),
+          isValid: (v) => workflowIsValid(catalogue, limits, v),
+          options: fc
+            .tuple(this.valid.workflow(), this.valid.rawNodeOptions)
+            .map(([w, o]) => ({ ...w, nodes: (w.nodes as Array<Record<string, unknown>>).map((n, i) => (i === 0 ? { ...n, ...o } : n)) })),
+          deep: (d) =>
+            d % 2
+              ? `{"nodes":[{"id":"a","type":"echo","payload":{"k":${deepText(d)}}}]}`
+              : `{"nodes":[{"id":"a","type":"echo","payload":{},"compensate":{"payload":{"k":${deepText(d)}}}}]}`,
+        };
+      case '/v1/dlq/replay':
+        return { valid: this.valid.filter(), isValid: replayFilterIsValid, deep: (d) => `{"error":${deepText(d)}}` };
+      default:
+        throw new Error(`no body model for ${op.id}`);
+    }
+  }
+
+  #bodyCases(op: Operation): Array<fc.WeightedArbitrary<InvalidCase>> {
+    const model = this.#model(op);
+    const limit = this.ctx.maxBodyBytes;
+    const send = (body: string | Buffer | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }): FuzzRequest => ({
+      method: op.method,
+      path: op.path,
+      headers,
+      ...(body === undefined ? {} : { body }),
+    });
+    /** A JSON text the API must refuse: 413 over the limit, else a 4xx when the oracle says invalid; undefined when still valid. */
+    const classify = (why: string, body: string): InvalidCase | undefined => {
+      if (Buffer.byteLength(body) > limit) return invalidCase(why, send(body), [413]);
+      return model.isValid(JSON.parse(body)) ? undefined : invalidCase(why, send(body), '4xx');
+    };
+    const defined = (c: InvalidCase | undefined): c is InvalidCase => c !== undefined;
+    const validText = model.valid.map((v) => JSON.stringify(v));
+
+    const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+      { weight: 4, arbitrary: wrongValue.map((value) => ({ kind: 'replace' as const, value })) },
+      { weight: 2, arbitrary: fc.constant({ kind: 'delete' as const }) },
+      { weight: 3, arbitrary: fc.tuple(awkwardKey, fc.jsonValue({ maxDepth: 2 })).map(([key, value]) => ({ kind: 'add key' as const, key, value })) },
+      { weight: 3, arbitrary: unicode.map((value) => ({ kind: 'unicode' as const, value })) },
+    );
+    /** Long strings (under the body limit, over every field's) and deep nesting, anywhere in a valid body. */
+    const sized: fc.Arbitrary<Mutation> = fc.oneof(
+      fc.integer({ min: 10_001, max: limit - 2048 }).map((length) => ({ kind: 'long string' as const, length })),
+      fc.integer({ min: MAX_PAYLOAD_DEPTH, max: (limit - 2048) / 2 }).map((depth) => ({ kind: 'deep' as const, depth })),
+    );
+
+    const mutated = (m: fc.Arbitrary<Mutation>) =>
+      model.valid
+        .chain((v) => fc.tuple(fc.constant(v), fc.constantFrom(...pathsOf(v)), m))
+        .map(([v, path, mutation]) => classify(`${mutation.kind} at ${path.join('.') || '(root)'}`, mutate(v, path, mutation)))
+        .filter(defined);
+    const protoKeys = model.valid
+      .chain((v) => fc.tuple(fc.constant(v), fc.constantFrom(...pathsOf(v).filter((p) => isObject(valueAt(v, p)))), fc.constantFrom(...PROTO_KEYS), protoValue))
+      .map(([v, path, key, value]) => classify(`${key} key at ${path.join('.') || '(root)'}`, mutate(v, path, { kind: 'add key', key, value })))
+      .filter(defined);
+    const tooDeep = fc
+      .integer({ min: MAX_PAYLOAD_DEPTH, max: (limit - 512) / 2 })
+      .map((d) => invalidCase(`payload nested ${d + 1} deep`, send(model.deep(d)), [400]));
+    const overLimit = fc.tuple(validText, fc.integer({ min: 1, max: 2 * limit }), fc.constantFrom('leading', 'trailing', 'string')).map(([t, extra, where]) => {
+      const pad = limit - Buffer.byteLength(t) + extra;
+      const x = 'x'.repeat(pad);
+      const body = where === 'leading' ? ' '.repeat(pad) + t : where === 'trailing' ? t + '\n'.repeat(pad) : t.startsWith('{') ? `{"pad":"${x}",${t.slice(1)}` : `"${x}"`;
+      return invalidCase(`body ${Buffer.byteLength(body)} bytes, over the ${limit} limit`, send(body), [413]);
+    });
+    const badJson = fc
+      .oneof(
+        malformed,
+        validText.chain((t) => fc.integer({ min: 1, max: t.length - 1 }).map((k) => t.slice(0, k))),
+        validText.map((t) => `${t}}`),
+        validText.filter((t) => t.includes('"')).map((t) => t.replace(/"/g, "'")),
+      )
+      .map((body) => invalidCase('malformed JSON', send(body), [400]));
+    const contentType = fc
+      .tuple(validText, fc.option(fc.constantFrom(...BAD_CONTENT_TYPES), { nil: undefined }))
+      .map(([t, type]) => invalidCase(`content type ${type ?? '(none)'}`, send(t, type === undefined ? {} : { 'content-type': type }), [415]));
+    // body-parser refuses a charset that is not utf-*; a utf-* one it decodes, into text that is not JSON.
+    const charset = fc
+      .tuple(validText, fc.constantFrom('latin1', 'iso-8859-1', 'us-ascii', 'windows-1252', 'bogus', 'utf-16', 'utf-16le', 'utf-32', 'utf-9'))
+      .map(([t, cs]) => invalidCase(`charset ${cs}`, send(t, { 'content-type': `application/json; charset=${cs}` }), cs.startsWith('utf-') ? '4xx' : [415]));
+    const encoding = fc.tuple(validText, fc.constantFrom('gzip', 'deflate', 'br', 'compress', 'x-custom', 'zstd')).map(([t, e]) => {
+      const expect = ['gzip', 'deflate', 'br'].includes(e) ? [400] : e === 'zstd' ? '4xx' : [415];
+      return invalidCase(`${e} Content-Encoding on a plain body`, send(t, { 'content-type': 'application/json', 'content-encoding': e }), expect);
+    });
+    const noBody = fc.constantFrom(undefined, '').map((body) => invalidCase(body === undefined ? 'no body' : 'empty body', send(body), [400]));
+
+    const w = (weight: number, arbitrary: fc.Arbitrary<InvalidCase>): fc.WeightedArbitrary<InvalidCase> => ({ weight, arbitrary });
+    const cases = [
+      w(2, fc.jsonValue().map((v) => classify('random JSON', JSON.stringify(v))).filter(defined)),
+      w(4, mutated(mutation)),
+      w(2, mutated(sized)),
+      w(2, protoKeys),
+      w(1, tooDeep),
+      w(1, overLimit),
+      w(2, badJson),
+      w(1, contentType),
+      w(1, charset),
+      w(1, encoding),
+    ];
+    if (model.options) cases.push(w(2, model.options.map((v) => classify('options the schema allows but the rules refuse', JSON.stringify(v))).filter(defined)));
+    if (op.body === 'required') cases.push(w(1, noBody));
+    return cases;
+  }
+
+  #badParams(op: Operation): fc.Arbitrary<InvalidCase> {
+    const at = (values: Record<string, string>) => op.path.replace(/:([a-z]+)/g, (_, p: string) => values[p]!);
+    if (op.params.includes('pool')) {
+      const typeNames = new Set(this.valid.typeNames);
+      return fc.oneof(
+        badSegment.filter((s) => !typeNames.has(decoded(s))).map((type) => invalidCase('unknown agent type', { method: op.method, path: at({ type, pool: 'default' }) }, '4xx')),
+        fc
+          .tuple(fc.constantFrom(...typeNames), badSegment.filter((s) => !POOL_PATTERN.test(decoded(s))))
+          .map(([type, pool]) => invalidCase('malformed pool name', { method: op.method, path: at({ type, pool }) }, '4xx')),
+      );
+    }
+    return badSegment.map((id) => invalidCase('bad id', { method: op.method, path: at({ id }) }, '4xx'));
+  }
+
+  #queryCases(op: Operation): Array<fc.Arbitrary<InvalidCase>> {
+    const keys: Record<string, readonly string[]> = {
+      '/v1/dlq': ['type', 'pool', 'error', 'since', 'until', 'limit'],
+      '/v1/agents': ['type', 'pool', 'health', 'tag', 'capability'],
+      '/v1/pools': ['type'],
+    };
+    const known = keys[op.path]!;
+    const base = this.valid.query(op.path);
+    const rawValue = fc.oneof(
+      text(0, 30).map(encodeLoose),
+      fc.string({ unit: 'grapheme', maxLength: 10 }).map(encodeLoose),
+      unicode.map(encodeLoose),
+      fc.constantFrom('%', '%E0%A4%A', '%ZZ', '%00', '%ED%A0%80', '%FF', '-1', '0', '1e999', 'NaN', '1001', '0x10', '%205', '2020-13-01T00:00:00Z', '2020-01-01', 'yesterday'),
+      fc.constantFrom('healthy', 'HEALTHY,BOGUS', 'x@', '@1', 'a@%5E%5E1', 'A@1', 'echo@', 'Echo', '-x', 'a_b', '%2C%2C', 'tag%20with%20space'),
+      fc.integer({ min: 200, max: 6000 }).map((n) => 'x'.repeat(n)),
+    );
+    const classify = (why: string, q: string) => (queryIsValid(op.path, q) ? undefined : invalidCase(why, { method: 'GET', path: `${op.path}?${q}` }, '4xx'));
+    const defined = (c: InvalidCase | undefined): c is InvalidCase => c !== undefined;
+    const join = (a: string, b: string) => (a ? `${a}&${b}` : b);
+    return [
+      fc
+        .tuple(base, awkwardKey.map(encodeLoose), fc.constantFrom('a%5Bb%5D', 'limit%5B%5D', 'a[b]', 'x'), text(0, 10).map(encodeLoose))
+        .map(([q, key, bracket, value]) => classify('unknown query key', join(q, `${key || bracket}=${value}`)))
+        .filter(defined),
+      fc
+        .tuple(base, fc.constantFrom(...known), rawValue, fc.boolean())
+        .map(([q, key, value, alone]) => classify(`bad ${key}`, alone ? `${key}=${value}` : join(q, `${key}=${value}`)))
+        .filter(defined),
+    ];
+  }
+
+  #extraSegments(op: Operation): fc.Arbitrary<InvalidCase> {
+    return fc
+      .array(badSegment.filter((s) => s.length < 2000), { minLength: 1, maxLength: 2 })
+      .map((segments) => invalidCase('no such path', { method: op.method, path: `${op.path}/${segments.join('/')}` }, '4xx'));
+  }
+}
