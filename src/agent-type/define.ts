@@ -4,6 +4,7 @@
  * `queues/<type>.ts`; the API validates with it, agents run with it.
  */
 import semver from 'semver';
+import { PRIORITY_LIMIT } from 'bullmq';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../redis/keys.ts';
 import { parseOrThrow } from '../validation.ts';
@@ -17,7 +18,7 @@ export const taskDefaultsSchema = z.object({
   /** Hard limit per attempt; the handler's AbortSignal fires when it passes. */
   timeoutMs: z.number().int().min(1).max(86_400_000).default(30_000),
   /** BullMQ priority: 1 is the highest, larger runs later; 0 = none (plain FIFO, ahead of prioritized tasks). */
-  priority: z.number().int().min(0).max(2_097_152).default(0),
+  priority: z.number().int().min(0).max(PRIORITY_LIMIT).default(0),
 });
 
 export type TaskDefaults = z.output<typeof taskDefaultsSchema>;

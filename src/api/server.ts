@@ -4,7 +4,8 @@
  * and the dispatcher (parked and stranded tasks), then the HTTP app. Stops cleanly.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Catalogue } from '../agent-type/catalogue.ts';
@@ -46,6 +47,23 @@ const CLOSE_DEADLINE_MS = 10_000;
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || isLoopback(host);
+}
+
+/**
+ * A request Node refuses before Express sees it (malformed HTTP, headers over 16 KiB) still gets
+ * problem+json, as every other error does; a connection already gone is just closed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'the request headers (URL included) are larger than the server accepts'] : [400, 'the request is not valid HTTP'];
+  const body = JSON.stringify({ type: '/problems/bad-request', title: STATUS_CODES[status], status, detail });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 export async function startApi(opts: { config: Config; catalogue: Catalogue; redisUrl: string; log: Logger }): Promise<ApiServer> {
@@ -133,6 +151,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
 
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

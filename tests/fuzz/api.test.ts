@@ -238,6 +238,8 @@ describe('after everything', () => {
   it('requests refused by Node before the app (header too large) get a 4xx, and the server carries on', async () => {
     const res = await client.send({ method: 'GET', path: `/v1/tasks/${'a'.repeat(20_000)}` });
     expect(res.status).toBe(431);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(res.text)).toMatchObject({ status: 431, detail: expect.stringMatching(/headers/) });
   });
 
   it('still answers a normal request', async () => {
