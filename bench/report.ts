@@ -22,6 +22,7 @@ export interface BenchOptions {
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
   shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number;
   httpSeconds: number; httpConnections: number; routeRate: number; routeSeconds: number; smoke?: boolean;
+  durJobs: number; durRounds: number; kills: number; killAfterMs: number;
 }
 
 export type Progress = (message: string) => void;

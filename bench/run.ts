@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- <scenario>] [options]`: runs one scenario or all of them (about 4.5 minutes on
+ * `npm run bench [-- <scenario>] [options]`: runs one scenario or all of them (about 5 minutes on
  * 2 cores), stores each scenario's figures in bench/results.json and renders bench/RESULTS.md from
  * all stored scenarios, so running one alone keeps the others' last figures.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Command } from 'commander';
+import { durabilityScenario } from './durability.ts';
 import { memoryScenario } from './memory.ts';
 import { registryScenario } from './registry.ts';
 import type { BenchOptions, Progress, Report } from './report.ts';
@@ -19,7 +20,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -40,6 +41,10 @@ const program = new Command('bench')
   .option('--route-rate <n>', 'routing: tasks offered per second to the slow-pool runs (half of it to the pool-loss run)', (v) => Number(v), 300)
   .option('--route-seconds <s>', 'routing: seconds of each load run', (v) => Number(v), 8)
   .option('--mem-tasks <n>', 'memory: tasks per measurement', (v) => Number(v), 10_000)
+  .option('--dur-jobs <n>', 'durability: tasks per throughput run on each Redis setting', (v) => Number(v), 5000)
+  .option('--dur-rounds <n>', 'durability: rounds over the three Redis settings, in alternating order (means are reported)', (v) => Number(v), 2)
+  .option('--kills <n>', 'durability: Redis SIGKILLs per AOF setting after --kill-after-ms (everysec gets one more, aimed at a background fsync)', (v) => Number(v), 2)
+  .option('--kill-after-ms <n>', 'durability: ms of adding before each SIGKILL', (v) => Number(v), 700)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -52,7 +57,7 @@ const opts = program.opts<BenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
-    shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2,
+    shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
@@ -71,6 +76,7 @@ const runners: Record<Scenario, (o: BenchOptions, p: Progress) => Promise<Report
   workflow: workflowScenario,
   memory: memoryScenario,
   registry: registryScenario,
+  durability: durabilityScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });
