@@ -65,7 +65,7 @@ export async function spawnRedis(opts: SpawnRedisOptions): Promise<RedisEndpoint
     opts.binary ?? 'redis-server',
     [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-      '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '',
+      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', // always: no acknowledged task lost (docs/reliability.md)
       '--maxmemory-policy', 'noeviction', '--logfile', join(dir, 'redis.log'),
       ...(opts.args ?? []),
     ],

@@ -167,7 +167,7 @@ const normalizeSource = (s: string) => posix.normalize(s).replace(/^\.\//, '').r
 // ---- the tests -------------------------------------------------------------------------------
 
 describe('docker-compose.yml', () => {
-  it('has a redis service, with AOF on, noeviction and its data on a volume', () => {
+  it('has a redis service, with AOF on and fsynced before each reply, noeviction and its data on a volume', () => {
     expect(redisEntry, 'no service runs a redis image (image: redis:...)').toBeDefined();
     const [name, redis] = redisEntry!;
     const cmd = words(redis.command);
@@ -177,6 +177,7 @@ describe('docker-compose.yml', () => {
     };
     expect(cmd[0], `${name}.command must start redis-server, got ${JSON.stringify(cmd)}`).toBe('redis-server');
     expect(flag('appendonly'), `${name}.command must have --appendonly yes (tasks must survive a Redis restart)`).toBe('yes');
+    expect(flag('appendfsync'), `${name}.command must have --appendfsync always (everysec loses acknowledged tasks on a crash: docs/reliability.md)`).toBe('always');
     expect(
       flag('maxmemory-policy'),
       `${name}.command must have --maxmemory-policy noeviction (BullMQ breaks when Redis evicts its keys)`,
