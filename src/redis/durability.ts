@@ -1,7 +1,7 @@
 /**
  * What Switchyard needs from the Redis it runs on, checked at start: `noeviction` (with any other
- * policy a full Redis silently drops jobs) and persistence (without it a Redis restart loses every
- * acknowledged task). Warns loudly rather than refusing to start: managed Redis services often hide
+ * policy a full Redis silently drops jobs), persistence (without it a Redis restart loses every
+ * acknowledged task) and an AOF fsynced before each reply (`everysec` can lose the last moment). Warns loudly rather than refusing to start: managed Redis services often hide
  * CONFIG, and a test Redis may be ephemeral on purpose.
  */
 import type { Redis } from 'ioredis';
@@ -17,10 +17,12 @@ export async function checkDurability(redis: Redis): Promise<DurabilityReport> {
   let policy: string | undefined;
   let aof: string | undefined;
   let save: string | undefined;
+  let fsync: string | undefined;
   try {
     [, policy] = (await redis.call('CONFIG', 'GET', 'maxmemory-policy')) as [string, string];
     [, aof] = (await redis.call('CONFIG', 'GET', 'appendonly')) as [string, string];
     [, save] = (await redis.call('CONFIG', 'GET', 'save')) as [string, string];
+    [, fsync] = (await redis.call('CONFIG', 'GET', 'appendfsync')) as [string, string];
   } catch {
     return { problems: [], checked: false };
   }
@@ -30,6 +32,8 @@ export async function checkDurability(redis: Redis): Promise<DurabilityReport> {
   }
   if (aof !== 'yes' && !save) {
     problems.push('Redis has no persistence (appendonly no, no save points): a Redis restart loses every acknowledged task; set appendonly yes');
+  } else if (aof === 'yes' && fsync !== 'always') {
+    problems.push(`Redis appendfsync is ${fsync}: a Redis crash can silently lose tasks acknowledged in its last moments (docs/reliability.md); set appendfsync always unless that is a trade you chose`);
   }
   return { problems, checked: true };
 }

@@ -22,7 +22,7 @@ async function check(args: string[], name: string) {
 }
 
 describe('Redis durability check', () => {
-  it('is quiet for AOF and noeviction', async () => {
+  it('is quiet for AOF fsynced always and noeviction', async () => {
     expect(await check([], 'good')).toEqual({ problems: [], checked: true });
   });
 
@@ -32,6 +32,11 @@ describe('Redis durability check', () => {
       expect.stringMatching(/maxmemory-policy is allkeys-lru.*set maxmemory-policy noeviction/),
       expect.stringMatching(/no persistence.*set appendonly yes/),
     ]);
+  });
+
+  it('names an AOF that is not fsynced before each reply', async () => {
+    const r = await check(['--appendfsync', 'everysec'], 'everysec');
+    expect(r.problems).toEqual([expect.stringMatching(/appendfsync is everysec.*set appendfsync always/)]);
   });
 
   it('says nothing when CONFIG is not allowed (managed services)', async () => {
