@@ -51,7 +51,8 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
   #apply(e: BreakerEvent): void {
     const before = this.#states.get(e.name);
     this.#states.set(e.name, { state: e.state, trips: e.trips, ...(e.state === 'OPEN' ? { openedAt: e.at } : {}) });
-    if (before?.state !== e.state) this.emit('change', e);
+    // A re-trip seen without the messages between (lost) stays OPEN with a later openedAt: the trip count tells.
+    if (before?.state !== e.state || before.trips !== e.trips) this.emit('change', e);
   }
 
   /** Re-reads every known breaker. */
@@ -62,7 +63,7 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
       const openedAt = v.openedAt ? Date.parse(v.openedAt) : undefined;
       const before = this.#states.get(v.name);
       this.#states.set(v.name, { state: v.state, trips: v.trips, ...(openedAt ? { openedAt } : {}) });
-      if (before && before.state !== v.state) this.emit('change', { name: v.name, state: v.state, at: Date.now(), trips: v.trips });
+      if (before && (before.state !== v.state || before.trips !== v.trips)) this.emit('change', { name: v.name, state: v.state, at: Date.now(), trips: v.trips });
     }
     return views;
   }
