@@ -10,6 +10,7 @@ export class Presence {
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
   #beating: Promise<void> | undefined;
+  #stopped = false;
 
   constructor(
     private readonly registry: Registry,
@@ -26,6 +27,7 @@ export class Presence {
 
   start(): void {
     const loop = () => {
+      if (this.#stopped) return;
       this.#timer = setTimeout(() => void this.beat().finally(loop), this.timing.heartbeatMs);
       this.#timer.unref();
     };
@@ -34,6 +36,7 @@ export class Presence {
 
   /** One heartbeat now (also called on health changes, so the registry hears of them at once). */
   beat(): Promise<void> {
+    if (this.#stopped) return Promise.resolve(); // a stopped agent must not register itself again
     this.#beating ??= this.#beat().finally(() => (this.#beating = undefined));
     return this.#beating;
   }
@@ -41,7 +44,7 @@ export class Presence {
   async #beat(): Promise<void> {
     try {
       const result = await this.registry.heartbeat(this.record.id, this.report(), this.timing);
-      if (result === 'gone') {
+      if (result === 'gone' && !this.#stopped) {
         this.log.warn('registry record expired (missed heartbeats); registering again');
         await this.registry.register(this.record, this.timing);
         await this.registry.heartbeat(this.record.id, this.report(), this.timing);
@@ -56,6 +59,7 @@ export class Presence {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#beating;
     await this.registry.deregister(this.record.id).catch(() => undefined);
