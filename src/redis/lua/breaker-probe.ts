@@ -8,8 +8,11 @@
  */
 export const lua = `
 local state = redis.call('HGET', KEYS[1], 'state') or 'CLOSED'
-if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 or state ~= 'HALF_OPEN' then return state end
 local now = tonumber(ARGV[1])
+-- A permit's score is when it expires; one past it counts for nothing, even if no acquire has swept it yet.
+local expires = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '-1')
+redis.call('ZREM', KEYS[2], ARGV[2])
+if expires < now or state ~= 'HALF_OPEN' then return state end
 if ARGV[3] == '1' then
   local n = redis.call('HINCRBY', KEYS[1], 'probeSuccesses', 1)
   if n < tonumber(ARGV[4]) then return 'HALF_OPEN' end
