@@ -12,6 +12,7 @@ import { FleetRouter } from '../src/routing/router.ts';
 import { FleetSnapshot } from '../src/routing/snapshot.ts';
 import { PoolQueues } from '../src/task/pool-queues.ts';
 import { TaskProducer } from '../src/task/producer.ts';
+import { AckAudit } from '../src/task/ack-audit.ts';
 import { Dispatcher } from '../src/routing/dispatcher.ts';
 
 export const silent = createLogger({ logLevel: 'silent', logPretty: false });
@@ -26,6 +27,8 @@ export interface BenchProducer {
   snapshot: FleetSnapshot;
   router: FleetRouter;
   producer: TaskProducer;
+  /** What the API keeps of its recent acknowledgements, to find them again after a Redis restart. */
+  acks: AckAudit;
   close(): Promise<void>;
 }
 
@@ -45,7 +48,8 @@ export async function startProducer(redisUrl: string, prefix: string, types: rea
   await watch.start();
   await snapshot.start();
   const router = new FleetRouter(snapshot, catalogue);
-  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (t) => snapshot.backlog(t) });
+  const acks = new AckAudit(redis, prefix, queues, silent);
+  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (t) => snapshot.backlog(t), acks });
   const dispatcher = dispatch
     ? new Dispatcher({
         queues: snapshotQueues, router, snapshot, catalogue, log: silent, graceMs: config.rerouteGraceMs,
@@ -55,7 +59,7 @@ export async function startProducer(redisUrl: string, prefix: string, types: rea
   let dispatching: Promise<void> = Promise.resolve();
   const timer = dispatcher ? setInterval(() => (dispatching = dispatching.then(() => dispatcher.run()).catch(() => undefined)), 250) : undefined;
   return {
-    config, redis, background, catalogue, queues, registry, snapshot, router, producer,
+    config, redis, background, catalogue, queues, registry, snapshot, router, producer, acks,
     async close() {
       clearInterval(timer);
       await dispatching;

@@ -30,6 +30,7 @@ import { WorkflowEngine } from '../workflow/engine.ts';
 import { WorkflowRuns } from '../workflow/runs.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { checkDurability } from '../redis/durability.ts';
+import { AckAudit } from '../task/ack-audit.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
 import { policyOf } from './routes/breakers.ts';
@@ -97,7 +98,9 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   loaded.catch((err: unknown) => log.error({ err }, 'could not start the fleet snapshot'));
   await Promise.race([loaded.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
   const router = new FleetRouter(snapshot, catalogue);
-  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type) });
+  const acks = new AckAudit(redis, config.prefix, queues, log);
+  await acks.start().catch(() => undefined); // learns the server's run_id now, or on the first connection
+  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type), acks });
   const runStore = new RunStore(redis, config.prefix);
   const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry, (id) => runStore.typeOfJob(id));
   const deadLetters = new DeadLetters(queues, catalogue, router);
@@ -183,6 +186,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
         });
       });
       clearInterval(refresher);
+      acks.stop();
       await Promise.all([housekeeper.stop(), dispatch.stop(), snapshot.stop(), breakers.stop()]);
       await dispatcher.close();
       await Promise.all([engine.stop(), workflows.close()]);
