@@ -131,8 +131,20 @@ async function classify(err: unknown, job: Job<TaskEnvelope>, token: string | un
     if (attempt.reason === TIMEOUT) return new TimeoutError(timeoutMs);
     return new UnrecoverableError(`${CANCELLED_PREFIX}${String(attempt.reason)}`);
   }
-  if (isNonRetryable(err)) return new UnrecoverableError(err instanceof Error ? err.message : String(err));
-  return err instanceof Error ? err : new Error(String(err));
+  if (isNonRetryable(err)) return new UnrecoverableError(err instanceof Error ? err.message : describeThrown(err));
+  return err instanceof Error ? err : new Error(describeThrown(err));
+}
+
+/** A message for what a handler threw that is not an Error (a string, null, a plain object). */
+function describeThrown(value: unknown): string {
+  if (typeof value === 'string') return value;
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? String(value);
+  } catch {
+    shown = String(value);
+  }
+  return `the handler threw ${shown.length > 500 ? `${shown.slice(0, 500)}…` : shown} (not an Error)`;
 }
 
 /** True when BullMQ will not run this task again: a fatal verdict or the last attempt. */
@@ -216,8 +228,18 @@ export function createProcessor(h: ProcessorHooks): Processor {
       if (env.workflow) await h.settleNode(env.workflow, 'dead', invalid.message, nodeInfo(job, h.pool));
       throw invalid;
     }
+    // BullMQ stores the result as JSON: one that cannot be (a cycle, a BigInt) fails here, once, not
+    // inside BullMQ after the handler ran, where it would be retried as if the handler had failed.
+    let json: string;
+    try {
+      json = JSON.stringify(result.data ?? null);
+    } catch (err) {
+      const unstorable = new UnrecoverableError(`result of ${type.name} cannot be stored as JSON: ${err instanceof Error ? err.message : String(err)}`);
+      if (env.workflow) await h.settleNode(env.workflow, 'dead', unstorable.message, nodeInfo(job, h.pool));
+      throw unstorable;
+    }
     // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.
-    if (env.workflow) await h.settleNode(env.workflow, 'done', JSON.stringify(result.data ?? null), nodeInfo(job, h.pool));
+    if (env.workflow) await h.settleNode(env.workflow, 'done', json, nodeInfo(job, h.pool));
     return result.data;
   };
 }

@@ -38,8 +38,9 @@ const settled = (id: string, timeoutMs = 15_000) =>
 const strict = defineAgentType({
   name: 'strict',
   version: '1.0.0',
-  payload: z.object({ mode: z.enum(['ok', 'bad-result', 'fatal', 'hang', 'slow', 'retry-after']), ms: z.number().default(0) }),
-  result: z.object({ value: z.number() }),
+  payload: z.object({ mode: z.enum(['ok', 'bad-result', 'fatal', 'hang', 'slow', 'retry-after', 'throw-string', 'throw-null', 'cyclic']), ms: z.number().default(0) }),
+  // Loose: extra fields pass, so a result can be valid yet not storable as JSON.
+  result: z.looseObject({ value: z.number() }),
   defaults: { attempts: 3, backoff: { type: 'fixed', delayMs: 10, jitter: 0 }, timeoutMs: 300 },
 });
 let calls = 0;
@@ -47,6 +48,13 @@ const strictWorker = defineWorker(strict, async (p, ctx) => {
   calls++;
   if (p.mode === 'bad-result') return { value: 'not a number' } as never;
   if (p.mode === 'fatal') throw new FatalError('the card was declined');
+  if (p.mode === 'throw-string') throw 'out of coffee';
+  if (p.mode === 'throw-null') throw null;
+  if (p.mode === 'cyclic') {
+    const cyclic: { value: number; self?: unknown } = { value: 1 };
+    cyclic.self = cyclic;
+    return cyclic;
+  }
   if (p.mode === 'retry-after' && ctx.attempt === 1) throw new RetryAfterError(p.ms, 'rate limited downstream');
   if (p.mode === 'hang') await new Promise(() => {});
   if (p.mode === 'slow') await new Promise((r) => setTimeout(r, p.ms));
@@ -112,6 +120,20 @@ describe('Agent', () => {
     const view = await settledJob(await enqueueRaw({ mode: 'bad-result' }));
     expect(view).toMatchObject({ state: 'failed', attemptsMade: 1 });
     expect(view.failedReason).toMatch(/result of strict is invalid: result\.value/);
+  });
+
+  it('fails a thrown string or null as an ordinary, retried error with a readable reason, and keeps running', async () => {
+    const [str, nul] = await Promise.all([settledJob(await enqueueRaw({ mode: 'throw-string' })), settledJob(await enqueueRaw({ mode: 'throw-null' }))]);
+    expect(str).toMatchObject({ state: 'failed', attemptsMade: 3, failedReason: 'out of coffee' });
+    expect(nul).toMatchObject({ state: 'failed', attemptsMade: 3, failedReason: 'the handler threw null (not an Error)' });
+    expect((await settledJob(await enqueueRaw({ mode: 'ok' }))).state).toBe('completed');
+  });
+
+  it('fails a result that cannot be stored as JSON once, without retries, and keeps running', async () => {
+    const view = await settledJob(await enqueueRaw({ mode: 'cyclic' }));
+    expect(view).toMatchObject({ state: 'failed', attemptsMade: 1 });
+    expect(view.failedReason).toMatch(/result of strict cannot be stored as JSON: .*circular/i);
+    expect((await settledJob(await enqueueRaw({ mode: 'ok' }))).state).toBe('completed');
   });
 
   it('waits as long as a RetryAfterError asks before the next attempt', async () => {
