@@ -334,7 +334,7 @@ export async function durabilityScenario(opts: BenchOptions, progress: Progress)
       lost(crashes.always) === 0,
     ),
     summaryRow(
-      'durability: everysec, ms of acknowledgements a Redis SIGKILL can lose, silently (longest background fsync seen)',
+      'durability: everysec, ms of acknowledgements a Redis SIGKILL can lose, each named by the API audit (longest background fsync seen)',
       '',
       `${ms(Math.max(fsyncMs, worstAimed?.windowMs ?? 0))} ms`,
       '',

@@ -61,13 +61,8 @@ if (opts.smoke) {
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
-const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-
-
-
-
-
-
+const progress = (msg: string) => process.stderr.write(`[bench] ${msg}
+`);
 
 const runners: Record<Scenario, (o: BenchOptions, p: Progress) => Promise<Report>> = {
   throughput: throughputScenario,

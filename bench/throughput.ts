@@ -77,14 +77,30 @@ async function phases(
   };
 }
 
-export async function bareBullmq(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
+/**
+ * How a bare job looks: BullMQ's own (numbered ids, the data as is), or Switchyard's shape without
+ * Switchyard (a custom `<type>~<unique>` id, the payload in an envelope, a custom backoff type), to
+ * tell what the job's shape costs from what Switchyard's work costs.
+ */
+type JobShape = 'bullmq' | 'switchyard';
+const shapedJob = (shape: JobShape, id: string, i: number) =>
+  shape === 'bullmq'
+    ? { name: 'noop', data: { i }, opts: { attempts: 3, removeOnComplete: { age: 3600, count: 100_000 } } }
+    : { name: 'noop', data: { payload: { i } }, opts: { jobId: id, attempts: 3, backoff: { type: 'switchyard' }, removeOnComplete: { age: 3600, count: 100_000 } } };
+
+export async function bareBullmq(o: ThroughputOptions, prefix: string, shape: JobShape = 'bullmq'): Promise<PhaseResult> {
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   const stats = new Redis(o.redisUrl);
   const queue = new Queue('{noop.default}', { connection, prefix });
-  const add = (from: number, n: number) =>
-    queue.addBulk(Array.from({ length: n }, (_, k) => ({ name: 'noop', data: { i: from + k }, opts: { attempts: 3, removeOnComplete: { age: 3600, count: 100_000 } } })));
+  // Unique like Switchyard's ids (time and randomness), and as long: 17 characters after the `~`.
+  const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 7)}`;
+  let seq = 0; // each phase feeds i = 0..jobs again: ids must not repeat
+  const add = (from: number, n: number) => queue.addBulk(Array.from({ length: n }, (_, k) => shapedJob(shape, `noop~${tag}${(seq++).toString(36)}`, from + k)));
   const result = await phases(o, stats, add, async (onCompleted) => {
-    const worker = new Worker('{noop.default}', async (job) => ({ i: (job.data as { i: number }).i }), { connection, prefix, concurrency: o.concurrency });
+    const worker = new Worker('{noop.default}', async (job) => {
+      const d = job.data as { i?: number; payload?: { i: number } };
+      return { i: d.payload?.i ?? d.i };
+    }, { connection, prefix, concurrency: o.concurrency, settings: { backoffStrategy: () => 100 } });
     worker.on('completed', onCompleted);
     return () => worker.close();
   });
@@ -117,21 +133,23 @@ export async function switchyard(o: ThroughputOptions, prefix: string): Promise<
 /** The `throughput` scenario of `npm run bench`, measured and described. */
 export async function throughputScenario(opts: BenchOptions, progress: Progress): Promise<Report> {
   const o = { redisUrl: opts.redis, jobs: opts.jobs, concurrency: opts.concurrency, chunk: 1000 };
-  const runs: { bare: PhaseResult[]; sy: PhaseResult[] } = { bare: [], sy: [] };
+  const runs: { bare: PhaseResult[]; shaped: PhaseResult[]; sy: PhaseResult[] } = { bare: [], shaped: [], sy: [] };
   // Round 0 warms up the JIT and connections on both sides and is not counted.
   for (let r = 0; r <= opts.rounds; r++) {
     const tag = `bench-${process.pid}-${r}`;
     const round = r === 0 ? { ...o, jobs: Math.min(o.jobs, 5000) } : o;
     const bare = await bareBullmq(round, `${tag}-b`);
+    const shaped = await bareBullmq(round, `${tag}-j`, 'switchyard');
     const sy = await switchyard(round, `${tag}-s`);
     if (r === 0) continue;
     runs.bare.push(bare);
+    runs.shaped.push(shaped);
     runs.sy.push(sy);
     progress(`throughput round ${r}/${opts.rounds}: end to end bare BullMQ ${fmt(bare.endToEndPerSec)} tasks/s, Switchyard ${fmt(sy.endToEndPerSec)} tasks/s`);
   }
   const http = await httpBench({ redisUrl: opts.redis, seconds: opts.httpSeconds, connections: opts.httpConnections }, `bench-http-${process.pid}`, progress);
   const pick = (side: PhaseResult[], k: keyof PhaseResult) => median(side.map((x) => x[k]));
-  const rows = (['enqueuePerSec', 'processPerSec', 'endToEndPerSec', 'enqueueCommandsPerTask', 'commandsPerTask'] as const).map((k) => ({ k, bare: pick(runs.bare, k), sy: pick(runs.sy, k) }));
+  const rows = (['enqueuePerSec', 'processPerSec', 'endToEndPerSec', 'enqueueCommandsPerTask', 'commandsPerTask'] as const).map((k) => ({ k, bare: pick(runs.bare, k), shaped: pick(runs.shaped, k), sy: pick(runs.sy, k) }));
   const label = {
     enqueuePerSec: 'enqueue alone, tasks/s (batches of 1 000; Switchyard routes each task)',
     processPerSec: 'process a ready backlog, tasks/s (no-op handler)',
@@ -145,13 +163,16 @@ export async function throughputScenario(opts: BenchOptions, progress: Progress)
     `Both sides in one process, alternating, after a warm-up round; ${opts.rounds} rounds each, medians. ${fmt(opts.jobs)} tasks per round, worker concurrency ${opts.concurrency}.`,
     'Switchyard routes every task through the live fleet snapshot (weighted strategy, eligibility, backlog limit) and its agent validates payloads and results, enforces timeouts, heartbeats, runs health checks and reports outcomes to the pool breaker.',
     '',
-    '| metric | bare BullMQ | Switchyard | Switchyard / bare |',
-    '|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${label[r.k]} | ${fmt(r.bare, perCmd(r.k) ? 1 : 0)} | ${fmt(r.sy, perCmd(r.k) ? 1 : 0)} | ${(r.sy / r.bare).toFixed(2)} |`),
-    `| HTTP ingestion, tasks/s accepted by one API process (autocannon, ${opts.httpConnections} connections, ${opts.httpSeconds} s) | ${fmt(http.bare.requestsPerSec)} | ${fmt(http.switchyard.requestsPerSec)} | ${(http.switchyard.requestsPerSec / http.bare.requestsPerSec).toFixed(2)} |`,
-    `| HTTP ingestion latency p50 / p99, ms | ${http.bare.latencyMs.p50} / ${http.bare.latencyMs.p99} | ${http.switchyard.latencyMs.p50} / ${http.switchyard.latencyMs.p99} | |`,
+    '| metric | bare BullMQ | bare BullMQ, Switchyard\'s job shape | Switchyard | Switchyard / bare | shape / bare |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => {
+      const d = perCmd(r.k) ? 1 : 0;
+      return `| ${label[r.k]} | ${fmt(r.bare, d)} | ${fmt(r.shaped, d)} | ${fmt(r.sy, d)} | ${(r.sy / r.bare).toFixed(2)} | ${(r.shaped / r.bare).toFixed(2)} |`;
+    }),
+    `| HTTP ingestion, tasks/s accepted by one API process (autocannon, ${opts.httpConnections} connections, ${opts.httpSeconds} s) | ${fmt(http.bare.requestsPerSec)} | | ${fmt(http.switchyard.requestsPerSec)} | ${(http.switchyard.requestsPerSec / http.bare.requestsPerSec).toFixed(2)} | |`,
+    `| HTTP ingestion latency p50 / p99, ms | ${http.bare.latencyMs.p50} / ${http.bare.latencyMs.p99} | | ${http.switchyard.latencyMs.p50} / ${http.switchyard.latencyMs.p99} | | |`,
     '',
-    'The one Redis command Switchyard adds per task is on the enqueue path: BullMQ\'s add script checks that a custom job id is not taken (one EXISTS). Switchyard names its tasks (`<type>~<unique>`) so that a lookup needs no index and an interrupted idempotent request can be re-added under the same id. HTTP: the bare reference is Express with its JSON parser and one `queue.add` per request, no validation, routing or auth (bench/bare-http.ts); autocannon runs in the bench process, on the same two cores.',
+    'The middle column is bare BullMQ (no routing, no agent) adding jobs shaped as Switchyard\'s are: a custom id `noop~<unique>` of the same length, the payload in an envelope, a custom backoff type. It separates what the job\'s shape costs from what Switchyard\'s work costs. The one Redis command Switchyard adds per task is on the enqueue path and comes with the shape: BullMQ\'s add script checks that a custom job id is not taken (one EXISTS, inside the same script call: no round trip). Switchyard names its tasks (`<type>~<unique>`) so that a lookup needs no index and an interrupted idempotent request can be re-added under the same id; longer ids also make every key and stream entry of the job longer. HTTP: the bare reference is Express with its JSON parser and one `queue.add` per request, no validation, routing or auth (bench/bare-http.ts); autocannon runs in the bench process, on the same two cores.',
     '',
     `End-to-end rate across rounds: bare ${spread(runs.bare)}, Switchyard ${spread(runs.sy)} tasks/s. On this 2-core machine Redis and Node share the cores, so single rounds swing by ±30 %; compare the ratios.`,
   ].join('\n');
@@ -163,5 +184,7 @@ export async function throughputScenario(opts: BenchOptions, progress: Progress)
     summaryRow('HTTP ingestion, tasks/s (one API process)', fmt(http.bare.requestsPerSec), fmt(http.switchyard.requestsPerSec), (http.switchyard.requestsPerSec / http.bare.requestsPerSec).toFixed(2), '≥ 5 000/s', http.switchyard.requestsPerSec >= 5000),
     summaryRow('HTTP ingestion p99, ms', fmt(http.bare.latencyMs.p99), fmt(http.switchyard.latencyMs.p99), (http.switchyard.latencyMs.p99 / http.bare.latencyMs.p99).toFixed(2), '< 50 ms', http.switchyard.latencyMs.p99 < 50),
   ];
+  const shapedE2e = rows.find((x) => x.k === 'endToEndPerSec')!.shaped;
+  summary.push(summaryRow('throughput end to end: bare BullMQ with Switchyard\'s job shape (custom ids), tasks/s', fmt(e2e.bare), fmt(shapedE2e), (shapedE2e / e2e.bare).toFixed(2), '', undefined));
   return { summary, title: 'Throughput against bare BullMQ', command: `npm run bench -- throughput --jobs ${opts.jobs} --concurrency ${opts.concurrency} --rounds ${opts.rounds} --http-seconds ${opts.httpSeconds} --http-connections ${opts.httpConnections}`, text, data: { ...runs, http } };
 }
