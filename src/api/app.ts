@@ -15,6 +15,8 @@ import type { TaskLookup } from '../task/lookup.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import { authorizer } from './auth.ts';
+import { docsPage } from './docs-page.ts';
+import { openApiDocument } from './openapi.ts';
 import { lengthOf, oneTask, rateLimiter } from './rate-limit.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
 import { problem, problemOf, type Reply } from './problem.ts';
@@ -48,6 +50,8 @@ export interface ApiDeps {
   /** The cached breaker state of a pool (CLOSED when never heard of). */
   breakerState: (ref: PoolRef) => BreakerState;
   log: Logger;
+  /** Switchyard's version, for the OpenAPI document. */
+  version?: string;
 }
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -106,7 +110,7 @@ export function createApp(d: ApiDeps): express.Express {
   // Browser pages get helmet's full set of security headers (no CSP: Bull Board's page needs its
   // inline bootstrap); JSON answers get nosniff in send(), which costs one header, not a middleware chain.
   const pageHeaders = helmet({ contentSecurityPolicy: false });
-  app.use([BOARD_PATH, '/dashboard'], pageHeaders);
+  app.use([BOARD_PATH, '/dashboard', '/docs'], pageHeaders);
   app.get('/healthz', handle(healthz));
   app.get('/readyz', handle(() => readyz(d.redis)));
 
@@ -147,6 +151,10 @@ export function createApp(d: ApiDeps): express.Express {
   app.post('/v1/breakers/:type/:pool/reset', handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
   const agentTypes = d.catalogue.describe();
   app.get('/v1/agent-types', handle(() => ({ status: 200, body: agentTypes })));
+  const openapi = openApiDocument(d.catalogue, d.version ?? '0.0.0');
+  app.get('/openapi.json', handle(() => ({ status: 200, body: openapi })));
+  const docs = docsPage(openapi);
+  app.get('/docs', (_req, res) => void res.type('html').send(docs));
 
   app.use((req, res) => {
     send(res, problem(404, 'Not found', `no route ${req.method} ${req.path}; see the API table in the README`, 'NOT_FOUND'));

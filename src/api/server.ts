@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -31,6 +32,7 @@ import { WorkflowRuns } from '../workflow/runs.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { checkDurability } from '../redis/durability.ts';
 import { AckAudit } from '../task/ack-audit.ts';
+import { VERSION } from '../version.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
 import { policyOf } from './routes/breakers.ts';
@@ -38,6 +40,8 @@ import { policyOf } from './routes/breakers.ts';
 export interface ApiServer {
   url: string;
   port: number;
+  /** The Express app, for tests that walk its routes. */
+  app: Express;
   close(): Promise<void>;
 }
 
@@ -115,6 +119,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     config, redis, queues, producer, lookup, catalogue, registry, deadLetters, canceller, workflows, boardQueues: [engine.runQueue],
     breakerState: (ref) => breakers.state(poolBreakerName(ref)),
     log,
+    version: VERSION,
   });
 
   const owner = `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -171,6 +176,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   return {
     url,
     port,
+    app,
     async close() {
       // Stop accepting first, and answer what is in flight while everything it needs still runs.
       // Keep-alive connections that finish a request later would hold close() for the whole

@@ -1,5 +1,4 @@
 /** The `switchyard` command. */
-import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { Agent } from '../agent/agent.ts';
 import { startApi } from '../api/server.ts';
@@ -9,11 +8,11 @@ import { TAG_PATTERN } from '../registry/record.ts';
 import { createLogger } from '../logger.ts';
 import { loadCatalogue, loadWorker } from './modules.ts';
 import { onShutdown } from './signals.ts';
+import { VERSION } from '../version.ts';
 import { runStart } from './start.ts';
 import { runWorkflowFile } from './workflow.ts';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const positiveInt = (value: string) => {
   const n = Number(value);
@@ -70,7 +69,7 @@ async function runWorker(type: string, opts: { pool?: string; concurrency?: numb
 
 const program = new Command('switchyard')
   .description('Job processing for fleets of worker agents, on BullMQ and Redis')
-  .version(pkg.version);
+  .version(VERSION);
 
 program
   .command('start')

@@ -1,0 +1,241 @@
+/**
+ * The HTTP API's contract: every operation of app.ts with its method, path, summary, the zod schemas
+ * that validate its input (the very ones the routes use) and the shape of its answers. The OpenAPI
+ * document (openapi.ts) is generated from it, and the fuzz (tests/fuzz) checks every answer against
+ * it, so the document cannot drift from what the API does.
+ */
+import { z } from 'zod';
+import { BREAKER_STATES } from '../breaker/state.ts';
+import { HEALTH_STATES } from '../health/state.ts';
+import { STRATEGIES } from '../routing/decision.ts';
+import { deadLetterFilterSchema } from '../task/dead-letters.ts';
+import { batchRequestSchema, taskRequestSchema } from '../task/request.ts';
+import { TASK_STATES } from '../task/view.ts';
+import { workflowRequestSchema } from '../workflow/definition.ts';
+import { RUN_STATES } from '../workflow/run-store.ts';
+import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
+
+export type Method = 'GET' | 'POST' | 'DELETE';
+
+export interface Operation {
+  /** `METHOD /path/:param`, as in app.ts. */
+  id: string;
+  method: Method;
+  /** Express style: `/v1/tasks/:id`. */
+  path: string;
+  summary: string;
+  /** Path parameters, in order. */
+  params: readonly string[];
+  /** Whether it reads a JSON body: required, optional (an empty body means "no filter") or not at all. */
+  body: 'required' | 'optional' | 'none';
+  /** The schema the route validates its body with, when it has one of its own. */
+  bodySchema?: z.ZodType;
+  /** Whether it reads the query string, and the (strict) schema it validates it with. */
+  query: boolean;
+  querySchema?: z.ZodObject;
+  success: readonly number[];
+  response: z.ZodType;
+  /** Error statuses it may answer (problem+json), besides 401 and 503 which every authenticated route may. */
+  errors: readonly number[];
+  /** false for the probes, which answer without an API key. */
+  auth: boolean;
+}
+
+const iso = z.iso.datetime();
+const count = z.number().int().min(0);
+
+export const routingSchema = z.strictObject({
+  strategy: z.enum([...STRATEGIES, 'fixed']),
+  pool: z.string().min(1),
+  candidates: z.array(z.string()),
+  reason: z.string(),
+});
+
+export const taskSummarySchema = z.strictObject({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  pool: z.string().min(1),
+  state: z.enum(TASK_STATES),
+  routing: routingSchema,
+});
+
+export const taskViewSchema = taskSummarySchema.extend({
+  note: z.string().optional(),
+  attempts: z.strictObject({ made: count, max: z.number().int().min(1), started: count }),
+  priority: count,
+  idempotencyKey: z.string().optional(),
+  payload: z.unknown(),
+  result: z.unknown().optional(),
+  error: z.string().optional(),
+  errors: z.array(z.string()),
+  previousErrors: z.array(z.string()).optional(),
+  createdAt: iso,
+  startedAt: iso.optional(),
+  finishedAt: iso.optional(),
+  runAt: iso.optional(),
+  agent: z.string().optional(),
+  workflow: z.strictObject({ runId: z.string(), nodeId: z.string(), compensating: z.boolean() }).optional(),
+});
+
+export const runSummarySchema = z.strictObject({ id: z.string().regex(/^wf_/), name: z.string().min(1), state: z.enum(RUN_STATES) });
+
+const nodeViewSchema = z.strictObject({
+  id: z.string(),
+  type: z.string(),
+  state: z.enum(['pending', 'ready', 'queued', 'done', 'dead', 'skipped', 'cancelled']),
+  dependsOn: z.array(z.string()),
+  pool: z.string().optional(),
+  attempts: count.optional(),
+  startedAt: iso.optional(),
+  finishedAt: iso.optional(),
+  result: z.unknown().optional(),
+  error: z.string().optional(),
+  compensation: z.strictObject({ type: z.string(), state: z.enum(['pending', 'ready', 'queued', 'done', 'failed', 'none']) }).optional(),
+});
+
+export const runViewSchema = runSummarySchema.extend({
+  reason: z.string().optional(),
+  createdAt: iso,
+  finishedAt: iso.optional(),
+  progress: z.strictObject({ total: z.number().int().min(1), done: count, running: count }),
+  nodes: z.array(nodeViewSchema).min(1),
+  compensations: z.array(
+    z.strictObject({
+      node: z.string(),
+      state: z.enum(['done', 'failed']),
+      type: z.string(),
+      at: iso,
+      pool: z.string().optional(),
+      attempts: count.optional(),
+      error: z.string().optional(),
+    }),
+  ),
+});
+
+export const agentViewSchema = z.strictObject({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  pool: z.string().min(1),
+  version: z.string(),
+  capabilities: z.array(z.strictObject({ name: z.string(), version: z.string() })).min(1),
+  tags: z.array(z.string()),
+  metadata: z.record(z.string(), z.unknown()),
+  weight: z.number().positive(),
+  concurrency: z.number().int().min(1),
+  host: z.string(),
+  pid: count,
+  startedAt: z.string(),
+  health: z.enum(HEALTH_STATES),
+  healthReason: z.string().optional(),
+  running: count,
+  load: z.number().min(0),
+  draining: z.boolean(),
+  lastHeartbeat: iso,
+  responseTimeMs: z.number().min(0).optional(),
+});
+
+export const poolOverviewSchema = z.strictObject({
+  type: z.string(),
+  pool: z.string(),
+  name: z.string(),
+  agents: z.strictObject({ HEALTHY: count, DEGRADED: count, UNHEALTHY: count, UNKNOWN: count, total: count, draining: count }),
+  weight: z.number().min(0),
+  concurrency: count,
+  running: count,
+  backlog: z.strictObject({ waiting: count, active: count, delayed: count, dead: count, completed: count }),
+  breaker: z.enum(BREAKER_STATES),
+  eligible: z.boolean(),
+  reasons: z.array(z.string()),
+});
+
+export const breakerViewSchema = z.strictObject({
+  name: z.string().min(1),
+  state: z.enum(BREAKER_STATES),
+  trips: count,
+  openedAt: iso.optional(),
+  halfOpenAt: iso.optional(),
+  changedAt: iso.optional(),
+  reason: z.string().optional(),
+  window: z.strictObject({ successes: count, failures: count }),
+  probesInFlight: count,
+});
+
+export const agentTypeSchema = z.strictObject({
+  name: z.string(),
+  version: z.string(),
+  description: z.string().optional(),
+  defaults: z.record(z.string(), z.unknown()),
+  breaker: z.record(z.string(), z.unknown()),
+  strategy: z.enum(STRATEGIES),
+  payloadSchema: z.record(z.string(), z.unknown()),
+  resultSchema: z.record(z.string(), z.unknown()),
+});
+
+/** RFC 7807 problem+json, as src/api/problem.ts builds it: every error answer has this shape. */
+export const problemSchema = z.strictObject({
+  type: z.string().regex(/^\/problems\/[a-z0-9-]+$/),
+  title: z.string().min(1),
+  status: z.number().int().min(400).max(599),
+  detail: z.string().min(1),
+  errors: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+});
+
+
+type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth'>>;
+
+const op = (method: Method, path: string, o: OperationSpec): Operation => ({
+  id: `${method} ${path}`,
+  method,
+  path,
+  params: [...path.matchAll(/:([a-z]+)/g)].map((m) => m[1]!),
+  body: o.body ?? 'none',
+  query: o.querySchema !== undefined,
+  auth: o.auth ?? true,
+  errors: o.errors ?? [],
+  ...o,
+});
+
+const BODY_ERRORS = [400, 413, 415, 429];
+
+/** Every route of app.ts (Bull Board and the dashboard are pages, not operations). */
+export const OPERATIONS: readonly Operation[] = [
+  op('POST', '/v1/tasks', { summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema, errors: [...BODY_ERRORS, 404] }),
+  op('POST', '/v1/tasks/batch', {
+    summary: 'Enqueue a batch of tasks, validated all or nothing',
+    body: 'required',
+    bodySchema: batchRequestSchema,
+    success: [202],
+    response: z.strictObject({ tasks: z.array(taskSummarySchema.extend({ duplicate: z.literal(true).optional() })).min(1) }),
+    errors: BODY_ERRORS,
+  }),
+  op('GET', '/v1/tasks/:id', { summary: 'A task: state, attempts, result or errors, routing', success: [200], response: taskViewSchema, errors: [404] }),
+  op('DELETE', '/v1/tasks/:id', { summary: 'Cancel a task (remove it, or abort it if running)', success: [200, 202], response: taskViewSchema, errors: [404, 409] }),
+  op('POST', '/v1/workflows', {
+    summary: 'Start a workflow (a DAG of tasks, with compensations)',
+    body: 'required',
+    bodySchema: workflowRequestSchema,
+    success: [202, 200],
+    response: runSummarySchema.extend({ duplicate: z.literal(true).optional() }),
+    errors: BODY_ERRORS,
+  }),
+  op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, nodes, compensation log', success: [200], response: runViewSchema, errors: [404] }),
+  op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
+  op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterFilterSchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
+  op('POST', '/v1/dlq/replay', {
+    summary: 'Replay every dead task matching a filter',
+    body: 'optional',
+    bodySchema: deadLetterFilterSchema,
+    success: [202],
+    response: z.strictObject({ replayed: count, tasks: z.array(taskViewSchema) }).refine((r) => r.replayed === r.tasks.length, 'replayed counts the tasks'),
+    errors: [400, 413, 415],
+  }),
+  op('POST', '/v1/dlq/:id/replay', { summary: 'Replay one dead task with fresh attempts', success: [202], response: taskViewSchema, errors: [404, 409] }),
+  op('GET', '/v1/agents', { summary: 'Live agents, filtered', querySchema: agentQuerySchema, success: [200], response: z.array(agentViewSchema), errors: [400] }),
+  op('POST', '/v1/agents/:id/drain', { summary: 'Drain an agent: it finishes its tasks and takes no new ones', success: [202], response: agentViewSchema.extend({ draining: z.literal(true) }), errors: [404] }),
+  op('GET', '/v1/pools', { summary: 'Pools: agents by health, weight, backlog, breaker, eligibility', querySchema: poolQuerySchema, success: [200], response: z.array(poolOverviewSchema), errors: [400] }),
+  op('GET', '/v1/breakers', { summary: 'Every circuit breaker', success: [200], response: z.array(breakerViewSchema) }),
+  op('POST', '/v1/breakers/:type/:pool/reset', { summary: "Close a pool's breaker now", success: [200], response: breakerViewSchema.extend({ state: z.literal('CLOSED') }), errors: [400, 404] }),
+  op('GET', '/v1/agent-types', { summary: 'Declared agent types, with the JSON Schemas of their payloads and results', success: [200], response: z.array(agentTypeSchema).min(1) }),
+  op('GET', '/healthz', { summary: 'Liveness', success: [200], response: z.strictObject({ status: z.literal('ok') }), auth: false }),
+  op('GET', '/readyz', { summary: 'Readiness: Redis answers', success: [200], response: z.strictObject({ status: z.literal('ready'), redis: z.literal('ok') }), auth: false }),
+];

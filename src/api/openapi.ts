@@ -1,0 +1,104 @@
+/**
+ * The OpenAPI 3.1 document of the API, generated from the contract (contract.ts: the zod schemas the
+ * routes validate with, and the shapes of their answers) and from each agent type's payload and
+ * result schemas. Served at GET /openapi.json, rendered at GET /docs (docs-page.ts).
+ */
+import { z } from 'zod';
+import type { Catalogue } from '../agent-type/catalogue.ts';
+import { OPERATIONS, problemSchema, type Operation } from './contract.ts';
+
+type JsonSchema = Record<string, unknown>;
+
+/** zod -> JSON Schema 2020-12 (OpenAPI 3.1's dialect), without the `$schema` line each would repeat. */
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const titleCase = (type: string) => type.replace(/(^|-)([a-z0-9])/g, (_, _dash: string, c: string) => c.toUpperCase());
+const openApiPath = (path: string) => path.replace(/:([a-z]+)/g, '{$1}');
+
+/**
+ * A task request for one agent type: the generic request with `type` fixed and `payload` that type's
+ * schema, so a client generator or a reader sees what each type takes.
+ */
+function typedTaskRequest(generic: JsonSchema, type: string): JsonSchema {
+  const properties = { ...(generic.properties as Record<string, unknown>), type: { const: type }, payload: ref(`${titleCase(type)}Payload`) };
+  return { ...generic, title: `${type} task`, properties };
+}
+
+function operationObject(o: Operation, catalogue: Catalogue): Record<string, unknown> {
+  const parameters: unknown[] = o.params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+  if (o.querySchema) {
+    const q = schemaOf(o.querySchema, 'input');
+    const required = new Set((q.required as string[] | undefined) ?? []);
+    for (const [name, schema] of Object.entries((q.properties as Record<string, unknown>) ?? {})) {
+      parameters.push({ name, in: 'query', required: required.has(name), schema });
+    }
+  }
+  const responses: Record<string, unknown> = {};
+  for (const status of o.success) {
+    responses[String(status)] = { description: status === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: schemaOf(o.response, 'output') } } };
+  }
+  const errors = new Set([...o.errors, ...(o.auth ? [401, 503] : [])]);
+  for (const status of [...errors].sort()) {
+    responses[String(status)] = { description: 'Problem (RFC 7807)', content: { 'application/problem+json': { schema: ref('Problem') } } };
+  }
+  const body = requestBody(o, catalogue);
+  return {
+    operationId: o.id.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, ''),
+    summary: o.summary,
+    ...(parameters.length ? { parameters } : {}),
+    ...(body ? { requestBody: body } : {}),
+    responses,
+    ...(o.auth ? {} : { security: [] }),
+  };
+}
+
+function requestBody(o: Operation, catalogue: Catalogue): Record<string, unknown> | undefined {
+  if (o.body === 'none' || !o.bodySchema) return undefined;
+  let schema: unknown = schemaOf(o.bodySchema, 'input');
+  if (o.id === 'POST /v1/tasks') schema = ref('TaskRequest');
+  if (o.id === 'POST /v1/tasks/batch') {
+    const batch = schema as JsonSchema;
+    const props = batch.properties as Record<string, JsonSchema>;
+    schema = { ...batch, properties: { ...props, tasks: { ...props.tasks, items: ref('TaskRequest') } } };
+  }
+  return { required: o.body === 'required', content: { 'application/json': { schema } } };
+}
+
+export function openApiDocument(catalogue: Catalogue, version: string): Record<string, unknown> {
+  const tasks = OPERATIONS.find((o) => o.id === 'POST /v1/tasks')!;
+  const generic = schemaOf(tasks.bodySchema!, 'input');
+  const types = catalogue.list();
+  const schemas: Record<string, unknown> = { Problem: schemaOf(problemSchema, 'output') };
+  for (const t of types) {
+    schemas[`${titleCase(t.name)}Payload`] = { ...schemaOf(t.payload, 'input'), description: `Payload of ${t.name} ${t.version}` };
+    schemas[`${titleCase(t.name)}Result`] = { ...schemaOf(t.result, 'output'), description: `Result of ${t.name} ${t.version}` };
+    schemas[`${titleCase(t.name)}TaskRequest`] = typedTaskRequest(generic, t.name);
+  }
+  schemas.TaskRequest = {
+    oneOf: types.map((t) => ref(`${titleCase(t.name)}TaskRequest`)),
+    discriminator: { propertyName: 'type', mapping: Object.fromEntries(types.map((t) => [t.name, `#/components/schemas/${titleCase(t.name)}TaskRequest`])) },
+  };
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const o of OPERATIONS) (paths[openApiPath(o.path)] ??= {})[o.method.toLowerCase()] = operationObject(o, catalogue);
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Switchyard',
+      version,
+      description: 'Tasks and workflows for fleets of worker agents, on BullMQ and Redis. Errors are RFC 7807 problem+json.',
+    },
+    security: [{ bearer: [] }, { apiKey: [] }],
+    paths,
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'one of SWITCHYARD_API_KEYS' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      },
+    },
+  };
+}
