@@ -49,7 +49,7 @@ export async function startProducer(redisUrl: string, prefix: string, types: rea
   await snapshot.start();
   const router = new FleetRouter(snapshot, catalogue);
   const acks = new AckAudit(redis, prefix, queues, silent);
-  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (t) => snapshot.backlog(t), acks });
+  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (t) => snapshot.backlog(t), written: (queue, ids) => acks.record(queue, ids) });
   const dispatcher = dispatch
     ? new Dispatcher({
         queues: snapshotQueues, router, snapshot, catalogue, log: silent, graceMs: config.rerouteGraceMs,

@@ -30,6 +30,7 @@ import { Presence } from './presence.ts';
 import { backoffStrategy } from '../retry/strategy.ts';
 import { createProcessor, SHUTDOWN, TIMEOUT } from './processor.ts';
 import { InFlight } from './in-flight.ts';
+import { AgentMetrics } from '../metrics/agent-metrics.ts';
 import { PoolGate } from './pool-gate.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 import { RunStore } from '../workflow/run-store.ts';
@@ -73,6 +74,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #worker: Worker<TaskEnvelope>;
   readonly #monitor: HealthMonitor;
   readonly #presence: Presence;
+  readonly #metrics: AgentMetrics;
   readonly #housekeeper: Housekeeper;
   readonly #stopCheck: () => void;
   readonly #log: Logger;
@@ -156,8 +158,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
     );
     this.#worker.on('error', (err) => this.#log.error({ err }, 'worker error'));
-    this.#worker.on('completed', (job) => this.emit('completed', job.id ?? ''));
+    this.#metrics = new AgentMetrics(redis, config.prefix, this.id, { type: this.type.name, pool: this.pool });
+    this.#worker.on('completed', (job) => {
+      this.#metrics.completed(job);
+      this.emit('completed', job.id ?? '');
+    });
     this.#worker.on('failed', (job, err) => {
+      if (job) this.#metrics.failed(job);
       if (job) this.#log.warn({ taskId: job.id, attempt: job.attemptsMade, err: err.message }, 'task attempt failed');
       this.emit('failed', job?.id ?? '', err);
     });
@@ -209,6 +216,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.#subscriber.subscribe(taskEvents);
     this.#presence.start();
     this.#housekeeper.start();
+    this.#metrics.start(config.heartbeatMs);
     this.#log.info('agent registered; waiting for its first health check to pass');
     await this.#monitor.ensureReady(config.readyTimeoutMs);
     this.#monitor.start();
@@ -277,7 +285,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#log.info({ graceMs }, 'agent stopping: no new tasks, waiting for in-flight ones');
       this.#monitor.stop();
       this.#stopCheck();
-      await Promise.all([this.#presence.stop(), this.#housekeeper.stop()]);
+      await Promise.all([this.#presence.stop(), this.#housekeeper.stop(), this.#metrics.stop()]);
       const timer = setTimeout(() => this.#inFlight.abortAll(SHUTDOWN), graceMs);
       try {
         await this.#worker.close();

@@ -17,6 +17,7 @@ import type { TaskProducer } from '../task/producer.ts';
 import { authorizer } from './auth.ts';
 import { docsPage } from './docs-page.ts';
 import { openApiDocument } from './openapi.ts';
+import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import { lengthOf, oneTask, rateLimiter } from './rate-limit.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
 import { problem, problemOf, type Reply } from './problem.ts';
@@ -52,6 +53,8 @@ export interface ApiDeps {
   log: Logger;
   /** Switchyard's version, for the OpenAPI document. */
   version?: string;
+  /** GET /metrics, and the timing of every request. */
+  metrics?: ApiMetrics;
 }
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -106,6 +109,7 @@ export function createApp(d: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (d.metrics) app.use(d.metrics.http);
 
   // Browser pages get helmet's full set of security headers (no CSP: Bull Board's page needs its
   // inline bootstrap); JSON answers get nosniff in send(), which costs one header, not a middleware chain.
@@ -155,6 +159,8 @@ export function createApp(d: ApiDeps): express.Express {
   app.get('/openapi.json', handle(() => ({ status: 200, body: openapi })));
   const docs = docsPage(openapi);
   app.get('/docs', (_req, res) => void res.type('html').send(docs));
+  const metrics = d.metrics;
+  if (metrics) app.get('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.metrics()));
 
   app.use((req, res) => {
     send(res, problem(404, 'Not found', `no route ${req.method} ${req.path}; see the API table in the README`, 'NOT_FOUND'));

@@ -32,6 +32,7 @@ import { WorkflowRuns } from '../workflow/runs.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { checkDurability } from '../redis/durability.ts';
 import { AckAudit } from '../task/ack-audit.ts';
+import { ApiMetrics } from '../metrics/api-metrics.ts';
 import { VERSION } from '../version.ts';
 import { createApp } from './app.ts';
 import { isLoopback } from './auth.ts';
@@ -102,9 +103,19 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   loaded.catch((err: unknown) => log.error({ err }, 'could not start the fleet snapshot'));
   await Promise.race([loaded.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
   const router = new FleetRouter(snapshot, catalogue);
+  const metrics = new ApiMetrics({
+    redis: background, prefix: config.prefix, queues: backgroundQueues, agents: new Registry(background, config.prefix),
+    breakers: () => breakers.states(), runQueue: () => engine.runQueue,
+  });
   const acks = new AckAudit(redis, config.prefix, queues, log);
   await acks.start().catch(() => undefined); // learns the server's run_id now, or on the first connection
-  const producer = new TaskProducer({ redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type), acks });
+  const producer = new TaskProducer({
+    redis, queues, catalogue, router, config, backlog: (type) => snapshot.backlog(type),
+    written: (queue, ids) => {
+      acks.record(queue, ids);
+      metrics.enqueued(queue, ids.length);
+    },
+  });
   const runStore = new RunStore(redis, config.prefix);
   const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry, (id) => runStore.typeOfJob(id));
   const deadLetters = new DeadLetters(queues, catalogue, router);
@@ -120,6 +131,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     breakerState: (ref) => breakers.state(poolBreakerName(ref)),
     log,
     version: VERSION,
+    metrics,
   });
 
   const owner = `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;

@@ -46,6 +46,8 @@ export function keys(prefix: string) {
       /** lock held by the one process running housekeeping. */
       housekeeper: `${prefix}:{registry}:housekeeper`,
     },
+    /** An agent's metrics (prom-client JSON), published every heartbeat; one slot for all, so one MGET reads the fleet. */
+    agentMetrics: (agentId: string) => `${prefix}:{metrics}:agent:${agentId}`,
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */

@@ -40,9 +40,9 @@ export class AckAudit {
     private readonly maxAcks = 200_000,
   ) {}
 
-  /** Remembers acknowledged tasks (queue name and task id), forgetting those older than the window. */
-  record(acks: ReadonlyArray<{ queue: string; id: string }>, now = Date.now()): void {
-    for (const a of acks) this.#acks.push({ at: now, queue: a.queue, id: a.id });
+  /** Remembers tasks acknowledged in one queue, forgetting those older than the window. */
+  record(queue: string, ids: readonly string[], now = Date.now()): void {
+    for (const id of ids) this.#acks.push({ at: now, queue, id });
     while (this.#head < this.#acks.length && (this.#acks[this.#head]!.at < now - this.windowMs || this.#acks.length - this.#head > this.maxAcks)) this.#head++;
     if (this.#head > 4096 && this.#head * 2 > this.#acks.length) {
       this.#acks = this.#acks.slice(this.#head);

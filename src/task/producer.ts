@@ -17,7 +17,6 @@ import { parseOrThrow, summarize } from '../validation.ts';
 import type { TaskEnvelope } from './envelope.ts';
 import { backoffSchema } from '../retry/backoff.ts';
 import { BACKOFF_TYPE } from '../retry/strategy.ts';
-import type { AckAudit } from './ack-audit.ts';
 import { newTaskId } from './id.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskRequestSchema, type TaskRequest } from './request.ts';
@@ -48,8 +47,8 @@ export interface ProducerDeps {
   config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch' | 'maxBacklog'>;
   /** Tasks of a type already waiting (from the fleet snapshot); enables the backlog limit. */
   backlog?: (type: string) => number;
-  /** Told of every task written, to check them should Redis restart and lose them (ack-audit.ts). */
-  acks?: Pick<AckAudit, 'record'>;
+  /** Told of the tasks written to each queue, once they are (the acknowledgement audit, metrics). */
+  written?: (queue: string, ids: readonly string[]) => void;
 }
 
 export class BacklogFullError extends SwitchyardError {
@@ -224,7 +223,7 @@ export class TaskProducer {
         } else {
           await queue.addBulk(items.map(({ task }) => ({ name: task.type.name, data: task.envelope, opts: task.opts })));
         }
-        this.#d.acks?.record(items.map(({ task }) => ({ queue: name, id: task.id })));
+        this.#d.written?.(name, items.map(({ task }) => task.id));
         for (const { index, task } of items) {
           results[index] = {
             created: true,

@@ -158,7 +158,7 @@ describe('every route needs a key when keys are set', () => {
     ['GET', '/v1/agents'], ['POST', '/v1/agents/x/drain'], ['GET', '/v1/pools'],
     ['GET', '/v1/breakers'], ['POST', '/v1/breakers/echo/default/reset'], ['GET', '/v1/agent-types'],
     ['GET', '/admin/queues'], ['GET', '/admin/queues/api/queues'], ['PUT', '/admin/queues/api/queues/echo.default/pause'],
-    ['GET', '/dashboard'], ['GET', '/openapi.json'], ['GET', '/docs'], ['GET', '/no/such/route'],
+    ['GET', '/dashboard'], ['GET', '/openapi.json'], ['GET', '/docs'], ['GET', '/metrics'], ['GET', '/no/such/route'],
   ];
   it.each(routes)('%s %s answers 401 without credentials', async (method, path) => {
     const res = await fetch(`${keyed.url}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(method === 'GET' ? {} : { body: '{}' }) });

@@ -31,7 +31,8 @@ describe('GET /openapi.json', () => {
     const doc = await json(res);
     expect(doc).toMatchObject({ openapi: '3.1.0', info: { title: 'Switchyard', version: expect.stringMatching(/^\d+\.\d+\.\d+/) } });
     const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
-    const pages = ['GET /openapi.json', 'GET /docs']; // the document and its page describe the API, not themselves
+    // The document and its page describe the API, not themselves; /metrics is Prometheus text, not JSON.
+    const pages = ['GET /openapi.json', 'GET /docs', 'GET /metrics'];
     expect(documented.sort()).toEqual(appRoutes().filter((r) => !pages.includes(r)).sort());
   });
 

@@ -1,0 +1,73 @@
+/**
+ * What an agent counts of its tasks (prom-client): completions, failed attempts, dead tasks, and how
+ * long tasks waited and ran. Each agent publishes its counts to Redis every `intervalMs` (a key per
+ * agent that expires if it stops), so one scrape of any API process sees the whole fleet
+ * (fleet-metrics.ts aggregates them).
+ */
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { keys } from '../redis/keys.ts';
+import { CANCELLED_PREFIX } from '../task/view.ts';
+
+/** Seconds: from 1 ms to 5 min, for both waiting and running. */
+type Label = 'type' | 'pool';
+const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  // One agent serves one pool: its series are bound to their labels once, not hashed on every task.
+  readonly #completed: Counter.Internal;
+  readonly #failed: Counter.Internal;
+  readonly #dead: Counter.Internal;
+  readonly #wait: Histogram.Internal<Label>;
+  readonly #run: Histogram.Internal<Label>;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly agentId: string,
+    labels: { type: string; pool: string },
+  ) {
+    const registers = [this.registry];
+    const labelNames = ['type', 'pool'] as const;
+    this.#completed = new Counter({ name: 'switchyard_tasks_completed_total', help: 'Tasks completed', labelNames, registers }).labels(labels);
+    this.#failed = new Counter({ name: 'switchyard_task_attempts_failed_total', help: 'Attempts that failed (retried or not)', labelNames, registers }).labels(labels);
+    this.#dead = new Counter({ name: 'switchyard_tasks_dead_total', help: 'Tasks that ended in the dead letters (attempts spent, or fatal)', labelNames, registers }).labels(labels);
+    this.#wait = new Histogram({ name: 'switchyard_task_wait_seconds', help: 'From enqueue (or retry) to the start of an attempt', labelNames, buckets: BUCKETS, registers }).labels(labels);
+    this.#run = new Histogram({ name: 'switchyard_task_run_seconds', help: 'Run time of completed attempts', labelNames, buckets: BUCKETS, registers }).labels(labels);
+  }
+
+  completed(job: Job): void {
+    this.#completed.inc();
+    if (job.processedOn) {
+      this.#wait.observe(Math.max(0, job.processedOn - job.timestamp) / 1000);
+      if (job.finishedOn) this.#run.observe(Math.max(0, job.finishedOn - job.processedOn) / 1000);
+    }
+  }
+
+  failed(job: Job): void {
+    this.#failed.inc();
+    // BullMQ sets finishedOn only when the job leaves for good (no retry left, or unrecoverable).
+    if (job.finishedOn && !job.failedReason?.startsWith(CANCELLED_PREFIX)) this.#dead.inc();
+  }
+
+  start(intervalMs: number): void {
+    const publish = () => void this.publish(3 * intervalMs).catch(() => undefined);
+    this.#timer = setInterval(publish, intervalMs);
+    this.#timer.unref();
+    publish();
+  }
+
+  /** Writes this agent's counts where fleet-metrics.ts reads them, for `ttlMs`. */
+  async publish(ttlMs: number): Promise<void> {
+    const json = JSON.stringify(await this.registry.getMetricsAsJSON());
+    await this.redis.set(keys(this.prefix).agentMetrics(this.agentId), json, 'PX', ttlMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.redis.del(keys(this.prefix).agentMetrics(this.agentId)).catch(() => undefined);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * GET /metrics (prom-client text format): the API process's own counts (tasks enqueued, HTTP
+ * request durations, Node's process metrics), gauges read at scrape time (tasks per pool and state,
+ * agents by health, breaker states, workflow runs), and the fleet's task counts, which each agent
+ * publishes to Redis (agent-metrics.ts) and this sums over the live agents. One scrape of any API
+ * process sees the whole fleet.
+ */
+import type { Queue } from 'bullmq';
+import type { RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BreakerState } from '../breaker/state.ts';
+import { keys, parseQueueName } from '../redis/keys.ts';
+import type { Registry as AgentRegistry } from '../registry/registry.ts';
+import type { PoolQueues } from '../task/pool-queues.ts';
+
+export interface ApiMetricsDeps {
+  /** A connection for the scrape's reads (the API's background one: it waits out outages). */
+  redis: Redis;
+  prefix: string;
+  queues: PoolQueues;
+  agents: AgentRegistry;
+  /** Every breaker's cached state, by name (`pool:<type>.<pool>` for pool breakers). */
+  breakers: () => Map<string, BreakerState>;
+  /** The workflow runs' queue (one job per run). */
+  runQueue?: () => Queue;
+}
+
+const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
+const QUEUE_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
+
+export class ApiMetrics {
+  readonly registry = new Registry();
+  readonly #enqueued: Counter;
+  readonly #http: Histogram;
+
+  constructor(private readonly d: ApiMetricsDeps) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_api_' });
+    this.#enqueued = new Counter({ name: 'switchyard_tasks_enqueued_total', help: 'Tasks enqueued by this API process (pool "_parked": no eligible pool yet)', labelNames: ['type', 'pool'], registers });
+    this.#http = new Histogram({
+      name: 'switchyard_http_request_duration_seconds',
+      help: 'HTTP requests answered by this API process',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    new Gauge({
+      name: 'switchyard_queue_tasks',
+      help: 'Tasks in each pool queue by BullMQ state (failed: dead letters)',
+      labelNames: ['type', 'pool', 'state'],
+      registers,
+      collect: async function (this: Gauge) {
+        this.reset();
+        await Promise.all(
+          d.queues.all().map(async ({ queue, ref }) => {
+            const counts = await queue.getJobCounts(...QUEUE_STATES);
+            for (const state of QUEUE_STATES) this.set({ type: ref.type, pool: ref.pool, state }, counts[state] ?? 0);
+          }),
+        );
+      },
+    });
+    new Gauge({
+      name: 'switchyard_agents',
+      help: 'Live agents by type, pool and health',
+      labelNames: ['type', 'pool', 'health'],
+      registers,
+      collect: async function (this: Gauge) {
+        this.reset();
+        const counts = new Map<string, { type: string; pool: string; health: string; n: number }>();
+        for (const a of await d.agents.list()) {
+          const k = `${a.type}.${a.pool}.${a.health}`;
+          const c = counts.get(k) ?? { type: a.type, pool: a.pool, health: a.health, n: 0 };
+          c.n++;
+          counts.set(k, c);
+        }
+        for (const c of counts.values()) this.set({ type: c.type, pool: c.pool, health: c.health }, c.n);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_breaker_state',
+      help: 'Circuit breaker of each pool: 0 CLOSED, 1 HALF_OPEN, 2 OPEN',
+      labelNames: ['type', 'pool'],
+      registers,
+      collect: function (this: Gauge) {
+        this.reset();
+        for (const [name, state] of d.breakers()) {
+          const ref = name.startsWith('pool:') ? parseQueueName(`{${name.slice(5)}}`) : undefined;
+          if (ref) this.set({ type: ref.type, pool: ref.pool }, BREAKER_VALUE[state]);
+        }
+      },
+    });
+    const runQueue = d.runQueue;
+    if (runQueue) {
+      new Gauge({
+        name: 'switchyard_workflow_runs',
+        help: 'Workflow runs kept: running (waiting on their nodes) and finished (completed: succeeded, or ended by compensation or cancel)',
+        labelNames: ['state'],
+        registers,
+        collect: async function (this: Gauge) {
+          const c = await runQueue().getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed');
+          this.set({ state: 'running' }, (c['waiting-children'] ?? 0) + (c.waiting ?? 0) + (c.active ?? 0));
+          this.set({ state: 'finished' }, (c.completed ?? 0) + (c.failed ?? 0));
+        },
+      });
+    }
+  }
+
+  /** Counts tasks written to a pool queue (by its BullMQ name). */
+  enqueued(queueName: string, n: number): void {
+    const ref = parseQueueName(queueName);
+    if (ref) this.#enqueued.inc({ type: ref.type, pool: ref.pool }, n);
+  }
+
+  /** Times every request, labelled by its route pattern (not its path: ids would make a series each). */
+  readonly http: RequestHandler = (req, res, next) => {
+    const end = this.#http.startTimer();
+    res.once('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : req.baseUrl || 'unmatched';
+      end({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  };
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The text Prometheus scrapes: this process's metrics and the fleet's, summed over live agents. */
+  async metrics(): Promise<string> {
+    const ids = (await this.d.agents.list()).map((a) => a.id);
+    const published = ids.length ? await this.d.redis.mget(...ids.map((id) => keys(this.d.prefix).agentMetrics(id))) : [];
+    const fleet = published.flatMap((json) => {
+      if (!json) return [];
+      try {
+        return [JSON.parse(json) as Parameters<typeof AggregatorRegistry.aggregate>[0][number]];
+      } catch {
+        return [];
+      }
+    });
+    const own = await this.registry.metrics();
+    if (fleet.length === 0) return own;
+    return `${own}\n${await AggregatorRegistry.aggregate(fleet).metrics()}`;
+  }
+}
