@@ -30,3 +30,17 @@ export { createLogger, type Logger } from './logger.ts';
 export type { TaskView, TaskSummary, TaskState } from './task/view.ts';
 export type { TaskRequest } from './task/request.ts';
 export type { RoutingDecision, Strategy } from './routing/decision.ts';
+export {
+  createClient,
+  ApiError,
+  WaitTimeoutError,
+  FINAL_TASK_STATES,
+  type ClientOptions,
+  type SwitchyardClient,
+  type TaskHandle,
+  type TaskOptions,
+  type TypedTaskView,
+  type PayloadFor,
+  type ResultFor,
+  type WaitOptions,
+} from './client/client.ts';

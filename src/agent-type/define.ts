@@ -34,8 +34,8 @@ const definitionSchema = z.object({
   strategy: z.enum(STRATEGIES).default('weighted'),
 });
 
-export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType> {
-  name: string;
+export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType, N extends string = string> {
+  name: N;
   version: string;
   description?: string;
   payload: P;
@@ -45,8 +45,9 @@ export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType> {
   strategy?: Strategy;
 }
 
-export interface AgentType<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
-  readonly name: string;
+/** N is the type's name as a literal, so a typed client can map names to payloads and results. */
+export interface AgentType<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, N extends string = string> {
+  readonly name: N;
   readonly version: string;
   readonly description: string | undefined;
   readonly payload: P;
@@ -61,10 +62,10 @@ export type PayloadInputOf<T extends AgentType> = z.input<T['payload']>;
 export type ResultOf<T extends AgentType> = z.output<T['result']>;
 
 /** Declares an agent type; a bad name, version or default throws at once, naming the field. */
-export function defineAgentType<P extends z.ZodType, R extends z.ZodType>(input: AgentTypeInput<P, R>): AgentType<P, R> {
+export function defineAgentType<P extends z.ZodType, R extends z.ZodType, const N extends string>(input: AgentTypeInput<P, R, N>): AgentType<P, R, N> {
   const def = parseOrThrow(definitionSchema, input, `agent type ${JSON.stringify(input.name)}`);
   return Object.freeze({
-    name: def.name,
+    name: def.name as N,
     version: def.version,
     description: def.description,
     payload: input.payload,

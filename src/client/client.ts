@@ -3,14 +3,38 @@
  * package). Errors come back as ApiError with the problem+json fields, so callers can show the
  * server's own explanation.
  */
+import type { z } from 'zod';
+import type { AgentType } from '../agent-type/define.ts';
+import type { TaskRequest } from '../task/request.ts';
+import type { TaskSummary, TaskView } from '../task/view.ts';
 import type { RunSummary, RunView } from '../workflow/view.ts';
 import { isFinal } from '../workflow/run-store.ts';
 
-export interface ClientOptions {
+export interface ClientOptions<Ts extends readonly AgentType[] = readonly AgentType[]> {
   /** Base URL of the API, e.g. http://127.0.0.1:3000 */
   url: string;
   apiKey?: string;
+  /**
+   * The agent types (e.g. the default export of queues/index.ts): only for typing, so `enqueue`
+   * checks each payload against its type and `wait` returns its result type.
+   */
+  types?: Ts;
 }
+
+/** A name of one of the declared types, and what its tasks take and give back. */
+type NameOf<Ts extends readonly AgentType[]> = Ts[number]['name'];
+type TypeNamed<Ts extends readonly AgentType[], N> = Extract<Ts[number], { name: N }>;
+export type PayloadFor<Ts extends readonly AgentType[], N> = z.input<TypeNamed<Ts, N>['payload']>;
+export type ResultFor<Ts extends readonly AgentType[], N> = z.output<TypeNamed<Ts, N>['result']>;
+
+/** A task as enqueue answers it, carrying its type name so `wait` knows its result type. */
+export type TaskHandle<N extends string = string> = TaskSummary & { type: N; duplicate?: boolean };
+/** A task as read back, with its result typed when its type is known. */
+export type TypedTaskView<R = unknown> = Omit<TaskView, 'result'> & { result?: R };
+/** Everything a task request may say besides its type and payload. */
+export type TaskOptions = Omit<TaskRequest, 'type' | 'payload'>;
+/** States after which a task changes no more (a `failed` task is waiting for its retry). */
+export const FINAL_TASK_STATES = ['completed', 'dead', 'cancelled'] as const;
 
 export class ApiError extends Error {
   constructor(
@@ -24,21 +48,31 @@ export class ApiError extends Error {
   }
 }
 
-export interface WaitOptions {
+export interface WaitOptions<V = RunView> {
   timeoutMs?: number;
   intervalMs?: number;
   /** Called with each view read while waiting (progress). */
-  onProgress?: (run: RunView) => void;
+  onProgress?: (view: V) => void;
 }
 
 export class WaitTimeoutError extends Error {
-  constructor(readonly last: RunView | undefined, timeoutMs: number) {
-    super(`gave up waiting after ${timeoutMs} ms${last ? `; the run is ${last.state}` : ''}`);
+  constructor(readonly last: { state: string } | undefined, timeoutMs: number) {
+    super(`gave up waiting after ${timeoutMs} ms${last ? `; it is ${last.state}` : ''}`);
     this.name = 'WaitTimeoutError';
   }
 }
 
-export interface SwitchyardClient {
+export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly AgentType[]> {
+  /** Enqueues one task of a declared type; 202 or, for a repeated idempotencyKey, the existing task. */
+  enqueue<N extends NameOf<Ts>>(type: N, payload: PayloadFor<Ts, N>, options?: TaskOptions): Promise<TaskHandle<N>>;
+  /** Enqueues many tasks at once, validated all or nothing. */
+  enqueueBatch(tasks: ReadonlyArray<{ [N in NameOf<Ts>]: { type: N; payload: PayloadFor<Ts, N> } & TaskOptions }[NameOf<Ts>]>): Promise<TaskHandle<NameOf<Ts>>[]>;
+  get<N extends NameOf<Ts>>(task: TaskHandle<N> | string): Promise<TypedTaskView<ResultFor<Ts, N>>>;
+  /** Polls until the task is completed, dead or cancelled (or the timeout passes: WaitTimeoutError). */
+  wait<N extends NameOf<Ts>>(task: TaskHandle<N> | string, opts?: WaitOptions<TypedTaskView<ResultFor<Ts, N>>>): Promise<TypedTaskView<ResultFor<Ts, N>>>;
+  /** Cancels a task: removed if it has not started, aborted if it runs. */
+  cancel(task: TaskHandle | string): Promise<TaskView>;
+
   runWorkflow(workflow: unknown): Promise<RunSummary & { duplicate?: boolean }>;
   getWorkflow(id: string): Promise<RunView>;
   cancelWorkflow(id: string): Promise<RunView>;
@@ -46,7 +80,21 @@ export interface SwitchyardClient {
   waitWorkflow(id: string, opts?: WaitOptions): Promise<RunView>;
 }
 
-export function createClient(o: ClientOptions): SwitchyardClient {
+/** Polls `read` until `done` says so, or the timeout passes. */
+async function pollUntil<V extends { state: string }>(read: () => Promise<V>, done: (v: V) => boolean, w: WaitOptions<V>): Promise<V> {
+  const deadline = Date.now() + (w.timeoutMs ?? Infinity);
+  for (;;) {
+    const last = await read();
+    w.onProgress?.(last);
+    if (done(last)) return last;
+    if (Date.now() > deadline) throw new WaitTimeoutError(last, w.timeoutMs ?? 0);
+    await new Promise((r) => setTimeout(r, w.intervalMs ?? 250));
+  }
+}
+
+const idOf = (task: { id: string } | string) => encodeURIComponent(typeof task === 'string' ? task : task.id);
+
+export function createClient<const Ts extends readonly AgentType[] = readonly AgentType[]>(o: ClientOptions<Ts>): SwitchyardClient<Ts> {
   const base = o.url.replace(/\/+$/, '');
   async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = {};
@@ -66,21 +114,17 @@ export function createClient(o: ClientOptions): SwitchyardClient {
     }
     return parsed as T;
   }
-  const client: SwitchyardClient = {
+  const final: readonly string[] = FINAL_TASK_STATES;
+  const client: SwitchyardClient<Ts> = {
+    enqueue: (type, payload, options = {}) => call('POST', '/v1/tasks', { ...options, type, payload }),
+    enqueueBatch: async (tasks) => (await call<{ tasks: TaskHandle<NameOf<Ts>>[] }>('POST', '/v1/tasks/batch', { tasks })).tasks,
+    get: (task) => call('GET', `/v1/tasks/${idOf(task)}`),
+    wait: (task, w = {}) => pollUntil(() => client.get(task), (v) => final.includes(v.state), w),
+    cancel: (task) => call('DELETE', `/v1/tasks/${idOf(task)}`),
     runWorkflow: (workflow) => call('POST', '/v1/workflows', workflow),
     getWorkflow: (id) => call('GET', `/v1/workflows/${encodeURIComponent(id)}`),
     cancelWorkflow: (id) => call('DELETE', `/v1/workflows/${encodeURIComponent(id)}`),
-    async waitWorkflow(id, w = {}) {
-      const deadline = Date.now() + (w.timeoutMs ?? Infinity);
-      let last: RunView | undefined;
-      for (;;) {
-        last = await client.getWorkflow(id);
-        w.onProgress?.(last);
-        if (isFinal(last.state)) return last;
-        if (Date.now() > deadline) throw new WaitTimeoutError(last, w.timeoutMs ?? 0);
-        await new Promise((r) => setTimeout(r, w.intervalMs ?? 250));
-      }
-    },
+    waitWorkflow: (id, w = {}) => pollUntil(() => client.getWorkflow(id), (v) => isFinal(v.state), w),
   };
   return client;
 }
