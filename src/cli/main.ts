@@ -11,6 +11,7 @@ import { onShutdown } from './signals.ts';
 import { VERSION } from '../version.ts';
 import { runStart } from './start.ts';
 import { runWorkflowFile } from './workflow.ts';
+import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand } from './commands.ts';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 
@@ -105,6 +106,62 @@ workflow
     const apiKey = opts.apiKey ?? process.env.SWITCHYARD_API_KEY;
     process.exitCode = await runWorkflowFile(file, { ...opts, url: opts.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}) });
   });
+
+/** Options every client command takes. */
+const clientOptions = (c: Command) =>
+  c
+    .option('--json', 'print JSON instead of text')
+    .option('--url <url>', 'API base URL (default: SWITCHYARD_URL or http://127.0.0.1:$PORT)')
+    .option('--api-key <key>', 'API key (default: SWITCHYARD_API_KEY)');
+type ClientFlags = { json?: boolean; url?: string; apiKey?: string };
+const connect = (o: ClientFlags) => {
+  const apiKey = o.apiKey ?? process.env.SWITCHYARD_API_KEY;
+  return { url: o.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}), ...(o.json ? { json: true } : {}) };
+};
+/** The filters a list command was given, without the connection flags. */
+const filters = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).filter(([k, v]) => !['json', 'url', 'apiKey', 'all'].includes(k) && typeof v === 'string')) as Record<string, string>;
+const exit = (code: Promise<number>) => code.then((c) => void (process.exitCode = c));
+
+clientOptions(
+  program
+    .command('enqueue <type> <payload>')
+    .description("enqueue a task; <payload> is JSON ('{\"text\":\"hi\"}') or @file.json; exit 0 accepted (with --wait: completed), 4 ended otherwise, 5 timed out")
+    .option('--pool <name>', 'send it to this pool', poolName)
+    .option('--key <idempotencyKey>', 'idempotency key: resending with the same key enqueues nothing new')
+    .option('--wait', 'wait until it is completed, dead or cancelled, and print it')
+    .option('--timeout <s>', 'with --wait: give up after this many seconds (exit 5)', positiveNumber),
+).action((type: string, payload: string, o: ClientFlags & { pool?: string; key?: string; wait?: boolean; timeout?: number }) =>
+  exit(enqueueCommand(type, payload, { ...connect(o), ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { key: o.key } : {}), ...(o.wait ? { wait: true } : {}), ...(o.timeout ? { timeout: o.timeout } : {}) })),
+);
+clientOptions(program.command('task <id>').description('show a task: state, attempts, result or error')).action((id: string, o: ClientFlags) => exit(taskCommand(id, connect(o))));
+clientOptions(
+  program
+    .command('agents')
+    .description('list live agents')
+    .option('--type <type>')
+    .option('--pool <pool>')
+    .option('--health <states>', 'e.g. HEALTHY,DEGRADED')
+    .option('--tag <tags>', 'all of these tags, e.g. ml,python')
+    .option('--capability <cap>', 'e.g. transform@^1.2'),
+).action((o: ClientFlags & Record<string, string>) => exit(agentsCommand(filters(o), connect(o))));
+clientOptions(program.command('pools').description('list pools: agents, weight, backlog, breaker, eligibility').option('--type <type>')).action((o: ClientFlags & { type?: string }) =>
+  exit(poolsCommand(o.type, connect(o))),
+);
+clientOptions(program.command('breakers').description('list circuit breakers')).action((o: ClientFlags) => exit(breakersCommand(connect(o))));
+const dlq = program.command('dlq').description('dead letters: tasks out of attempts, or failed fatally');
+const dlqFilters = (c: Command) => c.option('--type <type>').option('--pool <pool>').option('--error <text>', 'text the last error contains').option('--since <iso>').option('--until <iso>');
+clientOptions(dlqFilters(dlq.command('list').description('list dead tasks, newest first').option('--limit <n>'))).action((o: ClientFlags & Record<string, string>) => exit(dlqListCommand(filters(o), connect(o))));
+clientOptions(dlqFilters(dlq.command('replay [id]').description('replay one dead task by id, or with --all every one matching the filters (progress bar)').option('--all'))).action(
+  (id: string | undefined, o: ClientFlags & Record<string, string> & { all?: boolean }) => {
+    if (!id && !o.all) {
+      process.stderr.write('switchyard: give a task id, or --all (with filters) to replay every match\n');
+      process.exitCode = EXIT.error;
+      return;
+    }
+    return exit(dlqReplayCommand(id, filters(o), connect(o)));
+  },
+);
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`switchyard: ${isSwitchyardError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

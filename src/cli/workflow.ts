@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { SingleBar, Presets } from 'cli-progress';
-import { ApiError, createClient, WaitTimeoutError } from '../client/client.ts';
+import { EXIT, withClient } from './commands.ts';
 import type { RunView } from '../workflow/view.ts';
 
 export interface WorkflowRunOptions {
@@ -16,8 +16,6 @@ export interface WorkflowRunOptions {
   timeout?: number;
   json?: boolean;
 }
-
-export const EXIT = { ok: 0, error: 1, notCompleted: 4, timeout: 5 } as const;
 
 const settled = (run: RunView) => run.nodes.filter((n) => n.state !== 'pending' && n.state !== 'ready' && n.state !== 'queued').length;
 
@@ -29,8 +27,7 @@ export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out =
     err.write(`switchyard: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT.error;
   }
-  const client = createClient({ url: o.url, ...(o.apiKey ? { apiKey: o.apiKey } : {}) });
-  try {
+  return withClient(o, async (client) => {
     const run = await client.runWorkflow(workflow);
     if (!o.wait) {
       out.write(o.json ? `${JSON.stringify(run)}\n` : `${run.duplicate ? 'already started' : 'started'} ${run.id} (${run.state})\n`);
@@ -49,18 +46,7 @@ export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out =
     if (o.json) out.write(`${JSON.stringify(end)}\n`);
     else out.write(describe(end));
     return end.state === 'completed' ? EXIT.ok : EXIT.notCompleted;
-  } catch (e) {
-    if (e instanceof WaitTimeoutError) {
-      err.write(`switchyard: ${e.message}\n`);
-      return EXIT.timeout;
-    }
-    if (e instanceof ApiError) {
-      err.write(`switchyard: ${e.detail}\n`);
-      for (const i of e.errors) err.write(`  ${i.path || '(body)'}: ${i.message}\n`);
-      return EXIT.error;
-    }
-    throw e;
-  }
+  }, err);
 }
 
 function describe(run: RunView): string {

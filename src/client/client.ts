@@ -7,6 +7,9 @@ import type { z } from 'zod';
 import type { AgentType } from '../agent-type/define.ts';
 import type { TaskRequest } from '../task/request.ts';
 import type { TaskSummary, TaskView } from '../task/view.ts';
+import type { AgentView } from '../registry/record.ts';
+import type { PoolOverview } from '../routing/pool-overview.ts';
+import type { BreakerView } from '../breaker/state.ts';
 import type { RunSummary, RunView } from '../workflow/view.ts';
 import { isFinal } from '../workflow/run-store.ts';
 
@@ -72,6 +75,16 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   wait<N extends NameOf<Ts>>(task: TaskHandle<N> | string, opts?: WaitOptions<TypedTaskView<ResultFor<Ts, N>>>): Promise<TypedTaskView<ResultFor<Ts, N>>>;
   /** Cancels a task: removed if it has not started, aborted if it runs. */
   cancel(task: TaskHandle | string): Promise<TaskView>;
+  /** Live agents; filters as GET /v1/agents takes them (type, pool, health, tag, capability). */
+  agents(filter?: Record<string, string>): Promise<AgentView[]>;
+  pools(type?: string): Promise<PoolOverview[]>;
+  breakers(): Promise<BreakerView[]>;
+  /** Dead tasks, newest first; filters as GET /v1/dlq takes them. */
+  deadLetters(filter?: Record<string, string>): Promise<TaskView[]>;
+  /** Routes a dead task again with fresh attempts. */
+  replay(task: TaskHandle | string): Promise<TaskView>;
+  /** Replays every dead task matching the filter. */
+  replayAll(filter?: Record<string, string | number>): Promise<{ replayed: number; tasks: TaskView[] }>;
 
   runWorkflow(workflow: unknown): Promise<RunSummary & { duplicate?: boolean }>;
   getWorkflow(id: string): Promise<RunView>;
@@ -91,6 +104,11 @@ async function pollUntil<V extends { state: string }>(read: () => Promise<V>, do
     await new Promise((r) => setTimeout(r, w.intervalMs ?? 250));
   }
 }
+
+const query = (q: Record<string, string>) => {
+  const s = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined && v !== '')).toString();
+  return s ? `?${s}` : '';
+};
 
 const idOf = (task: { id: string } | string) => encodeURIComponent(typeof task === 'string' ? task : task.id);
 
@@ -121,6 +139,12 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     get: (task) => call('GET', `/v1/tasks/${idOf(task)}`),
     wait: (task, w = {}) => pollUntil(() => client.get(task), (v) => final.includes(v.state), w),
     cancel: (task) => call('DELETE', `/v1/tasks/${idOf(task)}`),
+    agents: (filter = {}) => call('GET', `/v1/agents${query(filter)}`),
+    pools: (type) => call('GET', `/v1/pools${query(type ? { type } : {})}`),
+    breakers: () => call('GET', '/v1/breakers'),
+    deadLetters: async (filter = {}) => (await call<{ tasks: TaskView[] }>('GET', `/v1/dlq${query(filter)}`)).tasks,
+    replay: (task) => call('POST', `/v1/dlq/${idOf(task)}/replay`),
+    replayAll: (filter = {}) => call('POST', '/v1/dlq/replay', filter),
     runWorkflow: (workflow) => call('POST', '/v1/workflows', workflow),
     getWorkflow: (id) => call('GET', `/v1/workflows/${encodeURIComponent(id)}`),
     cancelWorkflow: (id) => call('DELETE', `/v1/workflows/${encodeURIComponent(id)}`),

@@ -3,13 +3,11 @@
  * children, the examples run with the CLI (`switchyard workflow run <file> --wait`), and an agent
  * killed with SIGKILL in the middle of a run.
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { queueName } from '../../src/redis/keys.ts';
 import { json } from '../support/http.ts';
-import { fastFleetEnv, ROOT, startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';
+import { fastFleetEnv, runCli, startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';
 import { useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -31,18 +29,7 @@ beforeAll(async () => {
   etlAgents.push(started[1], started[2]);
 }, 90_000);
 
-const BIN = fileURLToPath(new URL('../../bin/switchyard.js', import.meta.url));
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, SWITCHYARD_URL: api.url } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args, api.url);
 
 interface RunBody {
   id: string;
