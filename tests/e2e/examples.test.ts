@@ -1,0 +1,34 @@
+/** The runnable examples, run as a user would (`npm run example:*`): exit 0, and output that says what happened. */
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/processes.ts';
+
+function npmRun(script: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('npm', ['run', '--silent', script], { cwd: ROOT, env: process.env });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+describe('examples', () => {
+  it('example:pi estimates π with a fan-out / fan-in workflow over two pools', async () => {
+    const { code, out } = await npmRun('example:pi');
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/run completed in \d+ ms/);
+    const pi = Number(/π ≈ (\d\.\d+)/.exec(out)?.[1]);
+    expect(Math.abs(pi - Math.PI)).toBeLessThan(0.02);
+    expect(out).toMatch(/sampling nodes per pool: cpu-\w \d+, cpu-\w \d+/);
+  }, 60_000);
+
+  it('example:breaker opens the failing pool\'s breaker, shifts the traffic, loses nothing, and recovers', async () => {
+    const { code, out } = await npmRun('example:breaker');
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/breaker is OPEN: new quotes go to the backup/);
+    expect(out).toMatch(/2\. The primary's downstream goes down\n.*\n\s+40 quotes, all completed; answered by backup 40/);
+    expect(out).toMatch(/the breaker is CLOSED again/);
+    expect(out).toMatch(/none lost/);
+  }, 90_000);
+});
