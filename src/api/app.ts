@@ -33,7 +33,7 @@ import type { PoolRef } from '../redis/keys.ts';
 import type { Registry } from '../registry/registry.ts';
 import { withRedis } from '../redis/connection.ts';
 import type { WorkflowRuns } from '../workflow/runs.ts';
-import { cancelWorkflow, createWorkflow, getWorkflow } from './routes/workflows.ts';
+import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows } from './routes/workflows.ts';
 
 export interface ApiDeps {
   config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
@@ -143,6 +143,7 @@ export function createApp(d: ApiDeps): express.Express {
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
   app.delete('/v1/tasks/:id', handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
   app.post('/v1/workflows', requireJsonBody, json, limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
+  app.get('/v1/workflows', handle((req) => withRedis(d.redis, () => listWorkflows(d.workflows, req.query))));
   app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id)))));
   app.delete('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));

@@ -14,6 +14,7 @@ import { TASK_STATES } from '../task/view.ts';
 import { workflowRequestSchema } from '../workflow/definition.ts';
 import { RUN_STATES } from '../workflow/run-store.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
+import { recentRunsQuerySchema } from './routes/workflows.ts';
 
 export type Method = 'GET' | 'POST' | 'DELETE';
 
@@ -218,6 +219,7 @@ export const OPERATIONS: readonly Operation[] = [
     response: runSummarySchema.extend({ duplicate: z.literal(true).optional() }),
     errors: BODY_ERRORS,
   }),
+  op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with their nodes', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runViewSchema) }), errors: [400] }),
   op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, nodes, compensation log', success: [200], response: runViewSchema, errors: [404] }),
   op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
   op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterFilterSchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),

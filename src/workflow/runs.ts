@@ -69,6 +69,17 @@ export class WorkflowRuns {
     return runView(rec);
   }
 
+  /** The newest runs, running or finished (as long as they are kept), newest first. */
+  async recent(limit: number): Promise<RunView[]> {
+    const jobs = await this.#o.engine.runQueue.getJobs(['waiting-children', 'waiting', 'active', 'completed', 'failed'], 0, limit - 1);
+    const ids = [...new Set(jobs.flatMap((j) => (j?.id && RUN_ID_PATTERN.test(j.id) ? [j.id] : [])))];
+    const records = await Promise.all(ids.map((id) => this.#o.engine.store.record(id)));
+    return records
+      .flatMap((r) => (r ? [runView(r)] : []))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .slice(0, limit);
+  }
+
   /** Cancels a run: nothing new starts, running nodes are aborted, completed ones compensated. */
   async cancel(id: string): Promise<RunView> {
     if (!RUN_ID_PATTERN.test(id)) throw notFound(id, this.#o.keepRunsS);

@@ -352,6 +352,7 @@ export class InvalidRequests {
       '/v1/dlq': ['type', 'pool', 'error', 'since', 'until', 'limit'],
       '/v1/agents': ['type', 'pool', 'health', 'tag', 'capability'],
       '/v1/pools': ['type'],
+      '/v1/workflows': ['limit'],
     };
     const known = keys[op.path]!;
     const base = this.valid.query(op.path);

@@ -183,7 +183,7 @@ export class ValidRequests {
     return (arbitraryOf(jsonSchemaOf(deadLetterFilterSchema)) as fc.Arbitrary<Record<string, unknown>>).filter(replayFilterIsValid);
   }
 
-  /** A query for GET /v1/dlq, /v1/agents or /v1/pools, as a client would write it. */
+  /** A query for GET /v1/dlq, /v1/agents, /v1/pools or /v1/workflows, as a client would write it. */
   query(path: string): fc.Arbitrary<string> {
     const name = fc.oneof(fc.constantFrom(...this.typeNames), fc.stringMatching(NAME_PATTERN));
     const pool = fc.oneof(fc.constantFrom('default', 'fuzz', 'dlq'), fc.stringMatching(POOL_PATTERN));
@@ -195,6 +195,9 @@ export class ValidRequests {
         break;
       case '/v1/pools':
         model = fc.record({ type: name }, { requiredKeys: [] });
+        break;
+      case '/v1/workflows':
+        model = fc.record({ limit: fc.integer({ min: 1, max: 100 }) }, { requiredKeys: [] });
         break;
       case '/v1/agents':
         model = fc.record(
@@ -258,6 +261,7 @@ export class ValidRequests {
       case 'GET /v1/dlq':
       case 'GET /v1/agents':
       case 'GET /v1/pools':
+      case 'GET /v1/workflows':
         return this.query(op.path).map((q) => validCase(q, async () => ({ req: get(q ? `${op.path}?${q}` : op.path) })));
       case 'POST /v1/dlq/replay':
         return fc

@@ -153,7 +153,7 @@ describe('every route needs a key when keys are set', () => {
   // Every route of the app, with a request that would otherwise be valid enough to reach it.
   const routes: Array<[string, string]> = [
     ['POST', '/v1/tasks'], ['POST', '/v1/tasks/batch'], ['GET', '/v1/tasks/echo~x'], ['DELETE', '/v1/tasks/echo~x'],
-    ['POST', '/v1/workflows'], ['GET', '/v1/workflows/wf_x'], ['DELETE', '/v1/workflows/wf_x'],
+    ['POST', '/v1/workflows'], ['GET', '/v1/workflows'], ['GET', '/v1/workflows/wf_x'], ['DELETE', '/v1/workflows/wf_x'],
     ['GET', '/v1/dlq'], ['POST', '/v1/dlq/replay'], ['POST', '/v1/dlq/echo~x/replay'],
     ['GET', '/v1/agents'], ['POST', '/v1/agents/x/drain'], ['GET', '/v1/pools'],
     ['GET', '/v1/breakers'], ['POST', '/v1/breakers/echo/default/reset'], ['GET', '/v1/agent-types'],

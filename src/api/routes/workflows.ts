@@ -1,4 +1,6 @@
-/** POST /v1/workflows, GET /v1/workflows/:id, DELETE /v1/workflows/:id. */
+/** POST /v1/workflows, GET /v1/workflows (recent runs), GET /v1/workflows/:id, DELETE /v1/workflows/:id. */
+import { z } from 'zod';
+import { parseOrThrow } from '../../validation.ts';
 import type { WorkflowRuns } from '../../workflow/runs.ts';
 import type { Reply } from '../problem.ts';
 import { requireObject } from './tasks.ts';
@@ -16,4 +18,11 @@ export async function getWorkflow(runs: WorkflowRuns, id: string): Promise<Reply
 export async function cancelWorkflow(runs: WorkflowRuns, id: string): Promise<Reply> {
   const view = await runs.cancel(id);
   return { status: view.state === 'cancelled' ? 200 : 202, body: view };
+}
+
+export const recentRunsQuerySchema = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
+
+export async function listWorkflows(runs: WorkflowRuns, query: unknown): Promise<Reply> {
+  const { limit } = parseOrThrow(recentRunsQuerySchema, query, 'workflow list query');
+  return { status: 200, body: { runs: await runs.recent(limit) } };
 }
