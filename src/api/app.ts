@@ -20,6 +20,7 @@ import { openApiDocument } from './openapi.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import { lengthOf, oneTask, rateLimiter } from './rate-limit.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
+import { dashboardRouter } from '../../dashboard/router.ts';
 import { problem, problemOf, type Reply } from './problem.ts';
 import { healthz, readyz } from './routes/health.ts';
 import { cancelTask, createBatch, createTask, getTask } from './routes/tasks.ts';
@@ -135,6 +136,7 @@ export function createApp(d: ApiDeps): express.Express {
     send(res, problem(403, 'Forbidden', 'Bull Board actions are accepted only from its own page (cross-site request refused)', 'FORBIDDEN'));
   });
   app.use(BOARD_PATH, boardRouter(d.queues, d.boardQueues));
+  app.use('/dashboard', dashboardRouter());
 
   const json = express.json({ limit: d.config.maxBodyBytes, type: JSON_TYPES, strict: false });
   const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit);

@@ -16,7 +16,7 @@ export function boardRouter(queues: PoolQueues, extra: readonly Queue[] = []): R
   const board = createBullBoard({
     queues: [],
     serverAdapter,
-    options: { uiConfig: { boardTitle: 'Switchyard' } },
+    options: { uiConfig: { boardTitle: 'Switchyard', miscLinks: [{ text: 'Fleet dashboard', url: '/dashboard' }, { text: 'API docs', url: '/docs' }] } },
   });
   const add = (queue: Queue, ref: PoolRef) => board.addQueue(new BullMQAdapter(queue, { displayName: poolLabel(ref) }));
   for (const queue of extra) board.addQueue(new BullMQAdapter(queue, { displayName: queue.name }));

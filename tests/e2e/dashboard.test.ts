@@ -1,0 +1,77 @@
+/**
+ * The /dashboard page in a real browser (Debian's headless Chromium, driven by playwright-core)
+ * against an API and agent processes: it renders the fleet, and updates when an agent's health
+ * changes through its real health-check input. Saves test-output/dashboard.png.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json } from '../support/http.ts';
+import { fastFleetEnv, ROOT, startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
+import { useRedisPrefix } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const { prefix } = useRedisPrefix('e2e-dashboard');
+const env = fastFleetEnv(prefix);
+const down = new Set<string>();
+let downstream: Server;
+let api: ApiProcess;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  downstream = createServer((req, res) => {
+    res.statusCode = down.has(req.url!.slice(1)) ? 503 : 200;
+    res.end();
+  });
+  await new Promise<void>((r) => downstream.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}`;
+  [api] = (await Promise.all([
+    startApiProcess(env),
+    startAgentProcess('flaky', { ...env, FLAKY_HEALTH_URL: `${base}/blue` }, ['--pool', 'blue', '--weight', '3']),
+    startAgentProcess('flaky', { ...env, FLAKY_HEALTH_URL: `${base}/green` }, ['--pool', 'green']),
+  ])) as [ApiProcess, ...unknown[]];
+  await waitFor(async () => ((await json(fetch(`${api.url}/v1/agents?health=HEALTHY`))) as unknown[]).length === 2, { what: 'both agents HEALTHY', timeoutMs: 30_000 });
+  // Chromium without its background services: this machine's network is closed to everything but localhost.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+}, 90_000);
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((r) => downstream.close(() => r()));
+});
+
+const rowOf = (pool: string) => page.locator('#agents tbody tr', { hasText: pool });
+
+describe('the dashboard in a browser', () => {
+  it('renders pools, agents and workflow runs of the running system', async () => {
+    const res = await fetch(`${api.url}/v1/workflows`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'dashboard-demo', nodes: [{ id: 'a', type: 'flaky', payload: {} }, { id: 'b', type: 'flaky', payload: {}, dependsOn: ['a'] }] }),
+    });
+    expect(res.status).toBe(202);
+    await page.goto(`${api.url}/dashboard`);
+    await page.locator('#status', { hasText: 'updated' }).waitFor({ timeout: 15_000 });
+    await expect.poll(() => page.locator('#agents tbody tr').count(), { timeout: 15_000 }).toBe(2);
+    expect(await rowOf('blue').innerText()).toMatch(/HEALTHY/);
+    expect(await page.locator('#pools tbody').innerText()).toMatch(/flaky\.blue\s+1 of 1 serving\s+3/);
+    await expect.poll(() => page.locator('#runs tbody').innerText(), { timeout: 15_000 }).toMatch(/dashboard-demo\s+completed\s+2 \/ 2/);
+  }, 60_000);
+
+  it('shows an agent turning UNHEALTHY, and its pool ineligible, without a reload', async () => {
+    down.add('green');
+    await expect.poll(() => rowOf('green').innerText(), { timeout: 20_000 }).toMatch(/UNHEALTHY/);
+    await expect.poll(() => page.locator('#pools tbody tr', { hasText: 'flaky.green' }).innerText(), { timeout: 10_000 }).toMatch(/no: no HEALTHY or DEGRADED agent/);
+    mkdirSync(`${ROOT}/test-output`, { recursive: true });
+    await page.screenshot({ path: `${ROOT}/test-output/dashboard.png`, fullPage: true });
+    down.delete('green');
+    await expect.poll(() => rowOf('green').innerText(), { timeout: 20_000 }).toMatch(/\bHEALTHY/);
+  }, 60_000);
+});
