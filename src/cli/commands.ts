@@ -99,8 +99,8 @@ export async function poolsCommand(type: string | undefined, o: ClientCommandOpt
     const pools = await c.pools(type);
     if (o.json) out.write(`${JSON.stringify(pools)}\n`);
     else {
-      out.write(table(['POOL', 'AGENTS', 'WEIGHT', 'WAITING', 'ACTIVE', 'DEAD', 'BREAKER', 'ELIGIBLE'], pools.map((p) => [
-        p.name, `${p.agents.HEALTHY + p.agents.DEGRADED}/${p.agents.total}`, String(p.weight), String(p.backlog.waiting), String(p.backlog.active), String(p.backlog.dead), p.breaker,
+      out.write(table(['POOL', 'AGENTS', 'WEIGHT', 'WAITING', 'ACTIVE', 'DONE', 'DEAD', 'BREAKER', 'ELIGIBLE'], pools.map((p) => [
+        p.name, `${p.agents.HEALTHY + p.agents.DEGRADED}/${p.agents.total}`, String(p.weight), String(p.backlog.waiting), String(p.backlog.active), String(p.backlog.completed), String(p.backlog.dead), p.breaker,
         p.eligible ? 'yes' : `no: ${p.reasons.join('; ')}`,
       ])));
     }

@@ -37,7 +37,7 @@ export class ApiMetrics {
   constructor(private readonly d: ApiMetricsDeps) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_api_' });
-    this.#enqueued = new Counter({ name: 'switchyard_tasks_enqueued_total', help: 'Tasks enqueued by this API process (pool "_parked": no eligible pool yet)', labelNames: ['type', 'pool'], registers });
+    this.#enqueued = new Counter({ name: 'switchyard_tasks_enqueued_total', help: 'Tasks enqueued through the task API by this API process (workflow nodes not included; pool "_parked": no eligible pool yet)', labelNames: ['type', 'pool'], registers });
     this.#http = new Histogram({
       name: 'switchyard_http_request_duration_seconds',
       help: 'HTTP requests answered by this API process',
