@@ -34,6 +34,7 @@ import { AgentMetrics } from '../metrics/agent-metrics.ts';
 import { PoolGate } from './pool-gate.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 import { RunStore } from '../workflow/run-store.ts';
+import { taskLogFields } from '../task/id.ts';
 
 export type AgentConfig = Pick<
   Config,
@@ -165,10 +166,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     this.#worker.on('failed', (job, err) => {
       if (job) this.#metrics.failed(job);
-      if (job) this.#log.warn({ taskId: job.id, attempt: job.attemptsMade, err: err.message }, 'task attempt failed');
+      if (job) this.#log.warn({ ...taskLogFields(job.id), attempt: job.attemptsMade, err: err.message }, 'task attempt failed');
       this.emit('failed', job?.id ?? '', err);
     });
-    this.#worker.on('stalled', (id) => this.#log.warn({ taskId: id }, 'task stalled: its agent stopped renewing the lock; re-queued'));
+    this.#worker.on('stalled', (id) => this.#log.warn(taskLogFields(id), 'task stalled: its agent stopped renewing the lock; re-queued'));
 
     const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
     this.#presence = new Presence(this.#registry, this.record, timing, () => this.#report(), () => this.#updatePulling(), this.#log);
@@ -208,7 +209,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         const m: unknown = JSON.parse(message);
         // Only the agent running the task has it tracked; cancelJob is a no-op everywhere else.
-        if (isCancelMessage(m) && this.#inFlight.abort(m.taskId, m.reason)) this.#log.info({ taskId: m.taskId }, 'task cancelled on request');
+        if (isCancelMessage(m) && this.#inFlight.abort(m.taskId, m.reason)) this.#log.info(taskLogFields(m.taskId), 'task cancelled on request');
       } catch {
         /* not ours */
       }

@@ -13,6 +13,7 @@ import { summarize, toFieldIssues } from '../validation.ts';
 import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
 import type { Attempt, InFlight } from './in-flight.ts';
 import type { NodeInfo } from '../workflow/run-store.ts';
+import { taskLogFields } from '../task/id.ts';
 
 type WorkflowRef = NonNullable<TaskEnvelope['workflow']>;
 const NO_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});
@@ -100,7 +101,7 @@ class AttemptContext implements TaskContext {
   }
 
   get log(): Logger {
-    return (this.#log ??= this.parentLog.child({ taskId: this.taskId }));
+    return (this.#log ??= this.parentLog.child(taskLogFields(this.taskId)));
   }
 
   progress(value: number | object): Promise<void> {
@@ -209,7 +210,7 @@ export function createProcessor(h: ProcessorHooks): Processor {
       if (env.workflow && isFinalFailure(verdict, job)) {
         // The run learns of it now; should this fail, the engine's sweep finds the failed job.
         await h.settleNode(env.workflow, 'dead', verdict.message, nodeInfo(job, h.pool)).catch((e: unknown) =>
-          h.log.warn({ taskId: jobId, err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
+          h.log.warn({ ...taskLogFields(jobId), err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
         );
       }
       // Fatal errors, shutdowns and delays say nothing about the pool's health.

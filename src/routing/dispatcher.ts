@@ -21,6 +21,7 @@ import { moveTask } from '../task/move.ts';
 import type { RoutingDecision } from './decision.ts';
 import type { FleetRouter } from './router.ts';
 import type { FleetSnapshot } from './snapshot.ts';
+import { taskLogFields } from '../task/id.ts';
 
 export interface DispatcherOptions {
   queues: PoolQueues;
@@ -127,7 +128,7 @@ export class Dispatcher {
   async #move(job: Job<TaskEnvelope>, to: PoolRef, routing: RoutingDecision, now: number): Promise<boolean> {
     const moved = await moveTask(this.o.queues, job, to, routing, { now });
     // Not removed: it started meanwhile in its old queue, so both copies may run (at-least-once).
-    if (!moved) this.o.log.warn({ taskId: job.id }, 'a moved task was taken from its old queue meanwhile');
+    if (!moved) this.o.log.warn({ ...taskLogFields(job.id), type: job.name }, 'a moved task was taken from its old queue meanwhile');
     return moved;
   }
 }

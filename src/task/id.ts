@@ -45,6 +45,13 @@ export function parseNodeJobId(id: string): { runId: string; node: string; undo:
   return m ? { runId: m[1]!, node: m[2]!, undo: m[3] !== undefined } : undefined;
 }
 
+/** The fields every log line about a task carries: its id, and for a workflow node its run and node. */
+export function taskLogFields(id: string | undefined): { taskId: string; runId?: string; node?: string } {
+  const taskId = id ?? '';
+  const n = parseNodeJobId(taskId);
+  return n ? { taskId, runId: n.runId, node: n.undo ? `${n.node} (compensation)` : n.node } : { taskId };
+}
+
 export function typeOfTaskId(id: string): string | undefined {
   const m = /^([a-z][a-z0-9-]{0,62})~[A-Za-z0-9_-]{1,64}$/.exec(id);
   return m?.[1];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newTaskId, typeOfTaskId } from '../../src/task/id.ts';
+import { newTaskId, typeOfTaskId, taskLogFields } from '../../src/task/id.ts';
 
 describe('task ids', () => {
   it('carry their type and are unique', () => {
@@ -13,5 +13,13 @@ describe('task ids', () => {
 
   it.each(['', 'nope', '~abc', 'Echo~abc', 'echo~', 'echo~a:b', 'echo~../x'])('rejects %j', (id) => {
     expect(typeOfTaskId(id)).toBeUndefined();
+  });
+});
+
+describe('taskLogFields', () => {
+  it('names the run and node of a workflow node, and only the task id otherwise', () => {
+    expect(taskLogFields('echo~abc123')).toEqual({ taskId: 'echo~abc123' });
+    expect(taskLogFields('wf_abc.load')).toEqual({ taskId: 'wf_abc.load', runId: 'wf_abc', node: 'load' });
+    expect(taskLogFields('wf_abc.charge.undo')).toEqual({ taskId: 'wf_abc.charge.undo', runId: 'wf_abc', node: 'charge (compensation)' });
   });
 });
