@@ -1,5 +1,5 @@
 /**
- * The CLI's client commands: `enqueue`, `task`, `agents`, `pools`, `breakers`, `dlq list|replay`.
+ * The CLI's client commands: `enqueue` (one task, or `--many` in batches with a progress bar), `task`, `agents`, `pools`, `breakers`, `dlq list|replay`.
  * Each talks to the API through the typed client, prints a table or a line a person can read (or
  * JSON with --json), and exits with a code a script can test:
  * 0 done, 1 error (the API refused, or cannot be reached), 4 the task ended other than completed,
@@ -63,9 +63,38 @@ const describeTask = (t: TaskView) =>
   (t.result !== undefined ? `\n  result: ${JSON.stringify(t.result)}` : '') +
   (t.note ? `\n  note: ${t.note}` : '');
 
-export async function enqueueCommand(type: string, payloadArg: string, o: ClientCommandOptions & { wait?: boolean; timeout?: number; pool?: string; key?: string }, out: Out = process.stdout): Promise<number> {
+/** Tasks per request when `enqueue --many` sends a list (the API takes up to SWITCHYARD_MAX_BATCH). */
+const BATCH_CHUNK = 500;
+
+/** `enqueue --many`: the argument is a JSON array of payloads, sent in batches with a progress bar. */
+async function enqueueMany(c: SwitchyardClient, type: string, payloads: unknown, o: ClientCommandOptions & { pool?: string }, out: Out, err: Out): Promise<number> {
+  if (!Array.isArray(payloads)) throw new ApiError(0, 'Not a list', 'with --many, the payload argument must be a JSON array of payloads');
+  const bar = !o.json && err.isTTY ? new SingleBar({ format: ' {bar} {value}/{total} enqueued', hideCursor: true, stream: err as NodeJS.WriteStream }, Presets.shades_classic) : undefined;
+  bar?.start(payloads.length, 0);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < payloads.length; i += BATCH_CHUNK) {
+      const chunk = payloads.slice(i, i + BATCH_CHUNK).map((payload) => ({ type, payload, ...(o.pool ? { pool: o.pool } : {}) }));
+      ids.push(...(await c.enqueueBatch(chunk as never)).map((t) => t.id));
+      bar?.update(ids.length);
+    }
+  } finally {
+    bar?.stop();
+  }
+  out.write(o.json ? `${JSON.stringify({ enqueued: ids.length, ids })}\n` : `enqueued ${ids.length} ${type} task(s)\n`);
+  return EXIT.ok;
+}
+
+export async function enqueueCommand(
+  type: string,
+  payloadArg: string,
+  o: ClientCommandOptions & { wait?: boolean; timeout?: number; pool?: string; key?: string; many?: boolean },
+  out: Out = process.stdout,
+  err: Out = process.stderr,
+): Promise<number> {
   return withClient(o, async (c) => {
     const payload = await readJsonArgument(payloadArg);
+    if (o.many) return enqueueMany(c, type, payload, o, out, err);
     const task = await c.enqueue(type, payload as never, { ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { idempotencyKey: o.key } : {}) });
     if (!o.wait) {
       out.write(o.json ? `${JSON.stringify(task)}\n` : `${task.duplicate ? 'already enqueued' : 'enqueued'} ${task.id} (${task.state}, pool ${task.pool})\n`);

@@ -1,4 +1,6 @@
 /** The `switchyard` command. */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { Agent } from '../agent/agent.ts';
 import { startApi } from '../api/server.ts';
@@ -129,10 +131,11 @@ clientOptions(
     .description("enqueue a task; <payload> is JSON ('{\"text\":\"hi\"}') or @file.json; exit 0 accepted (with --wait: completed), 4 ended otherwise, 5 timed out")
     .option('--pool <name>', 'send it to this pool', poolName)
     .option('--key <idempotencyKey>', 'idempotency key: resending with the same key enqueues nothing new')
+    .option('--many', '<payload> is a JSON array of payloads: enqueue them all, in batches, with a progress bar')
     .option('--wait', 'wait until it is completed, dead or cancelled, and print it')
     .option('--timeout <s>', 'with --wait: give up after this many seconds (exit 5)', positiveNumber),
-).action((type: string, payload: string, o: ClientFlags & { pool?: string; key?: string; wait?: boolean; timeout?: number }) =>
-  exit(enqueueCommand(type, payload, { ...connect(o), ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { key: o.key } : {}), ...(o.wait ? { wait: true } : {}), ...(o.timeout ? { timeout: o.timeout } : {}) })),
+).action((type: string, payload: string, o: ClientFlags & { pool?: string; key?: string; wait?: boolean; timeout?: number; many?: boolean }) =>
+  exit(enqueueCommand(type, payload, { ...connect(o), ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { key: o.key } : {}), ...(o.wait ? { wait: true } : {}), ...(o.timeout ? { timeout: o.timeout } : {}), ...(o.many ? { many: true } : {}) })),
 );
 clientOptions(program.command('task <id>').description('show a task: state, attempts, result or error')).action((id: string, o: ClientFlags) => exit(taskCommand(id, connect(o))));
 clientOptions(
@@ -162,6 +165,17 @@ clientOptions(dlqFilters(dlq.command('replay [id]').description('replay one dead
     return exit(dlqReplayCommand(id, filters(o), connect(o)));
   },
 );
+
+program
+  .command('bench')
+  .description('run the benchmarks against bare BullMQ (all options of `npm run bench`; `switchyard bench -- --help` lists them)')
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .helpOption(false)
+  .action((_o: unknown, cmd: Command) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../bench/run.ts', import.meta.url)), ...cmd.args], { stdio: 'inherit' });
+    child.on('exit', (code) => (process.exitCode = code ?? 1));
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`switchyard: ${isSwitchyardError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -2,6 +2,9 @@
  * The client commands of the CLI (`enqueue`, `task`, `agents`, `pools`, `breakers`, `dlq`) run as
  * processes against an API and agents that are processes too: their output and exit codes.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fastFleetEnv, runCli, startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
 import { useRedisPrefix } from '../support/redis.ts';
@@ -41,6 +44,22 @@ describe('switchyard CLI, client commands', () => {
     const dies = await cli('enqueue', 'flaky', '{"failRate":1,"fatal":true}', '--wait');
     expect(dies.code, dies.stderr).toBe(4);
     expect(dies.stdout).toMatch(/ dead /);
+  });
+
+  it('enqueue --many sends a JSON array of payloads from a file in batches', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'switchyard-cli-')), 'payloads.json');
+    writeFileSync(file, JSON.stringify(Array.from({ length: 1200 }, (_, i) => ({ message: `m${i}` }))));
+    const r = await cli('enqueue', 'echo', `@${file}`, '--many', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const { enqueued, ids } = JSON.parse(r.stdout) as { enqueued: number; ids: string[] };
+    expect(enqueued).toBe(1200);
+    expect(new Set(ids).size).toBe(1200);
+  });
+
+  it('bench passes its arguments to the benchmark runner', async () => {
+    const r = await cli('bench', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage: bench/);
   });
 
   it('agents, pools and breakers print tables, or JSON with --json', async () => {
