@@ -31,4 +31,18 @@ describe('examples', () => {
     expect(out).toMatch(/the breaker is CLOSED again/);
     expect(out).toMatch(/none lost/);
   }, 90_000);
+
+  it('example:etl runs the pipeline file to completion, load reading both its inputs', async () => {
+    const { code, out } = await npmRun('example:etl');
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/ended completed/);
+    expect(out).toMatch(/load\s+done\s+.*inputs: enrich, profile/);
+  }, 60_000);
+
+  it('example:saga runs the trial activation: the email bounces, the charge and then the account are undone', async () => {
+    const { code, out } = await npmRun('example:saga');
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/ended compensated/);
+    expect(out).toMatch(/compensations, in the order they ran:\n\s+charge-card\s+done\n\s+provision-account\s+done/);
+  }, 60_000);
 });
