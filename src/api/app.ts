@@ -163,7 +163,8 @@ export function createApp(d: ApiDeps): express.Express {
   const docs = docsPage(openapi);
   app.get('/docs', (_req, res) => void res.type('html').send(docs));
   const metrics = d.metrics;
-  if (metrics) app.get('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.metrics()));
+  // Bounded like every route that reads Redis: while Redis is down the scrape gets a 503 at once, not a hang.
+  if (metrics) app.get('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await withRedis(d.redis, () => metrics.metrics())));
 
   app.use((req, res) => {
     send(res, problem(404, 'Not found', `no route ${req.method} ${req.path}; see the API table in the README`, 'NOT_FOUND'));

@@ -66,6 +66,9 @@ describe('API while Redis is down', () => {
     expect((await fetch(`${api.url}/readyz`)).status).toBe(503);
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${api.url}/v1/tasks/echo~abc`)).status).toBe(503);
+    const scrape = Date.now();
+    expect((await fetch(`${api.url}/metrics`)).status).toBe(503); // at once, not after the scrape's reads hang
+    expect(Date.now() - scrape).toBeLessThan(1000);
     const invalid = await fetch(`${api.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"echo","payload":{},"x":1}' });
     expect(invalid.status).toBe(400);
 
