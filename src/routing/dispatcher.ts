@@ -68,7 +68,11 @@ export class Dispatcher {
     for (const p of this.o.snapshot.pools(type)) {
       const key = `${type}.${p.pool}`;
       await this.#guard(p, p.agents.every((a) => a.health === 'UNKNOWN'));
-      const open = this.o.snapshot.breakers.state(poolBreakerName(p)) === 'OPEN';
+      // OPEN and not yet admitting probes. Once it admits them the pool is not stranded by its breaker:
+      // moving its tasks away would take the probe the router sent there, and nothing would close it.
+      const name = poolBreakerName(p);
+      const halfOpenAt = this.o.snapshot.breakers.halfOpenAt(name);
+      const open = this.o.snapshot.breakers.state(name) === 'OPEN' && (halfOpenAt === undefined || halfOpenAt > now);
       if (p.serving.length > 0 && !open) {
         this.#ineligibleSince.delete(key);
         continue;

@@ -19,6 +19,9 @@ import { WeightedPicker } from './weighted.ts';
 
 const agentWeight = (a: AgentView) => (a.health === 'DEGRADED' ? a.weight / 2 : a.weight);
 
+/** How long a probe routed to a half-open pool holds its place in the budget without a breaker transition. */
+export const PROBE_ROUTE_TTL_MS = 10_000;
+
 export class FleetRouter implements Router {
   readonly #leastLoaded = new LeastLoadedPicker();
   readonly #pickers: Record<Strategy, Picker> = {
@@ -27,8 +30,12 @@ export class FleetRouter implements Router {
     'least-loaded': this.#leastLoaded,
     random: new RandomPicker(),
   };
-  /** Tasks routed to a half-open pool since its breaker last changed: bounded by its probe budget. */
-  readonly #probes = new Map<string, number>();
+  /**
+   * When tasks were routed to a half-open pool as probes since its breaker last changed: at most its
+   * probe budget at once. One that produced no transition within PROBE_ROUTE_TTL_MS (moved away,
+   * lost with its agent) frees its place, so a lost probe never parks the pool for good.
+   */
+  readonly #probes = new Map<string, number[]>();
 
   constructor(
     private readonly snapshot: FleetSnapshot,
@@ -64,11 +71,16 @@ export class FleetRouter implements Router {
     const probe = e.probing.has(chosen.pool);
     if (probe) {
       const breaker = poolBreakerName({ type: type.name, pool: chosen.pool });
-      this.#probes.set(breaker, (this.#probes.get(breaker) ?? 0) + 1);
+      this.#probes.set(breaker, [...this.#liveProbes(breaker, (now ??= Date.now())), now]);
       this.#plain.delete(type.name); // the probe budget changed
     }
     const reason = e.candidates.length === 1 ? e.single : `${strategy} over ${e.candidates.length} eligible pools`;
     return { strategy, pool: chosen.pool, candidates: e.names, reason: probe ? `${reason}; a half-open probe` : reason };
+  }
+
+  /** Send times of this breaker's probes still in their place, oldest first. */
+  #liveProbes(breaker: string, now: number): number[] {
+    return (this.#probes.get(breaker) ?? []).filter((t) => t > now - PROBE_ROUTE_TTL_MS);
   }
 
   #evaluate(typeName: string, halfOpenProbes: number, req: RouteRequest, now: number): Evaluation {
@@ -102,8 +114,10 @@ export class FleetRouter implements Router {
           until = Math.min(until, halfOpenAt); // re-evaluate when it starts admitting probes
           continue;
         }
-        if ((this.#probes.get(breaker) ?? 0) >= halfOpenProbes) {
+        const live = this.#liveProbes(breaker, now);
+        if (live.length >= halfOpenProbes) {
           why.push(`${p.pool}: breaker HALF_OPEN, probe budget in use`);
+          until = Math.min(until, live[0]! + PROBE_ROUTE_TTL_MS); // re-evaluate when the oldest probe's place frees
           continue;
         }
         probing.add(p.pool);

@@ -9,7 +9,7 @@ import { poolBreakerName } from '../../src/redis/keys.ts';
 import { Registry } from '../../src/registry/registry.ts';
 import type { Registration } from '../../src/registry/record.ts';
 import { Dispatcher } from '../../src/routing/dispatcher.ts';
-import { FleetRouter } from '../../src/routing/router.ts';
+import { FleetRouter, PROBE_ROUTE_TTL_MS } from '../../src/routing/router.ts';
 import { FleetSnapshot } from '../../src/routing/snapshot.ts';
 import { TaskLookup } from '../../src/task/lookup.ts';
 import { PoolQueues } from '../../src/task/pool-queues.ts';
@@ -124,6 +124,14 @@ describe('routing on a live snapshot', () => {
     const d = router.route({ type: 'transform' });
     expect(d.pool).toBe('_parked');
     expect(d.reason).toMatch(/premium: every serving agent is draining.*standard: breaker OPEN until/);
+
+    // Past its open time the pool gets probes up to its budget, then nothing; a probe that made no
+    // transition within PROBE_ROUTE_TTL_MS (moved away, lost) frees its place, so the pool is never parked for good.
+    const later = Date.now() + 61_000;
+    const budget = catalogue.get('transform').breaker.halfOpenProbes;
+    for (let i = 0; i < budget; i++) expect(router.route({ type: 'transform' }, later)).toMatchObject({ pool: 'standard', reason: expect.stringMatching(/a half-open probe/) });
+    expect(router.route({ type: 'transform' }, later + 1)).toMatchObject({ pool: '_parked', reason: expect.stringMatching(/probe budget in use/) });
+    expect(router.route({ type: 'transform' }, later + PROBE_ROUTE_TTL_MS + 1).pool).toBe('standard');
     await breaker.reset();
     await waitFor(() => watch.state(breaker.name) === 'CLOSED');
   });
