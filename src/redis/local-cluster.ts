@@ -1,0 +1,61 @@
+/**
+ * A Redis Cluster on loopback from the installed `redis-server` and `redis-cli` (no Docker): N
+ * masters, optionally one replica each, every node a spawnRedis process in its own directory.
+ * For tests, the cluster benchmark and trying Switchyard on a cluster locally
+ * (`npx tsx src/redis/local-cluster.ts [masters] [replicas]` prints the nodes and runs until Ctrl-C).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { spawnRedis } from './embedded.ts';
+
+const run = promisify(execFile);
+
+export interface LocalCluster {
+  /** host:port of every node, masters first. */
+  nodes: string[];
+  /** The processes, to kill one (a failover test) or stop them all. */
+  servers: Array<Awaited<ReturnType<typeof spawnRedis>>>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalCluster(o: { masters?: number; replicas?: 0 | 1; dataDir?: string } = {}): Promise<LocalCluster> {
+  const masters = o.masters ?? 3;
+  const replicas = o.replicas ?? 0;
+  const root = o.dataDir ?? mkdtempSync(join(tmpdir(), 'switchyard-cluster-'));
+  const count = masters * (1 + replicas);
+  const servers = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      spawnRedis({ dataDir: join(root, `node-${i}`), args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }),
+    ),
+  );
+  const stop = async () => void (await Promise.all(servers.map((s) => s.stop())));
+  try {
+    const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
+    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes']);
+    // Every node agrees the cluster is ok (all slots served) before anyone uses it.
+    const deadline = Date.now() + 20_000;
+    for (const s of servers) {
+      for (;;) {
+        const { stdout } = await run('redis-cli', ['-p', String(s.port), 'cluster', 'info']);
+        if (stdout.includes('cluster_state:ok')) break;
+        if (Date.now() > deadline) throw new Error(`cluster node ${s.port} is not ok after 20 s:\n${stdout}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return { nodes, servers, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const cluster = await startLocalCluster({ masters: Number(process.argv[2] ?? 3), replicas: process.argv[3] === '1' ? 1 : 0 });
+  process.stdout.write(`Redis Cluster running: ${cluster.nodes.join(' ')}\nREDIS_CLUSTER_NODES=${cluster.nodes.join(',')}\nCtrl-C stops it.\n`);
+  const stop = () => void cluster.stop().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
