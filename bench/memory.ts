@@ -34,7 +34,7 @@ async function usedMemory(redis: Redis): Promise<number> {
 }
 
 /** used_memory growth while `add` writes `n` tasks, per task (median of three tries). */
-async function bytesPerTask(stats: Redis, n: number, add: () => Promise<void>, cleanup: () => Promise<void>): Promise<number> {
+async function bytesPerTask(stats: Redis, n: number, add: () => Promise<void>, cleanup: () => Promise<unknown>): Promise<number> {
   const tries: number[] = [];
   for (let i = 0; i < 3; i++) {
     const before = await usedMemory(stats);

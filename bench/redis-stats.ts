@@ -20,11 +20,4 @@ export async function redisCpuSeconds(redis: Redis): Promise<number> {
   return get('used_cpu_sys') + get('used_cpu_user');
 }
 
-export async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
+export { deleteKeysUnder as deletePrefix } from '../src/redis/cleanup.ts';

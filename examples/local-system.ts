@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Agent, Catalogue, createClient, createLogger, loadConfig, type AgentType, type SwitchyardClient, type WorkerDefinition } from '../src/index.ts';
 import { startApi } from '../src/api/server.ts';
+import { deleteKeysUnder } from '../src/redis/cleanup.ts';
 
 export interface AgentSpec {
   definition: WorkerDefinition;
@@ -50,12 +51,7 @@ export async function startLocalSystem<const Ts extends readonly AgentType[]>(ty
       await Promise.all(running.map((a) => a.close(0)));
       await api.close();
       const redis = new Redis(redisUrl);
-      let cursor = '0';
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (batch.length) await redis.unlink(...batch);
-      } while (cursor !== '0');
+      await deleteKeysUnder(redis, prefix);
       await redis.quit();
     },
   };

@@ -1,5 +1,5 @@
 /** zod issues -> FieldIssue[] with paths a person can read: `tasks[3].payload.amount`. */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ValidationError, type FieldIssue } from './errors.ts';
 
 export function formatPath(path: readonly PropertyKey[], base = ''): string {
@@ -26,4 +26,9 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
 export function summarize(issues: readonly FieldIssue[], max = 3): string {
   const shown = issues.slice(0, max).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
   return shown.join('; ') + (issues.length > max ? `; and ${issues.length - max} more` : '');
+}
+
+/** zod -> JSON Schema (2020-12): what the API publishes of a schema (agent types, the OpenAPI document). */
+export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  return z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
 }

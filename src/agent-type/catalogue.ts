@@ -1,5 +1,5 @@
 /** The set of declared agent types, looked up by name; also describes them as JSON Schema. */
-import { z } from 'zod';
+import { jsonSchemaOf } from '../validation.ts';
 import { SwitchyardError } from '../errors.ts';
 import type { AgentType, TaskDefaults } from './define.ts';
 import type { BreakerPolicy } from '../breaker/policy.ts';
@@ -61,8 +61,8 @@ export class Catalogue {
       defaults: t.defaults,
       breaker: t.breaker,
       strategy: t.strategy,
-      payloadSchema: z.toJSONSchema(t.payload, { io: 'input', unrepresentable: 'any' }),
-      resultSchema: z.toJSONSchema(t.result, { io: 'output', unrepresentable: 'any' }),
+      payloadSchema: jsonSchemaOf(t.payload, 'input'),
+      resultSchema: jsonSchemaOf(t.result, 'output'),
     }));
   }
 }

@@ -69,9 +69,9 @@ export class PoolGate {
 
   /** True while the pool's breaker is OPEN and not yet admitting probes; schedules onChange for then. */
   holds(): boolean {
-    const at = this.state === 'OPEN' ? this.#watch.halfOpenAt(this.#breaker.name) : undefined;
+    const at = this.#watch.heldUntil(this.#breaker.name);
     clearTimeout(this.#halfOpenTimer);
-    if (at === undefined || at <= Date.now()) return false;
+    if (at === undefined) return false;
     this.#halfOpenTimer = setTimeout(() => this.#o.onChange(), at - Date.now() + 10);
     this.#halfOpenTimer.unref();
     return true;

@@ -160,6 +160,17 @@ const nodeInfo = (job: Job<TaskEnvelope>, pool: string): NodeInfo => ({
   ...(job.processedOn ? { startedAt: job.processedOn } : {}),
 });
 
+/**
+ * A workflow node that will not run again tells its run now, before its job fails; should this
+ * fail, the engine's sweep finds the failed job and records it.
+ */
+async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnvelope>, message: string): Promise<void> {
+  if (!env.workflow) return;
+  await h.settleNode(env.workflow, 'dead', message, nodeInfo(job, h.pool)).catch((e: unknown) =>
+    h.log.warn({ ...taskLogFields(job.id), err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
+  );
+}
+
 export function createProcessor(h: ProcessorHooks): Processor {
   const type = h.definition.type;
   return async (job, token) => {
@@ -177,7 +188,7 @@ export function createProcessor(h: ProcessorHooks): Processor {
     const max = job.opts.attempts ?? 1;
     if (spent >= max) {
       const poison = new UnrecoverableError(`its agent died during ${job.stalledCounter} of its ${spent} runs (crash or lost lock); attempts=${max} spent, not running it again`);
-      if (env.workflow) await h.settleNode(env.workflow, 'dead', poison.message, nodeInfo(job, h.pool)).catch(() => undefined);
+      await settleDead(h, env, job, poison.message);
       throw poison;
     }
     const payload = type.payload.safeParse(env.payload);
@@ -207,12 +218,7 @@ export function createProcessor(h: ProcessorHooks): Processor {
       outcome = 'success';
     } catch (err) {
       const verdict = await classify(err, job, token, attempt, timeoutMs);
-      if (env.workflow && isFinalFailure(verdict, job)) {
-        // The run learns of it now; should this fail, the engine's sweep finds the failed job.
-        await h.settleNode(env.workflow, 'dead', verdict.message, nodeInfo(job, h.pool)).catch((e: unknown) =>
-          h.log.warn({ ...taskLogFields(jobId), err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
-        );
-      }
+      if (isFinalFailure(verdict, job)) await settleDead(h, env, job, verdict.message);
       // Fatal errors, shutdowns and delays say nothing about the pool's health.
       if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
         outcome = 'neutral';
@@ -226,7 +232,7 @@ export function createProcessor(h: ProcessorHooks): Processor {
     const result = type.result.safeParse(output);
     if (!result.success) {
       const invalid = new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
-      if (env.workflow) await h.settleNode(env.workflow, 'dead', invalid.message, nodeInfo(job, h.pool));
+      await settleDead(h, env, job, invalid.message);
       throw invalid;
     }
     // BullMQ stores the result as JSON: one that cannot be (a cycle, a BigInt) fails here, once, not
@@ -236,7 +242,7 @@ export function createProcessor(h: ProcessorHooks): Processor {
       json = JSON.stringify(result.data ?? null);
     } catch (err) {
       const unstorable = new UnrecoverableError(`result of ${type.name} cannot be stored as JSON: ${err instanceof Error ? err.message : String(err)}`);
-      if (env.workflow) await h.settleNode(env.workflow, 'dead', unstorable.message, nodeInfo(job, h.pool));
+      await settleDead(h, env, job, unstorable.message);
       throw unstorable;
     }
     // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.

@@ -3,15 +3,16 @@
  * routes validate with, and the shapes of their answers) and from each agent type's payload and
  * result schemas. Served at GET /openapi.json, rendered at GET /docs (docs-page.ts).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Catalogue } from '../agent-type/catalogue.ts';
+import { jsonSchemaOf } from '../validation.ts';
 import { OPERATIONS, problemSchema, type Operation } from './contract.ts';
 
 type JsonSchema = Record<string, unknown>;
 
 /** zod -> JSON Schema 2020-12 (OpenAPI 3.1's dialect), without the `$schema` line each would repeat. */
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
+  const { $schema: _dialect, ...rest } = jsonSchemaOf(schema, io);
   return rest;
 }
 

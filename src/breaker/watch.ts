@@ -79,6 +79,12 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
     return s?.state === 'OPEN' && s.openedAt !== undefined ? s.openedAt + this.policyOf(name).openMs : undefined;
   }
 
+  /** While the breaker is OPEN and admits no probe yet: when it starts admitting them (ms since epoch); else undefined. */
+  heldUntil(name: string, now = Date.now()): number | undefined {
+    const at = this.halfOpenAt(name);
+    return at !== undefined && at > now ? at : undefined;
+  }
+
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
     await this.subscriber.unsubscribe(this.#k.events).catch(() => undefined);

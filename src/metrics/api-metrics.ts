@@ -33,6 +33,7 @@ export class ApiMetrics {
   readonly registry = new Registry();
   readonly #enqueued: Counter;
   readonly #http: Histogram;
+  readonly #agents: Gauge;
 
   constructor(private readonly d: ApiMetricsDeps) {
     const registers = [this.registry];
@@ -60,23 +61,8 @@ export class ApiMetrics {
         );
       },
     });
-    new Gauge({
-      name: 'switchyard_agents',
-      help: 'Live agents by type, pool and health',
-      labelNames: ['type', 'pool', 'health'],
-      registers,
-      collect: async function (this: Gauge) {
-        this.reset();
-        const counts = new Map<string, { type: string; pool: string; health: string; n: number }>();
-        for (const a of await d.agents.list()) {
-          const k = `${a.type}.${a.pool}.${a.health}`;
-          const c = counts.get(k) ?? { type: a.type, pool: a.pool, health: a.health, n: 0 };
-          c.n++;
-          counts.set(k, c);
-        }
-        for (const c of counts.values()) this.set({ type: c.type, pool: c.pool, health: c.health }, c.n);
-      },
-    });
+    // Set by metrics(), from the one registry read each scrape makes (it also finds the agents' published counts).
+    this.#agents = new Gauge({ name: 'switchyard_agents', help: 'Live agents by type, pool and health', labelNames: ['type', 'pool', 'health'], registers });
     new Gauge({
       name: 'switchyard_breaker_state',
       help: 'Circuit breaker of each pool: 0 CLOSED, 1 HALF_OPEN, 2 OPEN',
@@ -128,8 +114,10 @@ export class ApiMetrics {
 
   /** The text Prometheus scrapes: this process's metrics and the fleet's, summed over live agents. */
   async metrics(): Promise<string> {
-    const ids = (await this.d.agents.list()).map((a) => a.id);
-    const published = ids.length ? await this.d.redis.mget(...ids.map((id) => keys(this.d.prefix).agentMetrics(id))) : [];
+    const agents = await this.d.agents.list();
+    this.#agents.reset();
+    for (const a of agents) this.#agents.inc({ type: a.type, pool: a.pool, health: a.health });
+    const published = agents.length ? await this.d.redis.mget(...agents.map((a) => keys(this.d.prefix).agentMetrics(a.id))) : [];
     const fleet = published.flatMap((json) => {
       if (!json) return [];
       try {

@@ -28,6 +28,8 @@ export const poolLabel = ({ type, pool }: PoolRef): string => `${type}.${pool}`;
 export function keys(prefix: string) {
   return {
     prefix,
+    /** BullMQ's hash of a job (a task) in a queue, by queue name. */
+    job: (queue: string, id: string) => `${prefix}:${queue}:${id}`,
     /** Set of every pool queue name ever used, so readers (GET /v1/tasks, Bull Board) find new pools. */
     queueCatalogue: `${prefix}:{catalogue}:queues`,
     /** idempotencyKey -> "<queue name> <task id>" for a type. */

@@ -31,9 +31,7 @@ export const onlyPoolReason = (pool: string): string => `${pool}${ONLY_POOL_SUFF
  */
 export type StoredDecision = Pick<RoutingDecision, 'strategy' | 'pool'> & Partial<Pick<RoutingDecision, 'candidates' | 'reason'>>;
 
-const isSinglePool = (d: RoutingDecision) =>
-  d.candidates.length === 1 && d.candidates[0] === d.pool && d.reason.length === d.pool.length + ONLY_POOL_SUFFIX.length &&
-  d.reason.endsWith(ONLY_POOL_SUFFIX) && d.reason.startsWith(d.pool);
+const isSinglePool = (d: RoutingDecision) => d.candidates.length === 1 && d.candidates[0] === d.pool && d.reason === onlyPoolReason(d.pool);
 
 export function compactDecision(d: RoutingDecision): StoredDecision | undefined {
   if (!isSinglePool(d)) return d;

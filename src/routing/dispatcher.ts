@@ -68,11 +68,9 @@ export class Dispatcher {
     for (const p of this.o.snapshot.pools(type)) {
       const key = `${type}.${p.pool}`;
       await this.#guard(p, p.agents.every((a) => a.health === 'UNKNOWN'));
-      // OPEN and not yet admitting probes. Once it admits them the pool is not stranded by its breaker:
+      // Held by its breaker: OPEN and not yet admitting probes. Once it admits them the pool is not stranded:
       // moving its tasks away would take the probe the router sent there, and nothing would close it.
-      const name = poolBreakerName(p);
-      const halfOpenAt = this.o.snapshot.breakers.halfOpenAt(name);
-      const open = this.o.snapshot.breakers.state(name) === 'OPEN' && (halfOpenAt === undefined || halfOpenAt > now);
+      const open = this.o.snapshot.breakers.heldUntil(poolBreakerName(p), now) !== undefined;
       if (p.serving.length > 0 && !open) {
         this.#ineligibleSince.delete(key);
         continue;

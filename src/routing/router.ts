@@ -108,8 +108,8 @@ export class FleetRouter implements Router {
       const breaker = poolBreakerName(p);
       const state = this.snapshot.breakers.state(breaker);
       if (state !== 'CLOSED') {
-        const halfOpenAt = this.snapshot.breakers.halfOpenAt(breaker);
-        if (state === 'OPEN' && halfOpenAt !== undefined && halfOpenAt > now) {
+        const halfOpenAt = this.snapshot.breakers.heldUntil(breaker, now);
+        if (halfOpenAt !== undefined) {
           why.push(`${p.pool}: breaker OPEN until ${new Date(halfOpenAt).toISOString()}`);
           until = Math.min(until, halfOpenAt); // re-evaluate when it starts admitting probes
           continue;

@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
-import { parseQueueName } from '../redis/keys.ts';
+import { keys, parseQueueName } from '../redis/keys.ts';
 import type { PoolQueues } from './pool-queues.ts';
 
 interface Ack {
@@ -28,17 +28,20 @@ export class AckAudit {
   #acks: Ack[] = [];
   #head = 0;
   #runId: string | undefined;
+  readonly #keys: ReturnType<typeof keys>;
   readonly #onReady = () => void this.#checkServer();
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    prefix: string,
     private readonly queues: PoolQueues,
     private readonly log: Logger,
     private readonly windowMs = AUDIT_WINDOW_MS,
     /** A bound on memory whatever the rate: the oldest acknowledgements go first. */
     private readonly maxAcks = 200_000,
-  ) {}
+  ) {
+    this.#keys = keys(prefix);
+  }
 
   /** Remembers tasks acknowledged in one queue, forgetting those older than the window. */
   record(queue: string, ids: readonly string[], now = Date.now()): void {
@@ -88,7 +91,7 @@ export class AckAudit {
     for (let i = 0; i < acks.length; i += 1000) {
       const chunk = acks.slice(i, i + 1000);
       const pipe = this.redis.pipeline();
-      for (const a of chunk) pipe.exists(`${this.prefix}:${a.queue}:${a.id}`);
+      for (const a of chunk) pipe.exists(this.#keys.job(a.queue, a.id));
       const replies = (await pipe.exec()) ?? [];
       chunk.forEach((a, j) => replies[j]?.[1] === 0 && missing.push(a));
     }

@@ -51,6 +51,13 @@ export interface ProducerDeps {
   written?: (queue: string, ids: readonly string[]) => void;
 }
 
+/** The decision as the task carries it: compacted, and absent in the common case (see routing/decision.ts). */
+function storeDecision(envelope: TaskEnvelope, routing: RoutingDecision): void {
+  const stored = compactDecision(routing);
+  if (stored) envelope.routing = stored;
+  else delete envelope.routing;
+}
+
 export class BacklogFullError extends SwitchyardError {
   constructor(type: string, waiting: number, limit: number) {
     super('BACKLOG_FULL', `${waiting} tasks of type ${type} are already waiting (limit ${limit}, SWITCHYARD_MAX_BACKLOG); nothing was enqueued, retry later`);
@@ -85,8 +92,7 @@ export class TaskProducer {
     const routing = this.#d.router.route({ type: type.name, pool: req.pool, tags: req.tags, strategy: req.strategy, version: req.version });
     // Only what differs from the type's defaults travels with the task: agents know the defaults.
     const envelope: TaskEnvelope = { payload };
-    const stored = compactDecision(routing);
-    if (stored) envelope.routing = stored;
+    storeDecision(envelope, routing);
     if (req.timeoutMs !== undefined) envelope.timeoutMs = req.timeoutMs;
     if (req.backoff) envelope.backoff = backoff;
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;
@@ -198,9 +204,7 @@ export class TaskProducer {
             // This request may have routed elsewhere: the answer and the stored decision name the reserved pool.
             const pool = parseQueueName(queue!)?.pool ?? t.routing.pool;
             t.routing = { ...t.routing, pool, reason: `${pool}, chosen by an earlier request with the same idempotencyKey` };
-            const stored = compactDecision(t.routing);
-            if (stored) t.envelope.routing = stored;
-            else delete t.envelope.routing;
+            storeDecision(t.envelope, t.routing);
             t.queue = queue!;
           }
         }

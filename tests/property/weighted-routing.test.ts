@@ -103,6 +103,10 @@ class FakeBreakers extends EventEmitter {
   halfOpenAt(name: string): number | undefined {
     return this.states.get(name)?.halfOpenAt;
   }
+  heldUntil(name: string, now: number): number | undefined {
+    const at = this.halfOpenAt(name);
+    return this.state(name) === 'OPEN' && at !== undefined && at > now ? at : undefined;
+  }
 }
 
 const TAGS = ['gpu', 'eu'] as const;

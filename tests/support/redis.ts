@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { Redis } from 'ioredis';
+import { deleteKeysUnder as deleteKeys } from '../../src/redis/cleanup.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -14,16 +15,7 @@ export function uniquePrefix(tag: string): string {
   return `t-${slug}-${randomBytes(4).toString('hex')}`;
 }
 
-export async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
-  let deleted = 0;
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (batch.length) deleted += await redis.unlink(...batch);
-  } while (cursor !== '0');
-  return deleted;
-}
+export { deleteKeys };
 
 type TaskLike = { result?: { state?: string }; tasks?: TaskLike[] };
 const anyFailed = (t: TaskLike): boolean => t.result?.state === 'fail' || (t.tasks ?? []).some(anyFailed);
