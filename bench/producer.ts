@@ -2,7 +2,7 @@
  * A Switchyard producer as an API process holds it: the fleet snapshot (registry, pool backlogs,
  * breakers) refreshed in the background and a TaskProducer routing every task through it.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../src/redis/connection.ts';
 import { Catalogue, createLogger, loadConfig, type AgentType, type Config } from '../src/index.ts';
 import { BreakerWatch } from '../src/breaker/watch.ts';
 import { policyOf } from '../src/api/routes/breakers.ts';
@@ -19,8 +19,8 @@ export const silent = createLogger({ logLevel: 'silent', logPretty: false });
 
 export interface BenchProducer {
   config: Config;
-  redis: Redis;
-  background: Redis;
+  redis: RedisConnection;
+  background: RedisConnection;
   catalogue: Catalogue;
   queues: PoolQueues;
   registry: Registry;

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
 import { defaultCheck, OutcomeWindow } from '../health/check.ts';
@@ -70,7 +70,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly type: AgentType;
   readonly pool: string;
   readonly record: AgentRecord;
-  readonly #redis: Redis;
+  readonly #redis: RedisConnection;
   readonly #registry: Registry;
   readonly #worker: Worker<TaskEnvelope>;
   readonly #monitor: HealthMonitor;
@@ -82,13 +82,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #graceMs: number;
   readonly #inFlight = new InFlight(TIMEOUT);
   readonly #gate: PoolGate;
-  readonly #subscriber: Redis;
+  readonly #subscriber: RedisConnection;
   #running = 0;
   #pulling = false;
   #pullChain: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
-  private constructor(opts: AgentOptions, redis: Redis, subscriber: Redis) {
+  private constructor(opts: AgentOptions, redis: RedisConnection, subscriber: RedisConnection) {
     super();
     const { definition, config } = opts;
     this.type = definition.type;

@@ -5,7 +5,7 @@
  * handler names for its own downstreams (ctx.breaker).
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { OutcomeBatcher } from '../breaker/batcher.ts';
 import { SharedBreaker, type Admission } from '../breaker/breaker.ts';
 import type { BreakerPolicy } from '../breaker/policy.ts';
@@ -23,8 +23,8 @@ const PROBE_PERMIT_MS = 60_000;
 const DENIED_RETRY_MS = 250;
 
 export interface PoolGateOptions {
-  redis: Redis;
-  subscriber: Redis;
+  redis: RedisConnection;
+  subscriber: RedisConnection;
   prefix: string;
   ref: PoolRef;
   policy: BreakerPolicy;

@@ -6,7 +6,7 @@ import type { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import typeis from 'type-is';
 import helmet from 'helmet';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError } from '../errors.ts';
@@ -38,7 +38,7 @@ import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows } from './ro
 
 export interface ApiDeps {
   config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
-  redis: Redis;
+  redis: RedisConnection;
   queues: PoolQueues;
   producer: TaskProducer;
   lookup: TaskLookup;

@@ -4,7 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import type { Router } from 'express';
-import { poolLabel, type PoolRef } from '../redis/keys.ts';
+import { poolLabel, queueLabel, type PoolRef } from '../redis/keys.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 
 export const BOARD_PATH = '/admin/queues';
@@ -19,7 +19,7 @@ export function boardRouter(queues: PoolQueues, extra: readonly Queue[] = []): R
     options: { uiConfig: { boardTitle: 'Switchyard', miscLinks: [{ text: 'Fleet dashboard', url: '/dashboard' }, { text: 'API docs', url: '/docs' }] } },
   });
   const add = (queue: Queue, ref: PoolRef) => board.addQueue(new BullMQAdapter(queue, { displayName: poolLabel(ref) }));
-  for (const queue of extra) board.addQueue(new BullMQAdapter(queue, { displayName: queue.name }));
+  for (const queue of extra) board.addQueue(new BullMQAdapter(queue, { displayName: queueLabel(queue.name) }));
   for (const { queue, ref } of queues.all()) add(queue, ref);
   queues.on('added', add);
   return serverAdapter.getRouter() as Router;

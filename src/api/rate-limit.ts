@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { RateLimitedError, SwitchyardError } from '../errors.ts';
 import { withRedis } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
@@ -39,7 +39,7 @@ function clientOf(req: Request): string {
 }
 
 /** Middleware factory: `limit(cost)` guards one route; a no-op when the limit is off. */
-export function rateLimiter(redis: Redis, prefix: string, limit: RateLimit): (cost: Cost) => RequestHandler {
+export function rateLimiter(redis: RedisConnection, prefix: string, limit: RateLimit): (cost: Cost) => RequestHandler {
   if (limit.perSecond <= 0) return () => (_req, _res, next) => next();
   const k = keys(prefix);
   const per = 1000 / limit.perSecond;

@@ -3,7 +3,7 @@
  * atomic, so every process agrees on the state and on who holds the half-open probes.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import type { BreakerPolicy } from './policy.ts';
@@ -12,12 +12,12 @@ import type { BreakerState, BreakerView } from './state.ts';
 export type Admission = 'CLOSED' | 'PROBE' | 'DENIED';
 
 export class SharedBreaker {
-  readonly #redis: Redis;
+  readonly #redis: RedisConnection;
   readonly #k: ReturnType<typeof keys>['breaker'];
   #indexed = false;
 
   constructor(
-    redis: Redis,
+    redis: RedisConnection,
     prefix: string,
     readonly name: string,
     readonly policy: BreakerPolicy,
@@ -84,7 +84,7 @@ export class SharedBreaker {
 }
 
 export async function readBreaker(
-  redis: Redis,
+  redis: RedisConnection,
   k: ReturnType<typeof keys>['breaker'],
   name: string,
   policy: Pick<BreakerPolicy, 'openMs' | 'windowMs'>,

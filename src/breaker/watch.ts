@@ -4,7 +4,7 @@
  * act on a change within about 100 ms without a Redis call per task.
  */
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { readBreaker } from './breaker.ts';
 import type { BreakerPolicy } from './policy.ts';
@@ -16,9 +16,9 @@ export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** A connection in subscriber mode; it may carry other subscriptions too; its owner closes it. */
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisConnection,
     prefix: string,
     private readonly policyOf: (name: string) => BreakerPolicy,
     private readonly refreshMs = 1000,

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
+import { CLUSTER_URL, clusterUrl } from '../redis/connection.ts';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../health/policy.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
@@ -12,7 +13,12 @@ const list = z
   .transform((s) => s.split(',').map((k) => k.trim()).filter((k) => k.length > 0));
 
 export const envSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_URL: z
+    .string()
+    .refine((u) => CLUSTER_URL.test(u) || z.url({ protocol: /^rediss?$/ }).safeParse(u).success, 'must be a redis://, rediss:// or redis+cluster://host:port,host:port URL')
+    .optional(),
+  /** Seed nodes of a Redis Cluster (`host:port,host:port`); the same as REDIS_URL=redis+cluster://host:port,host:port. */
+  REDIS_CLUSTER_NODES: list.pipe(z.array(z.string().regex(/^[^\s,/:]+:\d{1,5}$/, 'each node must be host:port')).min(1)).optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(0, 65535).default(3000),
   SWITCHYARD_PREFIX: z
@@ -72,6 +78,9 @@ export const envSchema = z.object({
   SWITCHYARD_DATA_DIR: z.string().min(1).default('.switchyard'),
   /** Set by `switchyard start` on the processes it runs: they stop when it is gone. */
   SWITCHYARD_SUPERVISOR_PID: int(1).optional(),
+}).refine((e) => !(e.REDIS_URL && e.REDIS_CLUSTER_NODES), {
+  path: ['REDIS_CLUSTER_NODES'],
+  message: 'set either REDIS_URL or REDIS_CLUSTER_NODES, not both',
 }).refine((e) => e.SWITCHYARD_AGENT_TTL_MS > e.SWITCHYARD_HEARTBEAT_MS, {
   path: ['SWITCHYARD_AGENT_TTL_MS'],
   message: 'must be longer than SWITCHYARD_HEARTBEAT_MS (3x is a good choice)',
@@ -126,7 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const e = parsed.data;
   return Object.freeze({
-    redisUrl: e.REDIS_URL,
+    redisUrl: e.REDIS_CLUSTER_NODES ? clusterUrl(e.REDIS_CLUSTER_NODES) : e.REDIS_URL,
     host: e.HOST,
     port: e.PORT,
     prefix: e.SWITCHYARD_PREFIX,

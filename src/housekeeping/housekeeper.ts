@@ -3,7 +3,7 @@
  * holding the lease does the chores (expire dead agents; later: re-route stranded tasks, sweep
  * workflows). Chores must be idempotent: a lease can change hands mid-chore.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
 import { LeaseLock } from '../redis/lock.ts';
 
@@ -13,7 +13,7 @@ export interface Chore {
 }
 
 export interface HousekeeperOptions {
-  redis: Redis;
+  redis: RedisConnection;
   lockKey: string;
   owner: string;
   intervalMs: number;

@@ -5,7 +5,7 @@
  * (fleet-metrics.ts aggregates them).
  */
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { keys } from '../redis/keys.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
@@ -25,7 +25,7 @@ export class AgentMetrics {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly agentId: string,
     labels: { type: string; pool: string },

@@ -7,7 +7,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BreakerState } from '../breaker/state.ts';
 import { keys, parseQueueName } from '../redis/keys.ts';
@@ -16,7 +16,7 @@ import type { PoolQueues } from '../task/pool-queues.ts';
 
 export interface ApiMetricsDeps {
   /** A connection for the scrape's reads (the API's background one: it waits out outages). */
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   queues: PoolQueues;
   agents: AgentRegistry;

@@ -7,10 +7,50 @@
  *   accepts connections but does not answer is bounded per request by withRedis (one timer per
  *   request: ioredis's commandTimeout would start one per command, a thousand for a batch).
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import { RedisUnavailableError } from '../errors.ts';
 
 export type ConnectionRole = 'blocking' | 'client';
+
+/** A connection to one Redis or to a Redis Cluster: everything in Switchyard takes either. */
+export type RedisConnection = Redis | Cluster;
+
+/**
+ * A cluster is named by a URL whose scheme ends in `+cluster` and whose host part lists seed
+ * nodes: `redis+cluster://10.0.0.1:6379,10.0.0.2:6379` (`rediss+cluster://` for TLS; a user and
+ * password apply to every node). Any seed will do: the client learns the rest from CLUSTER SLOTS.
+ */
+export const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)\/?$/;
+
+export interface ClusterTarget {
+  nodes: Array<{ host: string; port: number }>;
+  tls: boolean;
+  username?: string;
+  password?: string;
+}
+
+/** The seed nodes of a `redis+cluster://` URL, or undefined for a plain `redis://` URL. */
+export function parseClusterUrl(url: string): ClusterTarget | undefined {
+  const m = CLUSTER_URL.exec(url);
+  if (!m) return undefined;
+  const nodes = m[4]!.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    const host = i > 0 ? hp.slice(0, i) : hp;
+    const port = i > 0 ? Number(hp.slice(i + 1)) : 6379;
+    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`bad cluster node ${JSON.stringify(hp)} in ${url}`);
+    return { host, port };
+  });
+  return {
+    nodes,
+    tls: m[1] === 'rediss',
+    ...(m[2] ? { username: decodeURIComponent(m[2]) } : {}),
+    ...(m[3] ? { password: decodeURIComponent(m[3]) } : {}),
+  };
+}
+
+/** The `redis+cluster://` URL of a list of `host:port` seeds (REDIS_CLUSTER_NODES). */
+export const clusterUrl = (nodes: readonly string[]): string => `redis+cluster://${nodes.join(',')}`;
 
 export function redisOptions(role: ConnectionRole): RedisOptions {
   // Back off to one attempt a second: cheap for a Redis that is down, and work resumes within about a second of its return.
@@ -25,8 +65,77 @@ export function redisOptions(role: ConnectionRole): RedisOptions {
       };
 }
 
-export function createRedis(url: string, role: ConnectionRole, name?: string): Redis {
-  return new Redis(url, { ...redisOptions(role), ...(name ? { connectionName: name } : {}) });
+/**
+ * A connection for `role` to the Redis or cluster `url` names. On a cluster, reads go to masters
+ * (a task just written must be readable), and the client keeps trying through a failover as it
+ * does through a restart: `client` connections fail fast meanwhile, `blocking` ones wait.
+ */
+export function createRedis(url: string, role: ConnectionRole, name?: string): RedisConnection {
+  const options: RedisOptions = { ...redisOptions(role), ...(name ? { connectionName: name } : {}) };
+  const cluster = parseClusterUrl(url);
+  if (!cluster) return new Redis(url, options);
+  const { enableOfflineQueue, enableReadyCheck, retryStrategy, ...perNode } = options;
+  const clusterOptions: ClusterOptions = {
+    scaleReads: 'master',
+    clusterRetryStrategy: (times) => retryStrategy?.(times) ?? 1000,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: 2000,
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableReadyCheck === undefined ? {} : { enableReadyCheck }),
+    redisOptions: {
+      ...perNode,
+      ...(cluster.username ? { username: cluster.username } : {}),
+      ...(cluster.password ? { password: cluster.password } : {}),
+      ...(cluster.tls ? { tls: {} } : {}),
+    },
+  };
+  return new Cluster(cluster.nodes, clusterOptions);
+}
+
+/** The masters of a cluster, or the one Redis: where a per-server command (INFO, CONFIG, SCAN) must go. */
+export function masters(redis: RedisConnection): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}
+
+export const isCluster = (redis: RedisConnection): redis is Cluster => redis instanceof Cluster;
+
+/** The hash slot of a key (0 on a single Redis, where slots do not matter). */
+export const slotOf = (redis: RedisConnection, key: string): number => (isCluster(redis) ? calculateSlot(key) : 0);
+
+/**
+ * Runs one command per item in as few round trips as the server allows: one pipeline on a single
+ * Redis, one per hash slot on a cluster (a cluster pipeline must stay on one node). Replies come
+ * back in the items' order; a failed command rejects.
+ */
+export async function pipelineByKey<T>(
+  redis: RedisConnection,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  add: (pipe: ReturnType<RedisConnection['pipeline']>, item: T) => void,
+): Promise<unknown[]> {
+  const groups = new Map<number, number[]>();
+  items.forEach((item, i) => {
+    const slot = slotOf(redis, keyOf(item));
+    const g = groups.get(slot);
+    if (g) g.push(i);
+    else groups.set(slot, [i]);
+  });
+  const out: unknown[] = new Array(items.length);
+  await Promise.all(
+    [...groups.values()].map(async (indices) => {
+      const pipe = redis.pipeline();
+      for (const i of indices) add(pipe, items[i]!);
+      const replies = (await pipe.exec()) ?? [];
+      indices.forEach((i, j) => {
+        const [err, value] = replies[j] ?? [new Error('no reply')];
+        if (err) throw err;
+        out[i] = value;
+      });
+    }),
+  );
+  return out;
 }
 
 const CONNECTION_ERRORS = [
@@ -57,7 +166,7 @@ export const REQUEST_DEADLINE_MS = 5000;
  * into RedisUnavailableError (HTTP 503). A write that was sent may still land after the deadline:
  * the request was not acknowledged, and a retry with the same idempotencyKey finds it.
  */
-export async function withRedis<T>(redis: Redis, fn: () => Promise<T>, deadlineMs = REQUEST_DEADLINE_MS): Promise<T> {
+export async function withRedis<T>(redis: RedisConnection, fn: () => Promise<T>, deadlineMs = REQUEST_DEADLINE_MS): Promise<T> {
   if (redis.status !== 'ready') throw new RedisUnavailableError(`redis connection is ${redis.status}`);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -73,7 +182,7 @@ export async function withRedis<T>(redis: Redis, fn: () => Promise<T>, deadlineM
 }
 
 /** Waits until the connection is ready, or rejects after `timeoutMs`. */
-export async function waitForReady(redis: Redis, timeoutMs: number): Promise<void> {
+export async function waitForReady(redis: RedisConnection, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -4,7 +4,7 @@
  * acknowledged task) and an AOF fsynced before each reply (`everysec` can lose the last moment). Warns loudly rather than refusing to start: managed Redis services often hide
  * CONFIG, and a test Redis may be ephemeral on purpose.
  */
-import type { Redis } from 'ioredis';
+import { masters, type RedisConnection } from './connection.ts';
 
 export interface DurabilityReport {
   /** Problems found, each a sentence that says what to change; empty when all is well or unknown. */
@@ -13,7 +13,20 @@ export interface DurabilityReport {
   checked: boolean;
 }
 
-export async function checkDurability(redis: Redis): Promise<DurabilityReport> {
+/** Checks the one Redis, or every master of a cluster (each problem then names its node). */
+export async function checkDurability(redis: RedisConnection): Promise<DurabilityReport> {
+  const nodes = masters(redis);
+  if (nodes.length === 1 && nodes[0] === redis) return checkServer(redis);
+  const reports = await Promise.all(nodes.map(async (n) => ({ node: `${n.options.host}:${n.options.port}`, report: await checkServer(n) })));
+  const problems = new Map<string, string[]>();
+  for (const { node, report } of reports) for (const p of report.problems) problems.set(p, [...(problems.get(p) ?? []), node]);
+  return {
+    problems: [...problems].map(([p, on]) => `${p} (cluster node${on.length > 1 ? 's' : ''} ${on.join(', ')})`),
+    checked: reports.every((r) => r.report.checked),
+  };
+}
+
+async function checkServer(redis: RedisConnection): Promise<DurabilityReport> {
   let policy: string | undefined;
   let aof: string | undefined;
   let save: string | undefined;

@@ -25,6 +25,9 @@ export function parseQueueName(name: string): PoolRef | undefined {
 /** Human name of a pool, as shown in logs, Bull Board and the API. */
 export const poolLabel = ({ type, pool }: PoolRef): string => `${type}.${pool}`;
 
+/** A queue's name without the braces of its hash tag (`{workflows}` shows as `workflows`). */
+export const queueLabel = (name: string): string => name.replace(/^\{([^}]*)\}/, '$1');
+
 export function keys(prefix: string) {
   return {
     prefix,
@@ -79,9 +82,14 @@ export function keys(prefix: string) {
   } as const;
 }
 
-/** BullMQ queue of workflow run jobs (each waits on its node jobs as children), and of the gates that hold them open. */
-export const WORKFLOW_QUEUE = 'workflows';
-export const GATE_QUEUE = 'workflow-gates';
+/**
+ * BullMQ queue of workflow run jobs, and of the gates that hold them open (a run job is a flow
+ * parent of its gate). Both names carry the tag {workflows}: a parent and its child must share a
+ * cluster slot. Node jobs are not children of the run job (they live in pool queues, other slots):
+ * the run's own keys ({run:<id>}) track its nodes.
+ */
+export const WORKFLOW_QUEUE = '{workflows}';
+export const GATE_QUEUE = '{workflows}.gates';
 
 /** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}`. */
 export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log'] as const;

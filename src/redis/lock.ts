@@ -2,12 +2,12 @@
  * A Redis lock with a TTL that one process holds at a time and renews while alive; when the holder
  * dies, the lock expires and another process takes it (no fencing: holders must be idempotent).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.ts';
 import { scripts } from './scripts.ts';
 
 export class LeaseLock {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     readonly key: string,
     readonly owner: string,
     readonly ttlMs: number,

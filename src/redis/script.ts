@@ -3,7 +3,7 @@
  * once when the server does not have the script yet (after a restart or on a new cluster node).
  */
 import { createHash } from 'node:crypto';
-import type { Redis, Cluster } from 'ioredis';
+import type { RedisConnection } from './connection.ts';
 
 export interface ScriptSource {
   /** Name for errors and logs, e.g. `breaker-record`. */
@@ -16,7 +16,7 @@ export interface ScriptSource {
 export interface Script<R> {
   readonly name: string;
   readonly sha: string;
-  run(redis: Redis | Cluster, keys: readonly string[], args: readonly (string | number)[]): Promise<R>;
+  run(redis: RedisConnection, keys: readonly string[], args: readonly (string | number)[]): Promise<R>;
 }
 
 export function defineScript<R>(source: ScriptSource): Script<R> {

@@ -4,7 +4,7 @@
  * reads as UNKNOWN, and is removed once it expires (by the housekeeper, see housekeeper.ts).
  */
 import semver from 'semver';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { ValidationError } from '../errors.ts';
 import type { Health } from '../health/state.ts';
 import { keys as keyBuilder, type Keys } from '../redis/keys.ts';
@@ -61,10 +61,10 @@ export function parseCapability(text: string, path = 'capability'): CapabilityQu
 export const LAPSE_FACTOR = 2;
 
 export class Registry {
-  readonly #redis: Redis;
+  readonly #redis: RedisConnection;
   readonly #k: Keys['registry'];
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisConnection, prefix: string) {
     this.#redis = redis;
     this.#k = keyBuilder(prefix).registry;
   }

@@ -11,7 +11,7 @@
  * those tasks go back to waiting and then move on like the rest.
  */
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Logger } from '../logger.ts';
 import { PARKED_POOL, poolBreakerName, type PoolRef } from '../redis/keys.ts';
@@ -34,7 +34,7 @@ export interface DispatcherOptions {
   /** Tasks looked at per pool per round. */
   batch?: number;
   /** For the stalled check of pools without live agents: the agents' lock settings, and a connection. */
-  stalled?: { connection: Redis; prefix: string; lockMs: number; stalledIntervalMs: number; maxStalled: number };
+  stalled?: { connection: RedisConnection; prefix: string; lockMs: number; stalledIntervalMs: number; maxStalled: number };
 }
 
 export class Dispatcher {

@@ -6,7 +6,7 @@
  * Routing a task costs no Redis round trip.
  */
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { BreakerWatch } from '../breaker/watch.ts';
 import { isServing } from '../health/state.ts';
 import type { Logger } from '../logger.ts';
@@ -42,7 +42,7 @@ export class FleetSnapshot extends EventEmitter<{ refreshed: [] }> {
     private readonly registry: Registry,
     private readonly queues: PoolQueues,
     readonly breakers: BreakerWatch,
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisConnection,
     prefix: string,
     private readonly log: Logger,
     private readonly refreshMs = 250,

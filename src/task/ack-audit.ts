@@ -5,7 +5,7 @@
  * then reported by task id, loudly, instead of the tasks vanishing without a word
  * (docs/reliability.md, faults 3 and 4).
  */
-import type { Redis } from 'ioredis';
+import { isCluster, masters, pipelineByKey, type RedisConnection } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
 import { keys, parseQueueName } from '../redis/keys.ts';
 import type { PoolQueues } from './pool-queues.ts';
@@ -18,6 +18,11 @@ interface Ack {
 
 /** Redis postpones an `everysec` AOF write for up to 2 s while a fsync runs, and fsyncs once a second: 3 s covers both. */
 export const AUDIT_WINDOW_MS = 3000;
+/**
+ * On a cluster a failover is seen only once a replica took over, a cluster-node-timeout (15 s by
+ * default) after its master died: the window covers that, and the writes made before it.
+ */
+export const CLUSTER_AUDIT_WINDOW_MS = 30_000;
 
 export interface AuditResult {
   checked: number;
@@ -27,16 +32,18 @@ export interface AuditResult {
 export class AckAudit {
   #acks: Ack[] = [];
   #head = 0;
-  #runId: string | undefined;
+  /** run_id of each server (each master, on a cluster) seen last. */
+  #runIds: Set<string> | undefined;
+  #checking: Promise<void> | undefined;
   readonly #keys: ReturnType<typeof keys>;
-  readonly #onReady = () => void this.#checkServer();
+  readonly #onReady = () => void (this.#checking ??= this.#checkServer().finally(() => (this.#checking = undefined)));
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     prefix: string,
     private readonly queues: PoolQueues,
     private readonly log: Logger,
-    private readonly windowMs = AUDIT_WINDOW_MS,
+    private readonly windowMs = isCluster(redis) ? CLUSTER_AUDIT_WINDOW_MS : AUDIT_WINDOW_MS,
     /** A bound on memory whatever the rate: the oldest acknowledgements go first. */
     private readonly maxAcks = 200_000,
   ) {
@@ -53,30 +60,36 @@ export class AckAudit {
     }
   }
 
-  /** Learns the server's run_id now and audits each time the connection comes back to a different one. */
+  /**
+   * Learns the server's run_id now and audits each time the connection comes back to a different
+   * one; on a cluster, each time the client learns the slots anew and a master is a server it had
+   * not seen (a replica that took over after a failover, or a restarted master).
+   */
   async start(): Promise<void> {
     this.redis.on('ready', this.#onReady);
+    if (isCluster(this.redis)) this.redis.on('refresh', this.#onReady);
     if (this.redis.status === 'ready') await this.#checkServer();
   }
 
   stop(): void {
     this.redis.off('ready', this.#onReady);
+    this.redis.off('refresh', this.#onReady);
   }
 
   async #checkServer(): Promise<void> {
     try {
-      const info = await this.redis.info('server');
-      const runId = /^run_id:(\S+)/m.exec(info)?.[1];
-      const restarted = this.#runId !== undefined && runId !== this.#runId;
-      this.#runId = runId;
-      if (!restarted) return;
+      const infos = await Promise.all(masters(this.redis).map((n) => n.info('server')));
+      const runIds = new Set(infos.map((info) => /^run_id:(\S+)/m.exec(info)?.[1] ?? '?'));
+      const seen = this.#runIds;
+      this.#runIds = runIds;
+      if (!seen || [...runIds].every((id) => seen.has(id))) return;
       const { checked, lost } = await this.audit();
       if (lost.length === 0) {
-        this.log.info({ checked }, 'redis restarted: every task acknowledged in the last seconds before it is still there');
+        this.log.info({ checked }, 'redis restarted or failed over: every task acknowledged in the last seconds before it is still there');
       } else {
         this.log.error(
           { lost: lost.length, checked, tasks: lost.slice(0, 100) },
-          `redis restarted and LOST ${lost.length} acknowledged task(s), acknowledged just before it went down: its AOF was not fsynced before replying (set appendfsync always) or it keeps no AOF; resubmit them (ids in "tasks", the first 100)`,
+          `redis restarted or failed over and LOST ${lost.length} acknowledged task(s), acknowledged just before it went down: its AOF was not fsynced before replying (set appendfsync always) or it keeps no AOF; resubmit them (ids in "tasks", the first 100)`,
         );
       }
     } catch (err) {
@@ -90,10 +103,8 @@ export class AckAudit {
     const missing: Ack[] = [];
     for (let i = 0; i < acks.length; i += 1000) {
       const chunk = acks.slice(i, i + 1000);
-      const pipe = this.redis.pipeline();
-      for (const a of chunk) pipe.exists(this.#keys.job(a.queue, a.id));
-      const replies = (await pipe.exec()) ?? [];
-      chunk.forEach((a, j) => replies[j]?.[1] === 0 && missing.push(a));
+      const exists = await pipelineByKey(this.redis, chunk, (a) => this.#keys.job(a.queue, a.id), (pipe, a) => pipe.exists(this.#keys.job(a.queue, a.id)));
+      chunk.forEach((a, j) => exists[j] === 0 && missing.push(a));
     }
     const lost: AuditResult['lost'] = [];
     for (const a of missing) {

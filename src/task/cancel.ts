@@ -4,7 +4,7 @@
  * holds it (its handler's signal fires, the attempt ends as `cancelled`), told over pub/sub.
  */
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { SwitchyardError } from '../errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { TaskEnvelope } from './envelope.ts';
@@ -22,7 +22,7 @@ export class TaskCanceller {
   readonly #k: ReturnType<typeof keys>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     prefix: string,
     private readonly queues: PoolQueues,
     private readonly lookup: TaskLookup,

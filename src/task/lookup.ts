@@ -1,6 +1,6 @@
 /** Finds a task by id: its type comes from the id, then each pool queue of that type is asked. */
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { withRedis } from '../redis/connection.ts';
 import { keys, parseQueueName, poolLabel } from '../redis/keys.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -18,7 +18,7 @@ export class TaskLookup {
   constructor(
     private readonly queues: PoolQueues,
     private readonly catalogue: Catalogue,
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly registry?: Registry,
     private readonly resolveType?: TypeResolver,

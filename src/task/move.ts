@@ -29,8 +29,6 @@ export async function moveTask(queues: PoolQueues, job: Job<TaskEnvelope>, to: P
     removeOnFail: job.opts.removeOnFail,
     ...(job.opts.priority ? { priority: job.opts.priority } : {}),
     ...(remaining > 0 ? { delay: remaining } : {}),
-    // A workflow node stays a child of its run job (added before the old copy goes, so the run keeps waiting).
-    ...(job.parent?.id ? { parent: { id: job.parent.id, queue: job.parent.queueKey }, ignoreDependencyOnFailure: true } : {}),
   };
   await target.add(job.name, { ...(o.data ?? job.data), routing }, opts);
   try {

@@ -5,19 +5,19 @@
  */
 import { EventEmitter } from 'node:events';
 import { Queue, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { keys as keyBuilder, parseQueueName, queueName, type PoolRef } from '../redis/keys.ts';
 
-export async function registerPoolQueue(redis: Redis, prefix: string, ref: PoolRef): Promise<void> {
+export async function registerPoolQueue(redis: RedisConnection, prefix: string, ref: PoolRef): Promise<void> {
   await redis.sadd(keyBuilder(prefix).queueCatalogue, queueName(ref));
 }
 
 export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
   readonly #queues = new Map<string, { queue: Queue; ref: PoolRef; registered?: Promise<void> }>();
-  readonly #redis: Redis;
+  readonly #redis: RedisConnection;
   readonly #prefix: string;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisConnection, prefix: string) {
     super();
     this.#redis = redis;
     this.#prefix = prefix;
@@ -52,7 +52,7 @@ export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
     return `${this.#prefix}:${queueName(ref)}:${id}`;
   }
 
-  get redis(): Redis {
+  get redis(): RedisConnection {
     return this.#redis;
   }
 

@@ -5,12 +5,11 @@
  * id, if the first request died between the reservation and the add).
  */
 import type { Job, JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
-import { withRedis } from '../redis/connection.ts';
+import { pipelineByKey, withRedis, type RedisConnection } from '../redis/connection.ts';
 import { keys as keyBuilder, PARKED_POOL, parseQueueName, queueName } from '../redis/keys.ts';
 import { compactDecision, type Router, type RoutingDecision } from '../routing/decision.ts';
 import { parseOrThrow, summarize } from '../validation.ts';
@@ -40,7 +39,7 @@ export interface PreparedTask {
 }
 
 export interface ProducerDeps {
-  redis: Redis;
+  redis: RedisConnection;
   queues: PoolQueues;
   catalogue: Catalogue;
   router: Router;
@@ -182,14 +181,12 @@ export class TaskProducer {
       else toAdd.push({ index, task: tasks[index]! });
     }
     if (keyed.length > 0) {
-      const pipe = this.#d.redis.pipeline();
-      for (const { t } of keyed) {
-        pipe.call('SET', this.#keys.idempotency(t.type.name, t.key!), `${t.queue} ${t.id}`, 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS));
-      }
-      const replies = (await pipe.exec()) ?? [];
+      const keyOf = ({ t }: (typeof keyed)[number]) => this.#keys.idempotency(t.type.name, t.key!);
+      const replies = await pipelineByKey(this.#d.redis, keyed, keyOf, (pipe, k) =>
+        pipe.call('SET', keyOf(k), `${k.t.queue} ${k.t.id}`, 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS)),
+      );
       for (const [j, { t, index }] of keyed.entries()) {
-        const [err, previous] = replies[j] ?? [new Error('no reply')];
-        if (err) throw err;
+        const previous = replies[j];
         if (typeof previous === 'string') {
           const [queue, id] = previous.split(' ');
           const existing = await this.#existing(queue!, id!);

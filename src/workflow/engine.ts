@@ -1,22 +1,22 @@
 /**
  * The workflow engine: moves runs forward. Agents settle nodes (src/redis/lua/workflow-settle.ts)
  * and the script publishes the run id when the engine has something to do; the engine then
- * routes the ready nodes *now* (late binding) and adds them as children of the run job, stops a
+ * routes the ready nodes *now* (late binding) and adds their jobs to the pools' queues, stops a
  * failing or cancelled run, enqueues compensations, and releases a finished run.
  *
- * The run job (queue `workflows`) waits on its node jobs as BullMQ children, plus one gate child
- * (queue `workflow-gates`, never processed) that only the engine removes, once the run has
- * settled. Nodes are added long after the run job was created, and a child added after the last
- * pending one finished would no longer hold the parent (BullMQ 6.7): the gate closes that race.
- * Node jobs use ignoreDependencyOnFailure: a dead node is recorded on the run job (Bull Board
- * shows it) without failing it, because compensations still have to run as its children.
+ * The run's own keys (`{run:<id>}`, run-store.ts) are its truth: which nodes are queued, running,
+ * done. The run job (queue `{workflows}`, for Bull Board and for anyone waiting on a job) is a
+ * BullMQ flow parent of one gate child (queue `{workflows}.gates`, never processed) that only the
+ * engine removes, once the run has ended; the run job then finishes with the run's outcome. Node
+ * jobs are not BullMQ children of the run job: they live in pool queues, in other hash slots, and
+ * BullMQ's parent-child scripts must stay in one slot to run on a Redis Cluster (bullmq #2589).
  *
  * Safe in several processes at once: nodes are claimed atomically before they are added (job ids
  * are deterministic, `<runId>.<nodeId>`), and a periodic sweep (sweep.ts) repairs what a crash
  * interrupted (a node queued but never added, a job finished but never settled).
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Logger } from '../logger.ts';
 import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
@@ -29,9 +29,9 @@ import { isFinal, RunStore, type RunRecord, type Step, type StoredNode } from '.
 import { SWEEP_AFTER_MS, WorkflowSweep } from './sweep.ts';
 
 export interface WorkflowEngineOptions {
-  redis: Redis;
+  redis: RedisConnection;
   /** A connection in subscriber mode (shared with other listeners is fine). */
-  subscriber: Redis;
+  subscriber: RedisConnection;
   queues: PoolQueues;
   producer: TaskProducer;
   catalogue: Catalogue;
@@ -80,13 +80,8 @@ export class WorkflowEngine {
     return this.#runQueue;
   }
 
-  /** The parent reference every node job of a run carries. */
-  parentOf(runId: string) {
-    return { id: runId, queue: `${this.#o.prefix}:${WORKFLOW_QUEUE}` };
-  }
-
   /** Listens for runs that need the engine, and finishes run jobs whose gate was released. */
-  async start(finalizerConnection: Redis): Promise<void> {
+  async start(finalizerConnection: RedisConnection): Promise<void> {
     const channel = this.#k.workflow.events;
     this.#onMessage = (ch, runId) => {
       if (ch === channel) void this.kick(runId);
@@ -148,7 +143,7 @@ export class WorkflowEngine {
     }
   }
 
-  /** Routes the ready nodes (or compensations) now, claims them, and adds their jobs under the run job. */
+  /** Routes the ready nodes (or compensations) now, claims them, and adds their jobs to their pools. */
   async #enqueueReady(runId: string, step: Step, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const defs = await this.#nodes(runId, ids);
@@ -224,12 +219,11 @@ export class WorkflowEngine {
   async #add(runId: string, tasks: readonly PreparedTask[]): Promise<void> {
     const byQueue = new Map<string, PreparedTask[]>();
     for (const t of tasks) byQueue.set(t.queue, [...(byQueue.get(t.queue) ?? []), t]);
-    const parent = this.parentOf(runId);
     await Promise.all(
       [...byQueue.values()].map(async (list) => {
         const first = list[0]!;
         const queue = await this.#o.queues.forWriting({ type: first.type.name, pool: first.routing.pool });
-        await queue.addBulk(list.map((t) => ({ name: t.type.name, data: t.envelope, opts: { ...t.opts, parent, ignoreDependencyOnFailure: true } })));
+        await queue.addBulk(list.map((t) => ({ name: t.type.name, data: t.envelope, opts: t.opts })));
       }),
     );
   }
@@ -260,7 +254,7 @@ export class WorkflowEngine {
     }
   }
 
-  /** A finished run: remove its gate (the run job then completes), let its keys expire, stop sweeping it. */
+  /** A finished run: remove its gate (the run job then finishes), let its keys expire, stop sweeping it. */
   async #release(runId: string): Promise<void> {
     this.#forget(runId);
     this.#touched.delete(runId);
@@ -269,7 +263,7 @@ export class WorkflowEngine {
     await this.#o.redis.zrem(this.#k.workflow.active, runId);
   }
 
-  /** The run job's processor: runs once the gate is gone and every child settled; its outcome is the run's. */
+  /** The run job's processor: runs once the gate is gone; its outcome is the run's. */
   async #finalize(job: Job): Promise<{ state: string; finishedAt?: number }> {
     const meta = await this.store.meta(job.id ?? '');
     if (!meta) throw new UnrecoverableError(`workflow run ${job.id} has no state left (expired?)`);

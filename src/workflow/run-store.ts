@@ -3,7 +3,7 @@
  * atomic scripts (claim, settle, cancel), so engines in several processes and agents settling
  * nodes never disagree. Every key shares the run's hash tag `{run:<id>}`.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../task/id.ts';
@@ -71,7 +71,7 @@ export class RunStore {
   readonly #k: ReturnType<typeof keys>;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisConnection,
     readonly prefix: string,
   ) {
     this.#k = keys(prefix);

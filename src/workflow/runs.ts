@@ -3,7 +3,7 @@
  * returns the same run), read one, cancel one. The engine does the rest.
  */
 import { FlowProducer } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import { SwitchyardError } from '../errors.ts';
 import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
@@ -14,7 +14,7 @@ import { isFinal } from './run-store.ts';
 import { runView, type RunSummary, type RunView } from './view.ts';
 
 export interface WorkflowRunsOptions {
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   catalogue: Catalogue;
   engine: WorkflowEngine;
@@ -48,7 +48,7 @@ export class WorkflowRuns {
       }
     }
     const now = Date.now();
-    // Run job first (nodes need their parent to exist), then the sweep's entry, then the state.
+    // Run job first, then the sweep's entry, then the state: the sweep drops a run job whose state was never written.
     await this.#flows.add({
       name: spec.name,
       queueName: WORKFLOW_QUEUE,

@@ -4,7 +4,7 @@
  * node whose job was never added is added again (or skipped, if the run is stopping); a run whose
  * creation was cut off before its state was written is dropped.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connection.ts';
 import type { Logger } from '../logger.ts';
 import { nodeJobId } from '../task/id.ts';
 import type { WorkflowEngine } from './engine.ts';
@@ -24,7 +24,7 @@ export class WorkflowSweep {
 
   constructor(
     private readonly engine: WorkflowEngine,
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** zset: active run id -> when the engine last looked at it. */
     private readonly activeKey: string,
     private readonly log: Logger,

@@ -248,8 +248,8 @@ describe('validation', () => {
 
   it('shows the workflows queue in Bull Board', async () => {
     const res = await fetch(`${api.url}/admin/queues/api/queues`);
-    const body = (await json(res)) as { queues: Array<{ name: string }> };
-    expect(body.queues.map((q) => q.name)).toContain('workflows');
+    const body = (await json(res)) as { queues: Array<{ name: string; displayName?: string }> };
+    expect(body.queues.find((q) => q.name === WORKFLOW_QUEUE)?.displayName).toBe('workflows');
   });
 
   it('answers 404 for an unknown run', async () => {

@@ -1,5 +1,5 @@
 /** GET /v1/breakers and POST /v1/breakers/:type/:pool/reset. */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../redis/connection.ts';
 import type { Catalogue } from '../../agent-type/catalogue.ts';
 import { readBreaker, SharedBreaker } from '../../breaker/breaker.ts';
 import { keys, poolBreakerName } from '../../redis/keys.ts';
@@ -14,14 +14,14 @@ export function policyOf(catalogue: Catalogue, name: string): BreakerPolicy {
   return (type && catalogue.find(type)?.breaker) || BREAKER_PRESETS.batch;
 }
 
-export async function listBreakers(redis: Redis, prefix: string, catalogue: Catalogue): Promise<Reply> {
+export async function listBreakers(redis: RedisConnection, prefix: string, catalogue: Catalogue): Promise<Reply> {
   const k = keys(prefix).breaker;
   const names = (await redis.smembers(k.index)).sort();
   const views = await Promise.all(names.map((n) => readBreaker(redis, k, n, policyOf(catalogue, n))));
   return { status: 200, body: views };
 }
 
-export async function resetBreaker(redis: Redis, prefix: string, catalogue: Catalogue, type: string, pool: string): Promise<Reply> {
+export async function resetBreaker(redis: RedisConnection, prefix: string, catalogue: Catalogue, type: string, pool: string): Promise<Reply> {
   const t = catalogue.get(type);
   // A malformed name would otherwise create (and index) a breaker no pool can ever use.
   parseOrThrow(poolName, pool, 'pool', 'pool');
