@@ -42,6 +42,9 @@ export type AgentConfig = Pick<
   | 'health' | 'readyTimeoutMs' | 'concurrency' | 'pool' | 'weight' | 'tags'
 >;
 
+/** How long the pull chain waits for BullMQ's pause() before going on (see #pause). */
+const PAUSE_WAIT_MS = 1000;
+
 export interface AgentOptions {
   definition: WorkerDefinition;
   redisUrl: string;
@@ -274,10 +277,31 @@ export class Agent extends EventEmitter<AgentEvents> {
           await this.#worker.resume();
         } else if (!want && !paused) {
           this.#log.warn({ health: this.health, draining: this.#presence.draining }, 'pausing: in-flight tasks finish, no new ones');
-          await this.#worker.pause();
+          await this.#pause();
         }
       })
       .catch((err: unknown) => this.#log.error({ err }, 'could not pause or resume the worker'));
+  }
+
+  /**
+   * BullMQ's pause(): the worker stops fetching at once, and the call resolves once in-flight tasks
+   * are done. On a Redis Cluster it can stay pending for good (bullmq #4065: the blocking
+   * connection's 'end' never comes), which would hold every later resume: the chain waits for it at
+   * most PAUSE_WAIT_MS. If it settles after a resume, it has stopped the stalled-job checker the
+   * resume had restarted: pause(true) + resume() restarts it without waiting for anything.
+   */
+  async #pause(): Promise<void> {
+    const pausing = this.#worker.pause();
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([pausing.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), PAUSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (settled) return;
+    this.#log.debug({ waitedMs: PAUSE_WAIT_MS }, 'pause still settling (in-flight tasks, or bullmq #4065); not pulling meanwhile');
+    void pausing.then(async () => {
+      if (this.#worker.isPaused() || this.#closing) return;
+      await this.#worker.pause(true);
+      await this.#worker.resume();
+    });
   }
 
   /** Stops pulling and deregisters at once; in-flight tasks get the grace period, then go back to waiting. */

@@ -5,13 +5,13 @@ import { SharedBreaker } from '../../src/breaker/breaker.ts';
 import { BREAKER_PRESETS } from '../../src/breaker/policy.ts';
 import { json } from '../support/http.ts';
 import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { connectRedis, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { prefix } = useRedisPrefix('e2e-watch');
 const env = { REDIS_URL, SWITCHYARD_PREFIX: prefix };
 let apis: ApiProcess[];
-const redis = new Redis(REDIS_URL);
+const redis = connectRedis();
 afterAll(() => redis.quit());
 
 beforeAll(async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import demoTypes from '../../queues/index.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { keysMatching, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { json } from '../support/http.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 
@@ -24,7 +24,7 @@ const post = (path: string, body: string | undefined, headers: Record<string, st
   fetch(`${api.url}${path}`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) });
 
 /** Every job key under this file's prefix: "nothing enqueued" means this does not grow. */
-const jobKeys = async () => (await redis.keys(`${prefix}:{*}:*~*`)).length;
+const jobKeys = async () => (await keysMatching(redis, `${prefix}:{*}:*~*`)).length;
 
 describe('POST /v1/tasks', () => {
   it('accepts a task: 202 with id, pool, state and routing, and a Location', async () => {

@@ -1,16 +1,16 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/redis/connection.ts';
 import { BreakerOpenError, SharedBreaker } from '../../src/breaker/breaker.ts';
 import type { BreakerPolicy } from '../../src/breaker/policy.ts';
 import { BreakerWatch } from '../../src/breaker/watch.ts';
 import { BREAKER_PRESETS } from '../../src/breaker/policy.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { connectRedis, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { prefix, redis } = useRedisPrefix('breaker');
 const T0 = 1_900_000_000_000;
 let n = 0;
-const breaker = (p: Partial<BreakerPolicy> = {}, conn: Redis = redis) =>
+const breaker = (p: Partial<BreakerPolicy> = {}, conn: RedisConnection = redis) =>
   new SharedBreaker(conn, prefix, `test-${++n}`, { failureRatio: 0.5, minRequests: 4, windowMs: 10_000, openMs: 1000, halfOpenProbes: 1, ...p });
 
 describe('tripping', () => {
@@ -56,7 +56,7 @@ describe('open, half-open, probes', () => {
   });
 
   it('bounds probes across connections racing for them', async () => {
-    const other = new Redis(REDIS_URL);
+    const other = connectRedis();
     try {
       const name = `race-${++n}`;
       const policy = { failureRatio: 0.5, minRequests: 4, windowMs: 10_000, openMs: 100, halfOpenProbes: 2 };
@@ -119,7 +119,7 @@ describe('BreakerWatch', () => {
 
   it('every process sees a transition within 100 ms', async () => {
     const make = async () => {
-      const w = new BreakerWatch(redis, new Redis(REDIS_URL), prefix, () => ({ ...BREAKER_PRESETS.critical, openMs: 1000 }), 60_000);
+      const w = new BreakerWatch(redis, connectRedis(), prefix, () => ({ ...BREAKER_PRESETS.critical, openMs: 1000 }), 60_000);
       await w.start();
       watches.push(w);
       return w;

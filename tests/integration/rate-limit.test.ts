@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import demoTypes from '../../queues/index.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { keysMatching, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { json } from '../support/http.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
@@ -27,7 +27,7 @@ afterAll(async () => {
 const post = (api: ApiServer, key: string, path: string, body: unknown) =>
   fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) });
 const task = { type: 'echo', payload: { message: 'hi' } };
-const jobKeys = async () => (await redis.keys(`${prefix}:{*}:echo~*`)).length;
+const jobKeys = async () => (await keysMatching(redis, `${prefix}:{*}:echo~*`)).length;
 
 describe('per-client rate limit on enqueue routes', () => {
   it('admits a burst across both API processes, then answers 429 with the exact Retry-After, enqueuing nothing', async () => {

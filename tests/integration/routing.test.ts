@@ -16,14 +16,14 @@ import { PoolQueues } from '../../src/task/pool-queues.ts';
 import { TaskProducer } from '../../src/task/producer.ts';
 import demoTypes from '../../queues/index.ts';
 import flakyWorker from '../../workers/flaky.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { connectRedis, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { prefix, redis } = useRedisPrefix('routing');
 const config = testConfig(prefix);
 const catalogue = new Catalogue(demoTypes);
-const subscriber = new Redis(REDIS_URL);
+const subscriber = connectRedis();
 const registry = new Registry(redis, prefix);
 const queues = new PoolQueues(redis, prefix);
 const watch = new BreakerWatch(redis, subscriber, prefix, () => BREAKER_PRESETS.batch, 200);

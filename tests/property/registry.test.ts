@@ -14,6 +14,7 @@
  */
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/redis/connection.ts';
 import semver from 'semver';
 import { afterAll, describe, it } from 'vitest';
 import { Presence } from '../../src/agent/presence.ts';
@@ -40,7 +41,7 @@ const log = createLogger({ logLevel: 'silent', logPretty: false });
 /** The registry on a process's clock: every `now` it does not get is the logical clock's. */
 class ClockedRegistry extends Registry {
   constructor(
-    redis: Redis,
+    redis: RedisConnection,
     prefix: string,
     private readonly clock: { now: number },
   ) {

@@ -1,10 +1,10 @@
 /** A housekeeper in a process of its own, for tests that kill it: argv = redis url, lock key, owner, lease ms. */
-import { Redis } from 'ioredis';
 import { Housekeeper } from '../../src/housekeeping/housekeeper.ts';
 import { createLogger } from '../../src/logger.ts';
+import { createRedis } from '../../src/redis/connection.ts';
 
 const [url, lockKey, owner, leaseMs] = process.argv.slice(2);
-const redis = new Redis(url!, { maxRetriesPerRequest: null });
+const redis = createRedis(url!, 'blocking');
 new Housekeeper({
   redis,
   lockKey: lockKey!,

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Scheduler } from 'fast-check';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/redis/connection.ts';
 
 export interface Step {
   /** 1-based position in the order Redis ran the commands. */
@@ -42,7 +42,7 @@ export class Interleaver {
   ) {}
 
   /** `redis` as the process `who` sees it: the same server, every command scheduled. */
-  connection(redis: Redis, who: string): Redis {
+  connection<R extends RedisConnection>(redis: R, who: string): R {
     return new Proxy(redis, {
       get: (target, prop) => {
         const value: unknown = Reflect.get(target, prop, target);

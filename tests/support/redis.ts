@@ -5,10 +5,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { Redis } from 'ioredis';
 import { deleteKeysUnder as deleteKeys } from '../../src/redis/cleanup.ts';
+import { createRedis, masters, type RedisConnection } from '../../src/redis/connection.ts';
 
+/** A redis:// URL, or a redis+cluster:// one when the suite runs on a cluster (vitest.cluster.config.ts). */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A connection to the tests' Redis (or cluster) that waits through outages instead of failing. */
+export const connectRedis = (): RedisConnection => createRedis(REDIS_URL, 'blocking', 'switchyard-test');
+
+/** KEYS on the one Redis, or on every master of a cluster (a cluster's KEYS sees one node). */
+export async function keysMatching(redis: RedisConnection, pattern: string): Promise<string[]> {
+  return (await Promise.all(masters(redis).map((n) => n.keys(pattern)))).flat();
+}
 
 export function uniquePrefix(tag: string): string {
   const slug = tag.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 14);
@@ -21,9 +30,9 @@ type TaskLike = { result?: { state?: string }; tasks?: TaskLike[] };
 const anyFailed = (t: TaskLike): boolean => t.result?.state === 'fail' || (t.tasks ?? []).some(anyFailed);
 
 /** A prefix and a client for this test file; cleanup is registered with afterAll. */
-export function useRedisPrefix(tag: string): { prefix: string; redis: Redis } {
+export function useRedisPrefix(tag: string): { prefix: string; redis: RedisConnection } {
   const prefix = uniquePrefix(tag);
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = connectRedis();
   afterAll(async ({}, suite) => {
     if (anyFailed(suite as TaskLike)) {
       console.warn(`[tests] a test failed: keeping Redis keys under ${prefix}:* for inspection`);
