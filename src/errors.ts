@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
   | 'REDIS_UNAVAILABLE'
+  | 'NOT_REPLICATED'
   | 'REDIS_NOT_FOUND'
   | 'TASK_FATAL'
   | 'TASK_TIMEOUT'
@@ -103,6 +104,17 @@ export class RedisUnavailableError extends SwitchyardError {
   constructor(cause?: unknown) {
     super('REDIS_UNAVAILABLE', 'Redis is unreachable; the request was not accepted, try again shortly', { cause });
     this.name = 'RedisUnavailableError';
+  }
+}
+
+/** Written to a master, but fewer replicas than SWITCHYARD_WAIT_REPLICAS confirmed it in time: not acknowledged. */
+export class NotReplicatedError extends SwitchyardError {
+  constructor(readonly confirmed: number, readonly wanted: number, timeoutMs: number) {
+    super(
+      'NOT_REPLICATED',
+      `written, but only ${confirmed} of the ${wanted} replica(s) SWITCHYARD_WAIT_REPLICAS asks for confirmed it within ${timeoutMs} ms, so it is not acknowledged: a failover now could lose it. Retry with the same idempotencyKey: it finds what was written instead of writing it twice`,
+    );
+    this.name = 'NotReplicatedError';
   }
 }
 

@@ -32,6 +32,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
   REDIS_UNAVAILABLE: [503, 'Service unavailable'],
+  NOT_REPLICATED: [503, 'Not replicated'],
   BACKLOG_FULL: [429, 'Too many tasks waiting'],
   RATE_LIMITED: [429, 'Too many requests'],
   TASK_NOT_DEAD: [409, 'Task is not dead'],

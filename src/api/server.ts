@@ -123,7 +123,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log });
   const workflows = new WorkflowRuns({
     redis, prefix: config.prefix, catalogue, engine,
-    maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS,
+    maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS, waitReplicas: config.waitReplicas,
   });
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   const app = createApp({

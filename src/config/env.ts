@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
 import { CLUSTER_URL, clusterUrl } from '../redis/connection.ts';
+import type { ReplicaWait } from '../redis/replication.ts';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../health/policy.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
@@ -39,6 +40,9 @@ export const envSchema = z.object({
   SWITCHYARD_RATE_LIMIT: z.coerce.number().min(0).max(1_000_000).default(0),
   /** Tasks a client may enqueue at once (a batch larger than this is refused with 413); default: one second's worth. */
   SWITCHYARD_RATE_BURST: int(1).optional(),
+  /** Replicas that must hold a task (or a workflow run) before it is acknowledged: survives a failover; 0: do not wait. */
+  SWITCHYARD_WAIT_REPLICAS: int(0, 16).default(0),
+  SWITCHYARD_WAIT_REPLICAS_TIMEOUT_MS: int(1, 60_000).default(1000),
   SWITCHYARD_IDEMPOTENCY_TTL_S: int(1).default(86_400),
   /** How long completed tasks stay readable through GET /v1/tasks/:id. */
   SWITCHYARD_KEEP_COMPLETED_S: int(1).default(86_400),
@@ -99,6 +103,7 @@ export type Config = Readonly<{
   maxBacklog: number;
   rateLimit: { perSecond: number; burst: number };
   rerouteGraceMs: number;
+  waitReplicas: ReplicaWait;
   idempotencyTtlS: number;
   keepCompleted: { age: number; count: number };
   maxWorkflowNodes: number;
@@ -147,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxBacklog: e.SWITCHYARD_MAX_BACKLOG,
     rateLimit: { perSecond: e.SWITCHYARD_RATE_LIMIT, burst: e.SWITCHYARD_RATE_BURST ?? Math.max(1, Math.ceil(e.SWITCHYARD_RATE_LIMIT)) },
     rerouteGraceMs: e.SWITCHYARD_REROUTE_GRACE_MS,
+    waitReplicas: Object.freeze({ count: e.SWITCHYARD_WAIT_REPLICAS, timeoutMs: e.SWITCHYARD_WAIT_REPLICAS_TIMEOUT_MS }),
     idempotencyTtlS: e.SWITCHYARD_IDEMPOTENCY_TTL_S,
     keepCompleted: { age: e.SWITCHYARD_KEEP_COMPLETED_S, count: e.SWITCHYARD_KEEP_COMPLETED_COUNT },
     maxWorkflowNodes: e.SWITCHYARD_MAX_WORKFLOW_NODES,

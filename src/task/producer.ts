@@ -10,6 +10,7 @@ import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
 import { pipelineByKey, withRedis, type RedisConnection } from '../redis/connection.ts';
+import { waitForReplicas } from '../redis/replication.ts';
 import { keys as keyBuilder, PARKED_POOL, parseQueueName, queueName } from '../redis/keys.ts';
 import { compactDecision, type Router, type RoutingDecision } from '../routing/decision.ts';
 import { parseOrThrow, summarize } from '../validation.ts';
@@ -43,7 +44,7 @@ export interface ProducerDeps {
   queues: PoolQueues;
   catalogue: Catalogue;
   router: Router;
-  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch' | 'maxBacklog'>;
+  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch' | 'maxBacklog'> & Partial<Pick<Config, 'waitReplicas'>>;
   /** Tasks of a type already waiting (from the fleet snapshot); enables the backlog limit. */
   backlog?: (type: string) => number;
   /** Told of the tasks written to each queue, once they are (the acknowledgement audit, metrics). */
@@ -215,6 +216,7 @@ export class TaskProducer {
       if (list) list.push(item);
       else byQueue.set(item.task.queue, [item]);
     }
+    const written: Array<[queue: string, ids: string[]]> = [];
     await Promise.all(
       [...byQueue.entries()].map(async ([name, items]) => {
         const queue = await this.#d.queues.forWriting(parseQueueName(name)!);
@@ -224,7 +226,7 @@ export class TaskProducer {
         } else {
           await queue.addBulk(items.map(({ task }) => ({ name: task.type.name, data: task.envelope, opts: task.opts })));
         }
-        this.#d.written?.(name, items.map(({ task }) => task.id));
+        written.push([name, items.map(({ task }) => task.id)]);
         for (const { index, task } of items) {
           results[index] = {
             created: true,
@@ -239,7 +241,12 @@ export class TaskProducer {
         }
       }),
     );
-    return results as EnqueueResult[];
+    const done = results as EnqueueResult[];
+    // Found by their keys too: an earlier request may have written them and not seen a replica confirm.
+    const wait = this.#d.config.waitReplicas;
+    if (wait && wait.count > 0) await waitForReplicas(this.#d.redis, done.map((r) => this.#keys.job(queueName(r.task), r.task.id)), wait);
+    for (const [queue, ids] of written) this.#d.written?.(queue, ids);
+    return done;
   }
 
   /** The task an idempotency key points at: in its recorded queue, or wherever it was moved since. */

@@ -9,6 +9,7 @@ import { SwitchyardError } from '../errors.ts';
 import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
 import { newRunId, RUN_ID_PATTERN } from '../task/id.ts';
 import { validateWorkflow } from './definition.ts';
+import { waitForReplicas, type ReplicaWait } from '../redis/replication.ts';
 import type { WorkflowEngine } from './engine.ts';
 import { isFinal } from './run-store.ts';
 import { runView, type RunSummary, type RunView } from './view.ts';
@@ -21,6 +22,8 @@ export interface WorkflowRunsOptions {
   maxNodes: number;
   idempotencyTtlS: number;
   keepRunsS: number;
+  /** Replicas that must hold a new run before it is acknowledged (SWITCHYARD_WAIT_REPLICAS). */
+  waitReplicas?: ReplicaWait;
 }
 
 export class WorkflowRuns {
@@ -58,6 +61,7 @@ export class WorkflowRuns {
     });
     await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
     this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now));
+    if (this.#o.waitReplicas) await waitForReplicas(this.#o.redis, [this.#k.workflow.run(runId), this.#k.workflow.active], this.#o.waitReplicas);
     await this.#o.engine.kick(runId);
     const meta = await this.#o.engine.store.meta(runId);
     return { run: { id: runId, name: spec.name, state: meta?.state ?? 'running' }, created: true };
