@@ -26,7 +26,9 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
   const workers = new Set(listWorkers(config.workersDir));
   const types = catalogue.names.filter((t) => workers.has(t));
 
-  const env = { ...process.env, REDIS_URL: redis.url, SWITCHYARD_SUPERVISOR_PID: String(process.pid) };
+  // The resolved Redis as one URL (REDIS_CLUSTER_NODES became a redis+cluster:// one), so the children see one setting.
+  const { REDIS_CLUSTER_NODES: _nodes, ...inherited } = process.env;
+  const env = { ...inherited, REDIS_URL: redis.url, SWITCHYARD_SUPERVISOR_PID: String(process.pid) };
   const self = [...process.execArgv, process.argv[1]!];
   let stopping = false;
   const children: Child[] = [{ name: 'api', args: ['api'] }, ...types.map((t) => ({ name: `worker ${t}`, args: ['worker', t] }))];

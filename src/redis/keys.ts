@@ -65,8 +65,12 @@ export function keys(prefix: string) {
     workflow: {
       /** Base key of a run (its meta hash); the scripts derive the run's other keys from it (see lua/workflow-lib.ts). */
       run: (id: string) => `${prefix}:{run:${id}}`,
-      /** zset: active run id -> when the engine last looked at it (the sweep picks the stalest). */
-      active: `${prefix}:{workflows}:active`,
+      /**
+       * zset: active run id -> when the engine last looked at it (the sweep picks the stalest). In the
+       * slot of the run queue `{workflows}`, under a name no BullMQ key of that queue can take (its
+       * own `:active` list is `<prefix>:{workflows}:active`; job ids are run ids, `wf_...`).
+       */
+      active: `${prefix}:{workflows}:_active-runs`,
       idempotency: (key: string) => `${prefix}:idem:{workflows}:${key}`,
       /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
       events: `${prefix}:workflow-events`,
