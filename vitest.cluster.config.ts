@@ -15,6 +15,7 @@ export default defineConfig({
       'tests/e2e/{task-flow,fleet,breaker,breaker-watch,dead-letters,pool-loss,workflow}.test.ts',
       'tests/cluster/**/*.test.ts',
     ],
+    exclude: ['**/node_modules/**'],
     globalSetup: ['tests/support/cluster-setup.ts'],
     outputFile: { json: 'test-output/vitest-cluster.json' },
   },

@@ -18,6 +18,8 @@ export interface LocalCluster {
   nodes: string[];
   /** The processes, to kill one (a failover test) or stop them all. */
   servers: Array<Awaited<ReturnType<typeof spawnRedis>>>;
+  /** Starts a killed node again, on its port and with its data: it rejoins (a failed-over master as a replica). */
+  restart(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -26,12 +28,16 @@ export async function startLocalCluster(o: { masters?: number; replicas?: 0 | 1;
   const replicas = o.replicas ?? 0;
   const root = o.dataDir ?? mkdtempSync(join(tmpdir(), 'switchyard-cluster-'));
   const count = masters * (1 + replicas);
-  const servers = await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      spawnRedis({ dataDir: join(root, `node-${i}`), args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }),
-    ),
-  );
+  const node = (i: number, port?: number) =>
+    spawnRedis({ dataDir: join(root, `node-${i}`), ...(port ? { port } : {}), args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] });
+  const servers = await Promise.all(Array.from({ length: count }, (_, i) => node(i)));
   const stop = async () => void (await Promise.all(servers.map((s) => s.stop())));
+  const restart = async (port: number) => {
+    const i = servers.findIndex((s) => s.port === port);
+    if (i < 0) throw new Error(`no cluster node on port ${port}`);
+    await servers[i]!.stop();
+    servers[i] = await node(i, port);
+  };
   try {
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
     await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes']);
@@ -45,7 +51,7 @@ export async function startLocalCluster(o: { masters?: number; replicas?: 0 | 1;
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    return { nodes, servers, stop };
+    return { nodes, servers, restart, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -3,8 +3,9 @@
  * and agents in three pools, clients posting keyed batches and resending any that fail with the
  * same body. Mid-run the master serving a busy pool's queue is SIGKILLed; its replica takes over.
  * With SWITCHYARD_WAIT_REPLICAS=1 every acknowledged task was on a replica before the answer, so
- * none may be lost: each must run to its end (the agents' ledger), and tasks acknowledged after the
- * failover, on the promoted replica too, must run as well.
+ * none may be lost: each must run to its end (the agents' ledger). The old master is then started
+ * again and rejoins as the new master's replica; tasks acknowledged after that, on the promoted
+ * replica too, must run as well.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,6 +98,9 @@ describe('Redis Cluster failover', () => {
     killedAt = Date.now();
     await waitFor(async () => (await ownerOf(waitKey).catch(() => victim)) !== victim, { timeoutMs: 30_000, intervalMs: 200, what: 'a replica to take over the slot' });
     failedOverAt = Date.now();
+    // The promoted replica has no replica of its own: with SWITCHYARD_WAIT_REPLICAS=1 its shard refuses
+    // to acknowledge (503) until the old master comes back, as its replica, as an operator would do.
+    await cluster.restart(server.port);
     await waitFor(() => ackedAfter.size >= 300, { timeoutMs: 30_000, what: '300 tasks acknowledged after the failover' });
     sending = false;
     await Promise.all(senders);
