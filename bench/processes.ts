@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
+import { createRedis } from '../src/redis/connection.ts';
 import { Registry } from '../src/registry/registry.ts';
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
@@ -24,7 +24,7 @@ export async function startAgent(s: AgentSpec): Promise<ChildProcess> {
     env: { ...process.env, REDIS_URL: s.redisUrl, SWITCHYARD_PREFIX: s.prefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', ...s.env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const probe = new Redis(s.redisUrl);
+  const probe = createRedis(s.redisUrl, 'blocking');
   const registry = new Registry(probe, s.prefix);
   try {
     for (let i = 0; ; i++) {

@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- <scenario>] [options]`: runs one scenario or all of them (about 5 minutes on
+ * `npm run bench [-- <scenario>] [options]`: runs one scenario or all of them (about 6 minutes on
  * 2 cores), stores each scenario's figures in bench/results.json and renders bench/RESULTS.md from
  * all stored scenarios, so running one alone keeps the others' last figures.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Command } from 'commander';
+import { CLUSTER_DEFAULTS, clusterScenario, type ClusterBenchOptions } from './cluster.ts';
 import { durabilityScenario } from './durability.ts';
 import { memoryScenario } from './memory.ts';
 import { registryScenario } from './registry.ts';
@@ -20,7 +21,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -45,6 +46,14 @@ const program = new Command('bench')
   .option('--dur-rounds <n>', 'durability: rounds over the three Redis settings, in alternating order (means are reported)', (v) => Number(v), 2)
   .option('--kills <n>', 'durability: Redis SIGKILLs per AOF setting after --kill-after-ms (everysec gets one more, aimed at a background fsync)', (v) => Number(v), 2)
   .option('--kill-after-ms <n>', 'durability: ms of adding before each SIGKILL', (v) => Number(v), 700)
+  .option('--cluster-shards <n,...>', 'cluster: master counts to measure, each on a fresh local Redis Cluster (the ratio is last / first)', CLUSTER_DEFAULTS.clusterShards)
+  .option('--cluster-jobs <n>', 'cluster: tasks per round', (v) => Number(v), CLUSTER_DEFAULTS.clusterJobs)
+  .option('--cluster-rounds <n>', 'cluster: rounds per cluster after a warm-up (medians are reported)', (v) => Number(v), CLUSTER_DEFAULTS.clusterRounds)
+  .option('--cluster-pools <n>', 'cluster: pools of the echo type, their queues spread over the masters', (v) => Number(v), CLUSTER_DEFAULTS.clusterPools)
+  .option('--cluster-agents <n>', 'cluster: agent processes, spread over the pools', (v) => Number(v), CLUSTER_DEFAULTS.clusterAgents)
+  .option('--cluster-producers <n>', 'cluster: producer processes', (v) => Number(v), CLUSTER_DEFAULTS.clusterProducers)
+  .option('--cluster-concurrency <n>', 'cluster: concurrency of each agent', (v) => Number(v), CLUSTER_DEFAULTS.clusterConcurrency)
+  .option('--cluster-appendfsync <mode>', 'cluster: AOF fsync of every node: always (as Switchyard spawns Redis), everysec or no', CLUSTER_DEFAULTS.clusterAppendfsync)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -53,11 +62,12 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
     shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
+    clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
@@ -72,6 +82,7 @@ const runners: Record<Scenario, (o: BenchOptions, p: Progress) => Promise<Report
   memory: memoryScenario,
   registry: registryScenario,
   durability: durabilityScenario,
+  cluster: clusterScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });

@@ -1,6 +1,6 @@
 /**
  * A Redis Cluster on loopback from the installed `redis-server` and `redis-cli` (no Docker): N
- * masters, optionally one replica each, every node a spawnRedis process in its own directory.
+ * masters (1 or more), optionally one replica each (3 masters or more), every node a spawnRedis process in its own directory.
  * For tests, the cluster benchmark and trying Switchyard on a cluster locally
  * (`npx tsx src/redis/local-cluster.ts [masters] [replicas]` prints the nodes and runs until Ctrl-C).
  */
@@ -28,8 +28,10 @@ export async function startLocalCluster(o: { masters?: number; replicas?: 0 | 1;
   const replicas = o.replicas ?? 0;
   const root = o.dataDir ?? mkdtempSync(join(tmpdir(), 'switchyard-cluster-'));
   const count = masters * (1 + replicas);
-  const node = (i: number, port?: number) =>
-    spawnRedis({ dataDir: join(root, `node-${i}`), ...(port ? { port } : {}), args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] });
+  if (masters < 1 || (masters < 3 && replicas > 0)) throw new RangeError(`a local cluster has 1 master or more, and 3 or more to have replicas (asked: ${masters} with ${replicas} replica each)`);
+  // Announced, so that a lone node lists itself in CLUSTER SLOTS as 127.0.0.1, not "".
+  const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--cluster-announce-ip', '127.0.0.1'];
+  const node = (i: number, port?: number) => spawnRedis({ dataDir: join(root, `node-${i}`), ...(port ? { port } : {}), args });
   const servers = await Promise.all(Array.from({ length: count }, (_, i) => node(i)));
   const stop = async () => void (await Promise.all(servers.map((s) => s.stop())));
   const restart = async (port: number) => {
@@ -40,13 +42,22 @@ export async function startLocalCluster(o: { masters?: number; replicas?: 0 | 1;
   };
   try {
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
-    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes']);
+    if (masters >= 3) {
+      await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes']);
+    } else {
+      // redis-cli --cluster create wants 3 masters: give 1 or 2 their share of the slots by hand.
+      for (const [i, s] of servers.entries()) {
+        const [from, to] = [Math.round((i * 16_384) / masters), Math.round(((i + 1) * 16_384) / masters) - 1];
+        await run('redis-cli', ['-p', String(s.port), 'cluster', 'addslotsrange', String(from), String(to)]);
+      }
+      for (const s of servers.slice(1)) await run('redis-cli', ['-p', String(servers[0]!.port), 'cluster', 'meet', '127.0.0.1', String(s.port)]);
+    }
     // Every node agrees the cluster is ok (all slots served) before anyone uses it.
     const deadline = Date.now() + 20_000;
     for (const s of servers) {
       for (;;) {
         const { stdout } = await run('redis-cli', ['-p', String(s.port), 'cluster', 'info']);
-        if (stdout.includes('cluster_state:ok')) break;
+        if (stdout.includes('cluster_state:ok') && stdout.includes(`cluster_known_nodes:${count}`)) break;
         if (Date.now() > deadline) throw new Error(`cluster node ${s.port} is not ok after 20 s:\n${stdout}`);
         await new Promise((r) => setTimeout(r, 100));
       }
