@@ -5,7 +5,8 @@
  * With SWITCHYARD_WAIT_REPLICAS=1 every acknowledged task was on a replica before the answer, so
  * none may be lost: each must run to its end (the agents' ledger). The old master is then started
  * again and rejoins as the new master's replica; tasks acknowledged after that, on the promoted
- * replica too, must run as well.
+ * replica too, must run as well. The API's acknowledgement audit must notice the new master and
+ * find nothing missing.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,5 +116,8 @@ describe('Redis Cluster failover', () => {
         `${acked.size} tasks acknowledged before, ${ackedAfter.size} after; ${failedRequests} requests failed and were resent; lost ${lost.length}`,
     );
     expect(lost).toEqual([]);
+    // The API saw a master it did not know (the promoted replica) and checked what it had just acknowledged.
+    const audit = await waitFor(() => api.output().split('\n').find((l) => l.includes('failed over')), { timeoutMs: 30_000, what: 'the acknowledgement audit after the failover' });
+    expect(audit).toMatch(/every task acknowledged in the last seconds before it is still there/);
   }, 180_000);
 });
