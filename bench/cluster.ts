@@ -54,10 +54,6 @@ const SELF = fileURLToPath(import.meta.url);
 const TYPE = echo.name;
 const CHUNK = 1000;
 const SLOTS = 16_384;
-/** The arguments startLocalCluster gives every node (src/redis/local-cluster.ts), for the clusters it cannot make. */
-
-/** What this benchmark uses of a LocalCluster (the clusters it makes itself have no more). */
-type BenchCluster = Pick<LocalCluster, 'nodes' | 'servers' | 'stop'>;
 
 const waitKey = (prefix: string, pool: string) => `${prefix}:${queueName({ type: TYPE, pool })}:wait`;
 const completedKey = (prefix: string, pool: string) => `${prefix}:${queueName({ type: TYPE, pool })}:completed`;
@@ -124,7 +120,7 @@ if (process.env.BENCH_CLUSTER_ROLE === 'producer' && process.argv[1] && import.m
 /** Everything started, killed outright if the bench process exits or is interrupted. */
 class Tracked {
   readonly children = new Set<ChildProcess>();
-  readonly clusters = new Set<BenchCluster>();
+  readonly clusters = new Set<LocalCluster>();
   /** The clusters' data directories (AOF files), removed once their servers are gone. */
   readonly dirs = new Set<string>();
 
@@ -402,7 +398,7 @@ interface Setup {
 class Rig {
   readonly prefix: string;
   readonly dataDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-cluster-'));
-  cluster: BenchCluster | undefined;
+  cluster: LocalCluster | undefined;
   readonly nodeConns: Redis[] = [];
   admin: RedisConnection | undefined;
   readonly agents: ChildProcess[] = [];
@@ -732,7 +728,7 @@ export async function clusterScenario(opts: BenchOptions, progress: Progress): P
   const list = (v: number[], f: (x: number) => string) => v.map(f).join(' / ');
   const noisy = xs.filter((x) => x.other > 0.1 * ncpu);
   const text = [
-    `Each cluster is started fresh on loopback (redis-server ${results[0]!.redisVersion}, no replicas, AOF with appendfsync ${o.clusterAppendfsync}${o.clusterAppendfsync === 'always' ? ', as Switchyard spawns Redis' : ', set by CONFIG SET after start'}): with 3 or more masters by \`startLocalCluster\`; \`redis-cli --cluster create\` refuses fewer than 3 masters, so smaller ones are made of the same nodes given their slots by hand (CLUSTER ADDSLOTSRANGE, CLUSTER MEET). Switchyard connects through \`redis+cluster://\` URLs (an ioredis Cluster per connection).`,
+    `Each cluster is started fresh on loopback (redis-server ${results[0]!.redisVersion}, no replicas, AOF with appendfsync ${o.clusterAppendfsync}${o.clusterAppendfsync === 'always' ? ', as Switchyard spawns Redis' : ', set by CONFIG SET after start'}) by \`startLocalCluster\` (\`redis-cli --cluster create\` for 3 masters or more; fewer get their slots by hand, CLUSTER ADDSLOTSRANGE and CLUSTER MEET). Switchyard connects through \`redis+cluster://\` URLs (an ioredis Cluster per connection).`,
     '',
     `${setup.pools.length} pools of the no-op \`echo\` type, named so that their queues' hash tags spread evenly over the masters; ${o.clusterAgents} agent processes (\`switchyard worker echo --pool <pool> --concurrency ${o.clusterConcurrency}\`, ${fmt(o.clusterAgents / setup.pools.length, 1)} per pool); ${o.clusterProducers} producer process${o.clusterProducers === 1 ? '' : 'es'}, each a TaskProducer with its live fleet snapshot (bench/producer.ts) adding batches of ${fmt(CHUNK)} tasks, one batch at a time. Tasks are pinned to pools (the task option \`pool\`), round-robin, so each master gets the same share (row "tasks per master"); the router still checks every task's pool (a live agent, breaker closed). Unpinned, the type's weighted routing would halve the share of a pool whose agent turns DEGRADED (event-loop delay p99 over 200 ms), which agents starved of CPU here do, and the masters' loads would drift apart.`,
     '',
