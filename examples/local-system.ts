@@ -5,8 +5,7 @@
  * `switchyard worker <type>`); the library calls are the same.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { Agent, Catalogue, createClient, createLogger, loadConfig, type AgentType, type SwitchyardClient, type WorkerDefinition } from '../src/index.ts';
+import { Agent, Catalogue, createClient, createLogger, createRedis, loadConfig, type AgentType, type SwitchyardClient, type WorkerDefinition } from '../src/index.ts';
 import { startApi } from '../src/api/server.ts';
 import { deleteKeysUnder } from '../src/redis/cleanup.ts';
 
@@ -50,7 +49,7 @@ export async function startLocalSystem<const Ts extends readonly AgentType[]>(ty
     async stop() {
       await Promise.all(running.map((a) => a.close(0)));
       await api.close();
-      const redis = new Redis(redisUrl);
+      const redis = createRedis(redisUrl, 'blocking');
       await deleteKeysUnder(redis, prefix);
       await redis.quit();
     },

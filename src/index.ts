@@ -18,6 +18,7 @@ export {
   TimeoutError,
   RetryAfterError,
   RedisUnavailableError,
+  NotReplicatedError,
   isSwitchyardError,
   isValidationError,
   isNonRetryable,
@@ -27,6 +28,8 @@ export {
   type FieldIssue,
 } from './errors.ts';
 export { createLogger, type Logger } from './logger.ts';
+export { createRedis, clusterUrl, type RedisConnection, type ConnectionRole } from './redis/connection.ts';
+export { startLocalCluster, type LocalCluster } from './redis/local-cluster.ts';
 export type { TaskView, TaskSummary, TaskState } from './task/view.ts';
 export type { TaskRequest } from './task/request.ts';
 export type { RoutingDecision, Strategy } from './routing/decision.ts';
