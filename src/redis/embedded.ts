@@ -57,6 +57,9 @@ export interface SpawnRedisOptions {
 }
 
 /** Spawns a redis-server with AOF on, resolves once it answers PING. */
+/** How long stop() lets redis-server shut down cleanly before SIGKILL. */
+const STOP_TIMEOUT_MS = 15_000;
+
 export async function spawnRedis(opts: SpawnRedisOptions): Promise<RedisEndpoint & { process: ChildProcess; port: number }> {
   const port = opts.port ?? (await freePort());
   const dir = resolve(opts.dataDir);
@@ -102,8 +105,17 @@ export async function spawnRedis(opts: SpawnRedisOptions): Promise<RedisEndpoint
     stop: () =>
       new Promise<void>((done) => {
         if (child.exitCode !== null || child.signalCode !== null) return done();
-        child.once('exit', () => done());
-        child.kill('SIGTERM'); // redis-server flushes the AOF on SIGTERM
+        // redis-server flushes the AOF on SIGTERM, but refuses it while writing its initial AOF (a
+        // replica just after its first sync) and does not try again: ask again each second, and
+        // SIGKILL after STOP_TIMEOUT_MS (with appendfsync always, nothing acknowledged is in memory only).
+        const again = setInterval(() => child.kill('SIGTERM'), 1000);
+        const kill = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        child.once('exit', () => {
+          clearInterval(again);
+          clearTimeout(kill);
+          done();
+        });
+        child.kill('SIGTERM');
       }),
   };
 }
