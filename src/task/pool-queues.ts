@@ -70,7 +70,14 @@ export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
       const job = await this.get({ type, pool }).getJob(id);
       if (job) return job;
     }
-    return (await this.#search(type, id)) ?? ((await this.refresh()) > 0 ? this.#search(type, id) : undefined);
+    // Not found: look again, after learning of new pools. A task that moved between pools (added to
+    // its new queue, then removed from the old one) can slip between the reads of one pass, the more
+    // so on a cluster, where the queues are on different shards; a second pass, started after the
+    // first ended, finds it in its new queue.
+    const first = await this.#search(type, id);
+    if (first) return first;
+    await this.refresh();
+    return this.#search(type, id);
   }
 
   async #search(type: string, id: string): Promise<Job | undefined> {

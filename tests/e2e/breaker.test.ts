@@ -58,6 +58,10 @@ describe('a failing pool is cut off by its breaker, for everyone, and comes back
     failing.add('red');
     const first = await enqueue(30);
     await waitFor(async () => (await breaker('red'))?.state === 'OPEN', { what: 'the red breaker to open' });
+    // The API hears of the transition by pub/sub, a moment after Redis holds it (on a cluster the
+    // message crosses the cluster bus): its routing follows from then on.
+    const heard = async () => ((await json(fetch(`${api.url}/v1/pools?type=flaky`))) as Array<{ pool: string; breaker: string }>).find((p) => p.pool === 'red')?.breaker === 'OPEN';
+    await waitFor(heard, { what: 'the API to hear that the red breaker opened' });
     const after = await enqueue(30);
     expect(after.filter((t) => t.routing.pool === 'red')).toEqual([]);
     const done = await allDone([...first, ...after].map((t) => t.id));

@@ -138,10 +138,8 @@ describe('Agent', () => {
 
   it('waits as long as a RetryAfterError asks before the next attempt', async () => {
     const id = await enqueueRaw({ mode: 'retry-after', ms: 700 });
-    const job = await waitFor(async () => {
-      const j = await strictQueue.getJob(id);
-      return j && (await j.getState()) === 'completed' ? j : undefined;
-    }, { what: 'the retried job' });
+    // State first, then the job: a job read before its state could predate the last attempt.
+    const job = await waitFor(async () => ((await strictQueue.getJobState(id)) === 'completed' ? strictQueue.getJob(id) : undefined), { what: 'the retried job' });
     expect(job.attemptsMade).toBe(2);
     expect(job.processedOn! - job.timestamp).toBeGreaterThanOrEqual(700);
   });

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
 import { freePort } from '../../src/redis/embedded.ts';
+import { anyFailed, type TaskLike } from './redis.ts';
 import { waitFor } from './wait.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,6 +23,8 @@ export interface Spawned {
 }
 
 const live = new Set<Spawned>();
+/** Every process spawned by this file, to show what they logged when one of its tests failed. */
+const all: Spawned[] = [];
 /** Process groups of everything spawned, killed whole when the file ends. */
 const groups = new Set<number>();
 
@@ -56,12 +59,19 @@ export function spawnSwitchyard(name: string, args: string[], env: Record<string
     },
   };
   live.add(spawned);
+  all.push(spawned);
   exited.then(() => live.delete(spawned));
   return spawned;
 }
 
-afterAll(async () => {
+afterAll(async ({}, suite) => {
   await Promise.all([...live].map((p) => p.kill('SIGKILL')));
+  if (!anyFailed(suite as TaskLike)) return;
+  // What the processes warned about or failed with (pino levels 40+), for the failing test's report.
+  for (const p of all) {
+    const lines = p.output().split('\n').filter((l) => /"level":(4|5|6)0/.test(l) || (l.trim() !== '' && !l.startsWith('{')));
+    if (lines.length) console.warn(`[tests] ${p.name} (pid ${p.proc.pid}) logged:\n${lines.slice(-30).join('\n')}`);
+  }
 });
 
 afterAll(() => {

@@ -26,8 +26,9 @@ export function uniquePrefix(tag: string): string {
 
 export { deleteKeys };
 
-type TaskLike = { result?: { state?: string }; tasks?: TaskLike[] };
-const anyFailed = (t: TaskLike): boolean => t.result?.state === 'fail' || (t.tasks ?? []).some(anyFailed);
+export type TaskLike = { result?: { state?: string }; tasks?: TaskLike[] };
+/** True when a test of the suite (a file's afterAll context) failed. */
+export const anyFailed = (t: TaskLike): boolean => t.result?.state === 'fail' || (t.tasks ?? []).some(anyFailed);
 
 /** A prefix and a client for this test file; cleanup is registered with afterAll. */
 export function useRedisPrefix(tag: string): { prefix: string; redis: RedisConnection } {
