@@ -242,9 +242,14 @@ export class TaskProducer {
       }),
     );
     const done = results as EnqueueResult[];
-    // Found by their keys too: an earlier request may have written them and not seen a replica confirm.
+    // Tasks found by their keys too (an earlier request may have written them and not seen a replica
+    // confirm), and the keys' reservations: a reservation lost in a failover would let a retry add a twin.
     const wait = this.#d.config.waitReplicas;
-    if (wait && wait.count > 0) await waitForReplicas(this.#d.redis, done.map((r) => this.#keys.job(queueName(r.task), r.task.id)), wait);
+    if (wait && wait.count > 0) {
+      const written = done.map((r) => this.#keys.job(queueName(r.task), r.task.id));
+      const reserved = keyed.map(({ t }) => this.#keys.idempotency(t.type.name, t.key!));
+      await waitForReplicas(this.#d.redis, [...written, ...reserved], wait);
+    }
     for (const [queue, ids] of written) this.#d.written?.(queue, ids);
     return done;
   }

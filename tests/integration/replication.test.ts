@@ -23,7 +23,7 @@ let api: ApiServer;
 
 beforeAll(async () => {
   master = await spawnRedis({ dataDir: join(dir, 'master') });
-  const config = testConfig('repl', { port: 0, waitReplicas: { count: 1, timeoutMs: 300 } });
+  const config = testConfig('repl', { port: 0, waitReplicas: { count: 1, timeoutMs: 2000 } });
   api = await startApi({ config, catalogue: new Catalogue(demoTypes), redisUrl: master.url, log: silentLog });
 });
 afterAll(async () => {
@@ -42,7 +42,7 @@ describe('SWITCHYARD_WAIT_REPLICAS=1', () => {
     expect(res.status).toBe(503);
     const problem = await json(res);
     expect(problem).toMatchObject({ status: 503, title: 'Not replicated', type: expect.stringMatching(/^\/problems\//) });
-    expect(problem.detail).toMatch(/only 0 of the 1 replica\(s\) SWITCHYARD_WAIT_REPLICAS asks for confirmed it within 300 ms.*same idempotencyKey/);
+    expect(problem.detail).toMatch(/only 0 of the 1 replica\(s\) SWITCHYARD_WAIT_REPLICAS asks for confirmed it within 2000 ms.*same idempotencyKey/);
     const run = await post('/v1/workflows', { nodes: [{ id: 'a', type: 'echo', payload: { message: 'x' } }] });
     expect(run.status).toBe(503);
   });
