@@ -149,6 +149,13 @@ const CONNECTION_ERRORS = [
   'Command timed out',
   'connect ETIMEDOUT',
   'Socket closed unexpectedly',
+  // A cluster in the middle of a failover, or whose slots the client cannot learn.
+  'CLUSTERDOWN',
+  'TRYAGAIN',
+  'Failed to refresh slots cache',
+  'None of startup nodes is available',
+  "Cluster isn't ready",
+  'Too many Cluster redirections',
 ];
 
 /** True when `err` means "Redis cannot be reached" rather than "the command was wrong". */
