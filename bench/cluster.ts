@@ -20,7 +20,7 @@ import { echo } from '../queues/echo.ts';
 import { clusterUrl, createRedis, waitForReady, type RedisConnection } from '../src/redis/connection.ts';
 import { queueName } from '../src/redis/keys.ts';
 import { startLocalCluster, type LocalCluster } from '../src/redis/local-cluster.ts';
-import { startAgent } from './processes.ts';
+import { startAgent, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
 import { redisCpuSeconds, totalCommands } from './redis-stats.ts';
 import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
@@ -138,16 +138,6 @@ class Tracked {
   }
 }
 
-/** SIGTERM, then SIGKILL if it has not exited within `ms`. */
-async function stopChild(child: ChildProcess, ms = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  await exited;
-  clearTimeout(timer);
-}
-
 function childEnv(url: string, prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -200,7 +190,7 @@ async function startProducerProcess(t: Tracked, url: string, prefix: string, poo
     },
     async close() {
       if (child.connected) child.send({ kind: 'close' } satisfies ToProducer);
-      await stopChild(child);
+      await stop(child);
     },
   };
 }
@@ -514,7 +504,7 @@ class Rig {
   /** Stops everything it started, whatever state it got to. */
   async close(): Promise<void> {
     await Promise.all(this.producers.map((p) => p.close().catch(() => undefined)));
-    await Promise.all(this.agents.map((a) => stopChild(a)));
+    await Promise.all(this.agents.map((a) => stop(a)));
     this.admin?.disconnect();
     for (const c of this.nodeConns) c.disconnect();
     if (this.cluster) {
@@ -712,7 +702,7 @@ export async function clusterScenario(opts: BenchOptions, progress: Progress): P
     }
   } finally {
     for (const rig of rigs) await rig.close().catch((err: unknown) => progress(`cluster, ${rig.label}: cleanup failed: ${String(err)}`));
-    for (const c of t.children) await stopChild(c); // anything that failed half-way through starting
+    for (const c of t.children) await stop(c); // anything that failed half-way through starting
     process.off('exit', kill);
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);

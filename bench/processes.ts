@@ -55,11 +55,14 @@ export async function startBareWorker(o: { redisUrl: string; prefix: string; que
   return child;
 }
 
-export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+/** Sends `signal` and waits for the exit; SIGKILL if the process is still there after `killAfterMs`. */
+export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
   await exited;
+  clearTimeout(timer);
 }
 
 /** Resident memory of a process, in bytes (Linux). */

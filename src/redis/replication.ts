@@ -5,10 +5,9 @@
  * confirmed everything that connection sent before it, or the timeout passes. On a cluster it is
  * sent to the master of each slot written to, over the cluster client's own connection to it.
  */
-import calculateSlot from 'cluster-key-slot';
 import type { Redis } from 'ioredis';
 import { NotReplicatedError } from '../errors.ts';
-import { isCluster, type RedisConnection } from './connection.ts';
+import { isCluster, slotOf, type RedisConnection } from './connection.ts';
 
 export interface ReplicaWait {
   /** Replicas that must confirm each write before it is acknowledged; 0: do not wait. */
@@ -19,7 +18,7 @@ export interface ReplicaWait {
 /** The connection to the master serving `key` (on a single Redis, the connection itself). */
 export function masterFor(redis: RedisConnection, key: string): Redis | undefined {
   if (!isCluster(redis)) return redis;
-  const owner = redis.slots[calculateSlot(key)]?.[0];
+  const owner = redis.slots[slotOf(redis, key)]?.[0];
   return redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
 }
 

@@ -103,7 +103,8 @@ export class AckAudit {
     const missing: Ack[] = [];
     for (let i = 0; i < acks.length; i += 1000) {
       const chunk = acks.slice(i, i + 1000);
-      const exists = await pipelineByKey(this.redis, chunk, (a) => this.#keys.job(a.queue, a.id), (pipe, a) => pipe.exists(this.#keys.job(a.queue, a.id)));
+      const keyOf = (a: Ack) => this.#keys.job(a.queue, a.id);
+      const exists = await pipelineByKey(this.redis, chunk, keyOf, (pipe, a) => pipe.exists(keyOf(a)));
       chunk.forEach((a, j) => exists[j] === 0 && missing.push(a));
     }
     const lost: AuditResult['lost'] = [];

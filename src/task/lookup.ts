@@ -34,15 +34,15 @@ export class TaskLookup {
 
   async #find(type: string, id: string): Promise<TaskView | undefined> {
     let job: Job<TaskEnvelope> | undefined;
-    let bullState: Awaited<ReturnType<Job['getState']>> = 'unknown';
+    let bullState: Awaited<ReturnType<Job['getState']>>;
+    let pass = 0;
     // A task moving to another pool (added there, then removed here) can be read here and be gone by
     // the time its state is asked ('unknown'): look for it again, where it went.
-    for (let pass = 0; pass < 3 && bullState === 'unknown'; pass++) {
+    do {
       job = (await this.queues.find(type, id)) as Job<TaskEnvelope> | undefined;
       if (!job) return this.#tombstone(type, id);
       bullState = await job.getState();
-    }
-    if (!job) return undefined;
+    } while (bullState === 'unknown' && ++pass < 3);
     // The job may have started or finished between the read of its hash and of its state: read it again.
     const stale = bullState === 'active' ? !job.processedOn : (bullState === 'completed' || bullState === 'failed') && !job.finishedOn;
     if (stale) {

@@ -181,8 +181,8 @@ export class TaskProducer {
       if (tasks[index]!.key !== undefined) keyed.push({ t: tasks[index]!, index });
       else toAdd.push({ index, task: tasks[index]! });
     }
+    const keyOf = ({ t }: (typeof keyed)[number]) => this.#keys.idempotency(t.type.name, t.key!);
     if (keyed.length > 0) {
-      const keyOf = ({ t }: (typeof keyed)[number]) => this.#keys.idempotency(t.type.name, t.key!);
       const replies = await pipelineByKey(this.#d.redis, keyed, keyOf, (pipe, k) =>
         pipe.call('SET', keyOf(k), `${k.t.queue} ${k.t.id}`, 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS)),
       );
@@ -246,9 +246,8 @@ export class TaskProducer {
     // confirm), and the keys' reservations: a reservation lost in a failover would let a retry add a twin.
     const wait = this.#d.config.waitReplicas;
     if (wait && wait.count > 0) {
-      const written = done.map((r) => this.#keys.job(queueName(r.task), r.task.id));
-      const reserved = keyed.map(({ t }) => this.#keys.idempotency(t.type.name, t.key!));
-      await waitForReplicas(this.#d.redis, [...written, ...reserved], wait);
+      const jobs = done.map((r) => this.#keys.job(queueName(r.task), r.task.id));
+      await waitForReplicas(this.#d.redis, [...jobs, ...keyed.map(keyOf)], wait);
     }
     for (const [queue, ids] of written) this.#d.written?.(queue, ids);
     return done;
