@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
-import { CLUSTER_URL, clusterUrl } from '../redis/connection.ts';
+import { CLUSTER_URL, clusterUrl, parseClusterUrl } from '../redis/connection.ts';
 import type { ReplicaWait } from '../redis/replication.ts';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../health/policy.ts';
 
@@ -13,13 +13,28 @@ const list = z
   .string()
   .transform((s) => s.split(',').map((k) => k.trim()).filter((k) => k.length > 0));
 
+/** A `redis+cluster://` URL whose nodes createRedis can use, or an issue saying which node is wrong. */
+function checkClusterUrl(url: string, ctx: z.RefinementCtx): void {
+  try {
+    parseClusterUrl(url);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+  }
+}
+
 export const envSchema = z.object({
   REDIS_URL: z
     .string()
-    .refine((u) => CLUSTER_URL.test(u) || z.url({ protocol: /^rediss?$/ }).safeParse(u).success, 'must be a redis://, rediss:// or redis+cluster://host:port,host:port URL')
+    .superRefine((u, ctx) => {
+      if (CLUSTER_URL.test(u)) return checkClusterUrl(u, ctx);
+      if (!z.url({ protocol: /^rediss?$/ }).safeParse(u).success) ctx.addIssue({ code: 'custom', message: 'must be a redis://, rediss:// or redis+cluster://host:port,host:port URL' });
+    })
     .optional(),
   /** Seed nodes of a Redis Cluster (`host:port,host:port`); the same as REDIS_URL=redis+cluster://host:port,host:port. */
-  REDIS_CLUSTER_NODES: list.pipe(z.array(z.string().regex(/^[^\s,/:]+:\d{1,5}$/, 'each node must be host:port')).min(1)).optional(),
+  REDIS_CLUSTER_NODES: list
+    .pipe(z.array(z.string().regex(/^[^\s,/:]+:\d{1,5}$/, 'each node must be host:port')).min(1))
+    .superRefine((nodes, ctx) => checkClusterUrl(clusterUrl(nodes), ctx))
+    .optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(0, 65535).default(3000),
   SWITCHYARD_PREFIX: z

@@ -38,7 +38,7 @@ export function parseClusterUrl(url: string): ClusterTarget | undefined {
     const i = hp.lastIndexOf(':');
     const host = i > 0 ? hp.slice(0, i) : hp;
     const port = i > 0 ? Number(hp.slice(i + 1)) : 6379;
-    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`bad cluster node ${JSON.stringify(hp)} in ${url}`);
+    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`cluster node ${JSON.stringify(hp)} is not host:port with a port from 1 to 65535`);
     return { host, port };
   });
   return {

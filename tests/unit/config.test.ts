@@ -36,8 +36,18 @@ describe('loadConfig', () => {
     ['SWITCHYARD_LOCK_MS', '-5'],
     ['SWITCHYARD_RATE_LIMIT', '-1'],
     ['SWITCHYARD_RATE_BURST', '0'],
+    ['REDIS_URL', 'redis+cluster://h:99999'],
+    ['REDIS_CLUSTER_NODES', 'a:6379,b'],
+    ['REDIS_CLUSTER_NODES', 'a:70000'],
+    ['SWITCHYARD_WAIT_REPLICAS', '-1'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}="${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+  });
+
+  it('names a Redis Cluster by its seed nodes, in either form, and refuses both forms at once', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:6379, 10.0.0.2:6380' }).redisUrl).toBe('redis+cluster://10.0.0.1:6379,10.0.0.2:6380');
+    expect(loadConfig({ REDIS_URL: 'rediss+cluster://u:p@h1:7000,h2:7001' }).redisUrl).toBe('rediss+cluster://u:p@h1:7000,h2:7001');
+    expect(() => loadConfig({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:1' })).toThrow(/REDIS_CLUSTER_NODES=.*not both/);
   });
 
   it('reports every bad variable at once', () => {
