@@ -36,7 +36,7 @@ export type TaskHandle<N extends string = string> = TaskSummary & { type: N; dup
 export type TypedTaskView<R = unknown> = Omit<TaskView, 'result'> & { result?: R };
 /** Everything a task request may say besides its type and payload. */
 export type TaskOptions = Omit<TaskRequest, 'type' | 'payload'>;
-/** States after which a task changes no more (a `failed` task is waiting for its retry). */
+/** States after which a task changes no more (a `retrying` task is waiting for its retry). */
 export const FINAL_TASK_STATES = ['completed', 'dead', 'cancelled'] as const;
 
 export class ApiError extends Error {

@@ -28,6 +28,8 @@ export interface ApiMetricsDeps {
 
 const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 const QUEUE_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
+/** BullMQ's final `failed` is Switchyard's `dead`; its `delayed` holds delayed and retrying tasks. */
+const STATE_LABEL: Record<(typeof QUEUE_STATES)[number], string> = { waiting: 'waiting', prioritized: 'prioritized', active: 'active', delayed: 'delayed', failed: 'dead', completed: 'completed' };
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -48,7 +50,7 @@ export class ApiMetrics {
     });
     new Gauge({
       name: 'switchyard_queue_tasks',
-      help: 'Tasks in each pool queue by BullMQ state (failed: dead letters)',
+      help: 'Tasks in each pool queue by state (waiting, prioritized, active, delayed: delayed or retrying, dead, completed)',
       labelNames: ['type', 'pool', 'state'],
       registers,
       collect: async function (this: Gauge) {
@@ -56,7 +58,7 @@ export class ApiMetrics {
         await Promise.all(
           d.queues.all().map(async ({ queue, ref }) => {
             const counts = await queue.getJobCounts(...QUEUE_STATES);
-            for (const state of QUEUE_STATES) this.set({ type: ref.type, pool: ref.pool, state }, counts[state] ?? 0);
+            for (const state of QUEUE_STATES) this.set({ type: ref.type, pool: ref.pool, state: STATE_LABEL[state] }, counts[state] ?? 0);
           }),
         );
       },

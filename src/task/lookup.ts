@@ -52,7 +52,7 @@ export class TaskLookup {
     if (!state) return undefined;
     const view = viewOf(job, state);
     if (state === 'parked') view.note = view.routing.reason;
-    if (this.registry && (state === 'waiting' || state === 'delayed' || state === 'failed')) {
+    if (this.registry && (state === 'waiting' || state === 'delayed' || state === 'retrying')) {
       const ref = parseQueueName(job.queueName)!;
       const { eligible, reasons } = poolEligibility(await this.registry.list({ type: ref.type, pool: ref.pool }));
       if (!eligible) view.note = `pool ${poolLabel(ref)} cannot take it now (${reasons.join('; ')}): it waits until an agent there is healthy`;

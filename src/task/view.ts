@@ -4,7 +4,7 @@ import { PARKED_POOL, parseQueueName } from '../redis/keys.ts';
 import { expandDecision, type RoutingDecision } from '../routing/decision.ts';
 import type { TaskEnvelope } from './envelope.ts';
 
-export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'failed', 'dead', 'cancelled'] as const;
+export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'retrying', 'dead', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 /** failedReason of a task aborted on request: such a task is `cancelled`, not dead. */
@@ -45,8 +45,8 @@ export interface TaskView extends TaskSummary {
 type TaskJob = Job<TaskEnvelope>;
 
 /**
- * BullMQ state -> task state. `failed` means "an attempt failed and a retry is scheduled";
- * BullMQ's own final `failed` is our `dead` (attempts exhausted or fatal: the dead-letter set).
+ * BullMQ state -> task state. `retrying` means "an attempt failed and a retry is scheduled";
+ * BullMQ's final `failed` is our `dead` (attempts exhausted or fatal: the dead-letter set).
  */
 export function taskState(job: TaskJob, state: JobState | 'unknown'): TaskState | undefined {
   switch (state) {
@@ -57,12 +57,12 @@ export function taskState(job: TaskJob, state: JobState | 'unknown'): TaskState 
     case 'active':
       return 'active';
     case 'delayed':
-      return job.attemptsMade > 0 && job.failedReason ? 'failed' : 'delayed';
+      return job.attemptsMade > 0 && job.failedReason ? 'retrying' : 'delayed';
     case 'waiting':
     case 'prioritized':
     case 'waiting-children':
       if (job.queueName.endsWith(`.${PARKED_POOL}}`)) return 'parked';
-      return job.attemptsMade > 0 && job.failedReason ? 'failed' : 'waiting';
+      return job.attemptsMade > 0 && job.failedReason ? 'retrying' : 'waiting';
     default:
       return undefined;
   }
@@ -105,7 +105,7 @@ export function viewOf(job: TaskJob, state: TaskState): TaskView {
   if (started) view.startedAt = started;
   const finished = iso(job.finishedOn);
   if (finished && (state === 'completed' || state === 'dead')) view.finishedAt = finished;
-  if ((state === 'delayed' || state === 'failed') && job.delay > 0) view.runAt = iso(job.timestamp + job.delay);
+  if ((state === 'delayed' || state === 'retrying') && job.delay > 0) view.runAt = iso(job.timestamp + job.delay);
   if (job.processedBy) view.agent = job.processedBy;
   const w = job.data.workflow;
   if (w) view.workflow = { runId: w.run, nodeId: w.node, compensating: w.undo === true };

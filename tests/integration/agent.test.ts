@@ -85,6 +85,17 @@ describe('Agent', () => {
     expect(view).toMatchObject({ state: 'completed', result: { attempt: 3 }, attempts: { made: 3 } });
   });
 
+  it('shows a task whose attempt failed and whose retry is scheduled as retrying, not failed', async () => {
+    const { task } = await sys.producer.enqueue({ type: 'flaky', payload: { failUntilAttempt: 1 }, attempts: 2, backoff: { type: 'fixed', delayMs: 3000, jitter: 0 } });
+    const view = await waitFor(async () => {
+      const v = await sys.lookup.find(task.id);
+      return v && v.attempts.made === 1 ? v : undefined;
+    }, { what: `task ${task.id} to fail its first attempt` });
+    expect(view).toMatchObject({ state: 'retrying', errors: ['flaky failure on attempt 1'] });
+    expect(view.runAt).toBeDefined();
+    expect((await settled(task.id)).state).toBe('completed');
+  });
+
   it('marks a task dead once its attempts are spent, with one error per attempt', async () => {
     const { task } = await sys.producer.enqueue({ type: 'flaky', payload: { failRate: 1 }, attempts: 2 });
     const view = await settled(task.id);

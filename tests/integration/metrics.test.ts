@@ -55,7 +55,7 @@ describe('GET /metrics', () => {
     expect(value(text, 'switchyard_task_run_seconds_count{type="echo",pool="default"}')).toBe(5);
     expect(value(text, 'switchyard_task_wait_seconds_count{type="echo",pool="default"}')).toBe(5);
     expect(value(text, 'switchyard_queue_tasks{type="echo",pool="default",state="completed"}')).toBe(5);
-    expect(value(text, 'switchyard_queue_tasks{type="flaky",pool="default",state="failed"}')).toBe(1);
+    expect(value(text, 'switchyard_queue_tasks{type="flaky",pool="default",state="dead"}')).toBe(1);
     expect(value(text, 'switchyard_agents{type="echo",pool="default",health="HEALTHY"}')).toBe(1);
     expect(value(text, 'switchyard_http_request_duration_seconds_count{method="POST",route="/v1/tasks",status="202"}')).toBe(6);
     expect(text).toMatch(/^switchyard_workflow_runs\{state="running"\} 0$/m);
