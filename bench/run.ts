@@ -24,7 +24,8 @@ interface Section extends Report {
 const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const program = new Command('bench')
+const program = new Command('switchyard bench')
+  .description('benchmarks of Switchyard against bare BullMQ, in one run (`npm run bench -- ...` inside the repository)')
   .argument('[scenario]', `${SCENARIOS.join(' | ')} | all`, 'all')
   .option('--jobs <n>', 'throughput: tasks per round', (v) => Number(v), 20_000)
   .option('--concurrency <n>', 'throughput: worker concurrency', (v) => Number(v), 50)

@@ -12,7 +12,12 @@ export function formatPath(path: readonly PropertyKey[], base = ''): string {
 }
 
 export function toFieldIssues(error: z.ZodError, base = ''): FieldIssue[] {
-  return error.issues.map((i) => ({ path: formatPath(i.path, base), message: i.message }));
+  return error.issues.map((i) => {
+    const path = formatPath(i.path, base);
+    // zod says "Invalid input: expected nonoptional, received undefined" for a missing field: say what a person means.
+    if (i.code === 'invalid_type' && i.message.endsWith('received undefined')) return { path, message: `${path || 'a value'} is required` };
+    return { path, message: i.message };
+  });
 }
 
 /** Parses `value` with `schema` or throws a ValidationError whose issues are rooted at `base`. */
@@ -24,7 +29,7 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
 }
 
 export function summarize(issues: readonly FieldIssue[], max = 3): string {
-  const shown = issues.slice(0, max).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+  const shown = issues.slice(0, max).map((i) => (i.path && !i.message.startsWith(i.path) ? `${i.path}: ${i.message}` : i.message));
   return shown.join('; ') + (issues.length > max ? `; and ${issues.length - max} more` : '');
 }
 

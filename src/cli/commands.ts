@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { SingleBar, Presets } from 'cli-progress';
 import { ApiError, createClient, WaitTimeoutError, type SwitchyardClient } from '../client/client.ts';
+import type { BreakerView } from '../breaker/state.ts';
 import type { TaskView } from '../task/view.ts';
 import { table } from './table.ts';
 
@@ -137,11 +138,26 @@ export async function poolsCommand(type: string | undefined, o: ClientCommandOpt
   });
 }
 
+const BREAKER_COLUMNS = ['BREAKER', 'STATE', 'TRIPS', 'WINDOW (ok/failed)', 'REASON'];
+const clock = (iso: string | undefined) => (iso ? iso.slice(11, 19) : '?');
+
+/**
+ * One line of `switchyard breakers`. The window counts outcomes only while CLOSED (a trip starts it
+ * afresh), so an OPEN or HALF_OPEN breaker shows what it waits for instead of a misleading 0/0.
+ */
+export function breakerRow(b: BreakerView): string[] {
+  const window =
+    b.state === 'CLOSED' ? `${b.window.successes}/${b.window.failures}`
+    : b.state === 'OPEN' ? `- (probes from ${clock(b.halfOpenAt)} UTC)`
+    : `- (${b.probesInFlight} probe(s) in flight)`;
+  return [b.name, b.state, String(b.trips), window, b.reason ?? ''];
+}
+
 export async function breakersCommand(o: ClientCommandOptions, out: Out = process.stdout): Promise<number> {
   return withClient(o, async (c) => {
     const breakers = await c.breakers();
     if (o.json) out.write(`${JSON.stringify(breakers)}\n`);
-    else out.write(table(['BREAKER', 'STATE', 'TRIPS', 'WINDOW (ok/failed)', 'REASON'], breakers.map((b) => [b.name, b.state, String(b.trips), `${b.window.successes}/${b.window.failures}`, b.reason ?? ''])));
+    else out.write(table(BREAKER_COLUMNS, breakers.map(breakerRow)));
     return EXIT.ok;
   });
 }

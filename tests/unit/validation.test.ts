@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { taskRequestSchema } from '../../src/task/request.ts';
 import { formatPath, parseOrThrow } from '../../src/validation.ts';
 
 describe('validation paths', () => {
@@ -18,6 +19,17 @@ describe('validation paths', () => {
       const e = err as { issues: Array<{ path: string }>; message: string };
       expect(e.issues.map((i) => i.path)).toEqual(['tasks[2].payload.amount', 'tasks[2].payload.items[0]']);
       expect(e.message).toMatch(/^payload of pay is invalid: tasks\[2\]\.payload\.amount: /);
+    }
+  });
+
+  it('says a missing field is required, not "expected nonoptional, received undefined"', () => {
+    try {
+      parseOrThrow(taskRequestSchema, { type: 'echo' }, 'task request');
+      expect.unreachable();
+    } catch (err) {
+      const e = err as { issues: Array<{ path: string; message: string }>; message: string };
+      expect(e.issues).toEqual([{ path: 'payload', message: 'payload is required' }]);
+      expect(e.message).toBe('task request is invalid: payload is required');
     }
   });
 });

@@ -1,0 +1,199 @@
+/** The `switchyard` command's commands and options (main.ts runs it). */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig, type Config } from '../config/env.ts';
+import { TAG_PATTERN } from '../registry/record.ts';
+import { onShutdown } from './signals.ts';
+import { VERSION } from '../version.ts';
+import { runWorkflowFile } from './workflow.ts';
+import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand } from './commands.ts';
+
+// The server side (Express, BullMQ workers, the catalogue) is imported only by the commands that run it,
+// so `--help` and the client commands start without loading it.
+const serverSide = async () => {
+  const [{ Agent }, { startApi }, { createLogger }, modules, { runStart }] = await Promise.all([
+    import('../agent/agent.ts'),
+    import('../api/server.ts'),
+    import('../logger.ts'),
+    import('./modules.ts'),
+    import('./start.ts'),
+  ]);
+  return { Agent, startApi, createLogger, runStart, ...modules };
+};
+
+const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+const positiveNumber = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number greater than 0');
+  return n;
+};
+
+const poolName = (value: string) => {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(value)) throw new InvalidArgumentError('lowercase letters, digits and - (max 63)');
+  return value;
+};
+
+const tagList = (value: string) => {
+  const tags = value.split(',').map((t) => t.trim()).filter(Boolean);
+  const bad = tags.find((t) => !TAG_PATTERN.test(t));
+  if (bad) throw new InvalidArgumentError(`tag ${JSON.stringify(bad)}: letters, digits, _ . - (max 64)`);
+  return tags;
+};
+
+function config(): Config {
+  return loadConfig();
+}
+
+async function runApi(): Promise<void> {
+  const cfg = config();
+  const { createLogger, loadCatalogue, startApi } = await serverSide();
+  const log = createLogger(cfg, { role: 'api' });
+  const catalogue = await loadCatalogue(cfg.typesModule);
+  const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log });
+  onShutdown(() => api.close(), log, cfg.supervisorPid);
+}
+
+async function runWorker(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
+  const cfg = config();
+  const { Agent, createLogger, loadWorker } = await serverSide();
+  const log = createLogger(cfg, { role: 'agent' });
+  const definition = await loadWorker(cfg.workersDir, type);
+  const agent = await Agent.start({
+    definition,
+    redisUrl: cfg.redisUrl ?? DEFAULT_REDIS,
+    config: cfg,
+    log,
+    pool: opts.pool ?? cfg.pool,
+    concurrency: opts.concurrency ?? cfg.concurrency,
+    weight: opts.weight ?? cfg.weight,
+    tags: opts.tags ?? cfg.tags,
+  });
+  onShutdown(() => agent.close(), log, cfg.supervisorPid);
+}
+
+/** A fresh `switchyard` program; nothing runs until it is parsed. */
+export function buildProgram(): Command {
+  const program = new Command('switchyard')
+    .description('Job processing for fleets of worker agents, on BullMQ and Redis')
+    .version(VERSION);
+
+  program
+    .command('start')
+    .description('run everything locally: Redis (found or spawned), the API, one agent per agent type')
+    .action(async () => {
+      const cfg = config();
+      const { createLogger, runStart } = await serverSide();
+      await runStart(cfg, createLogger(cfg, { role: 'start' }));
+    });
+
+  program.command('api').description('serve the HTTP API and Bull Board').action(runApi);
+
+  program
+    .command('worker <type>')
+    .description('run an agent for one agent type, pulling from one pool')
+    .option('--pool <name>', 'pool to join (default: SWITCHYARD_POOL or "default")', poolName)
+    .option('--concurrency <n>', 'tasks run at once (default: SWITCHYARD_CONCURRENCY or 10)', positiveInt)
+    .option('--weight <w>', 'share of routed work relative to other agents (default: SWITCHYARD_WEIGHT or 1)', positiveNumber)
+    .option('--tags <a,b>', 'tags routing and queries can select (default: SWITCHYARD_TAGS)', tagList)
+    .action(runWorker);
+
+  const apiUrl = () => process.env.SWITCHYARD_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+
+  const workflow = program.command('workflow').description('run and watch workflows (DAGs of tasks)');
+  workflow
+    .command('run <file>')
+    .description('start the workflow in a JSON file ({name?, nodes: [...]}); exit 0 when accepted, or with --wait when it completed')
+    .option('--wait', 'wait for the run to end, with a progress bar; exit 4 if it ended other than completed')
+    .option('--timeout <s>', 'with --wait: give up after this many seconds (exit 5)', positiveNumber)
+    .option('--json', 'print the run as JSON instead of text')
+    .option('--url <url>', 'API base URL (default: SWITCHYARD_URL or http://127.0.0.1:$PORT)')
+    .option('--api-key <key>', 'API key (default: SWITCHYARD_API_KEY)')
+    .action(async (file: string, opts: { wait?: boolean; timeout?: number; json?: boolean; url?: string; apiKey?: string }) => {
+      const apiKey = opts.apiKey ?? process.env.SWITCHYARD_API_KEY;
+      process.exitCode = await runWorkflowFile(file, { ...opts, url: opts.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}) });
+    });
+
+  /** Options every client command takes. */
+  const clientOptions = (c: Command) =>
+    c
+      .option('--json', 'print JSON instead of text')
+      .option('--url <url>', 'API base URL (default: SWITCHYARD_URL or http://127.0.0.1:$PORT)')
+      .option('--api-key <key>', 'API key (default: SWITCHYARD_API_KEY)');
+  type ClientFlags = { json?: boolean; url?: string; apiKey?: string };
+  const connect = (o: ClientFlags) => {
+    const apiKey = o.apiKey ?? process.env.SWITCHYARD_API_KEY;
+    return { url: o.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}), ...(o.json ? { json: true } : {}) };
+  };
+  /** The filters a list command was given, without the connection flags. */
+  const filters = (o: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(o).filter(([k, v]) => !['json', 'url', 'apiKey', 'all'].includes(k) && typeof v === 'string')) as Record<string, string>;
+  const exit = (code: Promise<number>) => code.then((c) => void (process.exitCode = c));
+
+  clientOptions(
+    program
+      .command('enqueue <type> <payload>')
+      .description("enqueue a task; <payload> is JSON ('{\"text\":\"hi\"}') or @file.json; exit 0 accepted (with --wait: completed), 4 ended otherwise, 5 timed out")
+      .option('--pool <name>', 'send it to this pool', poolName)
+      .option('--key <idempotencyKey>', 'idempotency key: resending with the same key enqueues nothing new')
+      .option('--many', '<payload> is a JSON array of payloads: enqueue them all, in batches, with a progress bar')
+      .option('--wait', 'wait until it is completed, dead or cancelled, and print it')
+      .option('--timeout <s>', 'with --wait: give up after this many seconds (exit 5)', positiveNumber),
+  ).action((type: string, payload: string, o: ClientFlags & { pool?: string; key?: string; wait?: boolean; timeout?: number; many?: boolean }) =>
+    exit(enqueueCommand(type, payload, { ...connect(o), ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { key: o.key } : {}), ...(o.wait ? { wait: true } : {}), ...(o.timeout ? { timeout: o.timeout } : {}), ...(o.many ? { many: true } : {}) })),
+  );
+  clientOptions(program.command('task <id>').description('show a task: state, attempts, result or error')).action((id: string, o: ClientFlags) => exit(taskCommand(id, connect(o))));
+  clientOptions(
+    program
+      .command('agents')
+      .description('list live agents')
+      .option('--type <type>', 'only agents of this agent type')
+      .option('--pool <pool>', 'only agents of this pool')
+      .option('--health <states>', 'only agents in these health states, e.g. HEALTHY,DEGRADED')
+      .option('--tag <tags>', 'all of these tags, e.g. ml,python')
+      .option('--capability <cap>', 'e.g. transform@^1.2'),
+  ).action((o: ClientFlags & Record<string, string>) => exit(agentsCommand(filters(o), connect(o))));
+  clientOptions(program.command('pools').description('list pools: agents, weight, backlog, breaker, eligibility').option('--type <type>', 'only pools of this agent type')).action((o: ClientFlags & { type?: string }) =>
+    exit(poolsCommand(o.type, connect(o))),
+  );
+  clientOptions(program.command('breakers').description('list circuit breakers')).action((o: ClientFlags) => exit(breakersCommand(connect(o))));
+  const dlq = program.command('dlq').description('dead letters: tasks out of attempts, or failed fatally');
+  const dlqFilters = (c: Command) =>
+    c
+      .option('--type <type>', 'only tasks of this agent type')
+      .option('--pool <pool>', 'only tasks that died in this pool')
+      .option('--error <text>', 'text the last error contains')
+      .option('--since <iso>', 'died at or after this time (ISO 8601, e.g. 2026-12-01T00:00:00Z)')
+      .option('--until <iso>', 'died before this time (ISO 8601)');
+  clientOptions(dlqFilters(dlq.command('list').description('list dead tasks, newest first').option('--limit <n>', 'at most this many (default 100)'))).action((o: ClientFlags & Record<string, string>) => exit(dlqListCommand(filters(o), connect(o))));
+  clientOptions(dlqFilters(dlq.command('replay [id]').description('replay one dead task by id, or with --all every one matching the filters (progress bar)').option('--all', 'replay every dead task matching the filters'))).action(
+    (id: string | undefined, o: ClientFlags & Record<string, string> & { all?: boolean }) => {
+      if (!id && !o.all) {
+        process.stderr.write('switchyard: give a task id, or --all (with filters) to replay every match\n');
+        process.exitCode = EXIT.error;
+        return;
+      }
+      return exit(dlqReplayCommand(id, filters(o), connect(o)));
+    },
+  );
+
+  program
+    .command('bench')
+    .description('run the benchmarks against bare BullMQ (all options of `npm run bench`; `switchyard bench -- --help` lists them)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .helpOption(false)
+    .action((_o: unknown, cmd: Command) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../bench/run.ts', import.meta.url)), ...cmd.args], { stdio: 'inherit' });
+      child.on('exit', (code) => (process.exitCode = code ?? 1));
+    });
+
+  return program;
+}
