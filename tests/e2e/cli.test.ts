@@ -59,7 +59,7 @@ describe('switchyard CLI, client commands', () => {
   it('bench passes its arguments to the benchmark runner', async () => {
     const r = await cli('bench', '--help');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/Usage: bench/);
+    expect(r.stdout).toMatch(/Usage: switchyard bench/);
   });
 
   it('agents, pools and breakers print tables, or JSON with --json', async () => {
