@@ -2,7 +2,7 @@
  * Running a health check: bounded by checkTimeoutMs, timed, never throwing. The default check
  * looks at the agent itself: event-loop lag and the recent error rate of its handlers.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { CheckOutcome } from './tracker.ts';
 
 /** A check resolves (optionally with `{degraded: reason}`) when healthy and throws when not. */
@@ -89,7 +89,7 @@ export interface DefaultCheckOptions {
  */
 export function defaultCheck(outcomes: OutcomeWindow, opts: DefaultCheckOptions = {}): HealthCheck & { stop(): void } {
   const { lagDegradedMs = 200, lagFailMs = 2000, errorRateDegraded = 0.5, minOutcomes = 10 } = opts;
-  const lag: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  const lag = monitorEventLoopDelay({ resolution: 20 });
   lag.enable();
   const check = () => {
     const p99 = lag.percentile(99) / 1e6;
