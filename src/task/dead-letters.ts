@@ -1,7 +1,9 @@
 /**
  * Dead letters: tasks out of attempts (or failed fatally) stay in their pool queue's failed set
  * with their error history. They can be listed, filtered, and replayed: routed again (their pool
- * may be gone) with a fresh attempt budget, keeping the errors of earlier lives.
+ * may be gone) with a fresh attempt budget, keeping the errors of earlier lives. A task aborted on
+ * request (DELETE while it ran) ends in the same BullMQ set, but it is `cancelled`, not dead: an
+ * operator stopped it on purpose, so it is neither listed nor replayable here.
  */
 import type { Job } from 'bullmq';
 import { z } from 'zod';
@@ -28,6 +30,9 @@ export const deadLetterFilterSchema = z.strictObject({
 
 export type DeadLetterFilter = z.output<typeof deadLetterFilterSchema>;
 
+/** A job of BullMQ's failed set that is dead (out of attempts, or fatal), not cancelled on request. */
+const isDead = (job: Job<TaskEnvelope>): boolean => taskState(job, 'failed') === 'dead';
+
 /** How many dead tasks per pool queue a listing reads at most. */
 const SCAN_PER_QUEUE = 5000;
 
@@ -50,7 +55,7 @@ export class DeadLetters {
         const jobs = (await queue.getJobs(['failed'], 0, SCAN_PER_QUEUE - 1, false)) as Job<TaskEnvelope>[];
         return jobs.filter((j) => {
           const at = j.finishedOn ?? 0;
-          return at >= since && at < until && (!needle || (j.failedReason ?? '').toLowerCase().includes(needle));
+          return isDead(j) && at >= since && at < until && (!needle || (j.failedReason ?? '').toLowerCase().includes(needle));
         });
       }),
     );
@@ -58,7 +63,7 @@ export class DeadLetters {
       .flat()
       .sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0))
       .slice(0, f.limit)
-      .map((j) => viewOf(j, taskState(j, 'failed') ?? 'dead'));
+      .map((j) => viewOf(j, 'dead'));
   }
 
   /** Replays one dead task; throws TASK_NOT_FOUND / NOT_DEAD when it cannot. */
@@ -71,6 +76,9 @@ export class DeadLetters {
     if ((await job.getState()) !== 'failed') {
       throw new SwitchyardError('TASK_NOT_DEAD', `task ${id} is not dead (only dead tasks can be replayed); GET /v1/tasks/${id} shows its state`);
     }
+    if (!isDead(job)) {
+      throw new SwitchyardError('TASK_NOT_DEAD', `task ${id} was cancelled, not dead: only dead tasks can be replayed; enqueue it again (POST /v1/tasks) to run it`);
+    }
     return this.#replay(job);
   }
 
@@ -80,7 +88,7 @@ export class DeadLetters {
     const replayed: TaskView[] = [];
     for (const view of dead) {
       const job = await this.#find(view.id);
-      if (job && (await job.getState()) === 'failed') replayed.push(await this.#replay(job));
+      if (job && isDead(job) && (await job.getState()) === 'failed') replayed.push(await this.#replay(job));
     }
     return replayed;
   }

@@ -104,7 +104,7 @@ export function viewOf(job: TaskJob, state: TaskState): TaskView {
   const started = iso(job.processedOn);
   if (started) view.startedAt = started;
   const finished = iso(job.finishedOn);
-  if (finished && (state === 'completed' || state === 'dead')) view.finishedAt = finished;
+  if (finished && (state === 'completed' || state === 'dead' || state === 'cancelled')) view.finishedAt = finished;
   if ((state === 'delayed' || state === 'retrying') && job.delay > 0) view.runAt = iso(job.timestamp + job.delay);
   if (job.processedBy) view.agent = job.processedBy;
   const w = job.data.workflow;

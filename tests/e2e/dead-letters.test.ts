@@ -13,7 +13,7 @@ let failing = false;
 let downstream: Server;
 let api: ApiProcess;
 
-interface TaskBody { id: string; state: string; pool: string; attempts: { made: number; max: number }; errors: string[]; previousErrors?: string[]; result?: unknown }
+interface TaskBody { id: string; state: string; pool: string; attempts: { made: number; max: number }; errors: string[]; previousErrors?: string[]; result?: unknown; startedAt?: string; finishedAt?: string }
 const post = (path: string, body?: unknown) =>
   fetch(`${api.url}${path}`, { method: 'POST', ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
 const enqueue = async (payload: object, extra: object = {}): Promise<TaskBody> => json(post('/v1/tasks', { type: 'flaky', payload, attempts: 2, backoff: { delayMs: 50 }, ...extra }));
@@ -87,7 +87,28 @@ describe('cancellation', () => {
     const res = await fetch(`${api.url}/v1/tasks/${running.id}`, { method: 'DELETE' });
     expect(res.status).toBe(200);
     expect((await json(res)).state).toBe('cancelled');
-    expect((await get(running.id)).attempts.made).toBe(1);
+    const cancelled = await get(running.id);
+    expect(cancelled.attempts.made).toBe(1);
+    expect(Date.parse(cancelled.finishedAt ?? '')).toBeGreaterThan(Date.parse(cancelled.startedAt ?? ''));
+  });
+
+  it('a task cancelled while it ran is not a dead letter: not listed, not replayed, 409 on replay', async () => {
+    const running = await enqueue({ latencyMs: 10_000 });
+    await until(running.id, 'active');
+    expect((await fetch(`${api.url}/v1/tasks/${running.id}`, { method: 'DELETE' })).status).toBe(200);
+    const dead = await enqueue({ fatal: true, failRate: 1 }); // a real dead letter beside it
+    await until(dead.id, 'dead');
+
+    const listed = (await json(fetch(`${api.url}/v1/dlq?type=flaky`))).tasks.map((t: TaskBody) => t.id);
+    expect(listed).toContain(dead.id);
+    expect(listed).not.toContain(running.id);
+    const one = await post(`/v1/dlq/${running.id}/replay`);
+    expect(one.status).toBe(409);
+    expect(one.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect((await json(one)).detail).toMatch(/was cancelled, not dead/);
+    const bulk = await json(post('/v1/dlq/replay', { type: 'flaky' }));
+    expect(bulk.tasks.map((t: TaskBody) => t.id)).toEqual([dead.id]);
+    expect((await get(running.id)).state).toBe('cancelled');
   });
 
   it('answers 409 for a finished task and 404 for an unknown one', async () => {
