@@ -200,14 +200,14 @@ const BODY_ERRORS = [400, 413, 415, 429];
 
 /** Every route of app.ts (Bull Board and the dashboard are pages, not operations). */
 export const OPERATIONS: readonly Operation[] = [
-  op('POST', '/v1/tasks', { summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema, errors: [...BODY_ERRORS, 404] }),
+  op('POST', '/v1/tasks', { summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema, errors: [...BODY_ERRORS, 404, 422] }),
   op('POST', '/v1/tasks/batch', {
     summary: 'Enqueue a batch of tasks, validated all or nothing',
     body: 'required',
     bodySchema: batchRequestSchema,
     success: [202],
     response: z.strictObject({ tasks: z.array(taskSummarySchema.extend({ duplicate: z.literal(true).optional() })).min(1) }),
-    errors: BODY_ERRORS,
+    errors: [...BODY_ERRORS, 422],
   }),
   op('GET', '/v1/tasks/:id', { summary: 'A task: state, attempts, result or errors, routing', success: [200], response: taskViewSchema, errors: [404] }),
   op('DELETE', '/v1/tasks/:id', { summary: 'Cancel a task (remove it, or abort it if running)', success: [200, 202], response: taskViewSchema, errors: [404, 409] }),
@@ -217,7 +217,7 @@ export const OPERATIONS: readonly Operation[] = [
     bodySchema: workflowRequestSchema,
     success: [202, 200],
     response: runSummarySchema.extend({ duplicate: z.literal(true).optional() }),
-    errors: BODY_ERRORS,
+    errors: [...BODY_ERRORS, 422],
   }),
   op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with their nodes', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runViewSchema) }), errors: [400] }),
   op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, nodes, compensation log', success: [200], response: runViewSchema, errors: [404] }),

@@ -95,8 +95,8 @@ export function keys(prefix: string) {
 export const WORKFLOW_QUEUE = '{workflows}';
 export const GATE_QUEUE = '{workflows}.gates';
 
-/** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}`. */
-export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log'] as const;
+/** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}` (`:order`: node ids in request order, for paging). */
+export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order'] as const;
 
 /** The breaker that guards a pool. */
 export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;

@@ -15,7 +15,10 @@ export type RunState = (typeof RUN_STATES)[number];
 export type FinalRunState = (typeof FINAL_RUN_STATES)[number];
 export const isFinal = (s: string): s is FinalRunState => (FINAL_RUN_STATES as readonly string[]).includes(s);
 
-export type NodeState = 'pending' | 'ready' | 'queued' | 'done' | 'dead' | 'skipped' | 'cancelled';
+export const NODE_STATES = ['pending', 'ready', 'queued', 'done', 'dead', 'skipped', 'cancelled'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+/** How many nodes of a run are in each state; kept in the run's meta hash by the scripts (workflow-lib.ts). */
+export type NodeCounts = Record<NodeState, number>;
 export type UndoState = 'pending' | 'ready' | 'queued' | 'done' | 'failed' | 'none';
 /** `node`: a workflow node; `undo`: its compensation. */
 export type Step = 'node' | 'undo';
@@ -33,6 +36,10 @@ export interface RunMeta {
   total: number;
   done: number;
   inflight: number;
+  counts: NodeCounts;
+  /** Compensations that ran, and how many of them failed. */
+  undoRan: number;
+  undoFailed: number;
   createdAt: number;
   finishedAt?: number;
   idempotencyKey?: string;
@@ -53,6 +60,16 @@ export interface CompensationEntry {
   pool?: string;
   attempts?: number;
   error?: string;
+}
+
+/** One page of a run's nodes, in request order. */
+export interface NodePage {
+  ids: string[];
+  nodes: Map<string, StoredNode>;
+  states: Map<string, NodeState>;
+  info: Map<string, NodeInfo>;
+  results: Map<string, unknown>;
+  undo: Map<string, UndoState>;
 }
 
 export interface RunRecord {
@@ -104,12 +121,18 @@ export class RunStore {
       if (dependents) next.push(id, dependents.join(','));
       if (node.compensate) undo.push(id);
     });
+    const roots = spec.nodes.filter((n) => n.dependsOn.length === 0).map((n) => n.id);
     m.hset(this.key(runId), {
       name: spec.name,
       state: 'running',
       total: spec.nodes.length,
       done: 0,
       inflight: 0,
+      pending: spec.nodes.length - roots.length,
+      ready: roots.length,
+      dead: 0,
+      skipped: 0,
+      cancelled: 0,
       createdAt: now,
       ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
     });
@@ -119,15 +142,70 @@ export class RunStore {
     if (next.length) m.hset(this.key(runId, ':next'), ...next);
     if (prev.length) m.hset(this.key(runId, ':prev'), ...prev);
     if (undo.length) m.sadd(this.key(runId, ':undo'), ...undo);
-    const roots = spec.nodes.filter((n) => n.dependsOn.length === 0).map((n) => n.id);
     m.sadd(this.key(runId, ':ready'), ...roots);
+    m.rpush(this.key(runId, ':order'), ...spec.nodes.map((n) => n.id));
     await m.exec();
     return stored;
   }
 
+  /** A run's meta hash, node counts included: one HGETALL, whatever the run's size. */
   async meta(runId: string): Promise<RunMeta | undefined> {
-    const h = await this.redis.hgetall(this.key(runId));
-    return parseMeta(runId, h);
+    const meta = parseMeta(runId, await this.redis.hgetall(this.key(runId)));
+    if (meta && !countsAddUp(meta)) meta.counts = await this.#countStates(runId);
+    return meta;
+  }
+
+  /** Counts read from the node states, for a run written before the scripts kept counts (O(nodes), once per read). */
+  async #countStates(runId: string): Promise<NodeCounts> {
+    const counts = zeroCounts();
+    for (const s of await this.redis.hvals(this.key(runId, ':state'))) if (s in counts) counts[s as NodeState]++;
+    return counts;
+  }
+
+  /** Nodes `offset` to `offset + limit - 1` in request order, with their state, info, result and compensation state. */
+  async page(runId: string, offset: number, limit: number): Promise<NodePage> {
+    const page: NodePage = { ids: [], nodes: new Map(), states: new Map(), info: new Map(), results: new Map(), undo: new Map() };
+    if (limit <= 0) return page;
+    let ids = await this.redis.lrange(this.key(runId, ':order'), offset, offset + limit - 1);
+    if (ids.length === 0 && (await this.redis.exists(this.key(runId, ':order'))) === 0) {
+      // A run written before the order list: sort its definitions once per read.
+      const defs = Object.entries(await this.redis.hgetall(this.key(runId, ':defs'))).map(([id, json]) => [id, (JSON.parse(json) as StoredNode).i] as const);
+      ids = defs.sort(([, a], [, b]) => a - b).slice(offset, offset + limit).map(([id]) => id);
+    }
+    if (ids.length === 0) return page;
+    page.ids = ids;
+    const replies = (await this.redis
+      .pipeline()
+      .hmget(this.key(runId, ':defs'), ...ids)
+      .hmget(this.key(runId, ':state'), ...ids)
+      .hmget(this.key(runId, ':info'), ...ids)
+      .hmget(this.key(runId, ':results'), ...ids)
+      .hmget(this.key(runId, ':undo-state'), ...ids)
+      .exec()) ?? [];
+    const column = (i: number): Array<string | null> => {
+      const [err, v] = replies[i] ?? [new Error('no reply')];
+      if (err) throw err;
+      return v as Array<string | null>;
+    };
+    const [defs, states, info, results, undo] = [0, 1, 2, 3, 4].map(column) as [Array<string | null>, Array<string | null>, Array<string | null>, Array<string | null>, Array<string | null>];
+    ids.forEach((id, i) => {
+      const def = defs[i];
+      if (def) page.nodes.set(id, JSON.parse(def) as StoredNode);
+      const state = states[i];
+      if (state) page.states.set(id, state as NodeState);
+      const inf = info[i];
+      if (inf) page.info.set(id, JSON.parse(inf) as NodeInfo);
+      const result = results[i];
+      if (result) page.results.set(id, JSON.parse(result) as unknown);
+      const u = undo[i];
+      if (u) page.undo.set(id, u as UndoState);
+    });
+    return page;
+  }
+
+  /** The compensation log, in the order compensations settled. */
+  async log(runId: string): Promise<CompensationEntry[]> {
+    return (await this.redis.lrange(this.key(runId, ':log'), 0, -1)).map((e) => JSON.parse(e) as CompensationEntry);
   }
 
   /** A run's state and what is ready in its current phase, in one round trip (the engine's first look). */
@@ -199,10 +277,15 @@ export class RunStore {
     if (!meta) return undefined;
     const parse = <T>(h: Record<string, string>) => new Map(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as T]));
     const nodes = parse<StoredNode>(value(1));
+    const states = new Map(Object.entries(value<Record<string, NodeState>>(2)));
+    if (!countsAddUp(meta)) {
+      meta.counts = zeroCounts();
+      for (const st of states.values()) meta.counts[st]++;
+    }
     return {
       meta,
       nodes: new Map([...nodes].sort(([, a], [, b]) => a.i - b.i)),
-      states: new Map(Object.entries(value<Record<string, NodeState>>(2))),
+      states,
       info: parse<NodeInfo>(value(3)),
       results: parse<unknown>(value(4)),
       undo: new Map(Object.entries(value<Record<string, UndoState>>(5))),
@@ -228,8 +311,26 @@ export class RunStore {
   }
 }
 
+const zeroCounts = (): NodeCounts => ({ pending: 0, ready: 0, queued: 0, done: 0, dead: 0, skipped: 0, cancelled: 0 });
+
+/** Whether the stored counts cover every node (false for a run written before the scripts kept counts). */
+function countsAddUp(meta: RunMeta): boolean {
+  const c = meta.counts;
+  const all = NODE_STATES.every((s) => c[s] >= 0);
+  return all && NODE_STATES.reduce((sum, s) => sum + c[s], 0) === meta.total;
+}
+
 function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
   if (!h.state) return undefined;
+  const counts: NodeCounts = {
+    pending: num(h.pending),
+    ready: num(h.ready),
+    queued: num(h.inflight),
+    done: num(h.done),
+    dead: num(h.dead),
+    skipped: num(h.skipped),
+    cancelled: num(h.cancelled),
+  };
   return {
     id,
     name: h.name ?? 'workflow',
@@ -239,6 +340,9 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
     total: num(h.total),
     done: num(h.done),
     inflight: num(h.inflight),
+    counts,
+    undoRan: num(h.undoRan),
+    undoFailed: num(h.undoFailed),
     createdAt: num(h.createdAt),
     ...(h.finishedAt ? { finishedAt: num(h.finishedAt) } : {}),
     ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),

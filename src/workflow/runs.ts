@@ -8,6 +8,7 @@ import type { Catalogue } from '../agent-type/catalogue.ts';
 import { SwitchyardError } from '../errors.ts';
 import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
 import { newRunId, RUN_ID_PATTERN } from '../task/id.ts';
+import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from '../task/idempotency.ts';
 import { validateWorkflow } from './definition.ts';
 import { waitForReplicas, type ReplicaWait } from '../redis/replication.ts';
 import type { WorkflowEngine } from './engine.ts';
@@ -43,11 +44,16 @@ export class WorkflowRuns {
     const spec = validateWorkflow(raw, this.#o.catalogue, this.#o.maxNodes);
     let runId = newRunId();
     if (spec.idempotencyKey) {
-      const previous = await this.#o.redis.set(this.#k.workflow.idempotency(spec.idempotencyKey), runId, 'EX', this.#o.idempotencyTtlS, 'NX', 'GET');
+      // The reservation holds the validated request's fingerprint: the same key with another request is refused.
+      const fingerprint = requestFingerprint({ name: spec.name, nodes: spec.nodes });
+      const previous = await this.#o.redis.set(this.#k.workflow.idempotency(spec.idempotencyKey), reservationValue([runId], fingerprint), 'EX', this.#o.idempotencyTtlS, 'NX', 'GET');
       if (previous) {
-        const meta = await this.#o.engine.store.meta(previous);
+        const reserved = readReservation(previous, 1);
+        const first = reserved.fields[0]!;
+        if (reserved.fingerprint !== undefined && reserved.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(spec.idempotencyKey, `workflow run ${first}`);
+        const meta = await this.#o.engine.store.meta(first);
         if (meta) return { run: { id: meta.id, name: meta.name, state: meta.state }, created: false };
-        runId = previous; // reserved by a request that died before writing the run: write it now
+        runId = first; // reserved by a request that died before writing the run: write it now
       }
     }
     const now = Date.now();

@@ -10,7 +10,8 @@
  * - a node is made ready once at most, and only after all its dependencies completed;
  * - a claim hands a node out once at most;
  * - a compensation runs only after those of every completed node that depended on it settled;
- * - after the commands, an engine that keeps going (claim, settle) always brings the run to an end.
+ * - after the commands, an engine that keeps going (claim, settle) always brings the run to an end;
+ * - the node counts the scripts keep in the meta hash (what GET /v1/workflows lists) match the states.
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
@@ -18,7 +19,7 @@ import { z } from 'zod';
 import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { defineAgentType } from '../../src/agent-type/define.ts';
 import { validateWorkflow } from '../../src/workflow/definition.ts';
-import { isFinal, RunStore, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../../src/workflow/run-store.ts';
+import { isFinal, NODE_STATES, RunStore, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../../src/workflow/run-store.ts';
 import { expectSame, expectThat } from '../support/property-check.ts';
 import { useRedisPrefix } from '../support/redis.ts';
 
@@ -221,6 +222,11 @@ async function expectAgree(m: RunModel, r: Real, after: string): Promise<void> {
     { state: m.run, cause: m.cause, done: m.nodesIn('done').length, inflight: m.nodesIn('queued').length, undoRan: m.undoRan, undoFailed: m.undoFailed },
     () => `${at}: run`,
   );
+  // Counts as stored (not as RunStore.meta would recompute them for an old run), and as the API reads them.
+  const modelCounts = Object.fromEntries(NODE_STATES.map((st) => [st, m.nodesIn(st).length]));
+  const storedCounts = Object.fromEntries(NODE_STATES.map((st) => [st, Number(s.meta[st === 'queued' ? 'inflight' : st] ?? Number.NaN)]));
+  expectSame(storedCounts, modelCounts, () => `${at}: node counts in the meta hash`);
+  expectSame((await store.meta(r.runId))?.counts, modelCounts, () => `${at}: node counts read by the store`);
   expectSame(s.ready, m.nodesIn('ready').sort(), () => `${at}: ready set`);
   expectSame(s.undoReady, m.undosIn('ready').sort(), () => `${at}: compensations ready`);
   expectSame(s.log, m.log, () => `${at}: compensation log`);

@@ -26,7 +26,7 @@ if kind == 'node' then
   hsetAll(STATE, claimed, 'queued')
   for i = 1, #claimed, 1000 do rcall('SREM', READY, unpack(claimed, i, math.min(i + 999, #claimed))) end
   for i = 1, #info, 1000 do rcall('HSET', INFO, unpack(info, i, math.min(i + 999, #info))) end
-  rcall('HINCRBY', META, 'inflight', #claimed)
+  recount('ready', 'inflight', #claimed)
 else
   if run ~= 'compensating' then return claimed end
   for i = 3, #ARGV, 2 do

@@ -5,7 +5,10 @@
  *
  * meta hash: state (running | failing | cancelling | compensating | completed | compensated |
  *   compensation_failed | failed | cancelled), cause (failure | cancel), total, done, inflight
- *   (nodes queued, not settled), undoPending, undoRan, undoFailed, reason, finishedAt
+ *   (nodes queued, not settled), pending, ready, dead, skipped, cancelled (nodes in each state: with
+ *   done and inflight they count every node, so a run's summary never reads its :state hash; every
+ *   write to :state below moves a count in the same script), undoPending, undoRan, undoFailed,
+ *   reason, finishedAt
  * :state   node -> pending | ready | queued | done | dead | skipped | cancelled
  * :info    node -> JSON {pool, attempts, startedAt, finishedAt, error}
  * :wait    node -> dependencies not done yet      :next / :prev  node -> "a,b" dependents / dependencies
@@ -31,6 +34,13 @@ local function split(s)
 end
 
 local function wake() rcall('PUBLISH', CHANNEL, runId) end
+
+-- Moves n nodes from one state's count to another's (see the meta hash above; 'queued' is inflight).
+local function recount(from, to, n)
+  if n == 0 then return end
+  if from then rcall('HINCRBY', META, from, -n) end
+  if to then rcall('HINCRBY', META, to, n) end
+end
 
 -- HSET key f1 v f2 v ... / SADD key m1 m2 ... for a list of ids, in chunks (unpack has a stack limit).
 local function hsetAll(key, ids, value)
@@ -85,6 +95,7 @@ local function beginUndo(now)
   rcall('DEL', READY)
   local states = rcall('HGETALL', STATE)
   local done, isDone = {}, {}
+  local wasPending, wasReady = 0, 0
   for i = 1, #states, 2 do
     local id, s = states[i], states[i + 1]
     if s == 'done' then
@@ -92,8 +103,11 @@ local function beginUndo(now)
       isDone[id] = true
     elseif s == 'pending' or s == 'ready' then
       rcall('HSET', STATE, id, 'skipped')
+      if s == 'pending' then wasPending = wasPending + 1 else wasReady = wasReady + 1 end
     end
   end
+  recount('pending', 'skipped', wasPending)
+  recount('ready', 'skipped', wasReady)
   rcall('HSET', META, 'undoPending', #done)
   local free = {}
   for _, d in ipairs(done) do

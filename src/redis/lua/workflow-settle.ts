@@ -35,6 +35,7 @@ if kind == 'undo' then
 end
 
 if rcall('HGET', STATE, id) ~= 'queued' then return 0 end
+-- Counts: the node leaves 'queued' (inflight, just below) for the state it settles in.
 local m = rcall('HMGET', META, 'state', 'total')
 local run = m[1]
 extra.finishedAt = tonumber(now)
@@ -53,6 +54,7 @@ if outcome == 'done' then
     if #ready > 0 then
       hsetAll(STATE, ready, 'ready')
       saddAll(READY, ready)
+      recount('pending', 'ready', #ready)
       woke = true
     end
     if done >= tonumber(m[2]) then
@@ -62,10 +64,13 @@ if outcome == 'done' then
   end
 elseif outcome == 'skipped' then
   rcall('HSET', STATE, id, 'skipped')
+  recount(nil, 'skipped', 1)
   extra.finishedAt = nil
 else
   extra.error = payload
-  if run == 'cancelling' then rcall('HSET', STATE, id, 'cancelled') else rcall('HSET', STATE, id, 'dead') end
+  local final = run == 'cancelling' and 'cancelled' or 'dead'
+  rcall('HSET', STATE, id, final)
+  recount(nil, final, 1)
   if run == 'running' then
     rcall('HSET', META, 'state', 'failing', 'cause', 'failure', 'reason', 'node ' .. id .. ' failed: ' .. payload)
     run = 'failing'
