@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/env.ts';
 import type { Logger } from '../logger.ts';
+import { createClient } from '../client/client.ts';
 import { resolveRedis } from '../redis/embedded.ts';
 import { listWorkers, loadCatalogue } from './modules.ts';
 import { onShutdown } from './signals.ts';
@@ -18,6 +19,8 @@ interface Child {
 }
 
 const RESTART_DELAY_MS = 1000;
+/** How long the banner waits for every agent to register before it names the ones still starting. */
+const AGENTS_WAIT_MS = 60_000;
 
 export async function runStart(config: Config, log: Logger): Promise<void> {
   const redis = await resolveRedis({ redisUrl: config.redisUrl, dataDir: config.dataDir });
@@ -45,6 +48,7 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
 
   const stopAll = async () => {
     stopping = true;
+    log.info({ graceMs: config.shutdownGraceMs }, `stopping: running tasks get ${config.shutdownGraceMs / 1000} s to finish; Ctrl-C again stops at once`);
     await Promise.all(
       children.map(async ({ proc }) => {
         if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
@@ -57,7 +61,10 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
     );
     await redis.stop();
   };
-  onShutdown(stopAll, log);
+  // Ctrl-C again (a second request, after the first one's copies): the children exit at once too.
+  const force = () => children.forEach(({ proc }) => proc && proc.exitCode === null && proc.signalCode === null && proc.kill('SIGTERM'));
+  onShutdown(stopAll, log, undefined, force);
+  log.info({ agents: types }, 'starting the API and the agents');
   children.forEach(launch);
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -73,6 +80,21 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
     }
     await sleep(200);
   }
+  // The banner promises working agents: wait until every type has a ready one (registered, health checked).
+  const client = createClient({ url: base, ...(config.apiKeys[0] ? { apiKey: config.apiKeys[0] } : {}) });
+  const readyTypes = async () => {
+    const agents = await client.agents().catch(() => []);
+    return new Set(agents.filter((a) => a.health === 'HEALTHY' || a.health === 'DEGRADED').map((a) => a.type));
+  };
+  const until = Date.now() + AGENTS_WAIT_MS;
+  let ready = await readyTypes();
+  while (types.some((t) => !ready.has(t)) && Date.now() < until && !stopping) {
+    await sleep(200);
+    ready = await readyTypes();
+  }
+  if (stopping) return;
+  const starting = types.filter((t) => !ready.has(t));
+  const agentsLine = types.length === 0 ? '(no workers found)' : `${types.join(', ')} (pool default)${starting.length ? `; still starting: ${starting.join(', ')}` : ''}`;
   const auth = config.apiKeys.length ? ` -H 'authorization: Bearer <key>'` : '';
   process.stdout.write(
     [
@@ -83,7 +105,7 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
       `  Dashboard   ${base}/dashboard`,
       `  API docs    ${base}/docs`,
       `  Redis       ${redis.url} (${redis.source})`,
-      `  Agents      ${types.join(', ') || '(no workers found)'} (pool default)`,
+      `  Agents      ${agentsLine}`,
       '',
       'Try it:',
       `  npm run switchyard -- enqueue echo '{"message":"hello"}' --wait`,
