@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'TASK_FINISHED'
   | 'WORKFLOW_NOT_FOUND'
   | 'WORKFLOW_FINISHED'
-  | 'WORKFLOW_NODE';
+  | 'WORKFLOW_NODE'
+  | 'IDEMPOTENCY_KEY_REUSED';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

@@ -40,6 +40,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   WORKFLOW_NOT_FOUND: [404, 'Workflow run not found'],
   WORKFLOW_FINISHED: [409, 'Workflow run already finished'],
   WORKFLOW_NODE: [409, 'Part of a workflow run'],
+  IDEMPOTENCY_KEY_REUSED: [422, 'Idempotency key reused with a different request'],
 };
 
 /** body-parser's error types (it tags errors with `type`), and what they mean to a client. */

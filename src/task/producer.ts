@@ -2,13 +2,15 @@
  * Turns validated task requests into BullMQ jobs on pool queues. Everything is validated before
  * anything is written; a batch is all-or-nothing. An idempotency key reserves its task id with one
  * atomic SET NX GET, so a retried request finds the same task (and re-adds it, with the same job
- * id, if the first request died between the reservation and the add).
+ * id, if the first request died between the reservation and the add). The reservation also holds
+ * the request's fingerprint: the same key with a different request is refused (idempotency.ts).
  */
 import type { Job, JobsOptions } from 'bullmq';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { AgentType } from '../agent-type/define.ts';
 import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
+import { scripts } from '../redis/scripts.ts';
 import { pipelineByKey, withRedis, type RedisConnection } from '../redis/connection.ts';
 import { waitForReplicas } from '../redis/replication.ts';
 import { keys as keyBuilder, PARKED_POOL, parseQueueName, queueName } from '../redis/keys.ts';
@@ -18,6 +20,7 @@ import type { TaskEnvelope } from './envelope.ts';
 import { backoffSchema } from '../retry/backoff.ts';
 import { BACKOFF_TYPE } from '../retry/strategy.ts';
 import { newTaskId } from './id.ts';
+import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from './idempotency.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskRequestSchema, type TaskRequest } from './request.ts';
 import { summaryOf, taskState, type TaskSummary } from './view.ts';
@@ -37,6 +40,8 @@ export interface PreparedTask {
   envelope: TaskEnvelope;
   opts: JobsOptions;
   key?: string;
+  /** With a key: the fingerprint of the validated request, stored with the key's reservation. */
+  fingerprint?: string;
 }
 
 export interface ProducerDeps {
@@ -82,7 +87,10 @@ export class TaskProducer {
     const type = this.#d.catalogue.get(req.type);
     const checked = type.payload.safeParse(req.payload);
     const payload = checked.success ? checked.data : parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
-    return this.build(req, type, payload);
+    const task = this.build(req, type, payload);
+    // The request as validated (the payload as its type's schema read it), without the key itself.
+    if (task.key) task.fingerprint = requestFingerprint({ ...req, idempotencyKey: undefined, payload });
+    return task;
   }
 
   /** Routes a validated request and builds its job (envelope and options); writes nothing. */
@@ -156,10 +164,10 @@ export class TaskProducer {
       }
     });
     if (issues.length > 0) throw new ValidationError(`batch rejected, nothing was enqueued: ${summarize(issues)}`, issues);
-    return this.#write(tasks);
+    return this.#write(tasks, true);
   }
 
-  #write(tasks: PreparedTask[]): Promise<EnqueueResult[]> {
+  #write(tasks: PreparedTask[], batch = false): Promise<EnqueueResult[]> {
     if (this.#d.backlog) {
       const adding = new Map<string, number>();
       for (const t of tasks) adding.set(t.type.name, (adding.get(t.type.name) ?? 0) + 1);
@@ -168,10 +176,10 @@ export class TaskProducer {
         if (waiting + n > this.#d.config.maxBacklog) throw new BacklogFullError(type, waiting, this.#d.config.maxBacklog);
       }
     }
-    return withRedis(this.#d.redis, () => this.#writeAll(tasks));
+    return withRedis(this.#d.redis, () => this.#writeAll(tasks, batch));
   }
 
-  async #writeAll(tasks: PreparedTask[]): Promise<EnqueueResult[]> {
+  async #writeAll(tasks: PreparedTask[], batch: boolean): Promise<EnqueueResult[]> {
     const results: Array<EnqueueResult | undefined> = new Array(tasks.length);
     const toAdd: Array<{ index: number; task: PreparedTask }> = [];
 
@@ -182,14 +190,16 @@ export class TaskProducer {
       else toAdd.push({ index, task: tasks[index]! });
     }
     const keyOf = ({ t }: (typeof keyed)[number]) => this.#keys.idempotency(t.type.name, t.key!);
+    const valueOf = ({ t }: (typeof keyed)[number]) => reservationValue([t.queue, t.id], t.fingerprint ?? '');
     if (keyed.length > 0) {
       const replies = await pipelineByKey(this.#d.redis, keyed, keyOf, (pipe, k) =>
-        pipe.call('SET', keyOf(k), `${k.t.queue} ${k.t.id}`, 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS)),
+        pipe.call('SET', keyOf(k), valueOf(k), 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS)),
       );
+      await this.#refuseReusedKeys(keyed, replies, batch, (k) => scripts.lockRelease.run(this.#d.redis, [keyOf(k)], [valueOf(k)]));
       for (const [j, { t, index }] of keyed.entries()) {
         const previous = replies[j];
         if (typeof previous === 'string') {
-          const [queue, id] = previous.split(' ');
+          const [queue, id] = readReservation(previous, 2).fields;
           const existing = await this.#existing(queue!, id!);
           if (existing) {
             results[index] = { task: existing, created: false };
@@ -251,6 +261,24 @@ export class TaskProducer {
     }
     for (const [queue, ids] of written) this.#d.written?.(queue, ids);
     return done;
+  }
+
+  /**
+   * Throws when a key was reserved by a different request. Nothing is written then, so the keys this
+   * request reserved just now are given back (only if they still hold its own value).
+   */
+  async #refuseReusedKeys<K extends { t: PreparedTask; index: number }>(keyed: readonly K[], replies: readonly unknown[], batch: boolean, release: (k: K) => Promise<unknown>): Promise<void> {
+    const reused = keyed.flatMap((k, j) => {
+      const previous = replies[j];
+      if (typeof previous !== 'string') return [];
+      const { fields, fingerprint } = readReservation(previous, 2);
+      return fingerprint !== undefined && fingerprint !== k.t.fingerprint ? [{ k, id: fields[1] ?? '?' }] : [];
+    });
+    const first = reused[0];
+    if (!first) return;
+    await Promise.all(keyed.filter((_, j) => replies[j] === null).map(release));
+    const more = reused.length > 1 ? `; ${reused.length - 1} more task(s) of the batch reuse keys too` : '';
+    throw new IdempotencyKeyReusedError(first.k.t.key!, `task ${first.id}`, batch ? `tasks[${first.k.index}]${more}` : '');
   }
 
   /** The task an idempotency key points at: in its recorded queue, or wherever it was moved since. */

@@ -78,6 +78,13 @@ export class ValidRequests {
   readonly #taskOptions: fc.Arbitrary<Record<string, unknown>>;
   readonly #nodeOptions: fc.Arbitrary<Record<string, unknown>>;
 
+  /**
+   * Numbers each generated idempotencyKey: the same key sent again with another request is refused
+   * (422, by design: tests/integration/idempotency.test.ts), so each valid request gets a key of its own.
+   */
+  #keys = 0;
+  #freshKey = (key: string): string => `${key.slice(0, 180)}.${++this.#keys}`;
+
   constructor(private readonly ctx: FuzzContext) {
     // The payload schemas as GET /v1/agent-types publishes them: the document clients write against.
     this.#types = ctx.catalogue.describe();
@@ -116,9 +123,8 @@ export class ValidRequests {
       .constantFrom(...this.typeNames)
       .chain((type) => fc.tuple(this.payload(type), this.#taskOptions).map(([payload, o]): Record<string, unknown> => ({ type, payload, ...o })))
       .map((t) => {
-        if (keyed) return t;
-        const { idempotencyKey: _, ...rest } = t;
-        return rest;
+        const { idempotencyKey, ...rest } = t;
+        return keyed && typeof idempotencyKey === 'string' ? { ...rest, idempotencyKey: this.#freshKey(idempotencyKey) } : rest;
       });
     const limit = this.ctx.maxBodyBytes;
     return fc
@@ -174,7 +180,7 @@ export class ValidRequests {
       .chain((nodes) =>
         fc
           .record({ name: text(1, 40), idempotencyKey: fc.stringMatching(/^[\x21-\x7e]{1,40}$/) }, { requiredKeys: [] })
-          .map(({ idempotencyKey, ...rest }) => ({ ...rest, ...(keyed && idempotencyKey !== undefined ? { idempotencyKey } : {}), nodes })),
+          .map(({ idempotencyKey, ...rest }) => ({ ...rest, ...(keyed && idempotencyKey !== undefined ? { idempotencyKey: this.#freshKey(idempotencyKey) } : {}), nodes })),
       )
       .filter((w) => workflowIsValid(this.ctx.catalogue, this.ctx.limits, w));
   }
@@ -198,6 +204,9 @@ export class ValidRequests {
         break;
       case '/v1/workflows':
         model = fc.record({ limit: fc.integer({ min: 1, max: 100 }) }, { requiredKeys: [] });
+        break;
+      case '/v1/workflows/:id':
+        model = fc.record({ nodeOffset: fc.nat(2000), nodeLimit: fc.integer({ min: 0, max: 1000 }) }, { requiredKeys: [] });
         break;
       case '/v1/agents':
         model = fc.record(
