@@ -94,12 +94,19 @@ const nodeViewSchema = z.strictObject({
   compensation: z.strictObject({ type: z.string(), state: z.enum(['pending', 'ready', 'queued', 'done', 'failed', 'none']) }).optional(),
 });
 
-export const runViewSchema = runSummarySchema.extend({
+/** A run without its nodes (GET /v1/workflows): a few hundred bytes whatever the run's size. */
+export const runOverviewSchema = runSummarySchema.extend({
   reason: z.string().optional(),
   createdAt: iso,
   finishedAt: iso.optional(),
   progress: z.strictObject({ total: z.number().int().min(1), done: count, running: count }),
-  nodes: z.array(nodeViewSchema).min(1),
+  nodeCounts: z.strictObject({ pending: count, ready: count, queued: count, done: count, dead: count, skipped: count, cancelled: count }).describe("nodes in each state; they add up to progress.total"),
+  compensationCounts: z.strictObject({ done: count, failed: count }),
+});
+
+export const runViewSchema = runOverviewSchema.extend({
+  nodes: z.array(nodeViewSchema).describe('one page of nodes, in request order (nodePage says which)'),
+  nodePage: z.strictObject({ offset: count, limit: count, next: count.optional().describe("the next page's nodeOffset; absent on the last page") }),
   compensations: z.array(
     z.strictObject({
       node: z.string(),
@@ -219,8 +226,8 @@ export const OPERATIONS: readonly Operation[] = [
     response: runSummarySchema.extend({ duplicate: z.literal(true).optional() }),
     errors: [...BODY_ERRORS, 422],
   }),
-  op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with their nodes', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runViewSchema) }), errors: [400] }),
-  op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, nodes, compensation log', success: [200], response: runViewSchema, errors: [404] }),
+  op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with node counts by state (no nodes)', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runOverviewSchema) }), errors: [400] }),
+  op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', success: [200], response: runViewSchema, errors: [404] }),
   op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
   op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterFilterSchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
   op('POST', '/v1/dlq/replay', {

@@ -17,7 +17,8 @@ export interface WorkflowRunOptions {
   json?: boolean;
 }
 
-const settled = (run: RunView) => run.nodes.filter((n) => n.state !== 'pending' && n.state !== 'ready' && n.state !== 'queued').length;
+/** Nodes that will not run any more, from the run's counts (the progress views carry no nodes). */
+const settled = ({ nodeCounts: c }: RunView) => c.done + c.dead + c.skipped + c.cancelled;
 
 export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out = process.stdout, err = process.stderr): Promise<number> {
   let workflow: unknown;
@@ -39,7 +40,7 @@ export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out =
       ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
       onProgress: (view) => {
         if (!bar) return;
-        if (!bar.isActive) bar.start(view.nodes.length, 0, { state: view.state });
+        if (!bar.isActive) bar.start(view.progress.total, 0, { state: view.state });
         bar.update(settled(view), { state: view.state });
       },
     }).finally(() => bar?.stop());
@@ -52,6 +53,11 @@ export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out =
 function describe(run: RunView): string {
   const lines = [`workflow ${run.name} ${run.id}: ${run.state}${run.reason ? ` (${run.reason})` : ''}`];
   for (const n of run.nodes) lines.push(`  ${n.id.padEnd(20)} ${n.state.padEnd(9)} ${n.pool ? `${n.type}.${n.pool}` : n.type}${n.error ? `  ${n.error}` : ''}`);
+  const more = run.progress.total - run.nodes.length;
+  if (more > 0) {
+    const counts = Object.entries(run.nodeCounts).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
+    lines.push(`  ... and ${more} more nodes (in all: ${counts}; GET /v1/workflows/${run.id}?nodeOffset=${run.nodes.length} reads on)`);
+  }
   if (run.compensations.length > 0) {
     lines.push('  compensations, in order:');
     for (const c of run.compensations) lines.push(`    ${c.node.padEnd(18)} ${c.state}${c.error ? `  ${c.error}` : ''}`);

@@ -10,7 +10,7 @@ import type { TaskSummary, TaskView } from '../task/view.ts';
 import type { AgentView } from '../registry/record.ts';
 import type { PoolOverview } from '../routing/pool-overview.ts';
 import type { BreakerView } from '../breaker/state.ts';
-import type { RunSummary, RunView } from '../workflow/view.ts';
+import type { NodeView, RunOverview, RunSummary, RunView } from '../workflow/view.ts';
 import { isFinal } from '../workflow/run-store.ts';
 
 export interface ClientOptions<Ts extends readonly AgentType[] = readonly AgentType[]> {
@@ -87,9 +87,17 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   replayAll(filter?: Record<string, string | number>): Promise<{ replayed: number; tasks: TaskView[] }>;
 
   runWorkflow(workflow: unknown): Promise<RunSummary & { duplicate?: boolean }>;
-  getWorkflow(id: string): Promise<RunView>;
+  /** The newest runs, newest first, with node counts by state and no nodes. */
+  workflows(limit?: number): Promise<RunOverview[]>;
+  /** A run with one page of its nodes (the API's default page without `page`); `nodePage.next` is the next page's offset. */
+  getWorkflow(id: string, page?: { nodeOffset?: number; nodeLimit?: number }): Promise<RunView>;
+  /** Every node of a run, in request order, a page at a time. */
+  workflowNodes(id: string, pageSize?: number): AsyncGenerator<NodeView>;
   cancelWorkflow(id: string): Promise<RunView>;
-  /** Polls until the run reaches a final state. */
+  /**
+   * Polls until the run reaches a final state, reading no nodes (`onProgress` gets views with an
+   * empty `nodes`: use `nodeCounts`); answers the final view with the first page of nodes.
+   */
   waitWorkflow(id: string, opts?: WaitOptions): Promise<RunView>;
 }
 
@@ -146,9 +154,21 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     replay: (task) => call('POST', `/v1/dlq/${idOf(task)}/replay`),
     replayAll: (filter = {}) => call('POST', '/v1/dlq/replay', filter),
     runWorkflow: (workflow) => call('POST', '/v1/workflows', workflow),
-    getWorkflow: (id) => call('GET', `/v1/workflows/${encodeURIComponent(id)}`),
+    workflows: async (limit) => (await call<{ runs: RunOverview[] }>('GET', `/v1/workflows${query(limit === undefined ? {} : { limit: String(limit) })}`)).runs,
+    getWorkflow: (id, page = {}) =>
+      call('GET', `/v1/workflows/${encodeURIComponent(id)}${query(Object.fromEntries(Object.entries(page).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]]))))}`),
+    async *workflowNodes(id, pageSize) {
+      for (let offset: number | undefined = 0; offset !== undefined; ) {
+        const view: RunView = await client.getWorkflow(id, { nodeOffset: offset, ...(pageSize ? { nodeLimit: pageSize } : {}) });
+        yield* view.nodes;
+        offset = view.nodePage.next;
+      }
+    },
     cancelWorkflow: (id) => call('DELETE', `/v1/workflows/${encodeURIComponent(id)}`),
-    waitWorkflow: (id, w = {}) => pollUntil(() => client.getWorkflow(id), (v) => isFinal(v.state), w),
+    waitWorkflow: async (id, w = {}) => {
+      await pollUntil(() => client.getWorkflow(id, { nodeLimit: 0 }), (v) => isFinal(v.state), w);
+      return client.getWorkflow(id);
+    },
   };
   return client;
 }

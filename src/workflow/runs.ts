@@ -1,6 +1,7 @@
 /**
  * Workflow runs as the API sees them: start one (validated in full first; an idempotency key
- * returns the same run), read one, cancel one. The engine does the rest.
+ * returns the same run), read one (a page of its nodes at a time), list the newest (overviews
+ * without nodes: one meta hash read per run), cancel one. The engine does the rest.
  */
 import { FlowProducer } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
@@ -13,7 +14,17 @@ import { validateWorkflow } from './definition.ts';
 import { waitForReplicas, type ReplicaWait } from '../redis/replication.ts';
 import type { WorkflowEngine } from './engine.ts';
 import { isFinal } from './run-store.ts';
-import { runView, type RunSummary, type RunView } from './view.ts';
+import { runOverview, runView, type RunOverview, type RunSummary, type RunView } from './view.ts';
+
+/** Nodes in one view unless the request asks for fewer: every node of the runs the tests and examples make. */
+export const NODE_PAGE_DEFAULT = 1000;
+/** Most nodes in one view (a 10 000-node run is ten pages; one answer stays under a few MB). */
+export const NODE_PAGE_MAX = 1000;
+
+export interface NodePageRequest {
+  offset: number;
+  limit: number;
+}
 
 export interface WorkflowRunsOptions {
   redis: RedisConnection;
@@ -73,21 +84,26 @@ export class WorkflowRuns {
     return { run: { id: runId, name: spec.name, state: meta?.state ?? 'running' }, created: true };
   }
 
-  async view(id: string): Promise<RunView> {
-    const rec = RUN_ID_PATTERN.test(id) ? await this.#o.engine.store.record(id) : undefined;
-    if (!rec) throw notFound(id, this.#o.keepRunsS);
-    return runView(rec);
+  /** A run with one page of its nodes (by default the first NODE_PAGE_DEFAULT), and its compensation log. */
+  async view(id: string, page: NodePageRequest = { offset: 0, limit: NODE_PAGE_DEFAULT }): Promise<RunView> {
+    const store = this.#o.engine.store;
+    const meta = RUN_ID_PATTERN.test(id) ? await store.meta(id) : undefined;
+    if (!meta) throw notFound(id, this.#o.keepRunsS);
+    const [nodes, log] = await Promise.all([store.page(id, page.offset, page.limit), store.log(id)]);
+    const logNodes = await store.nodes(id, [...new Set(log.map((e) => e.node).filter((n) => !nodes.nodes.has(n)))]);
+    return runView(meta, nodes, page.offset, page.limit, log, logNodes);
   }
 
-  /** The newest runs, running or finished (as long as they are kept), newest first. */
-  async recent(limit: number): Promise<RunView[]> {
-    const jobs = await this.#o.engine.runQueue.getJobs(['waiting-children', 'waiting', 'active', 'completed', 'failed'], 0, limit - 1);
-    const ids = [...new Set(jobs.flatMap((j) => (j?.id && RUN_ID_PATTERN.test(j.id) ? [j.id] : [])))];
-    const records = await Promise.all(ids.map((id) => this.#o.engine.store.record(id)));
-    return records
-      .flatMap((r) => (r ? [runView(r)] : []))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
-      .slice(0, limit);
+  /** The newest runs, running or finished (as long as they are kept), newest first, without their nodes. */
+  async recent(limit: number): Promise<RunOverview[]> {
+    const jobIds = await this.#o.engine.runQueue.getRanges(['waiting-children', 'waiting', 'active', 'completed', 'failed'], 0, limit - 1);
+    const ids = [...new Set(jobIds.filter((id) => RUN_ID_PATTERN.test(id)))];
+    const metas = await Promise.all(ids.map((id) => this.#o.engine.store.meta(id)));
+    return metas
+      .flatMap((m) => (m ? [m] : []))
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, limit)
+      .map(runOverview);
   }
 
   /** Cancels a run: nothing new starts, running nodes are aborted, completed ones compensated. */

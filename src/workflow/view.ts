@@ -1,5 +1,9 @@
-/** How a workflow run looks from outside (GET /v1/workflows/:id), built from its record. */
-import type { CompensationEntry, NodeState, RunRecord, RunState, UndoState } from './run-store.ts';
+/**
+ * How a workflow run looks from outside: an overview (GET /v1/workflows lists these: state, progress
+ * and node counts by state, read from the run's meta hash alone) and a view (GET /v1/workflows/:id:
+ * the overview, one page of nodes in request order, and the compensation log).
+ */
+import type { CompensationEntry, NodeCounts, NodePage, NodeState, RunMeta, RunState, StoredNode, UndoState } from './run-store.ts';
 
 export interface NodeView {
   id: string;
@@ -27,35 +31,36 @@ export interface RunSummary {
   state: RunState;
 }
 
-export interface RunView extends RunSummary {
+/** A run without its nodes: what the list answers, a few hundred bytes whatever the run's size. */
+export interface RunOverview extends RunSummary {
   /** Why the run stopped (the node that failed, or the cancel). */
   reason?: string;
   createdAt: string;
   finishedAt?: string;
   progress: { total: number; done: number; running: number };
+  /** Nodes in each state; they add up to `progress.total`. */
+  nodeCounts: NodeCounts;
+  /** Compensations that ran to the end, and those that still failed after their retries. */
+  compensationCounts: { done: number; failed: number };
+}
+
+/** Which nodes a view holds: `limit` nodes from `offset`, in request order; `next` is the next page's offset, absent on the last page. */
+export interface NodePageInfo {
+  offset: number;
+  limit: number;
+  next?: number;
+}
+
+export interface RunView extends RunOverview {
   nodes: NodeView[];
+  nodePage: NodePageInfo;
   /** Compensations in the order they settled. */
   compensations: CompensationView[];
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
-export function runView(rec: RunRecord): RunView {
-  const { meta } = rec;
-  const nodes: NodeView[] = [];
-  for (const [id, def] of rec.nodes) {
-    const info = rec.info.get(id) ?? {};
-    const state = rec.states.get(id) ?? 'pending';
-    const view: NodeView = { id, type: def.type, state, dependsOn: def.dependsOn };
-    if (info.pool) view.pool = info.pool;
-    if (info.attempts !== undefined) view.attempts = info.attempts;
-    if (info.startedAt !== undefined) view.startedAt = iso(info.startedAt)!;
-    if (info.finishedAt !== undefined) view.finishedAt = iso(info.finishedAt)!;
-    if (rec.results.has(id)) view.result = rec.results.get(id);
-    if (info.error) view.error = info.error;
-    if (def.compensate) view.compensation = { type: def.compensate.type, state: rec.undo.get(id) ?? 'pending' };
-    nodes.push(view);
-  }
+export function runOverview(meta: RunMeta): RunOverview {
   return {
     id: meta.id,
     name: meta.name,
@@ -64,7 +69,39 @@ export function runView(rec: RunRecord): RunView {
     createdAt: iso(meta.createdAt)!,
     ...(meta.finishedAt ? { finishedAt: iso(meta.finishedAt)! } : {}),
     progress: { total: meta.total, done: meta.done, running: meta.inflight },
+    nodeCounts: { ...meta.counts },
+    compensationCounts: { done: meta.undoRan - meta.undoFailed, failed: meta.undoFailed },
+  };
+}
+
+export function nodeView(id: string, def: StoredNode, state: NodeState | undefined, info: { pool?: string; attempts?: number; startedAt?: number; finishedAt?: number; error?: string } = {}, result?: { value: unknown }, undo?: UndoState): NodeView {
+  const view: NodeView = { id, type: def.type, state: state ?? 'pending', dependsOn: def.dependsOn };
+  if (info.pool) view.pool = info.pool;
+  if (info.attempts !== undefined) view.attempts = info.attempts;
+  if (info.startedAt !== undefined) view.startedAt = iso(info.startedAt)!;
+  if (info.finishedAt !== undefined) view.finishedAt = iso(info.finishedAt)!;
+  if (result) view.result = result.value;
+  if (info.error) view.error = info.error;
+  if (def.compensate) view.compensation = { type: def.compensate.type, state: undo ?? 'pending' };
+  return view;
+}
+
+/**
+ * A run's view from its meta, one page of nodes (`offset`, `limit` as asked) and its compensation
+ * log; `logNodes` holds the definitions of the nodes the log names (for their compensation type).
+ */
+export function runView(meta: RunMeta, page: NodePage, offset: number, limit: number, log: readonly CompensationEntry[], logNodes: ReadonlyMap<string, StoredNode>): RunView {
+  const nodes: NodeView[] = [];
+  for (const id of page.ids) {
+    const def = page.nodes.get(id);
+    if (!def) continue;
+    nodes.push(nodeView(id, def, page.states.get(id), page.info.get(id), page.results.has(id) ? { value: page.results.get(id) } : undefined, page.undo.get(id)));
+  }
+  const end = offset + page.ids.length;
+  return {
+    ...runOverview(meta),
     nodes,
-    compensations: rec.log.map(({ at, ...e }) => ({ ...e, type: rec.nodes.get(e.node)?.compensate?.type ?? '?', at: iso(at)! })),
+    nodePage: { offset, limit, ...(limit > 0 && page.ids.length === limit && end < meta.total ? { next: end } : {}) },
+    compensations: log.map(({ at, ...e }) => ({ ...e, type: (page.nodes.get(e.node) ?? logNodes.get(e.node))?.compensate?.type ?? '?', at: iso(at)! })),
   };
 }

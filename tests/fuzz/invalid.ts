@@ -353,6 +353,7 @@ export class InvalidRequests {
       '/v1/agents': ['type', 'pool', 'health', 'tag', 'capability'],
       '/v1/pools': ['type'],
       '/v1/workflows': ['limit'],
+      '/v1/workflows/:id': ['nodeOffset', 'nodeLimit'],
     };
     const known = keys[op.path]!;
     const base = this.valid.query(op.path);

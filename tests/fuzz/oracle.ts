@@ -7,7 +7,7 @@
 import { parse as parseQuery } from 'node:querystring';
 import type { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { agentQuerySchema, poolQuerySchema } from '../../src/api/routes/agents.ts';
-import { recentRunsQuerySchema } from '../../src/api/routes/workflows.ts';
+import { recentRunsQuerySchema, runViewQuerySchema } from '../../src/api/routes/workflows.ts';
 import { parseCapability } from '../../src/registry/registry.ts';
 import { backoffSchema } from '../../src/retry/backoff.ts';
 import { deadLetterFilterSchema } from '../../src/task/dead-letters.ts';
@@ -92,6 +92,8 @@ export function queryIsValid(path: string, query: string): boolean {
       return poolQuerySchema.safeParse(parsed).success;
     case '/v1/workflows':
       return recentRunsQuerySchema.safeParse(parsed).success;
+    case '/v1/workflows/:id':
+      return runViewQuerySchema.safeParse(parsed).success;
     case '/v1/agents': {
       const q = agentQuerySchema.safeParse(parsed);
       if (!q.success) return false;

@@ -39,7 +39,10 @@ interface RunBody {
   nodes: Array<{ id: string; state: string; pool?: string; result?: { node: string; saw: string[] }; error?: string; attempts?: number; compensation?: { state: string } }>;
   compensations: Array<{ node: string; state: string; error?: string }>;
   progress: { total: number; done: number };
+  nodeCounts: Record<string, number>;
+  compensationCounts: { done: number; failed: number };
 }
+const counts = (c: Record<string, number>) => ({ pending: 0, ready: 0, queued: 0, done: 0, dead: 0, skipped: 0, cancelled: 0, ...c });
 
 type Node = { id: string; type?: string; payload?: unknown; dependsOn?: string[]; compensate?: { payload?: unknown } };
 const post = (body: unknown) =>
@@ -84,6 +87,7 @@ describe('running DAGs', () => {
     expect(d.saw).toEqual({ b: { node: 'b', saw: ['a'] }, c: { node: 'c', saw: ['a'] } });
     expect(done.nodes.find((n) => n.id === 'd')).toMatchObject({ state: 'done', result: { node: 'd', saw: ['b', 'c'] }, attempts: 1 });
     expect(done.progress).toEqual({ total: 4, done: 4, running: 0 });
+    expect(done.nodeCounts).toEqual(counts({ done: 4 }));
     // The run job in Bull Board's `workflows` queue completes once its nodes are done.
     const runs = new Queue(WORKFLOW_QUEUE, { connection: redis, prefix });
     await waitFor(async () => (await runs.getJobState(id)) === 'completed', { what: 'run job completed' });
@@ -163,6 +167,8 @@ describe('sagas', () => {
     ]);
     expect(end.nodes.find((n) => n.id === 'email')!.attempts).toBe(2);
     expect(end.compensations.map((c) => [c.node, c.state])).toEqual([['charge', 'done'], ['provision', 'done']]);
+    expect(end.nodeCounts).toEqual(counts({ done: 3, dead: 1, skipped: 1 }));
+    expect(end.compensationCounts).toEqual({ done: 2, failed: 0 });
     const undos = executions(id, true);
     expect(undos.map((e) => e.node)).toEqual(['charge', 'provision']);
     expect(undos[1]!.start).toBeGreaterThanOrEqual(undos[0]!.end);
@@ -197,6 +203,7 @@ describe('sagas', () => {
       { node: 'a', state: 'done' },
     ]);
     expect(end.nodes.find((n) => n.id === 'b')!.compensation).toEqual({ type: 'step', state: 'failed' });
+    expect(end.compensationCounts).toEqual({ done: 1, failed: 1 });
   });
 
   it('ends failed when nothing had a compensation', async () => {
@@ -218,6 +225,7 @@ describe('sagas', () => {
     expect(((await json(res)) as RunBody).state).toMatch(/^(cancelling|compensating)$/);
     const end = await until(id, ['cancelled']);
     expect(end.nodes.map((n) => [n.id, n.state])).toEqual([['a', 'done'], ['long', 'cancelled'], ['later', 'skipped']]);
+    expect(end.nodeCounts).toEqual(counts({ done: 1, cancelled: 1, skipped: 1 }));
     expect(executions(id).find((e) => e.node === 'long')!.outcome).toBe('aborted');
     expect(end.compensations.map((c) => c.node)).toEqual(['a']);
     const again = await fetch(`${api.url}/v1/workflows/${id}`, { method: 'DELETE' });

@@ -1,7 +1,10 @@
-/** POST /v1/workflows, GET /v1/workflows (recent runs), GET /v1/workflows/:id, DELETE /v1/workflows/:id. */
+/**
+ * POST /v1/workflows, GET /v1/workflows (recent runs, without their nodes), GET /v1/workflows/:id
+ * (a page of its nodes), DELETE /v1/workflows/:id.
+ */
 import { z } from 'zod';
 import { parseOrThrow } from '../../validation.ts';
-import type { WorkflowRuns } from '../../workflow/runs.ts';
+import { NODE_PAGE_DEFAULT, NODE_PAGE_MAX, type WorkflowRuns } from '../../workflow/runs.ts';
 import type { Reply } from '../problem.ts';
 import { requireObject } from './tasks.ts';
 
@@ -10,8 +13,15 @@ export async function createWorkflow(runs: WorkflowRuns, body: unknown): Promise
   return { status: created ? 202 : 200, body: created ? run : { ...run, duplicate: true }, headers: { location: `/v1/workflows/${run.id}` } };
 }
 
-export async function getWorkflow(runs: WorkflowRuns, id: string): Promise<Reply> {
-  return { status: 200, body: await runs.view(id) };
+export const runViewQuerySchema = z.strictObject({
+  nodeOffset: z.coerce.number().int().min(0).default(0).describe('first node of the page, in request order'),
+  nodeLimit: z.coerce.number().int().min(0).max(NODE_PAGE_MAX).default(NODE_PAGE_DEFAULT).describe(`nodes in the page (0: none, only the counts); the answer's nodePage.next is the next page's nodeOffset`),
+});
+
+/** `query` pages the nodes (`?nodeOffset=&nodeLimit=`); without it, the first NODE_PAGE_DEFAULT nodes. */
+export async function getWorkflow(runs: WorkflowRuns, id: string, query: unknown = {}): Promise<Reply> {
+  const { nodeOffset, nodeLimit } = parseOrThrow(runViewQuerySchema, query, 'workflow run query');
+  return { status: 200, body: await runs.view(id, { offset: nodeOffset, limit: nodeLimit }) };
 }
 
 /** 202 while running nodes are being aborted and completed ones compensated; 200 once it is over. */
