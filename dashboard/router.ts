@@ -1,7 +1,7 @@
 /**
  * The /dashboard page: agents with health and load, pools with weights, backlog and breaker state,
- * and the newest workflow runs with per-node progress, refreshed every second from the JSON API
- * (GET /v1/agents, /v1/pools, /v1/workflows). A static page and one script, no build step; the API
+ * and the newest workflow runs with node counts by state, refreshed every 2 s from the JSON API
+ * (GET /v1/agents, /v1/pools, /v1/workflows; the nodes of one run only while the user has it open). A static page and one script, no build step; the API
  * mounts this router behind the same auth as everything else, so the page's requests carry the
  * browser's credentials.
  */
