@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Command } from 'commander';
 import { CLUSTER_DEFAULTS, clusterScenario, type ClusterBenchOptions } from './cluster.ts';
+import { DASHBOARD_DEFAULTS, dashboardScenario, type DashboardBenchOptions } from './dashboard.ts';
 import { durabilityScenario } from './durability.ts';
 import { memoryScenario } from './memory.ts';
 import { registryScenario } from './registry.ts';
@@ -21,7 +22,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -55,6 +56,14 @@ const program = new Command('switchyard bench')
   .option('--cluster-producers <n>', 'cluster: producer processes', (v) => Number(v), CLUSTER_DEFAULTS.clusterProducers)
   .option('--cluster-concurrency <n>', 'cluster: concurrency of each agent', (v) => Number(v), CLUSTER_DEFAULTS.clusterConcurrency)
   .option('--cluster-appendfsync <mode>', 'cluster: AOF fsync of every node: always (as Switchyard spawns Redis), everysec or no', CLUSTER_DEFAULTS.clusterAppendfsync)
+  .option('--dashboards <n>', 'dashboard: open dashboards polling while tasks are enqueued', (v) => Number(v), DASHBOARD_DEFAULTS.dashboards)
+  .option('--dash-runs <n>', 'dashboard: workflow runs that exist (running) meanwhile', (v) => Number(v), DASHBOARD_DEFAULTS.dashRuns)
+  .option('--dash-nodes <n>', 'dashboard: nodes per run', (v) => Number(v), DASHBOARD_DEFAULTS.dashNodes)
+  .option('--dash-seconds <s>', 'dashboard: seconds of enqueueing per measurement', (v) => Number(v), DASHBOARD_DEFAULTS.dashSeconds)
+  .option('--dash-rate <n>', 'dashboard: tasks/s offered to POST /v1/tasks', (v) => Number(v), DASHBOARD_DEFAULTS.dashRate)
+  .option('--dash-interval-ms <n>', "dashboard: each dashboard's poll interval (the page's is 2 000)", (v) => Number(v), DASHBOARD_DEFAULTS.dashIntervalMs)
+  .option('--dash-open <n>', 'dashboard: dashboards with a run open (they also read its first 200 nodes)', (v) => Number(v), DASHBOARD_DEFAULTS.dashOpen)
+  .option('--dash-before <ref>', 'dashboard: measure this git ref (its API and page) first, for comparison', DASHBOARD_DEFAULTS.dashBefore)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -63,12 +72,13 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions & ClusterBenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
     shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
+    dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
@@ -84,6 +94,7 @@ const runners: Record<Scenario, (o: BenchOptions, p: Progress) => Promise<Report
   registry: registryScenario,
   durability: durabilityScenario,
   cluster: clusterScenario,
+  dashboard: dashboardScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });
