@@ -1,9 +1,10 @@
 /**
  * Moves tasks that are in the wrong place: parked tasks to a pool once one is eligible, and the
- * waiting tasks of a pool that has stayed ineligible (no serving agent, breaker OPEN) for
- * `graceMs` to the eligible pools of their type. A move adds the task to its new queue (same id)
- * before removing it from the old one: a crash in between leaves two copies, never none
- * (at-least-once). Runs as a leased chore in API processes, which hold the fleet snapshot.
+ * waiting tasks and pending retries of a pool that has stayed ineligible for `graceMs` (no serving
+ * agent, or a breaker that has not closed since it opened) to the eligible pools of their type. A
+ * move adds the task to its new queue (same id) before removing it from the old one: a crash in
+ * between leaves two copies, never none (at-least-once). Runs as a leased chore in API processes,
+ * which hold the fleet snapshot.
  *
  * A pool whose every agent died also leaves tasks in its active list, locked by agents that will
  * never renew the lock. BullMQ's stalled check runs inside Workers of that queue, and there are
@@ -65,25 +66,41 @@ export class Dispatcher {
   }
 
   async #rerouteStranded(type: string, now: number): Promise<void> {
+    const policy = this.o.catalogue.get(type).breaker;
     for (const p of this.o.snapshot.pools(type)) {
       const key = `${type}.${p.pool}`;
       await this.#guard(p, p.agents.every((a) => a.health === 'UNKNOWN'));
-      // Held by its breaker: OPEN and not yet admitting probes. Once it admits them the pool is not stranded:
-      // moving its tasks away would take the probe the router sent there, and nothing would close it.
-      const open = this.o.snapshot.breakers.heldUntil(poolBreakerName(p), now) !== undefined;
-      if (p.serving.length > 0 && !open) {
+      // A breaker counts from when it opened until it closes: its open time ending (probes admitted) does
+      // not restart the grace, or with openMs <= graceMs the retries of a pool that keeps failing its
+      // probes would never move (they waited out trip after trip: issue 18).
+      const breaker = poolBreakerName(p);
+      const tripped = this.o.snapshot.breakers.state(breaker) !== 'CLOSED';
+      if (p.serving.length > 0 && !tripped) {
         this.#ineligibleSince.delete(key);
         continue;
       }
-      const since = this.#ineligibleSince.get(key) ?? now;
+      const halfOpenAt = this.o.snapshot.breakers.halfOpenAt(breaker);
+      const openedAt = halfOpenAt === undefined ? now : Math.min(now, halfOpenAt - policy.openMs);
+      const since = Math.min(this.#ineligibleSince.get(key) ?? now, openedAt);
       this.#ineligibleSince.set(key, since);
       if (now - since < this.o.graceMs) continue;
       const queue = this.o.queues.get(p);
       // Retries of tasks that failed here wait in `delayed`: they move too, keeping what is left of their delay.
-      const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
+      const ready = (await queue.getJobs(['waiting', 'prioritized'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
+      const delayed = (await queue.getJobs(['delayed'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
+      // Once the breaker admits probes, the pool keeps as many tasks as it admits probes (ready ones
+      // first): its agents take them as probes, which close the breaker or open it again (and then
+      // those move too). A kept retry is promoted: an agent that paused while its breaker was OPEN
+      // does not look at its delayed tasks again until BullMQ's next poll, up to 10 s later.
+      let keep = p.serving.length > 0 && this.o.snapshot.breakers.heldUntil(breaker, now) === undefined ? policy.halfOpenProbes : 0;
       let moved = 0;
-      for (const job of jobs) {
+      for (const job of [...ready, ...delayed]) {
         if (job.data.route?.pool) continue; // the producer asked for this pool: it waits there
+        if (keep > 0) {
+          keep--;
+          if (delayed.includes(job)) await job.promote().catch(() => undefined); // no longer delayed: nothing to do
+          continue;
+        }
         const decision = this.#route(type, job);
         if (decision.pool === PARKED_POOL || decision.pool === p.pool) continue;
         if (await this.#move(job, { type, pool: decision.pool }, { ...decision, reason: `re-routed from ${p.pool} (ineligible for ${Math.round((now - since) / 1000)} s): ${decision.reason}` }, now)) moved++;
