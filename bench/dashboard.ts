@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -72,6 +72,8 @@ interface Side {
   polling: PollStats;
   intervalMs: number;
   open: number;
+  /** The machine's 1-minute load average before this side started (other work on a shared machine shows here). */
+  load: number;
 }
 
 function dashboardOptions(o: BenchOptions): DashboardBenchOptions {
@@ -123,6 +125,7 @@ async function poll(url: string, o: DashboardBenchOptions, run: string, interval
 }
 
 async function side(label: string, root: string, o: DashboardBenchOptions, redisUrl: string, prefix: string, before: boolean, progress: Progress): Promise<Side> {
+  const load = loadavg()[0] ?? 0;
   const redis = new Redis(redisUrl);
   const registry = new Registry(redis, prefix);
   const timing = { heartbeatMs: 600_000, ttlMs: 1_800_000 };
@@ -149,7 +152,7 @@ async function side(label: string, root: string, o: DashboardBenchOptions, redis
     const open = before ? 0 : o.dashOpen;
     const [withDashboards, polling] = await poll(api.url, o, ids[0]!, intervalMs, open, () => enqueue(api.url, o, o.dashSeconds));
     progress(`dashboard (${label}): with ${o.dashboards} dashboards p50 ${withDashboards.latencyMs.p50} ms, p99 ${withDashboards.latencyMs.p99} ms; they read ${fmt(polling.bytes / polling.seconds / 1e6, 1)} MB/s`);
-    return { label, listBytes, runBytes, alone, withDashboards, polling, intervalMs, open };
+    return { label, listBytes, runBytes, alone, withDashboards, polling, intervalMs, open, load };
   } finally {
     await stop(api.child);
     await deletePrefix(redis, prefix);
@@ -197,6 +200,7 @@ export async function dashboardScenario(opts: BenchOptions, progress: Progress):
     o.dashBefore
       ? `"before" is the API and page of ${o.dashBefore}: the list carried every node of every run, and the page read it every second (the nodeLimit query did not exist; that column is the whole run).`
       : 'Add `--dash-before <git ref>` to measure a commit from before the change the same way (its page polled every second and read every node).',
+    `Load average (1 min) when each side started: ${sides.map((s) => `${s.label} ${fmt(s.load, 1)}`).join(', ')} on ${cpus().length} cores; above the core count, other work shared the machine and the p99s include it.`,
   ].join('\n');
   const ratio = now.withDashboards.latencyMs.p99 / Math.max(1, now.alone.latencyMs.p99);
   const summary = [
