@@ -65,7 +65,11 @@ describe.skipIf(!chromiumPath)('the dashboard in a browser', () => {
     await expect.poll(() => page.locator('#agents tbody tr').count(), { timeout: 15_000 }).toBe(2);
     expect(await rowOf('blue').innerText()).toMatch(/HEALTHY/);
     expect(await page.locator('#pools tbody').innerText()).toMatch(/flaky\.blue\s+1 of 1 serving\s+3/);
-    await expect.poll(() => page.locator('#runs tbody').innerText(), { timeout: 15_000 }).toMatch(/dashboard-demo\s+completed\s+2 \/ 2/);
+    await expect.poll(() => page.locator('#runs tbody').innerText(), { timeout: 15_000 }).toMatch(/dashboard-demo\s+completed\s+2 \/ 2\s+2 done/);
+    // The list carries counts, not nodes; clicking a run reads its nodes (one page) and shows a dot per node.
+    await page.locator('#runs tbody tr', { hasText: 'dashboard-demo' }).locator('button').click();
+    await expect.poll(() => page.locator('#run-nodes span.done').count(), { timeout: 10_000 }).toBe(2);
+    expect(await page.locator('#run-title').innerText()).toMatch(/dashboard-demo wf_\S+: completed/);
   }, 60_000);
 
   it('shows an agent turning UNHEALTHY, and its pool ineligible, without a reload', async () => {
