@@ -14,7 +14,7 @@ import { TASK_STATES } from '../task/view.ts';
 import { workflowRequestSchema } from '../workflow/definition.ts';
 import { RUN_STATES } from '../workflow/run-store.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
-import { recentRunsQuerySchema } from './routes/workflows.ts';
+import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';
 
 export type Method = 'GET' | 'POST' | 'DELETE';
 
@@ -227,7 +227,7 @@ export const OPERATIONS: readonly Operation[] = [
     errors: [...BODY_ERRORS, 422],
   }),
   op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with node counts by state (no nodes)', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runOverviewSchema) }), errors: [400] }),
-  op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', success: [200], response: runViewSchema, errors: [404] }),
+  op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', querySchema: runViewQuerySchema, success: [200], response: runViewSchema, errors: [400, 404] }),
   op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
   op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterFilterSchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
   op('POST', '/v1/dlq/replay', {
