@@ -4,12 +4,10 @@
  */
 import type { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import typeis from 'type-is';
 import helmet from 'helmet';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import type { Config } from '../config/env.ts';
-import { SwitchyardError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TaskLookup } from '../task/lookup.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
@@ -21,7 +19,10 @@ import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import { lengthOf, oneTask, rateLimiter } from './rate-limit.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
 import { dashboardRouter } from '../../dashboard/router.ts';
-import { problem, problemOf, type Reply } from './problem.ts';
+import { problem, problemOf, sendReply, type Reply } from './problem.ts';
+import { bodyParsers, closeUnreadBodies } from './json-body.ts';
+import { hostCheck } from './host-check.ts';
+import { refuseCrossSite } from './origin.ts';
 import { healthz, readyz } from './routes/health.ts';
 import { cancelTask, createBatch, createTask, getTask } from './routes/tasks.ts';
 import { listDeadLetters, replayDeadLetter, replayDeadLetters } from './routes/dead-letters.ts';
@@ -37,7 +38,7 @@ import type { WorkflowRuns } from '../workflow/runs.ts';
 import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows } from './routes/workflows.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'apiKeys' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
+  config: Pick<Config, 'apiKeys' | 'allowedHosts' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
   redis: RedisConnection;
   queues: PoolQueues;
   producer: TaskProducer;
@@ -58,64 +59,50 @@ export interface ApiDeps {
   metrics?: ApiMetrics;
 }
 
-const JSON_TYPES = ['application/json', 'application/*+json'];
-
-function send(res: Response, reply: Reply): void {
-  res.setHeader('x-content-type-options', 'nosniff');
-  if (reply.headers) res.set(reply.headers);
-  res.status(reply.status);
-  if (reply.body === undefined) res.end();
-  else if (reply.headers?.['content-type']) res.send(JSON.stringify(reply.body));
-  else res.json(reply.body);
-}
+const send = sendReply;
 
 const handle =
   (fn: (req: Request) => Reply | Promise<Reply>): RequestHandler =>
   async (req, res) => send(res, await fn(req));
 
-/** 400 when there is no body, 415 when it is not JSON; runs before the parser so nothing is read in vain. */
-const requireJsonBody: RequestHandler = (req, _res, next) => {
-  const length = req.headers['content-length'];
-  if (!typeis.hasBody(req) || length === '0') {
-    throw new ValidationError('the request needs a JSON body', [{ path: '', message: 'required' }]);
-  }
-  if (!typeis(req, JSON_TYPES)) {
-    throw new SwitchyardError(
-      'UNSUPPORTED_MEDIA_TYPE',
-      `Content-Type must be application/json, got ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
-    );
-  }
-  next();
+/**
+ * Bull Board's page: no third-party host may serve it anything. Its inline style attributes need
+ * 'unsafe-inline' styles; its scripts are files (the inline JSON block is data, not script).
+ * No upgrade-insecure-requests: the API is plain HTTP on loopback.
+ */
+const boardPolicy = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'self'"],
+    baseUri: ["'self'"],
+    scriptSrc: ["'self'"],
+    scriptSrcAttr: ["'none'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    fontSrc: ["'self'", 'data:'],
+    imgSrc: ["'self'", 'data:'],
+    connectSrc: ["'self'"],
+    objectSrc: ["'none'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'self'"],
+  },
 };
-
-/** Like requireJsonBody, but an empty body is fine (it means "no filter"). */
-const optionalJsonBody: RequestHandler = (req, res, next) => {
-  if (!typeis.hasBody(req) || req.headers['content-length'] === '0') return next();
-  requireJsonBody(req, res, next);
-};
-
-/** True when a browser says, or the Origin shows, that the request comes from another site. */
-function isCrossSite(req: Request): boolean {
-  if (req.headers['sec-fetch-site'] === 'cross-site') return true;
-  const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  try {
-    return new URL(origin).host !== req.headers.host;
-  } catch {
-    return true; // "null" (sandboxed, file:) or malformed
-  }
-}
 
 export function createApp(d: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   if (d.metrics) app.use(d.metrics.http);
+  app.use(closeUnreadBodies);
 
-  // Browser pages get helmet's full set of security headers (no CSP: Bull Board's page needs its
-  // inline bootstrap); JSON answers get nosniff in send(), which costs one header, not a middleware chain.
-  const pageHeaders = helmet({ contentSecurityPolicy: false });
-  app.use([BOARD_PATH, '/dashboard', '/docs'], pageHeaders);
+  // Without keys, loopback is the only protection: refuse names that are not ours (DNS rebinding).
+  if (d.config.apiKeys.length === 0) app.use(hostCheck(d.config.allowedHosts));
+  // Browsers send stored credentials from any page: no route changes state for another site's page.
+  app.use(refuseCrossSite);
+
+  // Browser pages get helmet's full set of security headers (Bull Board's with a CSP of its own);
+  // JSON answers get nosniff in send(), which costs one header, not a middleware chain.
+  app.use(BOARD_PATH, helmet({ contentSecurityPolicy: boardPolicy }));
+  app.use(['/dashboard', '/docs'], helmet({ contentSecurityPolicy: false }));
   app.get('/healthz', handle(healthz));
   app.get('/readyz', handle(() => readyz(d.redis)));
 
@@ -128,34 +115,27 @@ export function createApp(d: ApiDeps): express.Express {
     send(res, problem(401, 'Unauthorized', result.reason, 'UNAUTHORIZED'));
   });
 
-  // Bull Board acts (retry, clean, pause) on plain browser requests authenticated by Basic auth,
-  // which a browser also sends from another site's form: refuse changes that come cross-site.
-  app.use(BOARD_PATH, (req, res, next) => {
-    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
-    if (!isCrossSite(req)) return next();
-    send(res, problem(403, 'Forbidden', 'Bull Board actions are accepted only from its own page (cross-site request refused)', 'FORBIDDEN'));
-  });
-  app.use(BOARD_PATH, boardRouter(d.queues, d.boardQueues));
+  const body = bodyParsers(d.config.maxBodyBytes);
+  app.use(BOARD_PATH, ...boardRouter(d.queues, body.page, d.boardQueues));
   app.use('/dashboard', dashboardRouter());
 
-  const json = express.json({ limit: d.config.maxBodyBytes, type: JSON_TYPES, strict: false });
-  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit);
-  app.post('/v1/tasks', requireJsonBody, json, limit(oneTask), handle((req) => createTask(d.producer, req.body)));
-  app.post('/v1/tasks/batch', requireJsonBody, json, limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.config.apiKeys.length > 0);
+  app.post('/v1/tasks', body.required, limit(oneTask), handle((req) => createTask(d.producer, req.body)));
+  app.post('/v1/tasks/batch', body.required, limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
-  app.delete('/v1/tasks/:id', handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
-  app.post('/v1/workflows', requireJsonBody, json, limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
+  app.delete('/v1/tasks/:id', body.none, handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
+  app.post('/v1/workflows', body.required, limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
   app.get('/v1/workflows', handle((req) => withRedis(d.redis, () => listWorkflows(d.workflows, req.query))));
   app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id)))));
-  app.delete('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
+  app.delete('/v1/workflows/:id', body.none, handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
-  app.post('/v1/dlq/replay', optionalJsonBody, json, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
-  app.post('/v1/dlq/:id/replay', handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));
+  app.post('/v1/dlq/replay', body.optional, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
+  app.post('/v1/dlq/:id/replay', body.none, handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));
   app.get('/v1/agents', handle((req) => withRedis(d.redis, () => listAgents(d.registry, req.query))));
-  app.post('/v1/agents/:id/drain', handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
+  app.post('/v1/agents/:id/drain', body.none, handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
   app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState))));
   app.get('/v1/breakers', handle(() => withRedis(d.redis, () => listBreakers(d.redis, d.config.prefix, d.catalogue))));
-  app.post('/v1/breakers/:type/:pool/reset', handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
+  app.post('/v1/breakers/:type/:pool/reset', body.none, handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
   const agentTypes = d.catalogue.describe();
   app.get('/v1/agent-types', handle(() => ({ status: 200, body: agentTypes })));
   const openapi = openApiDocument(d.catalogue, d.version ?? '0.0.0');

@@ -5,19 +5,21 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
+import { isLoopbackAddress } from './host-check.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
-}
+export const isLoopback = isLoopbackAddress;
 
+/** The key a request presents. Scheme names are case-insensitive (RFC 9110 §11.1): `BEARER k` is `Bearer k`. */
 export function presentedKey(req: Request): string | undefined {
   const header = req.headers.authorization;
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  if (header?.startsWith('Basic ')) {
-    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const m = header === undefined ? null : /^\s*([A-Za-z]+)\s+(.*)$/s.exec(header);
+  const scheme = m?.[1]?.toLowerCase();
+  const credentials = m?.[2]?.trim() ?? '';
+  if (scheme === 'bearer') return credentials;
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(credentials, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     return colon >= 0 ? decoded.slice(colon + 1) : decoded;
   }

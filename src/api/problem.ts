@@ -3,6 +3,7 @@
  * goes through problemOf(); anything it does not recognise is a 500 and is logged as a bug.
  */
 import { STATUS_CODES } from 'node:http';
+import type { Response } from 'express';
 import { isSwitchyardError, RateLimitedError, ValidationError, type ErrorCode, type FieldIssue } from '../errors.ts';
 import { isConnectionError } from '../redis/connection.ts';
 
@@ -72,6 +73,15 @@ export function problem(status: number, title: string, detail: string, code: str
   const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
   if (status === 503 || status === 429) headers['retry-after'] = String(retryAfterS);
   return { status, body, headers };
+}
+
+export function sendReply(res: Response, reply: Reply): void {
+  res.setHeader('x-content-type-options', 'nosniff');
+  if (reply.headers) res.set(reply.headers);
+  res.status(reply.status);
+  if (reply.body === undefined) res.end();
+  else if (reply.headers?.['content-type']) res.send(JSON.stringify(reply.body));
+  else res.json(reply.body);
 }
 
 export function problemOf(err: unknown): { reply: Reply; unexpected: boolean } {

@@ -1,7 +1,7 @@
 /**
  * The per-client limit on enqueue routes (SWITCHYARD_RATE_LIMIT tasks per second, bursts of
  * SWITCHYARD_RATE_BURST), kept in Redis so it holds across every API process. A client is its API
- * key (by digest, never the key itself), or its address when the API runs without keys. A request
+ * key (by digest, never the key itself), or its address when the API runs without keys (whatever token it sends). A request
  * costs the tasks it would enqueue: 1, a batch's length, a workflow's node count. Over the limit:
  * 429 with the exact Retry-After; nothing is enqueued.
  */
@@ -33,13 +33,17 @@ export const lengthOf =
     return Array.isArray(list) ? Math.max(1, list.length) : 1;
   };
 
-function clientOf(req: Request): string {
-  const key = presentedKey(req);
+/**
+ * With keys configured a request that got here presented a valid key, and the key is the client. Without
+ * keys nothing checks a presented token, so a made-up one must not make a new client: the address is.
+ */
+function clientOf(req: Request, keyed: boolean): string {
+  const key = keyed ? presentedKey(req) : undefined;
   return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 24)}` : `addr:${req.socket.remoteAddress ?? 'unknown'}`;
 }
 
 /** Middleware factory: `limit(cost)` guards one route; a no-op when the limit is off. */
-export function rateLimiter(redis: RedisConnection, prefix: string, limit: RateLimit): (cost: Cost) => RequestHandler {
+export function rateLimiter(redis: RedisConnection, prefix: string, limit: RateLimit, keyed: boolean): (cost: Cost) => RequestHandler {
   if (limit.perSecond <= 0) return () => (_req, _res, next) => next();
   const k = keys(prefix);
   const per = 1000 / limit.perSecond;
@@ -51,7 +55,7 @@ export function rateLimiter(redis: RedisConnection, prefix: string, limit: RateL
         `this request holds ${n} tasks, more than a client may send at once (SWITCHYARD_RATE_BURST=${limit.burst}); split it into requests of at most ${limit.burst}`,
       );
     }
-    const [admitted, value] = await withRedis(redis, () => scripts.rateLimit.run(redis, [k.rateLimit(clientOf(req))], [per.toFixed(6), limit.burst, n]));
+    const [admitted, value] = await withRedis(redis, () => scripts.rateLimit.run(redis, [k.rateLimit(clientOf(req, keyed))], [per.toFixed(6), limit.burst, n]));
     if (admitted === 1) return next();
     throw new RateLimitedError(value, `rate limit: at most ${limit.perSecond} tasks per second per client (bursts of ${limit.burst}); this request of ${n} task(s) fits in ${value} ms, nothing was enqueued`);
   };

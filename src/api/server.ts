@@ -4,7 +4,7 @@
  * and the dispatcher (parked and stranded tasks), then the HTTP app. Stops cleanly.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +12,6 @@ import { hostname } from 'node:os';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import { BreakerWatch } from '../breaker/watch.ts';
 import type { Config } from '../config/env.ts';
-import { SwitchyardError } from '../errors.ts';
 import { Housekeeper } from '../housekeeping/housekeeper.ts';
 import type { Logger } from '../logger.ts';
 import { createRedis } from '../redis/connection.ts';
@@ -35,7 +34,8 @@ import { AckAudit } from '../task/ack-audit.ts';
 import { ApiMetrics } from '../metrics/api-metrics.ts';
 import { VERSION } from '../version.ts';
 import { createApp } from './app.ts';
-import { isLoopback } from './auth.ts';
+import { limitedServer } from './connections.ts';
+import { assertLoopbackListen } from './host-check.ts';
 import { policyOf } from './routes/breakers.ts';
 
 export interface ApiServer {
@@ -51,10 +51,6 @@ const DISPATCH_INTERVAL_MS = 500;
 /** On shutdown, requests still running after this long are cut off. */
 const CLOSE_DEADLINE_MS = 10_000;
 
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || isLoopback(host);
-}
-
 /**
  * A request Node refuses before Express sees it (malformed HTTP, headers over 16 KiB) still gets
  * problem+json, as every other error does; a connection already gone is just closed.
@@ -64,9 +60,13 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  const [status, detail] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'the request headers (URL included) are larger than the server accepts'] : [400, 'the request is not valid HTTP'];
-  const body = JSON.stringify({ type: '/problems/bad-request', title: STATUS_CODES[status], status, detail });
+  const [status, detail, type] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers (URL included) are larger than the server accepts', 'bad-request']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in time (SWITCHYARD_HEADERS_TIMEOUT_MS for its head, SWITCHYARD_REQUEST_TIMEOUT_MS for all of it)', 'request-timeout']
+        : [400, 'the request is not valid HTTP', 'bad-request'];
+  const body = JSON.stringify({ type: `/problems/${type}`, title: STATUS_CODES[status], status, detail });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
@@ -74,12 +74,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 
 export async function startApi(opts: { config: Config; catalogue: Catalogue; redisUrl: string; log: Logger }): Promise<ApiServer> {
   const { config, catalogue, log } = opts;
-  if (config.apiKeys.length === 0 && !isLoopbackHost(config.host)) {
-    throw new SwitchyardError(
-      'CONFIG_INVALID',
-      `refusing to listen on HOST=${config.host} without API keys: set SWITCHYARD_API_KEYS=<key>[,<key>...] or HOST=127.0.0.1`,
-    );
-  }
+  if (config.apiKeys.length === 0) await assertLoopbackListen(config.host);
   const redis = createRedis(opts.redisUrl, 'client', 'switchyard-api');
   let lastRedisError = 0;
   redis.on('error', (err) => {
@@ -169,8 +164,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
   refresh();
   const refresher = setInterval(refresh, POOL_REFRESH_MS).unref();
 
-  const server: Server = createServer(app);
-  server.keepAliveTimeout = 65_000;
+  const server: Server = limitedServer(app, config.connections);
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -12,6 +12,8 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().in
 const list = z
   .string()
   .transform((s) => s.split(',').map((k) => k.trim()).filter((k) => k.length > 0));
+/** A DNS name, an IPv4 address, or an IPv6 address in brackets; no port. */
+const HOST_NAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])$/;
 
 /** A `redis+cluster://` URL whose nodes createRedis can use, or an issue saying which node is wrong. */
 function checkClusterUrl(url: string, ctx: z.RefinementCtx): void {
@@ -42,6 +44,21 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only (1-32 characters)')
     .default('sw'),
   SWITCHYARD_API_KEYS: list.default([]),
+  /**
+   * Without API keys only these Host names are answered, besides localhost and loopback addresses (any
+   * port): a page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) is refused with 421.
+   */
+  SWITCHYARD_ALLOWED_HOSTS: list.pipe(z.array(z.string().regex(HOST_NAME, 'each entry must be a host name or IP address without a port, e.g. switchyard.internal'))).default([]),
+  /** Open HTTP connections the API holds in all (net.Server maxConnections); more are closed at once. */
+  SWITCHYARD_MAX_CONNECTIONS: int(1, 1_000_000).default(4096),
+  /** Open HTTP connections from one remote address; more get a 429 and are closed (raise it behind a proxy). */
+  SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(256),
+  /** A connection must send a complete request head this soon after it opens or its last request (408, closed). */
+  SWITCHYARD_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** A whole request (head and body) must arrive within this (408, closed). */
+  SWITCHYARD_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  /** An idle keep-alive connection is closed after this; longer than the 60 s idle timeout of common load balancers. */
+  SWITCHYARD_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(65_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: z.enum(['auto', 'true', 'false']).default('auto'),
   /** Largest accepted request body. */
@@ -103,7 +120,22 @@ export const envSchema = z.object({
 }).refine((e) => e.SWITCHYARD_AGENT_TTL_MS > e.SWITCHYARD_HEARTBEAT_MS, {
   path: ['SWITCHYARD_AGENT_TTL_MS'],
   message: 'must be longer than SWITCHYARD_HEARTBEAT_MS (3x is a good choice)',
+}).refine((e) => e.SWITCHYARD_REQUEST_TIMEOUT_MS >= e.SWITCHYARD_HEADERS_TIMEOUT_MS, {
+  path: ['SWITCHYARD_REQUEST_TIMEOUT_MS'],
+  message: 'must be at least SWITCHYARD_HEADERS_TIMEOUT_MS (the head is part of the request)',
+}).refine((e) => e.SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS <= e.SWITCHYARD_MAX_CONNECTIONS, {
+  path: ['SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS'],
+  message: 'must be at most SWITCHYARD_MAX_CONNECTIONS',
 });
+
+/** The HTTP server's connection limits and timeouts. */
+export interface ConnectionLimits {
+  max: number;
+  perAddress: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
 
 export type Config = Readonly<{
   redisUrl: string | undefined;
@@ -111,6 +143,9 @@ export type Config = Readonly<{
   port: number;
   prefix: string;
   apiKeys: readonly string[];
+  /** Host names answered without API keys besides the loopback ones, lowercase. */
+  allowedHosts: readonly string[];
+  connections: Readonly<ConnectionLimits>;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   logPretty: boolean;
   maxBodyBytes: number;
@@ -160,6 +195,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     port: e.PORT,
     prefix: e.SWITCHYARD_PREFIX,
     apiKeys: Object.freeze(e.SWITCHYARD_API_KEYS),
+    allowedHosts: Object.freeze(e.SWITCHYARD_ALLOWED_HOSTS.map((h) => h.toLowerCase().replace(/\.$/, ''))),
+    connections: Object.freeze({
+      max: e.SWITCHYARD_MAX_CONNECTIONS,
+      perAddress: e.SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS,
+      headersTimeoutMs: e.SWITCHYARD_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.SWITCHYARD_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.SWITCHYARD_KEEP_ALIVE_TIMEOUT_MS,
+    }),
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY === 'auto' ? Boolean(process.stdout.isTTY) : e.LOG_PRETTY === 'true',
     maxBodyBytes: e.SWITCHYARD_MAX_BODY_BYTES,
