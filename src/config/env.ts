@@ -143,7 +143,7 @@ export type Config = Readonly<{
   port: number;
   prefix: string;
   apiKeys: readonly string[];
-  /** Host names answered without API keys besides the loopback ones, lowercase. */
+  /** Host names answered without API keys besides the loopback ones: lowercase, no trailing dot, IPv6 without brackets. */
   allowedHosts: readonly string[];
   connections: Readonly<ConnectionLimits>;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -195,7 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     port: e.PORT,
     prefix: e.SWITCHYARD_PREFIX,
     apiKeys: Object.freeze(e.SWITCHYARD_API_KEYS),
-    allowedHosts: Object.freeze(e.SWITCHYARD_ALLOWED_HOSTS.map((h) => h.toLowerCase().replace(/\.$/, ''))),
+    allowedHosts: Object.freeze(e.SWITCHYARD_ALLOWED_HOSTS.map((h) => h.toLowerCase().replace(/\.$/, '').replace(/^\[(.*)\]$/, '$1'))),
     connections: Object.freeze({
       max: e.SWITCHYARD_MAX_CONNECTIONS,
       perAddress: e.SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS,

@@ -23,6 +23,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ SWITCHYARD_RATE_LIMIT: '100', SWITCHYARD_RATE_BURST: '1000' }).rateLimit).toEqual({ perSecond: 100, burst: 1000 });
   });
 
+  it('has connection limits and timeouts, and a list of Host names allowed without keys', () => {
+    expect(loadConfig({}).connections).toEqual({ max: 4096, perAddress: 256, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000 });
+    expect(loadConfig({}).allowedHosts).toEqual([]);
+    expect(loadConfig({ SWITCHYARD_ALLOWED_HOSTS: 'Switchyard.Internal, 10.0.0.5,[fd00::1],host.' }).allowedHosts).toEqual(['switchyard.internal', '10.0.0.5', 'fd00::1', 'host']);
+    expect(() => loadConfig({ SWITCHYARD_HEADERS_TIMEOUT_MS: '20000', SWITCHYARD_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/SWITCHYARD_REQUEST_TIMEOUT_MS=.*at least SWITCHYARD_HEADERS_TIMEOUT_MS/);
+    expect(() => loadConfig({ SWITCHYARD_MAX_CONNECTIONS: '10', SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS: '20' })).toThrow(/SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS=.*at most SWITCHYARD_MAX_CONNECTIONS/);
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ PORT: '', REDIS_URL: '' })).toMatchObject({ port: 3000, redisUrl: undefined });
   });
@@ -40,6 +48,13 @@ describe('loadConfig', () => {
     ['REDIS_CLUSTER_NODES', 'a:6379,b'],
     ['REDIS_CLUSTER_NODES', 'a:70000'],
     ['SWITCHYARD_WAIT_REPLICAS', '-1'],
+    ['SWITCHYARD_ALLOWED_HOSTS', 'ok.example,bad host'],
+    ['SWITCHYARD_ALLOWED_HOSTS', 'app.example:8080'],
+    ['SWITCHYARD_ALLOWED_HOSTS', 'http://app.example'],
+    ['SWITCHYARD_MAX_CONNECTIONS', '0'],
+    ['SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS', 'many'],
+    ['SWITCHYARD_HEADERS_TIMEOUT_MS', '5'],
+    ['SWITCHYARD_KEEP_ALIVE_TIMEOUT_MS', '-1'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}="${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
   });
