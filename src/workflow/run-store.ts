@@ -187,7 +187,7 @@ export class RunStore {
       if (err) throw err;
       return v as Array<string | null>;
     };
-    const [defs, states, info, results, undo] = [0, 1, 2, 3, 4].map(column) as [Array<string | null>, Array<string | null>, Array<string | null>, Array<string | null>, Array<string | null>];
+    const [defs, states, info, results, undo] = [column(0), column(1), column(2), column(3), column(4)];
     ids.forEach((id, i) => {
       const def = defs[i];
       if (def) page.nodes.set(id, JSON.parse(def) as StoredNode);

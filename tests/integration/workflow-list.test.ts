@@ -135,4 +135,16 @@ describe('GET /v1/workflows with big runs', () => {
     await expect(getWorkflow(runs, ids[1]!, { nodeOffset: '-1' })).rejects.toMatchObject({ issues: [{ path: 'nodeOffset' }] });
     await expect(getWorkflow(runs, ids[1]!, { nodes: 'all' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
   });
+
+  it('reads a run written before the counts and the order list from its node states and definitions', async () => {
+    const { run } = await runs.start({ nodes: [{ id: 'x', type: 'step', payload: {} }, { id: 'y', type: 'step', payload: {}, dependsOn: ['x'] }, { id: 'z', type: 'step', payload: {} }] });
+    await redis.hdel(engine.store.key(run.id), 'pending', 'ready', 'dead', 'skipped', 'cancelled');
+    await redis.del(engine.store.key(run.id, ':order'));
+    const view = (await getWorkflow(runs, run.id, { nodeOffset: '1', nodeLimit: '5' })).body as RunView;
+    expect(view.nodes.map((n) => n.id)).toEqual(['y', 'z']);
+    const states = Object.values(await redis.hgetall(engine.store.key(run.id, ':state')));
+    expect(Object.values(view.nodeCounts).reduce((a, b) => a + b, 0)).toBe(3);
+    expect(view.nodeCounts.pending).toBe(states.filter((st) => st === 'pending').length);
+    expect(view.nodeCounts.pending).toBe(1);
+  });
 });
