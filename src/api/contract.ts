@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { BREAKER_STATES } from '../breaker/state.ts';
 import { HEALTH_STATES } from '../health/state.ts';
 import { STRATEGIES } from '../routing/decision.ts';
-import { deadLetterFilterSchema } from '../task/dead-letters.ts';
+import { deadLetterFilterSchema, deadLetterQuerySchema } from '../task/dead-letters.ts';
 import { batchRequestSchema, taskRequestSchema } from '../task/request.ts';
 import { TASK_STATES } from '../task/view.ts';
 import { workflowRequestSchema } from '../workflow/definition.ts';
@@ -229,7 +229,7 @@ export const OPERATIONS: readonly Operation[] = [
   op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with node counts by state (no nodes)', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runOverviewSchema) }), errors: [400] }),
   op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', querySchema: runViewQuerySchema, success: [200], response: runViewSchema, errors: [400, 404] }),
   op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
-  op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterFilterSchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
+  op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterQuerySchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
   op('POST', '/v1/dlq/replay', {
     summary: 'Replay every dead task matching a filter',
     body: 'optional',

@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import { jsonSchemaOf } from '../validation.ts';
+import { nodeSchema } from '../workflow/definition.ts';
 import { OPERATIONS, problemSchema, type Operation } from './contract.ts';
 
 type JsonSchema = Record<string, unknown>;
@@ -32,10 +33,13 @@ function typedTaskRequest(generic: JsonSchema, type: string): JsonSchema {
 function operationObject(o: Operation, catalogue: Catalogue): Record<string, unknown> {
   const parameters: unknown[] = o.params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
   if (o.querySchema) {
-    const q = schemaOf(o.querySchema, 'input');
-    const required = new Set((q.required as string[] | undefined) ?? []);
-    for (const [name, schema] of Object.entries((q.properties as Record<string, unknown>) ?? {})) {
-      parameters.push({ name, in: 'query', required: required.has(name), schema });
+    // A query value is text: the routes read it into what it means (an integer, a list of states), and
+    // the document gives that meaning, as OpenAPI serialises it: integers in digits, lists comma-separated.
+    const required = new Set((schemaOf(o.querySchema, 'input').required as string[] | undefined) ?? []);
+    const q = schemaOf(o.querySchema, 'output');
+    for (const [name, schema] of Object.entries((q.properties as Record<string, JsonSchema>) ?? {})) {
+      const list = schema.type === 'array' ? { style: 'form', explode: false } : {};
+      parameters.push({ name, in: 'query', required: required.has(name), schema, ...list });
     }
   }
   const responses: Record<string, unknown> = {};
@@ -66,6 +70,11 @@ function requestBody(o: Operation, catalogue: Catalogue): Record<string, unknown
     const props = batch.properties as Record<string, JsonSchema>;
     schema = { ...batch, properties: { ...props, tasks: { ...props.tasks, items: ref('TaskRequest') } } };
   }
+  if (o.id === 'POST /v1/workflows') {
+    const workflow = schema as JsonSchema;
+    const props = workflow.properties as Record<string, JsonSchema>;
+    schema = { ...workflow, properties: { ...props, nodes: { ...props.nodes, items: ref('WorkflowNode') } } };
+  }
   return { required: o.body === 'required', content: { 'application/json': { schema } } };
 }
 
@@ -82,6 +91,13 @@ export function openApiDocument(catalogue: Catalogue, version: string): Record<s
   schemas.TaskRequest = {
     oneOf: types.map((t) => ref(`${titleCase(t.name)}TaskRequest`)),
     discriminator: { propertyName: 'type', mapping: Object.fromEntries(types.map((t) => [t.name, `#/components/schemas/${titleCase(t.name)}TaskRequest`])) },
+  };
+  // A workflow node is a task (its type's payload, the per-task options) with an id, dependencies and a compensation.
+  const node = schemaOf(nodeSchema, 'input');
+  for (const t of types) schemas[`${titleCase(t.name)}WorkflowNode`] = { ...typedTaskRequest(node, t.name), title: `${t.name} node` };
+  schemas.WorkflowNode = {
+    oneOf: types.map((t) => ref(`${titleCase(t.name)}WorkflowNode`)),
+    discriminator: { propertyName: 'type', mapping: Object.fromEntries(types.map((t) => [t.name, `#/components/schemas/${titleCase(t.name)}WorkflowNode`])) },
   };
   const paths: Record<string, Record<string, unknown>> = {};
   for (const o of OPERATIONS) (paths[openApiPath(o.path)] ??= {})[o.method.toLowerCase()] = operationObject(o, catalogue);

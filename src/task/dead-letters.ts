@@ -17,7 +17,7 @@ import { moveTask } from './move.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskState, viewOf, type TaskView } from './view.ts';
 
-export const deadLetterFilterSchema = z.strictObject({
+const filterShape = {
   type: z.string().regex(NAME_PATTERN, 'an agent type name').optional(),
   pool: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a pool name').optional(),
   /** Case-insensitive text the last error contains. */
@@ -25,7 +25,19 @@ export const deadLetterFilterSchema = z.strictObject({
   /** Died at or after / before (ISO 8601). */
   since: z.iso.datetime({ offset: true }).optional(),
   until: z.iso.datetime({ offset: true }).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+};
+const limit = z.number().int().min(1).max(1000);
+
+/** The body of POST /v1/dlq/replay: JSON, so `limit` is a number (not `"5"`, not `[5]`). */
+export const deadLetterFilterSchema = z.strictObject({ ...filterShape, limit: limit.default(100) });
+
+/**
+ * The query of GET /v1/dlq: the same filter, `limit` written in decimal digits (the document calls it
+ * an integer; `0x10`, `1e2` or ` 5` are not one, though Number() would take them).
+ */
+export const deadLetterQuerySchema = z.strictObject({
+  ...filterShape,
+  limit: z.string().regex(/^[0-9]{1,9}$/, 'an integer').transform(Number).pipe(limit).default(100),
 });
 
 export type DeadLetterFilter = z.output<typeof deadLetterFilterSchema>;

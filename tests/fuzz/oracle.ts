@@ -10,7 +10,7 @@ import { agentQuerySchema, poolQuerySchema } from '../../src/api/routes/agents.t
 import { recentRunsQuerySchema, runViewQuerySchema } from '../../src/api/routes/workflows.ts';
 import { parseCapability } from '../../src/registry/registry.ts';
 import { backoffSchema } from '../../src/retry/backoff.ts';
-import { deadLetterFilterSchema } from '../../src/task/dead-letters.ts';
+import { deadLetterFilterSchema, deadLetterQuerySchema } from '../../src/task/dead-letters.ts';
 import { batchRequestSchema, taskRequestSchema } from '../../src/task/request.ts';
 import { nodeSchema, workflowRequestSchema } from '../../src/workflow/definition.ts';
 
@@ -87,7 +87,7 @@ export function queryIsValid(path: string, query: string): boolean {
   const parsed: unknown = parseQuery(query);
   switch (path) {
     case '/v1/dlq':
-      return deadLetterFilterSchema.safeParse(parsed).success;
+      return deadLetterQuerySchema.safeParse(parsed).success;
     case '/v1/pools':
       return poolQuerySchema.safeParse(parsed).success;
     case '/v1/workflows':

@@ -1,8 +1,10 @@
 /** The OpenAPI document and its page, checked against the routes the Express app really has. */
 import { Validator } from '@seriousme/openapi-schema-validator';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../../src/agent-type/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
+import { HEALTH_STATES } from '../../src/health/state.ts';
 import demoTypes from '../../queues/index.ts';
 import { json } from '../support/http.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
@@ -62,6 +64,76 @@ describe('GET /openapi.json', () => {
     const dlq = doc.paths['/v1/dlq'].get.parameters.map((p: { name: string }) => p.name);
     expect(dlq).toEqual(expect.arrayContaining(['type', 'pool', 'error', 'since', 'until', 'limit']));
     expect(doc.paths['/healthz'].get.security).toEqual([]);
+  });
+});
+
+describe('the document says exactly what the routes accept', () => {
+  const post = (path: string, body: string) => fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const param = (doc: { paths: Record<string, Record<string, { parameters: Array<{ name: string }> }>> }, path: string, name: string) =>
+    doc.paths[path]!.get!.parameters.find((p) => p.name === name);
+
+  it('a workflow node is a task with an id, dependencies and a compensation, per agent type', async () => {
+    const doc = await json(fetch(`${api.url}/openapi.json`));
+    const schemas = doc.components.schemas;
+    expect(doc.paths['/v1/workflows'].post.requestBody.content['application/json'].schema.properties.nodes.items).toEqual({ $ref: '#/components/schemas/WorkflowNode' });
+    expect(schemas.WorkflowNode.oneOf).toHaveLength(demoTypes.length);
+    const node = schemas.TransformWorkflowNode;
+    expect(node).toMatchObject({ type: 'object', additionalProperties: false, required: expect.arrayContaining(['id', 'type', 'payload']) });
+    expect(node.properties).toMatchObject({
+      id: { type: 'string', pattern: expect.any(String) },
+      type: { const: 'transform' },
+      payload: { $ref: '#/components/schemas/TransformPayload' },
+      dependsOn: { type: 'array', items: { type: 'string' } },
+      compensate: { type: 'object' },
+      attempts: { type: 'integer' },
+    });
+    expect(node.properties.idempotencyKey).toBeUndefined();
+  });
+
+  it('health and tag are lists of enum values and patterns, capability has a pattern: and the route agrees', async () => {
+    const doc = await json(fetch(`${api.url}/openapi.json`));
+    expect(param(doc, '/v1/agents', 'health')).toEqual({
+      name: 'health', in: 'query', required: false, style: 'form', explode: false,
+      schema: { type: 'array', items: { type: 'string', enum: [...HEALTH_STATES] } },
+    });
+    expect(param(doc, '/v1/agents', 'tag')).toMatchObject({ style: 'form', explode: false, schema: { type: 'array', items: { type: 'string', pattern: expect.any(String) } } });
+    const capability = param(doc, '/v1/agents', 'capability') as unknown as { schema: { type: string; pattern: string; maxLength: number } };
+    expect(capability.schema).toMatchObject({ type: 'string', pattern: expect.any(String), maxLength: 200 });
+
+    const agents = (q: string) => fetch(`${api.url}/v1/agents?${q}`).then((r) => r.status);
+    expect(await agents('health=HEALTHY,DEGRADED')).toBe(200);
+    expect(await agents('health=HEALTHY&health=UNKNOWN')).toBe(200);
+    expect(await agents('health=healthy')).toBe(400);
+    expect(await agents('health=%20HEALTHY')).toBe(400); // not an enum value, as the document says
+    expect(await agents('health=HEALTHY,,DEGRADED')).toBe(400);
+    expect(await agents('capability=transform%40%5E1.2')).toBe(200);
+    expect(await agents('capability=transform%40latest')).toBe(400);
+    expect(await agents('capability=Transform')).toBe(400);
+    // Every capability the document's pattern allows, the route accepts.
+    const pattern = new RegExp(capability.schema.pattern);
+    await fc.assert(
+      fc.asyncProperty(fc.stringMatching(pattern, { size: 'small' }).filter((c) => c.length <= capability.schema.maxLength), async (c) => {
+        expect(await agents(`capability=${encodeURIComponent(c)}`), c).toBe(200);
+      }),
+      { numRuns: 200, seed: 18 },
+    );
+  });
+
+  it('limit is an integer, in the query and in the replay body: {"limit":[1]} and {"limit":"5"} get 400', async () => {
+    const doc = await json(fetch(`${api.url}/openapi.json`));
+    expect(param(doc, '/v1/dlq', 'limit')).toEqual({ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } });
+    const body = doc.paths['/v1/dlq/replay'].post.requestBody.content['application/json'].schema;
+    expect(body.properties.limit).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
+
+    expect((await fetch(`${api.url}/v1/dlq?limit=10`)).status).toBe(200);
+    for (const limit of ['0x10', '1e2', '%205', '10.0', '']) expect((await fetch(`${api.url}/v1/dlq?limit=${limit}`)).status, limit).toBe(400);
+    for (const bad of ['{"limit":[1]}', '{"limit":"5"}', '{"limit":true}', '{"limit":1.5}']) {
+      const res = await post('/v1/dlq/replay', bad);
+      expect(res.status, bad).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect((await json(res)).errors).toEqual([expect.objectContaining({ path: 'limit' })]);
+    }
+    expect((await post('/v1/dlq/replay', '{"limit":5}')).status).toBe(202);
   });
 });
 

@@ -11,17 +11,35 @@ import type { PoolQueues } from '../../task/pool-queues.ts';
 import { parseOrThrow } from '../../validation.ts';
 import type { Reply } from '../problem.ts';
 
-/** `?tag=a,b` and `?tag=a&tag=b` both mean a AND b. */
+/**
+ * `?tag=a,b` and `?tag=a&tag=b` both mean a AND b; `?tag=` is an empty list. Items are taken as
+ * written (no trimming, no empty items), so what the document says an item is, the route checks.
+ */
 const commaList = z
   .union([z.string(), z.array(z.string())])
-  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean));
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => (s === '' ? [] : s.split(','))));
+
+/** A semver range as the document spells it: comparators (`^1.2`, `>=1.0.0 <2`), hyphen ranges, `||`. */
+const n = '(?:0|[1-9][0-9]{0,8})';
+const w = '[xX*]';
+/** 1, 1.2, 1.2.3, with wildcards only at the end (1.x, 1.2.*, x); or a full version with a prerelease. */
+const partial = `(?:${w}(?:\\.${w}(?:\\.${w})?)?|${n}(?:\\.(?:${w}(?:\\.${w})?|${n}(?:\\.(?:${w}|${n}(?:-[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?))?))?)`;
+const comparator = `(?:<=|>=|<|>|=|~|\\^)?${partial}`;
+const set = `(?:${partial} - ${partial}|${comparator}(?: ${comparator})*)`;
+/** `name` or `name@range`, e.g. `transform@^1.2`. */
+export const CAPABILITY_PATTERN = new RegExp(`^[a-z][a-z0-9-]{0,62}(?:@${set}(?: \\|\\| ${set})*)?$`);
 
 export const agentQuerySchema = z.strictObject({
   type: z.string().regex(NAME_PATTERN, 'an agent type name').optional(),
   pool: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a pool name').optional(),
   health: commaList.pipe(z.array(z.enum(HEALTH_STATES, { error: `one of ${HEALTH_STATES.join(', ')}` }))).optional(),
   tag: commaList.pipe(z.array(z.string().regex(TAG_PATTERN, 'letters, digits, _ . -'))).optional(),
-  capability: z.string().optional(),
+  capability: z
+    .string()
+    .max(200)
+    .regex(CAPABILITY_PATTERN, 'name or name@range, e.g. transform@^1.2')
+    .refine((c) => { try { parseCapability(c); return true; } catch { return false; } }, 'the range is not a semver range')
+    .optional(),
 });
 
 export async function listAgents(registry: Registry, query: unknown): Promise<Reply> {

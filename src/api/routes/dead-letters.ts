@@ -1,10 +1,10 @@
 /** GET /v1/dlq, POST /v1/dlq/:id/replay, POST /v1/dlq/replay (by filter). */
-import { deadLetterFilterSchema, type DeadLetters } from '../../task/dead-letters.ts';
+import { deadLetterFilterSchema, deadLetterQuerySchema, type DeadLetters } from '../../task/dead-letters.ts';
 import { parseOrThrow } from '../../validation.ts';
 import type { Reply } from '../problem.ts';
 
 export async function listDeadLetters(dlq: DeadLetters, query: unknown): Promise<Reply> {
-  const filter = parseOrThrow(deadLetterFilterSchema, query, 'dead-letter query');
+  const filter = parseOrThrow(deadLetterQuerySchema, query, 'dead-letter query');
   return { status: 200, body: { tasks: await dlq.list(filter) } };
 }
 
