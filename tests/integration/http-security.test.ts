@@ -80,7 +80,7 @@ describe('cross-site requests (item 11)', () => {
     ['POST', '/v1/breakers/echo/default/reset'],
     ['POST', '/v1/tasks'],
     ['DELETE', '/v1/tasks/echo~x'],
-    ['PUT', '/admin/queues/api/queues/echo.default/pause'],
+    ['PUT', '/admin/queues/api/queues/%7Becho.default%7D/pause'],
   ])('refuses %s %s from another origin with 403, with and without keys', async (method, path) => {
     expectProblem(await raw(open, method, path, form({ origin: 'https://evil.example' })), 403, /cross-site/);
     expectProblem(await raw(open, method, path, form({ 'sec-fetch-site': 'cross-site' })), 403, /cross-site/);
@@ -266,7 +266,7 @@ describe('smaller items (item 15)', () => {
   });
 
   it("answers Bull Board's oversized and malformed bodies with problem+json", async () => {
-    const pause = '/admin/queues/api/queues/echo.default/pause';
+    const pause = '/admin/queues/api/queues/%7Becho.default%7D/pause';
     expectProblem(await raw(open, 'PUT', pause, { 'content-type': 'application/json' }, JSON.stringify({ pad: 'x'.repeat(MAX_BODY + 10) })), 413);
     expectProblem(await raw(open, 'PUT', pause, { 'content-type': 'application/json' }, '{"a":'), 400);
   });
@@ -284,9 +284,9 @@ describe('smaller items (item 15)', () => {
   it('refuses Bull Board actions that write job data Switchyard never validated (add job, edit data)', async () => {
     const before = await jobKeys();
     const same = { 'content-type': 'application/json', origin: open.url };
-    const add = await raw(open, 'POST', '/admin/queues/api/queues/echo.default/add', same, JSON.stringify({ name: 'echo', data: {}, options: {} }));
+    const add = await raw(open, 'POST', '/admin/queues/api/queues/%7Becho.default%7D/add', same, JSON.stringify({ name: 'echo', data: {}, options: {} }));
     expectProblem(add, 403, /POST \/v1\/tasks/);
-    const edit = await raw(open, 'PATCH', '/admin/queues/api/queues/echo.default/echo~x/update-data', same, JSON.stringify({ data: {} }));
+    const edit = await raw(open, 'PATCH', '/admin/queues/api/queues/%7Becho.default%7D/echo~x/update-data', same, JSON.stringify({ data: {} }));
     expectProblem(edit, 403, /POST \/v1\/tasks/);
     expect(await jobKeys()).toBe(before);
     const list = await raw(open, 'GET', '/v1/dlq');
