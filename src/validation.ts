@@ -20,6 +20,12 @@ export function toFieldIssues(error: z.ZodError, base = ''): FieldIssue[] {
   });
 }
 
+/**
+ * An integer in a query string, written in decimal digits: `0x10`, `1e2` or ` 5` are refused, though
+ * Number() would take them, so the route accepts exactly what the OpenAPI document calls an integer.
+ */
+export const queryInteger = (n: z.ZodNumber) => z.string().regex(/^[0-9]{1,9}$/, 'an integer').transform(Number).pipe(n);
+
 /** Parses `value` with `schema` or throws a ValidationError whose issues are rooted at `base`. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string, base = ''): z.output<S> {
   const result = schema.safeParse(value);

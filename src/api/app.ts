@@ -126,7 +126,7 @@ export function createApp(d: ApiDeps): express.Express {
   app.delete('/v1/tasks/:id', body.none, handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
   app.post('/v1/workflows', body.required, limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
   app.get('/v1/workflows', handle((req) => withRedis(d.redis, () => listWorkflows(d.workflows, req.query))));
-  app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id)))));
+  app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id), req.query))));
   app.delete('/v1/workflows/:id', body.none, handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
   app.post('/v1/dlq/replay', body.optional, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));

@@ -9,6 +9,7 @@ import type { Job } from 'bullmq';
 import { z } from 'zod';
 import type { Catalogue } from '../agent-type/catalogue.ts';
 import { SwitchyardError } from '../errors.ts';
+import { queryInteger } from '../validation.ts';
 import { NAME_PATTERN, PARKED_POOL, parseQueueName } from '../redis/keys.ts';
 import type { Router } from '../routing/decision.ts';
 import type { TaskEnvelope } from './envelope.ts';
@@ -37,7 +38,7 @@ export const deadLetterFilterSchema = z.strictObject({ ...filterShape, limit: li
  */
 export const deadLetterQuerySchema = z.strictObject({
   ...filterShape,
-  limit: z.string().regex(/^[0-9]{1,9}$/, 'an integer').transform(Number).pipe(limit).default(100),
+  limit: queryInteger(limit).default(100),
 });
 
 export type DeadLetterFilter = z.output<typeof deadLetterFilterSchema>;

@@ -136,6 +136,21 @@ describe('GET /v1/workflows with big runs', () => {
     await expect(getWorkflow(runs, ids[1]!, { nodes: 'all' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
   });
 
+  it('pages nodes over HTTP: ?nodeOffset=&nodeLimit= are applied, and a bad one is a 400 naming it', async () => {
+    const res = await fetch(`${api.url}/v1/workflows/${ids[2]}?nodeOffset=2000&nodeLimit=300`);
+    const page = (await json(res)) as RunView;
+    expect(res.status).toBe(200);
+    expect(page.nodes.map((n) => n.id)).toEqual(Array.from({ length: 300 }, (_, i) => `n${2000 + i}`));
+    expect(page.nodePage).toEqual({ offset: 2000, limit: 300, next: 2300 });
+    for (const bad of ['nodeLimit=0x10', 'nodeLimit=1001', 'nodeOffset=1e2']) {
+      const r = await fetch(`${api.url}/v1/workflows/${ids[2]}?${bad}`);
+      const problem = (await json(r)) as { errors: Array<{ path: string }> };
+      expect(r.status, bad).toBe(400);
+      expect(problem.errors[0]!.path).toBe(bad.split('=')[0]);
+    }
+    expect((await fetch(`${api.url}/v1/workflows?limit=0x10`)).status).toBe(400);
+  });
+
   it('reads a run written before the counts and the order list from its node states and definitions', async () => {
     const { run } = await runs.start({ nodes: [{ id: 'x', type: 'step', payload: {} }, { id: 'y', type: 'step', payload: {}, dependsOn: ['x'] }, { id: 'z', type: 'step', payload: {} }] });
     await redis.hdel(engine.store.key(run.id), 'pending', 'ready', 'dead', 'skipped', 'cancelled');

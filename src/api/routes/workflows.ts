@@ -3,7 +3,7 @@
  * (a page of its nodes), DELETE /v1/workflows/:id.
  */
 import { z } from 'zod';
-import { parseOrThrow } from '../../validation.ts';
+import { parseOrThrow, queryInteger } from '../../validation.ts';
 import { NODE_PAGE_DEFAULT, NODE_PAGE_MAX, type WorkflowRuns } from '../../workflow/runs.ts';
 import type { Reply } from '../problem.ts';
 import { requireObject } from './tasks.ts';
@@ -14,8 +14,8 @@ export async function createWorkflow(runs: WorkflowRuns, body: unknown): Promise
 }
 
 export const runViewQuerySchema = z.strictObject({
-  nodeOffset: z.coerce.number().int().min(0).default(0).describe('first node of the page, in request order'),
-  nodeLimit: z.coerce.number().int().min(0).max(NODE_PAGE_MAX).default(NODE_PAGE_DEFAULT).describe(`nodes in the page (0: none, only the counts); the answer's nodePage.next is the next page's nodeOffset`),
+  nodeOffset: queryInteger(z.number().int().min(0)).default(0).describe('first node of the page, in request order'),
+  nodeLimit: queryInteger(z.number().int().min(0).max(NODE_PAGE_MAX)).default(NODE_PAGE_DEFAULT).describe(`nodes in the page (0: none, only the counts); the answer's nodePage.next is the next page's nodeOffset`),
 });
 
 /** `query` pages the nodes (`?nodeOffset=&nodeLimit=`); without it, the first NODE_PAGE_DEFAULT nodes. */
@@ -30,7 +30,7 @@ export async function cancelWorkflow(runs: WorkflowRuns, id: string): Promise<Re
   return { status: view.state === 'cancelled' ? 200 : 202, body: view };
 }
 
-export const recentRunsQuerySchema = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
+export const recentRunsQuerySchema = z.strictObject({ limit: queryInteger(z.number().int().min(1).max(100)).default(20) });
 
 export async function listWorkflows(runs: WorkflowRuns, query: unknown): Promise<Reply> {
   const { limit } = parseOrThrow(recentRunsQuerySchema, query, 'workflow list query');
