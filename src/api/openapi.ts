@@ -30,6 +30,15 @@ function typedTaskRequest(generic: JsonSchema, type: string): JsonSchema {
   return { ...generic, title: `${type} task`, properties };
 }
 
+/**
+ * What the HTTP edge may answer on any route before the route runs (app.ts, server.ts): 408 a request
+ * not read in time, 421 a Host name not allowed (without API keys), 429 over the connections allowed
+ * per address. On every write: 403 a cross-site request, 400/413/415 a body that is not JSON, too large,
+ * or (on a bodiless route) anything but none or `{}`.
+ */
+const EDGE_ERRORS = [408, 421, 429];
+const WRITE_ERRORS = [400, 403, 413, 415];
+
 function operationObject(o: Operation, catalogue: Catalogue): Record<string, unknown> {
   const parameters: unknown[] = o.params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
   if (o.querySchema) {
@@ -46,7 +55,7 @@ function operationObject(o: Operation, catalogue: Catalogue): Record<string, unk
   for (const status of o.success) {
     responses[String(status)] = { description: status === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: schemaOf(o.response, 'output') } } };
   }
-  const errors = new Set([...o.errors, ...(o.auth ? [401, 503] : [])]);
+  const errors = new Set([...o.errors, ...(o.auth ? [401, 503] : []), ...EDGE_ERRORS, ...(o.method === 'GET' ? [] : WRITE_ERRORS)]);
   for (const status of [...errors].sort()) {
     responses[String(status)] = { description: 'Problem (RFC 7807)', content: { 'application/problem+json': { schema: ref('Problem') } } };
   }
