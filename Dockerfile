@@ -2,7 +2,23 @@
 # Switchyard: one image for every role. The CLI picks the role from its arguments:
 #   docker run IMAGE api             (the default CMD)
 #   docker run IMAGE worker <type>   (one agent for one agent type)
-# TypeScript runs through tsx at run time (a production dependency), so there is no build step.
+# Two stages: the first compiles the TypeScript to dist/ (scripts/build.js, what `npm install` runs);
+# the second holds the production dependencies, the CLI's entry and dist/, and runs no TypeScript loader.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# --ignore-scripts: `prepare` (the build) needs the sources, which come after this cached layer.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/ ./scripts/
+COPY bin/ ./bin/
+COPY src/ ./src/
+COPY queues/ ./queues/
+COPY workers/ ./workers/
+COPY dashboard/ ./dashboard/
+RUN npm run build
+
 FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -10,23 +26,18 @@ ENV NODE_ENV=production \
 
 WORKDIR /app
 
-# Dependencies first, so the layer is reused while only the code changes.
+# Dependencies first, so the layer is reused while only the code changes. --ignore-scripts: dist/
+# comes from the build stage (there is no compiler here for `prepare`).
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
-# The code: the CLI's entry (bin/), the runtime (src/), and the deployment's own modules, which the
-# CLI loads relative to the working directory: the catalogue (SWITCHYARD_TYPES=queues/index.ts) and
-# the worker entrypoints (SWITCHYARD_WORKERS_DIR=workers). tsconfig.json tells tsx how to compile.
+# The CLI's entry (bin/) and the compiled code (dist/: src/, the dashboard, and the deployment's own
+# catalogue and workers). The CLI resolves SWITCHYARD_TYPES=queues/index.ts and SWITCHYARD_WORKERS_DIR=workers
+# from the working directory and loads their compiled copies from dist/ (src/cli/modules.ts).
 # Files stay owned by root: the processes only read them.
-COPY tsconfig.json ./
 COPY bin/ ./bin/
-COPY src/ ./src/
-COPY queues/ ./queues/
-COPY workers/ ./workers/
-# The dashboard's static files; the wildcard lets the build pass while the folder does not exist yet
-# (BuildKit, the default builder, copies nothing when a wildcard matches nothing).
-COPY dashboar[d] ./dashboard/
+COPY --from=build /app/dist/ ./dist/
 
 USER node
 

@@ -14,7 +14,7 @@ export const STAMP = join(DIST, STAMP_NAME);
 export const SOURCE_DIRS = ['src', 'queues', 'workers', 'dashboard'];
 export const SOURCE_FILES = ['package.json', 'tsconfig.json', 'tsconfig.build.json'];
 
-/** The newest mtime (ms) among the sources present; 0 when there are none (an image that ships dist/ only). */
+/** The newest mtime (ms) among the sources present. */
 function newestSource() {
   let newest = 0;
   const consider = (file) => {
@@ -37,5 +37,7 @@ function newestSource() {
 /** 'fresh': dist/ is built from the sources as they are; 'stale': a source changed since; 'missing': never built. */
 export function distState() {
   if (!existsSync(STAMP)) return 'missing';
+  // An install that ships dist/ without the TypeScript (the Docker image) has nothing else to run.
+  if (!existsSync(join(ROOT, 'src'))) return 'fresh';
   return newestSource() > statSync(STAMP).mtimeMs ? 'stale' : 'fresh';
 }

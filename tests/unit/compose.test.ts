@@ -1,7 +1,7 @@
 /**
  * docker-compose.yml and the Dockerfile against the code: every service runs a real CLI subcommand,
  * reaches the redis service, is configured with variables the config actually reads, and the image
- * holds every folder those commands load. Needs no Docker.
+ * compiles and holds what those commands load; compose builds that image once. Needs no Docker.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import catalogue from '../../queues/index.ts';
+import { assertLoopbackListen } from '../../src/api/host-check.ts';
 import { envSchema, loadConfig, type Config } from '../../src/config/env.ts';
 
 const ROOT = new URL('../../', import.meta.url);
@@ -146,18 +147,39 @@ const execForm = (args: string): string[] | undefined => {
   }
 };
 
-/** COPY's sources and destination, without its --flags (only copies from the build context). */
-function copies(instructions: Instruction[]): { sources: string[]; dest: string; workdir: string }[] {
-  let workdir = '/';
-  const out: { sources: string[]; dest: string; workdir: string }[] = [];
+interface Copy {
+  sources: string[];
+  dest: string;
+  workdir: string;
+  /** The stage it copies from (--from=NAME), or undefined for the build context. */
+  from: string | undefined;
+}
+
+interface Stage {
+  name: string | undefined;
+  workdir: string;
+  copies: Copy[];
+  runs: string[];
+}
+
+/** The Dockerfile's stages (FROM ... [AS name]) with their COPYs, RUNs and final WORKDIR. */
+function stages(instructions: Instruction[]): Stage[] {
+  const out: Stage[] = [];
   for (const { op, args } of instructions) {
-    if (op === 'WORKDIR') workdir = posix.resolve(workdir, args);
+    if (op === 'FROM') {
+      out.push({ name: /\sAS\s+(\S+)\s*$/i.exec(args)?.[1], workdir: '/', copies: [], runs: [] });
+      continue;
+    }
+    const stage = out.at(-1);
+    if (!stage) continue;
+    if (op === 'WORKDIR') stage.workdir = posix.resolve(stage.workdir, args);
+    if (op === 'RUN') stage.runs.push(args);
     if (op !== 'COPY' && op !== 'ADD') continue;
     const json = execForm(args);
     const tokens = json ?? args.split(/\s+/);
-    if (tokens.some((t) => t.startsWith('--from'))) continue;
+    const from = tokens.find((t) => t.startsWith('--from='))?.slice('--from='.length);
     const paths = tokens.filter((t) => !t.startsWith('--'));
-    out.push({ sources: paths.slice(0, -1), dest: paths.at(-1) ?? '', workdir });
+    stage.copies.push({ sources: paths.slice(0, -1), dest: paths.at(-1) ?? '', workdir: stage.workdir, from });
   }
   return out;
 }
@@ -221,7 +243,7 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('runs the API on 0.0.0.0, publishing its PORT, with API keys required', () => {
+  it('runs the API on 0.0.0.0, publishing its PORT, with API keys from the environment', async () => {
     const apis = appServices.filter(([, s]) => words(s.command)[0] === 'api');
     expect(apis.map(([n]) => n), 'exactly one service must run command ["api"]').toHaveLength(1);
     const [name, api] = apis[0]!;
@@ -230,10 +252,20 @@ describe('docker-compose.yml', () => {
     const cfg = configOf(api);
     expect(env.HOST, `${name} must set HOST=0.0.0.0; the default 127.0.0.1 is unreachable from outside the container`).toBe('0.0.0.0');
     expect(containerPorts(api), `${name} must publish its PORT (${cfg.port}); ports: ${JSON.stringify(api.ports)}`).toContain(cfg.port);
-    expect(
-      env.SWITCHYARD_API_KEYS,
-      `${name} must require SWITCHYARD_API_KEYS as \${SWITCHYARD_API_KEYS:?message}: the API refuses a non-loopback HOST without keys`,
-    ).toMatch(/^\$\{SWITCHYARD_API_KEYS:\?[^}]+\}$/);
+    expect(env.SWITCHYARD_API_KEYS, `${name} must take SWITCHYARD_API_KEYS from the environment (or .env)`).toMatch(/^\$\{SWITCHYARD_API_KEYS(:-[^}]*)?\}$/);
+    // Compose interpolates the whole file for every command: a required variable would make `down` need the keys too.
+    const required = [...read('docker-compose.yml').split('\n').filter((l) => !l.trim().startsWith('#')).join('\n').matchAll(/\$\{\w+:?\?[^}]*\}/g)].map((m) => m[0]);
+    expect(required, 'no ${VAR:?...} in docker-compose.yml: `docker compose down` would require it').toEqual([]);
+    // Without keys it fails closed: the API refuses to start on 0.0.0.0 (src/api/host-check.ts).
+    await expect(assertLoopbackListen(env.HOST!)).rejects.toThrow(/SWITCHYARD_API_KEYS/);
+  });
+
+  it('builds the image once: one service has build:, every Switchyard service runs the same image', () => {
+    const builders = appServices.filter(([, s]) => s.build !== undefined).map(([n]) => n);
+    expect(builders, 'exactly one service should build the image; the others run it by name').toHaveLength(1);
+    const images = new Set(appServices.map(([, s]) => s.image));
+    expect([...images], 'every Switchyard service must name the same image, so they run what the one build tagged').toHaveLength(1);
+    expect([...images][0], 'the built image needs a name (image:) for the other services to run it').toMatch(/^[a-z0-9][\w./-]*(:[\w.-]+)?$/);
   });
 
   it('runs exactly one agent per agent type in the catalogue, each with its worker file', () => {
@@ -289,32 +321,43 @@ describe('Dockerfile', () => {
     expect(cmd && execForm(cmd.args), 'the default CMD should be ["api"]').toEqual(['api']);
   });
 
-  it('copies every folder the compose commands load into the working directory', () => {
-    const cfg = loadConfig({});
+  it('compiles the code in a build stage and runs it from the final stage with bin/ and dist/ only', () => {
+    const all = stages(instructions);
+    expect(all.length, 'the Dockerfile should have a build stage and a final stage').toBeGreaterThanOrEqual(2);
+    const final = all.at(-1)!;
+    const landsIn = (c: Copy, dir: string) => posix.resolve(c.workdir, c.dest) === posix.join(final.workdir, dir);
+
+    // The final stage: the entry from the context, dist/ from the build stage, both in the final WORKDIR.
     const entryScript = execForm(last('ENTRYPOINT')?.args ?? '')?.find((a) => a.endsWith('.js')) ?? 'bin/switchyard.js';
+    expect(normalizeSource(entryScript).split('/')[0]).toBe('bin');
+    const bin = final.copies.find((c) => !c.from && c.sources.map(normalizeSource).includes('bin'));
+    expect(bin && landsIn(bin, 'bin'), `the final stage must COPY bin/ to ${final.workdir}/bin`).toBe(true);
+    const dist = final.copies.find((c) => c.from);
+    expect(dist, 'the final stage must COPY --from=<build stage> the compiled dist/').toBeDefined();
+    const build = all.find((st) => st.name === dist!.from);
+    expect(build, `COPY --from=${dist!.from}: no stage is named ${dist!.from}`).toBeDefined();
+    expect(dist!.sources.map((p) => posix.resolve(build!.workdir, p).replace(/\/+$/, '')), 'the final stage must copy the build stage\'s dist/').toEqual([
+      posix.join(build!.workdir, 'dist'),
+    ]);
+    expect(landsIn(dist!, 'dist'), `dist/ must land in ${final.workdir}/dist, beside bin/ (bin/dist.js looks there)`).toBe(true);
+
+    // The build stage: everything scripts/build.js compiles or reads, then the build.
+    const cfg = loadConfig({});
     const topDir = (p: string) => normalizeSource(p).split('/')[0]!;
-    // bin/ (the entry), src/ (which it imports), the catalogue module and the worker folder (both cwd-relative).
-    const needed = new Set([topDir(entryScript), 'src', topDir(cfg.typesModule), topDir(cfg.workersDir)]);
-    expect([...needed].sort()).toEqual(['bin', 'queues', 'src', 'workers']);
-    const copied = copies(instructions);
-    const workdir = copied.at(-1)?.workdir ?? '/';
-    for (const dir of needed) {
-      const copy = copied.find((c) => c.sources.map(normalizeSource).includes(dir));
-      expect(copy, `no COPY line copies ${dir}/, which \`switchyard ${dir === 'workers' ? 'worker <type>' : 'api'}\` loads`).toBeDefined();
-      expect(copy!.sources, `COPY of ${dir}/ should have it as its only source, or its contents merge with the others`).toHaveLength(1);
-      expect(
-        posix.resolve(copy!.workdir, copy!.dest),
-        `COPY ${dir}/ must land in ${posix.join(copy!.workdir, dir)} (the CLI resolves it from the working directory)`,
-      ).toBe(posix.join(copy!.workdir, dir));
-      expect(copy!.workdir, `${dir}/ is copied under ${copy!.workdir}, but the final WORKDIR is ${workdir}`).toBe(workdir);
+    const built = build!.copies.filter((c) => !c.from).flatMap((c) => c.sources.map(normalizeSource));
+    for (const needed of new Set(['bin', 'scripts', 'src', 'dashboard', topDir(cfg.typesModule), topDir(cfg.workersDir), 'tsconfig.json', 'tsconfig.build.json'])) {
+      expect(built, `the build stage must copy ${needed}, which the build compiles or reads`).toContain(needed);
     }
-    const files = copied.flatMap((c) => c.sources.map(normalizeSource));
-    for (const f of ['package.json', 'package-lock.json']) expect(files, `the Dockerfile must copy ${f} for npm ci`).toContain(f);
+    expect(build!.runs.some((r) => /npm run build\b|node scripts\/build\.js/.test(r)), 'the build stage must run npm run build').toBe(true);
+    for (const st of [build!, final]) {
+      const files = st.copies.flatMap((c) => c.sources.map(normalizeSource));
+      for (const f of ['package.json', 'package-lock.json']) expect(files, `each stage must copy ${f} for npm ci`).toContain(f);
+    }
   });
 
   it('installs production dependencies only, runs as a non-root user, exposes the API port', () => {
-    const runs = instructions.filter((i) => i.op === 'RUN').map((i) => i.args);
-    expect(runs.some((r) => /npm ci\b.*--omit=dev/.test(r)), 'the Dockerfile must run npm ci --omit=dev').toBe(true);
+    const finalRuns = stages(instructions).at(-1)?.runs ?? [];
+    expect(finalRuns.some((r) => /npm ci\b.*--omit=dev/.test(r)), 'the final stage must run npm ci --omit=dev').toBe(true);
     const user = last('USER')?.args;
     expect(user, 'the image must switch to a non-root USER').toBeDefined();
     expect(['root', '0'], `USER ${user} is root`).not.toContain(user!.split(':')[0]);
@@ -330,7 +373,7 @@ describe('Dockerfile', () => {
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
     expect(ignore, '.dockerignore must exclude node_modules (host builds of native modules must not reach the image)').toContain('node_modules');
-    for (const dir of ['bin', 'src', 'queues', 'workers', 'dashboard']) {
+    for (const dir of ['bin', 'scripts', 'src', 'queues', 'workers', 'dashboard']) {
       const hit = ignore.find((p) => !p.startsWith('!') && [dir, `${dir}/`, `/${dir}`, `/${dir}/`, `${dir}/**`, `${dir}*`].includes(p));
       expect(hit, `.dockerignore excludes ${dir}/ (pattern ${hit}), which the Dockerfile copies`).toBeUndefined();
     }
