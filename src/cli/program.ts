@@ -191,7 +191,9 @@ export function buildProgram(): Command {
     .allowExcessArguments()
     .helpOption(false)
     .action((_o: unknown, cmd: Command) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../bench/run.ts', import.meta.url)), ...cmd.args], { stdio: 'inherit' });
+      // bench/ stays TypeScript, at the project root: two folders up from src/cli/, three from dist/src/cli/.
+      const run = new URL(import.meta.url.endsWith('.js') ? '../../../bench/run.ts' : '../../bench/run.ts', import.meta.url);
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(run), ...cmd.args], { stdio: 'inherit' });
       child.on('exit', (code) => (process.exitCode = code ?? 1));
     });
 
