@@ -9,17 +9,13 @@ import { VERSION } from '../version.ts';
 import { runWorkflowFile } from './workflow.ts';
 import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand } from './commands.ts';
 
-// The server side (Express, BullMQ workers, the catalogue) is imported only by the commands that run it,
-// so `--help` and the client commands start without loading it.
-const serverSide = async () => {
-  const [{ Agent }, { startApi }, { createLogger }, modules, { runStart }] = await Promise.all([
-    import('../agent/agent.ts'),
-    import('../api/server.ts'),
-    import('../logger.ts'),
-    import('./modules.ts'),
-    import('./start.ts'),
-  ]);
-  return { Agent, startApi, createLogger, runStart, ...modules };
+// Each command imports only what its role runs: `--help` and the client commands load no server code,
+// `start` (the supervisor) no Express or BullMQ, `worker` no Express, `api` no agent runtime. Every
+// process of `npm start` then holds only its own role's modules (issue 18: the fleet's memory).
+const roles = {
+  api: async () => ({ ...(await import('../api/server.ts')), ...(await import('../logger.ts')), ...(await import('./modules.ts')) }),
+  worker: async () => ({ ...(await import('../agent/agent.ts')), ...(await import('../logger.ts')), ...(await import('./modules.ts')) }),
+  start: async () => ({ ...(await import('./start.ts')), ...(await import('../logger.ts')) }),
 };
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
@@ -54,7 +50,7 @@ function config(): Config {
 
 async function runApi(): Promise<void> {
   const cfg = config();
-  const { createLogger, loadCatalogue, startApi } = await serverSide();
+  const { createLogger, loadCatalogue, startApi } = await roles.api();
   const log = createLogger(cfg, { role: 'api' });
   const catalogue = await loadCatalogue(cfg.typesModule);
   const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log });
@@ -63,7 +59,7 @@ async function runApi(): Promise<void> {
 
 async function runWorker(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
   const cfg = config();
-  const { Agent, createLogger, loadWorker } = await serverSide();
+  const { Agent, createLogger, loadWorker } = await roles.worker();
   const log = createLogger(cfg, { role: 'agent' });
   const definition = await loadWorker(cfg.workersDir, type);
   const agent = await Agent.start({
@@ -90,7 +86,7 @@ export function buildProgram(): Command {
     .description('run everything locally: Redis (found or spawned), the API, one agent per agent type')
     .action(async () => {
       const cfg = config();
-      const { createLogger, runStart } = await serverSide();
+      const { createLogger, runStart } = await roles.start();
       await runStart(cfg, createLogger(cfg, { role: 'start' }));
     });
 

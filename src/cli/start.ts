@@ -10,7 +10,7 @@ import type { Config } from '../config/env.ts';
 import type { Logger } from '../logger.ts';
 import { createClient } from '../client/client.ts';
 import { resolveRedis } from '../redis/embedded.ts';
-import { listWorkers, loadCatalogue } from './modules.ts';
+import { listWorkers } from './modules.ts';
 import { onShutdown } from './signals.ts';
 
 interface Child {
@@ -32,9 +32,7 @@ const AGENTS_WAIT_MS = 60_000;
 export async function runStart(config: Config, log: Logger): Promise<void> {
   const redis = await resolveRedis({ redisUrl: config.redisUrl, dataDir: config.dataDir });
   log.info({ url: redis.url, source: redis.source }, redis.source === 'embedded' ? 'started an embedded redis-server (AOF on)' : 'using redis');
-  const catalogue = await loadCatalogue(config.typesModule);
   const workers = new Set(listWorkers(config.workersDir));
-  const types = catalogue.names.filter((t) => workers.has(t));
 
   // The resolved Redis as one URL (REDIS_CLUSTER_NODES became a redis+cluster:// one), so the children see one setting.
   const { REDIS_CLUSTER_NODES: _nodes, ...inherited } = process.env;
@@ -44,7 +42,7 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
   const self = import.meta.url.endsWith('.js') ? [fileURLToPath(new URL('./main.js', import.meta.url))] : [...process.execArgv, process.argv[1]!];
   const flags = /max-semi-space-size/.test(`${process.env.NODE_OPTIONS ?? ''} ${self.join(' ')}`) ? [] : [YOUNG_GENERATION_CAP];
   let stopping = false;
-  const children: Child[] = [{ name: 'api', args: ['api'] }, ...types.map((t) => ({ name: `worker ${t}`, args: ['worker', t] }))];
+  const children: Child[] = [{ name: 'api', args: ['api'] }];
 
   const launch = (child: Child) => {
     const proc = spawn(process.execPath, [...flags, ...self, ...child.args], { stdio: 'inherit', env });
@@ -74,7 +72,7 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
   // Ctrl-C again (a second request, after the first one's copies): the children exit at once too.
   const force = () => children.forEach(({ proc }) => proc && proc.exitCode === null && proc.signalCode === null && proc.kill('SIGTERM'));
   onShutdown(stopAll, log, undefined, force);
-  log.info({ agents: types }, 'starting the API and the agents');
+  log.info('starting the API');
   children.forEach(launch);
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -90,8 +88,17 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
     }
     await sleep(200);
   }
-  // The banner promises working agents: wait until every type has a ready one (registered, health checked).
+  // The API has loaded the catalogue: one agent per type it serves that has a worker. This process loads
+  // no agent type itself (they import the whole package), which keeps the supervisor small.
   const client = createClient({ url: base, ...(config.apiKeys[0] ? { apiKey: config.apiKeys[0] } : {}) });
+  const types = (await client.agentTypes()).map((t) => t.name).filter((t) => workers.has(t));
+  if (stopping) return;
+  const agents: Child[] = types.map((t) => ({ name: `worker ${t}`, args: ['worker', t] }));
+  log.info({ agents: types }, 'starting the agents');
+  children.push(...agents);
+  agents.forEach(launch);
+
+  // The banner promises working agents: wait until every type has a ready one (registered, health checked).
   const readyTypes = async () => {
     const agents = await client.agents().catch(() => []);
     return new Set(agents.filter((a) => a.health === 'HEALTHY' || a.health === 'DEGRADED').map((a) => a.type));

@@ -4,6 +4,7 @@
  * server's own explanation.
  */
 import type { z } from 'zod';
+import type { AgentTypeDescription } from '../agent-type/catalogue.ts';
 import type { AgentType } from '../agent-type/define.ts';
 import type { TaskRequest } from '../task/request.ts';
 import type { TaskSummary, TaskView } from '../task/view.ts';
@@ -11,7 +12,7 @@ import type { AgentView } from '../registry/record.ts';
 import type { PoolOverview } from '../routing/pool-overview.ts';
 import type { BreakerView } from '../breaker/state.ts';
 import type { NodeView, RunOverview, RunSummary, RunView } from '../workflow/view.ts';
-import { isFinal } from '../workflow/run-store.ts';
+import { isFinal } from '../workflow/states.ts';
 
 export interface ClientOptions<Ts extends readonly AgentType[] = readonly AgentType[]> {
   /** Base URL of the API, e.g. http://127.0.0.1:3000 */
@@ -79,6 +80,8 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   agents(filter?: Record<string, string>): Promise<AgentView[]>;
   pools(type?: string): Promise<PoolOverview[]>;
   breakers(): Promise<BreakerView[]>;
+  /** The agent types the API serves, with the JSON Schemas of their payloads and results. */
+  agentTypes(): Promise<AgentTypeDescription[]>;
   /** Dead tasks, newest first; filters as GET /v1/dlq takes them. */
   deadLetters(filter?: Record<string, string>): Promise<TaskView[]>;
   /** Routes a dead task again with fresh attempts. */
@@ -150,6 +153,7 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     agents: (filter = {}) => call('GET', `/v1/agents${query(filter)}`),
     pools: (type) => call('GET', `/v1/pools${query(type ? { type } : {})}`),
     breakers: () => call('GET', '/v1/breakers'),
+    agentTypes: () => call('GET', '/v1/agent-types'),
     deadLetters: async (filter = {}) => (await call<{ tasks: TaskView[] }>('GET', `/v1/dlq${query(filter)}`)).tasks,
     replay: (task) => call('POST', `/v1/dlq/${idOf(task)}/replay`),
     replayAll: (filter = {}) => call('POST', '/v1/dlq/replay', filter),

@@ -8,21 +8,10 @@ import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../task/id.ts';
 import type { NodeSpec, WorkflowSpec } from './definition.ts';
+import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type UndoState } from './states.ts';
 
-export const FINAL_RUN_STATES = ['completed', 'compensated', 'compensation_failed', 'failed', 'cancelled'] as const;
-export const RUN_STATES = ['running', 'failing', 'cancelling', 'compensating', ...FINAL_RUN_STATES] as const;
-export type RunState = (typeof RUN_STATES)[number];
-export type FinalRunState = (typeof FINAL_RUN_STATES)[number];
-export const isFinal = (s: string): s is FinalRunState => (FINAL_RUN_STATES as readonly string[]).includes(s);
-
-export const NODE_STATES = ['pending', 'ready', 'queued', 'done', 'dead', 'skipped', 'cancelled'] as const;
-export type NodeState = (typeof NODE_STATES)[number];
-/** How many nodes of a run are in each state; kept in the run's meta hash by the scripts (workflow-lib.ts). */
-export type NodeCounts = Record<NodeState, number>;
-export type UndoState = 'pending' | 'ready' | 'queued' | 'done' | 'failed' | 'none';
-/** `node`: a workflow node; `undo`: its compensation. */
-export type Step = 'node' | 'undo';
-export type Outcome = 'done' | 'dead' | 'skipped';
+export { FINAL_RUN_STATES, isFinal, NODE_STATES, RUN_STATES } from './states.ts';
+export type { FinalRunState, NodeCounts, NodeState, Outcome, RunState, Step, UndoState } from './states.ts';
 
 /** What the engine needs to enqueue a node: its spec minus the id, plus its position in the request. */
 export type StoredNode = Omit<NodeSpec, 'id'> & { i: number };

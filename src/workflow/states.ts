@@ -1,0 +1,19 @@
+/**
+ * The states of a workflow run, of its nodes and of their compensations: plain data, no Redis, so the
+ * client, the dashboard's server side and the engine read one list (run-store.ts keeps them in Redis).
+ */
+export const FINAL_RUN_STATES = ['completed', 'compensated', 'compensation_failed', 'failed', 'cancelled'] as const;
+export const RUN_STATES = ['running', 'failing', 'cancelling', 'compensating', ...FINAL_RUN_STATES] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export type FinalRunState = (typeof FINAL_RUN_STATES)[number];
+export const isFinal = (s: string): s is FinalRunState => (FINAL_RUN_STATES as readonly string[]).includes(s);
+
+export const NODE_STATES = ['pending', 'ready', 'queued', 'done', 'dead', 'skipped', 'cancelled'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+/** How many nodes of a run are in each state; kept in the run's meta hash by the scripts (workflow-lib.ts). */
+export type NodeCounts = Record<NodeState, number>;
+export type UndoState = 'pending' | 'ready' | 'queued' | 'done' | 'failed' | 'none';
+/** `node`: a workflow node; `undo`: its compensation. */
+export type Step = 'node' | 'undo';
+export type Outcome = 'done' | 'dead' | 'skipped';
+
