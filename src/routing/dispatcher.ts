@@ -146,8 +146,8 @@ export class Dispatcher {
 
   async #move(job: Job<TaskEnvelope>, to: PoolRef, routing: RoutingDecision, now: number): Promise<boolean> {
     const moved = await moveTask(this.o.queues, job, to, routing, { now });
-    // Not removed: it started meanwhile in its old queue, so both copies may run (at-least-once).
-    if (!moved) this.o.log.warn({ ...taskLogFields(job.id), type: job.name }, 'a moved task was taken from its old queue meanwhile');
+    // Taken from its old queue meanwhile: it stays there (the new copy was taken back); a later round moves it if it comes back.
+    if (!moved) this.o.log.info({ ...taskLogFields(job.id), type: job.name }, 'a task to move was taken from its old queue meanwhile; it stays there');
     return moved;
   }
 }

@@ -16,7 +16,12 @@ export interface MoveOptions {
   now?: number;
 }
 
-/** Returns false when the old copy could not be removed (it started meanwhile: both may run). */
+/**
+ * Returns false when the old copy could not be removed because an agent took it meanwhile: the new copy
+ * is then taken back, so the task runs in one pool (its old one, whose agent may also hand it back: the
+ * breaker gate does, and then the next move takes it). Only a crash between the add and the take-back,
+ * or an agent of the new pool starting the copy within that moment, leaves two copies that both run.
+ */
 export async function moveTask(queues: PoolQueues, job: Job<TaskEnvelope>, to: PoolRef, routing: RoutingDecision, o: MoveOptions = {}): Promise<boolean> {
   const now = o.now ?? Date.now();
   const target = await queues.forWriting(to);
@@ -35,6 +40,7 @@ export async function moveTask(queues: PoolQueues, job: Job<TaskEnvelope>, to: P
     await job.remove();
     return true;
   } catch {
+    await target.remove(job.id!).catch(() => 0);
     return false;
   }
 }
