@@ -5,7 +5,7 @@
 # Two stages: the first compiles the TypeScript to dist/ (scripts/build.js, what `npm install` runs);
 # the second holds the production dependencies, the CLI's entry and dist/, and runs no TypeScript loader.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # --ignore-scripts: `prepare` (the build) needs the sources, which come after this cached layer.
 COPY package.json package-lock.json ./
@@ -19,7 +19,7 @@ COPY workers/ ./workers/
 COPY dashboard/ ./dashboard/
 RUN npm run build
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 
 ENV NODE_ENV=production \
     LOG_PRETTY=false

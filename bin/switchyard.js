@@ -5,6 +5,13 @@
 // instead (slower to start, never old code), and says so unless `switchyard start` launched it.
 import { distState } from './dist.js';
 
+// package.json engines: Node 22.12 or newer (Node 24 LTS is what CI runs); say so instead of failing obscurely.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(`switchyard: needs Node 22.12 or newer (Node 24 LTS recommended); this is Node ${process.versions.node}. README, Development, says how to get Node 24.\n`);
+  process.exit(1);
+}
+
 const state = distState();
 if (state === 'fresh') {
   await import('../dist/src/cli/main.js');

@@ -367,6 +367,17 @@ describe('Dockerfile', () => {
     expect(exposed, `the Dockerfile must EXPOSE the API port ${port}`).toContain(port);
   });
 
+  it('runs every stage on the Node major that CI tests (.ci/run NODE_24), which package.json engines allows', () => {
+    const ciMajor = Number(/^NODE_24=(\d+)\./m.exec(read('.ci/run'))?.[1]);
+    const majors = instructions.filter((i) => i.op === 'FROM').map((i) => Number(/^node:(\d+)[-.]/.exec(i.args)?.[1]));
+    expect(majors.length).toBeGreaterThan(0);
+    for (const m of majors) expect(m, 'every stage FROM node:<major>-..., the major CI runs').toBe(ciMajor);
+    const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
+    const oldest = Number(/^>=(\d+)/.exec(engines)?.[1]);
+    expect(oldest).toBeGreaterThanOrEqual(22);
+    expect(ciMajor).toBeGreaterThanOrEqual(oldest);
+  });
+
   it('.dockerignore keeps node_modules out and every copied folder in', () => {
     const ignore = read('.dockerignore')
       .split('\n')
