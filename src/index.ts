@@ -2,15 +2,15 @@
  * Switchyard's public API: the only barrel. queues/, workers/, examples and other packages
  * import from here; inside src/, modules import each other's files directly.
  */
-export { defineAgentType, type AgentType, type AgentTypeInput, type PayloadOf, type ResultOf, type TaskDefaults } from './agent-type/define.ts';
-export { Catalogue, UnknownAgentTypeError, type AgentTypeDescription } from './agent-type/catalogue.ts';
+export { defineAgentType, type AgentType, type AgentTypeInput, type PayloadOf, type ResultOf, type TaskDefaults } from './model/agent-type.ts';
+export { Catalogue, UnknownAgentTypeError, type AgentTypeDescription } from './model/catalogue.ts';
 export { defineWorker, type Handler, type TaskContext, type WorkerDefinition } from './agent/worker-definition.ts';
 export { Agent, type AgentOptions } from './agent/agent.ts';
 export { loadConfig, type Config } from './config/env.ts';
-export { BREAKER_PRESETS, type BreakerPolicy, type BreakerSetting } from './breaker/policy.ts';
+export { BREAKER_PRESETS, type BreakerPolicy, type BreakerSetting } from './model/breaker-policy.ts';
 export { BreakerOpenError } from './breaker/breaker.ts';
-export type { BreakerState, BreakerView } from './breaker/state.ts';
-export type { Backoff, BackoffInput } from './retry/backoff.ts';
+export type { BreakerState, BreakerView } from './model/breaker-state.ts';
+export type { Backoff, BackoffInput } from './model/backoff.ts';
 export {
   SwitchyardError,
   ValidationError,
@@ -26,13 +26,14 @@ export {
   isRedisUnavailable,
   type ErrorCode,
   type FieldIssue,
-} from './errors.ts';
-export { createLogger, type Logger } from './logger.ts';
-export { createRedis, clusterUrl, type RedisConnection, type ConnectionRole } from './redis/connection.ts';
+} from './model/errors.ts';
+export { createLogger, type Logger } from './config/logger.ts';
+export { createRedis, type RedisConnection, type ConnectionRole } from './redis/connection.ts';
+export { clusterUrl } from './config/redis-url.ts';
 export { startLocalCluster, type LocalCluster } from './redis/local-cluster.ts';
 export type { TaskView, TaskSummary, TaskState } from './task/view.ts';
-export type { TaskRequest } from './task/request.ts';
-export type { RoutingDecision, Strategy } from './routing/decision.ts';
+export type { TaskRequest } from './model/task-request.ts';
+export type { RoutingDecision, Strategy } from './model/routing.ts';
 export {
   createClient,
   ApiError,

@@ -8,11 +8,11 @@ import { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import { OutcomeBatcher } from '../breaker/batcher.ts';
 import { SharedBreaker, type Admission } from '../breaker/breaker.ts';
-import type { BreakerPolicy } from '../breaker/policy.ts';
-import type { BreakerState } from '../breaker/state.ts';
+import type { BreakerPolicy } from '../model/breaker-policy.ts';
+import type { BreakerState } from '../model/breaker-state.ts';
 import { BreakerWatch } from '../breaker/watch.ts';
-import type { Logger } from '../logger.ts';
-import { poolBreakerName, queueName, type PoolRef } from '../redis/keys.ts';
+import type { Logger } from '../config/logger.ts';
+import { poolBreakerName, queueName, type PoolRef } from '../model/names.ts';
 import type { PoolOutcome } from './processor.ts';
 
 /** Outcomes go to the pool breaker in one call per this many ms. */

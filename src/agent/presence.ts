@@ -2,8 +2,8 @@
  * An agent's presence in the registry: registers it, heartbeats its health and load, registers
  * again if the record expired (a long pause, a Redis restart), and reports drain requests.
  */
-import type { Logger } from '../logger.ts';
-import type { AgentRecord } from '../registry/record.ts';
+import type { Logger } from '../config/logger.ts';
+import type { AgentRecord } from '../model/agent-record.ts';
 import type { HeartbeatReport, Registry, RegistryTiming } from '../registry/registry.ts';
 
 export class Presence {

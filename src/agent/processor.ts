@@ -5,15 +5,15 @@
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Admission, BreakerOpenError, SharedBreaker } from '../breaker/breaker.ts';
-import { isNonRetryable, TimeoutError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import { envelopeSchema, type TaskEnvelope } from '../task/envelope.ts';
+import { isNonRetryable, TimeoutError } from '../model/errors.ts';
+import type { Logger } from '../config/logger.ts';
+import { envelopeSchema, type TaskEnvelope } from '../model/task-envelope.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
-import { summarize, toFieldIssues } from '../validation.ts';
+import { summarize, toFieldIssues } from '../model/validation.ts';
 import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
 import type { Attempt, InFlight } from './in-flight.ts';
 import type { NodeInfo } from '../workflow/run-store.ts';
-import { taskLogFields } from '../task/id.ts';
+import { taskLogFields } from '../model/task-id.ts';
 
 type WorkflowRef = NonNullable<TaskEnvelope['workflow']>;
 const NO_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});

@@ -1,9 +1,9 @@
 /** What `workers/<type>.ts` exports: an agent type and the handler that does its work. */
 import type { z } from 'zod';
-import type { AgentType, PayloadOf } from '../agent-type/define.ts';
+import type { AgentType, PayloadOf } from '../model/agent-type.ts';
 import type { HealthCheck } from '../health/check.ts';
-import type { HealthPolicy } from '../health/policy.ts';
-import type { Logger } from '../logger.ts';
+import type { HealthPolicy } from '../model/health-policy.ts';
+import type { Logger } from '../config/logger.ts';
 
 /** Everything a handler may need besides its payload. Execution is at-least-once: use idempotencyKey. */
 export interface TaskContext {

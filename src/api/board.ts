@@ -10,7 +10,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import type { Express, RequestHandler } from 'express';
-import { poolLabel, queueLabel, type PoolRef } from '../redis/keys.ts';
+import { poolLabel, queueLabel, type PoolRef } from '../model/names.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import { problem, sendReply } from './problem.ts';
 

@@ -5,13 +5,13 @@
  * it, so the document cannot drift from what the API does.
  */
 import { z } from 'zod';
-import { BREAKER_STATES } from '../breaker/state.ts';
-import { HEALTH_STATES } from '../health/state.ts';
-import { STRATEGIES } from '../routing/decision.ts';
+import { BREAKER_STATES } from '../model/breaker-state.ts';
+import { HEALTH_STATES } from '../model/health-state.ts';
+import { STRATEGIES } from '../model/routing.ts';
 import { deadLetterFilterSchema, deadLetterQuerySchema } from '../task/dead-letters.ts';
-import { batchRequestSchema, taskRequestSchema } from '../task/request.ts';
+import { batchRequestSchema, taskRequestSchema } from '../model/task-request.ts';
 import { TASK_STATES } from '../task/view.ts';
-import { workflowRequestSchema } from '../workflow/definition.ts';
+import { workflowRequestSchema } from '../model/workflow-definition.ts';
 import { RUN_STATES } from '../workflow/run-store.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';

@@ -7,7 +7,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { RequestHandler } from 'express';
-import { SwitchyardError } from '../errors.ts';
+import { SwitchyardError } from '../model/errors.ts';
 import { problem, sendReply } from './problem.ts';
 
 /** A loopback IP address (127.0.0.0/8, ::1, 127.x mapped into IPv6); names are not addresses. */

@@ -12,8 +12,8 @@
  */
 import express, { type RequestHandler } from 'express';
 import typeis from 'type-is';
-import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
-import { formatPath } from '../validation.ts';
+import { SwitchyardError, ValidationError, type FieldIssue } from '../model/errors.ts';
+import { formatPath } from '../model/validation.ts';
 import { problemOf, sendReply } from './problem.ts';
 
 export const JSON_TYPES = ['application/json', 'application/*+json'];

@@ -4,9 +4,9 @@
  * result schemas. Served at GET /openapi.json, rendered at GET /docs (docs-page.ts).
  */
 import type { z } from 'zod';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import { jsonSchemaOf } from '../validation.ts';
-import { nodeSchema } from '../workflow/definition.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import { jsonSchemaOf } from '../model/validation.ts';
+import { nodeSchema } from '../model/workflow-definition.ts';
 import { OPERATIONS, problemSchema, type Operation } from './contract.ts';
 
 type JsonSchema = Record<string, unknown>;

@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Response } from 'express';
-import { isSwitchyardError, RateLimitedError, ValidationError, type ErrorCode, type FieldIssue } from '../errors.ts';
+import { isSwitchyardError, RateLimitedError, ValidationError, type ErrorCode, type FieldIssue } from '../model/errors.ts';
 import { isConnectionError } from '../redis/connection.ts';
 
 export interface Problem {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import type { RedisConnection } from '../redis/connection.ts';
-import { RateLimitedError, SwitchyardError } from '../errors.ts';
+import { RateLimitedError, SwitchyardError } from '../model/errors.ts';
 import { withRedis } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';

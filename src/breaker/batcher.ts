@@ -4,7 +4,7 @@
  * task and still reacts within about a tenth of a second.
  */
 import type { SharedBreaker } from './breaker.ts';
-import type { BreakerState } from './state.ts';
+import type { BreakerState } from '../model/breaker-state.ts';
 
 export class OutcomeBatcher {
   #successes = 0;

@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
-import type { BreakerPolicy } from './policy.ts';
-import type { BreakerState, BreakerView } from './state.ts';
+import type { BreakerPolicy } from '../model/breaker-policy.ts';
+import type { BreakerState, BreakerView } from '../model/breaker-state.ts';
 
 export type Admission = 'CLOSED' | 'PROBE' | 'DENIED';
 

@@ -7,8 +7,8 @@ import { EventEmitter } from 'node:events';
 import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { readBreaker } from './breaker.ts';
-import type { BreakerPolicy } from './policy.ts';
-import type { BreakerEvent, BreakerState, BreakerView } from './state.ts';
+import type { BreakerPolicy } from '../model/breaker-policy.ts';
+import type { BreakerEvent, BreakerState, BreakerView } from '../model/breaker-state.ts';
 
 export class BreakerWatch extends EventEmitter<{ change: [BreakerEvent] }> {
   readonly #states = new Map<string, { state: BreakerState; openedAt?: number; trips: number }>();

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { SingleBar, Presets } from 'cli-progress';
 import { ApiError, createClient, WaitTimeoutError, type SwitchyardClient } from '../client/client.ts';
-import type { BreakerView } from '../breaker/state.ts';
+import type { BreakerView } from '../model/breaker-state.ts';
 import type { TaskView } from '../task/view.ts';
 import { table } from './table.ts';
 

@@ -1,5 +1,5 @@
 /** The `switchyard` command: runs the program of program.ts and turns its errors into exit codes. */
-import { isSwitchyardError } from '../errors.ts';
+import { isSwitchyardError } from '../model/errors.ts';
 import { buildProgram } from './program.ts';
 
 buildProgram().parseAsync().catch((err: unknown) => {

@@ -10,10 +10,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Catalogue } from '../agent-type/catalogue.ts';
-import type { AgentType } from '../agent-type/define.ts';
+import { Catalogue } from '../model/catalogue.ts';
+import type { AgentType } from '../model/agent-type.ts';
 import type { WorkerDefinition } from '../agent/worker-definition.ts';
-import { SwitchyardError } from '../errors.ts';
+import { SwitchyardError } from '../model/errors.ts';
 
 const here = fileURLToPath(import.meta.url);
 /** True when this file is dist/src/cli/modules.js rather than src/cli/modules.ts. */

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, type Config } from '../config/env.ts';
-import { TAG_PATTERN } from '../registry/record.ts';
+import { TAG_PATTERN } from '../model/agent-record.ts';
 import { onShutdown } from './signals.ts';
 import { VERSION } from '../version.ts';
 import { runWorkflowFile } from './workflow.ts';
@@ -13,9 +13,9 @@ import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enque
 // `start` (the supervisor) no Express or BullMQ, `worker` no Express, `api` no agent runtime. Every
 // process of `npm start` then holds only its own role's modules (issue 18: the fleet's memory).
 const roles = {
-  api: async () => ({ ...(await import('../api/server.ts')), ...(await import('../logger.ts')), ...(await import('./modules.ts')) }),
-  worker: async () => ({ ...(await import('../agent/agent.ts')), ...(await import('../logger.ts')), ...(await import('./modules.ts')) }),
-  start: async () => ({ ...(await import('./start.ts')), ...(await import('../logger.ts')) }),
+  api: async () => ({ ...(await import('../api/server.ts')), ...(await import('../config/logger.ts')), ...(await import('./modules.ts')) }),
+  worker: async () => ({ ...(await import('../agent/agent.ts')), ...(await import('../config/logger.ts')), ...(await import('./modules.ts')) }),
+  start: async () => ({ ...(await import('./start.ts')), ...(await import('../config/logger.ts')) }),
 };
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';

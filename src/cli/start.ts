@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/env.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../config/logger.ts';
 import { createClient } from '../client/client.ts';
 import { resolveRedis } from '../redis/embedded.ts';
 import { listWorkers } from './modules.ts';

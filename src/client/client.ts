@@ -4,15 +4,15 @@
  * server's own explanation.
  */
 import type { z } from 'zod';
-import type { AgentTypeDescription } from '../agent-type/catalogue.ts';
-import type { AgentType } from '../agent-type/define.ts';
-import type { TaskRequest } from '../task/request.ts';
+import type { AgentTypeDescription } from '../model/catalogue.ts';
+import type { AgentType } from '../model/agent-type.ts';
+import type { TaskRequest } from '../model/task-request.ts';
 import type { TaskSummary, TaskView } from '../task/view.ts';
-import type { AgentView } from '../registry/record.ts';
+import type { AgentView } from '../model/agent-record.ts';
 import type { PoolOverview } from '../routing/pool-overview.ts';
-import type { BreakerView } from '../breaker/state.ts';
+import type { BreakerView } from '../model/breaker-state.ts';
 import type { NodeView, RunOverview, RunSummary, RunView } from '../workflow/view.ts';
-import { isFinal } from '../workflow/states.ts';
+import { isFinal } from '../model/workflow-states.ts';
 
 export interface ClientOptions<Ts extends readonly AgentType[] = readonly AgentType[]> {
   /** Base URL of the API, e.g. http://127.0.0.1:3000 */

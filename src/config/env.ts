@@ -3,10 +3,10 @@
  * validated by zod at start; a bad value stops the process with a message naming the variable.
  */
 import { z } from 'zod';
-import { SwitchyardError } from '../errors.ts';
-import { CLUSTER_URL, clusterUrl, parseClusterUrl } from '../redis/connection.ts';
-import type { ReplicaWait } from '../redis/replication.ts';
-import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../health/policy.ts';
+import { SwitchyardError } from '../model/errors.ts';
+import { CLUSTER_URL, clusterUrl, parseClusterUrl } from './redis-url.ts';
+import type { ReplicaWait } from './redis-url.ts';
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../model/health-policy.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z
@@ -98,7 +98,7 @@ export const envSchema = z.object({
   /** Agents heartbeat this often; one silent for 2 heartbeats reads UNKNOWN, for AGENT_TTL it is removed. */
   SWITCHYARD_HEARTBEAT_MS: int(50).default(1000),
   SWITCHYARD_AGENT_TTL_MS: int(100).default(3000),
-  /** Agents' own health checks (see src/health/policy.ts). */
+  /** Agents' own health checks (see src/model/health-policy.ts). */
   SWITCHYARD_HEALTH_INTERVAL_MS: int(10).default(1000),
   SWITCHYARD_HEALTH_TIMEOUT_MS: int(1).default(2000),
   SWITCHYARD_DEGRADED_MS: int(1).default(500),

@@ -3,10 +3,10 @@
  * each transition. `ensureReady` runs checks until the first one passes, or gives up.
  */
 import { EventEmitter } from 'node:events';
-import { SwitchyardError } from '../errors.ts';
+import { SwitchyardError } from '../model/errors.ts';
 import { runCheck, type HealthCheck } from './check.ts';
-import type { HealthPolicy } from './policy.ts';
-import { isServing } from './state.ts';
+import type { HealthPolicy } from '../model/health-policy.ts';
+import { isServing } from '../model/health-state.ts';
 import { HealthTracker, type CheckOutcome, type HealthSnapshot, type HealthTransition } from './tracker.ts';
 
 export class HealthMonitor extends EventEmitter<{ change: [HealthTransition]; checked: [CheckOutcome] }> {

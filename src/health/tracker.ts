@@ -3,8 +3,8 @@
  * (or `unhealthyAfter` fail); a failure only counts toward UNHEALTHY, so one bad check does not
  * flip a healthy agent; one success resets the count. Response time is an EMA.
  */
-import type { HealthPolicy } from './policy.ts';
-import type { Health } from './state.ts';
+import type { HealthPolicy } from '../model/health-policy.ts';
+import type { Health } from '../model/health-state.ts';
 
 export type CheckOutcome =
   | { ok: true; durationMs: number; /** the check itself reports trouble short of failing */ degraded?: string }

@@ -4,7 +4,7 @@
  * workflows). Chores must be idempotent: a lease can change hands mid-chore.
  */
 import type { RedisConnection } from '../redis/connection.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../config/logger.ts';
 import { LeaseLock } from '../redis/lock.ts';
 
 export interface Chore {

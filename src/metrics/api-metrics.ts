@@ -9,8 +9,9 @@ import type { Queue } from 'bullmq';
 import type { RequestHandler } from 'express';
 import type { RedisConnection } from '../redis/connection.ts';
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BreakerState } from '../breaker/state.ts';
-import { keys, parseQueueName } from '../redis/keys.ts';
+import type { BreakerState } from '../model/breaker-state.ts';
+import { keys } from '../redis/keys.ts';
+import { parseQueueName } from '../model/names.ts';
 import type { Registry as AgentRegistry } from '../registry/registry.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 

@@ -7,50 +7,15 @@
  *   accepts connections but does not answer is bounded per request by withRedis (one timer per
  *   request: ioredis's commandTimeout would start one per command, a thousand for a batch).
  */
+import { parseClusterUrl } from '../config/redis-url.ts';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { RedisUnavailableError } from '../errors.ts';
+import { RedisUnavailableError } from '../model/errors.ts';
 
 export type ConnectionRole = 'blocking' | 'client';
 
 /** A connection to one Redis or to a Redis Cluster: everything in Switchyard takes either. */
 export type RedisConnection = Redis | Cluster;
-
-/**
- * A cluster is named by a URL whose scheme ends in `+cluster` and whose host part lists seed
- * nodes: `redis+cluster://10.0.0.1:6379,10.0.0.2:6379` (`rediss+cluster://` for TLS; a user and
- * password apply to every node). Any seed will do: the client learns the rest from CLUSTER SLOTS.
- */
-export const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)\/?$/;
-
-export interface ClusterTarget {
-  nodes: Array<{ host: string; port: number }>;
-  tls: boolean;
-  username?: string;
-  password?: string;
-}
-
-/** The seed nodes of a `redis+cluster://` URL, or undefined for a plain `redis://` URL. */
-export function parseClusterUrl(url: string): ClusterTarget | undefined {
-  const m = CLUSTER_URL.exec(url);
-  if (!m) return undefined;
-  const nodes = m[4]!.split(',').map((hp) => {
-    const i = hp.lastIndexOf(':');
-    const host = i > 0 ? hp.slice(0, i) : hp;
-    const port = i > 0 ? Number(hp.slice(i + 1)) : 6379;
-    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`cluster node ${JSON.stringify(hp)} is not host:port with a port from 1 to 65535`);
-    return { host, port };
-  });
-  return {
-    nodes,
-    tls: m[1] === 'rediss',
-    ...(m[2] ? { username: decodeURIComponent(m[2]) } : {}),
-    ...(m[3] ? { password: decodeURIComponent(m[3]) } : {}),
-  };
-}
-
-/** The `redis+cluster://` URL of a list of `host:port` seeds (REDIS_CLUSTER_NODES). */
-export const clusterUrl = (nodes: readonly string[]): string => `redis+cluster://${nodes.join(',')}`;
 
 export function redisOptions(role: ConnectionRole): RedisOptions {
   // Back off to one attempt a second: cheap for a Redis that is down, and work resumes within about a second of its return.

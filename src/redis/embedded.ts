@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join, resolve } from 'node:path';
-import { SwitchyardError } from '../errors.ts';
+import { SwitchyardError } from '../model/errors.ts';
 
 export interface RedisEndpoint {
   url: string;

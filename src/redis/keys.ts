@@ -1,32 +1,8 @@
 /**
- * The only place that spells a Redis key or a queue name. Each pool queue carries its own hash
+ * The only place that spells a Redis key (queue names: model/names.ts). Each pool queue carries its own hash
  * tag (`sw:{transform.premium}:wait`) so a pool's keys stay in one Redis Cluster slot.
  */
-export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
-
-export interface PoolRef {
-  type: string;
-  pool: string;
-}
-
-/** BullMQ queue name of a pool: the braces make it the hash tag of every key of that queue. */
-export function queueName({ type, pool }: PoolRef): string {
-  return `{${type}.${pool}}`;
-}
-
-/** The holding queue of a type's tasks that no pool may take yet (not a pool: no agent pulls from it). */
-export const PARKED_POOL = '_parked';
-
-export function parseQueueName(name: string): PoolRef | undefined {
-  const m = /^\{([a-z][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*|_parked)\}$/.exec(name);
-  return m ? { type: m[1]!, pool: m[2]! } : undefined;
-}
-
-/** Human name of a pool, as shown in logs, Bull Board and the API. */
-export const poolLabel = ({ type, pool }: PoolRef): string => `${type}.${pool}`;
-
-/** A queue's name without the braces of its hash tag (`{workflows}` shows as `workflows`). */
-export const queueLabel = (name: string): string => name.replace(/^\{([^}]*)\}/, '$1');
+import type { PoolRef } from '../model/names.ts';
 
 export function keys(prefix: string) {
   return {
@@ -86,19 +62,7 @@ export function keys(prefix: string) {
   } as const;
 }
 
-/**
- * BullMQ queue of workflow run jobs, and of the gates that hold them open (a run job is a flow
- * parent of its gate). Both names carry the tag {workflows}: a parent and its child must share a
- * cluster slot. Node jobs are not children of the run job (they live in pool queues, other slots):
- * the run's own keys ({run:<id>}) track its nodes.
- */
-export const WORKFLOW_QUEUE = '{workflows}';
-export const GATE_QUEUE = '{workflows}.gates';
-
 /** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}` (`:order`: node ids in request order, for paging). */
 export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order'] as const;
-
-/** The breaker that guards a pool. */
-export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;
 
 export type Keys = ReturnType<typeof keys>;

@@ -5,15 +5,11 @@
  * confirmed everything that connection sent before it, or the timeout passes. On a cluster it is
  * sent to the master of each slot written to, over the cluster client's own connection to it.
  */
+import type { ReplicaWait } from '../config/redis-url.ts';
 import type { Redis } from 'ioredis';
-import { NotReplicatedError } from '../errors.ts';
+import { NotReplicatedError } from '../model/errors.ts';
 import { isCluster, slotOf, type RedisConnection } from './connection.ts';
 
-export interface ReplicaWait {
-  /** Replicas that must confirm each write before it is acknowledged; 0: do not wait. */
-  count: number;
-  timeoutMs: number;
-}
 
 /** The connection to the master serving `key` (on a single Redis, the connection itself). */
 export function masterFor(redis: RedisConnection, key: string): Redis | undefined {

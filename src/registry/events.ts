@@ -1,5 +1,5 @@
 /** What the registry publishes on its channel: every change of the fleet, for routers, dashboards and logs. */
-import type { Health } from '../health/state.ts';
+import type { Health } from '../model/health-state.ts';
 
 interface Base {
   agentId: string;

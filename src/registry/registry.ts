@@ -5,13 +5,13 @@
  */
 import semver from 'semver';
 import type { RedisConnection } from '../redis/connection.ts';
-import { ValidationError } from '../errors.ts';
-import type { Health } from '../health/state.ts';
+import { ValidationError } from '../model/errors.ts';
+import type { Health } from '../model/health-state.ts';
 import { keys as keyBuilder, type Keys } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
-import { parseOrThrow } from '../validation.ts';
+import { parseOrThrow } from '../model/validation.ts';
 import type { RegistryEvent } from './events.ts';
-import { isHealth, registrationSchema, type AgentRecord, type AgentView, type Registration } from './record.ts';
+import { isHealth, registrationSchema, type AgentRecord, type AgentView, type Registration } from '../model/agent-record.ts';
 
 export interface RegistryTiming {
   /** How often the agent heartbeats. */

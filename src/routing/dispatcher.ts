@@ -13,16 +13,16 @@
  */
 import { Worker, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import type { Logger } from '../logger.ts';
-import { PARKED_POOL, poolBreakerName, type PoolRef } from '../redis/keys.ts';
-import type { TaskEnvelope } from '../task/envelope.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import type { Logger } from '../config/logger.ts';
+import { PARKED_POOL, poolBreakerName, type PoolRef } from '../model/names.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import { moveTask } from '../task/move.ts';
-import type { RoutingDecision } from './decision.ts';
+import type { RoutingDecision } from '../model/routing.ts';
 import type { FleetRouter } from './router.ts';
 import type { FleetSnapshot } from './snapshot.ts';
-import { taskLogFields } from '../task/id.ts';
+import { taskLogFields } from '../model/task-id.ts';
 
 export interface DispatcherOptions {
   queues: PoolQueues;

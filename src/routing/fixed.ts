@@ -2,7 +2,7 @@
  * The router used until pool selection lands: the pool the task names, else `default`.
  * Same interface as the real strategies, so the producer does not change when they arrive.
  */
-import type { RouteRequest, Router, RoutingDecision } from './decision.ts';
+import type { RouteRequest, Router, RoutingDecision } from '../model/routing.ts';
 
 export const DEFAULT_POOL = 'default';
 

@@ -3,7 +3,7 @@
  * few hundred ms old, so each pick also counts locally until the next snapshot: a burst spreads
  * over the pools instead of piling onto the one that looked idle.
  */
-import type { Candidate, Picker } from './candidate.ts';
+import type { Candidate, Picker } from '../model/candidate.ts';
 
 export class LeastLoadedPicker implements Picker {
   readonly #sent = new Map<string, number>();

@@ -2,14 +2,14 @@
  * The fleet by pool, for GET /v1/pools: agents by health, weight, concurrency, backlog and whether
  * the pool may get work. A pool is listed while it has agents or a queue with tasks.
  */
-import type { Health } from '../health/state.ts';
-import { HEALTH_STATES, isServing } from '../health/state.ts';
-import { PARKED_POOL, poolLabel, type PoolRef } from '../redis/keys.ts';
-import type { BreakerState } from '../breaker/state.ts';
-import type { AgentView } from '../registry/record.ts';
+import type { Health } from '../model/health-state.ts';
+import { HEALTH_STATES, isServing } from '../model/health-state.ts';
+import { PARKED_POOL, poolLabel, type PoolRef } from '../model/names.ts';
+import type { BreakerState } from '../model/breaker-state.ts';
+import type { AgentView } from '../model/agent-record.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
-import { poolEligibility, type Eligibility } from './eligibility.ts';
+import { poolEligibility, type Eligibility } from '../model/eligibility.ts';
 
 export interface PoolOverview extends PoolRef, Eligibility {
   name: string;

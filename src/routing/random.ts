@@ -1,5 +1,5 @@
 /** Uniformly random among the eligible pools. */
-import type { Candidate, Picker } from './candidate.ts';
+import type { Candidate, Picker } from '../model/candidate.ts';
 
 export class RandomPicker implements Picker {
   constructor(private readonly random: () => number = Math.random) {}

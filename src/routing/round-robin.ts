@@ -1,5 +1,5 @@
 /** Exact rotation over the eligible pools, in name order. */
-import type { Candidate, Picker } from './candidate.ts';
+import type { Candidate, Picker } from '../model/candidate.ts';
 
 export class RoundRobinPicker implements Picker {
   readonly #next = new Map<string, number>();

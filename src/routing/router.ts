@@ -5,12 +5,12 @@
  * With no eligible pool the task is parked, and the dispatcher routes it once one qualifies.
  */
 import semver from 'semver';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import { poolBreakerName, PARKED_POOL } from '../redis/keys.ts';
-import type { AgentView } from '../registry/record.ts';
-import type { Candidate, Picker } from './candidate.ts';
-import { onlyPoolReason, type RouteRequest, type Router, type RoutingDecision, type Strategy } from './decision.ts';
-import { poolEligibility } from './eligibility.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import { poolBreakerName, PARKED_POOL } from '../model/names.ts';
+import type { AgentView } from '../model/agent-record.ts';
+import type { Candidate, Picker } from '../model/candidate.ts';
+import { onlyPoolReason, type RouteRequest, type Router, type RoutingDecision, type Strategy } from '../model/routing.ts';
+import { poolEligibility } from '../model/eligibility.ts';
 import { LeastLoadedPicker } from './least-loaded.ts';
 import { RandomPicker } from './random.ts';
 import { RoundRobinPicker } from './round-robin.ts';

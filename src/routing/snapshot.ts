@@ -8,10 +8,11 @@
 import { EventEmitter } from 'node:events';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { BreakerWatch } from '../breaker/watch.ts';
-import { isServing } from '../health/state.ts';
-import type { Logger } from '../logger.ts';
-import { keys, PARKED_POOL } from '../redis/keys.ts';
-import type { AgentView } from '../registry/record.ts';
+import { isServing } from '../model/health-state.ts';
+import type { Logger } from '../config/logger.ts';
+import { keys } from '../redis/keys.ts';
+import { PARKED_POOL } from '../model/names.ts';
+import type { AgentView } from '../model/agent-record.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 

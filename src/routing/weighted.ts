@@ -3,7 +3,7 @@
  * score, takes the highest, and subtracts the total from it. Over N picks each pool gets its exact
  * share, spread out rather than in bursts (10:1 gives 10 A, 1 B in every 11, interleaved).
  */
-import type { Candidate, Picker } from './candidate.ts';
+import type { Candidate, Picker } from '../model/candidate.ts';
 
 export class WeightedPicker implements Picker {
   readonly #current = new Map<string, Map<string, number>>();

@@ -6,8 +6,9 @@
  * (docs/reliability.md, faults 3 and 4).
  */
 import { isCluster, masters, pipelineByKey, type RedisConnection } from '../redis/connection.ts';
-import type { Logger } from '../logger.ts';
-import { keys, parseQueueName } from '../redis/keys.ts';
+import type { Logger } from '../config/logger.ts';
+import { keys } from '../redis/keys.ts';
+import { parseQueueName } from '../model/names.ts';
 import type { PoolQueues } from './pool-queues.ts';
 
 interface Ack {

@@ -5,9 +5,9 @@
  */
 import type { Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
-import { SwitchyardError } from '../errors.ts';
+import { SwitchyardError } from '../model/errors.ts';
 import { keys } from '../redis/keys.ts';
-import type { TaskEnvelope } from './envelope.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { TaskLookup } from './lookup.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import type { TaskView } from './view.ts';

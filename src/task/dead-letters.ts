@@ -7,13 +7,13 @@
  */
 import type { Job } from 'bullmq';
 import { z } from 'zod';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import { SwitchyardError } from '../errors.ts';
-import { queryInteger } from '../validation.ts';
-import { NAME_PATTERN, PARKED_POOL, parseQueueName } from '../redis/keys.ts';
-import type { Router } from '../routing/decision.ts';
-import type { TaskEnvelope } from './envelope.ts';
-import { parseNodeJobId, typeOfTaskId } from './id.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import { SwitchyardError } from '../model/errors.ts';
+import { queryInteger } from '../model/validation.ts';
+import { NAME_PATTERN, PARKED_POOL, parseQueueName } from '../model/names.ts';
+import type { Router } from '../model/routing.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
+import { parseNodeJobId, typeOfTaskId } from '../model/task-id.ts';
 import { moveTask } from './move.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskState, viewOf, type TaskView } from './view.ts';

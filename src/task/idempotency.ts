@@ -6,7 +6,7 @@
  * says) instead of silently answered with a task that is not what was asked for.
  */
 import { createHash } from 'node:crypto';
-import { SwitchyardError } from '../errors.ts';
+import { SwitchyardError } from '../model/errors.ts';
 
 /** JSON with object keys sorted at every level, so key order never changes a fingerprint. */
 export function canonicalJson(value: unknown): string {

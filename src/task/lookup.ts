@@ -2,12 +2,13 @@
 import type { Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import { withRedis } from '../redis/connection.ts';
-import { keys, parseQueueName, poolLabel } from '../redis/keys.ts';
+import { keys } from '../redis/keys.ts';
+import { parseQueueName, poolLabel } from '../model/names.ts';
 import type { Registry } from '../registry/registry.ts';
-import { poolEligibility } from '../routing/eligibility.ts';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import type { TaskEnvelope } from './envelope.ts';
-import { typeOfTaskId } from './id.ts';
+import { poolEligibility } from '../model/eligibility.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
+import { typeOfTaskId } from '../model/task-id.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import { taskState, viewOf, type TaskView } from './view.ts';
 

@@ -4,9 +4,9 @@
  * the dispatcher (parked and stranded tasks) and by dead-letter replay.
  */
 import type { Job, JobsOptions } from 'bullmq';
-import type { PoolRef } from '../redis/keys.ts';
-import type { RoutingDecision } from '../routing/decision.ts';
-import type { TaskEnvelope } from './envelope.ts';
+import type { PoolRef } from '../model/names.ts';
+import type { RoutingDecision } from '../model/routing.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { PoolQueues } from './pool-queues.ts';
 
 export interface MoveOptions {

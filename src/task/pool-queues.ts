@@ -6,7 +6,8 @@
 import { EventEmitter } from 'node:events';
 import { Queue, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
-import { keys as keyBuilder, parseQueueName, queueName, type PoolRef } from '../redis/keys.ts';
+import { keys as keyBuilder } from '../redis/keys.ts';
+import { parseQueueName, queueName, type PoolRef } from '../model/names.ts';
 
 export async function registerPoolQueue(redis: RedisConnection, prefix: string, ref: PoolRef): Promise<void> {
   await redis.sadd(keyBuilder(prefix).queueCatalogue, queueName(ref));

@@ -6,23 +6,24 @@
  * the request's fingerprint: the same key with a different request is refused (idempotency.ts).
  */
 import type { Job, JobsOptions } from 'bullmq';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import type { AgentType } from '../agent-type/define.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import type { AgentType } from '../model/agent-type.ts';
 import type { Config } from '../config/env.ts';
-import { SwitchyardError, ValidationError, type FieldIssue } from '../errors.ts';
+import { SwitchyardError, ValidationError, type FieldIssue } from '../model/errors.ts';
 import { scripts } from '../redis/scripts.ts';
 import { pipelineByKey, withRedis, type RedisConnection } from '../redis/connection.ts';
 import { waitForReplicas } from '../redis/replication.ts';
-import { keys as keyBuilder, PARKED_POOL, parseQueueName, queueName } from '../redis/keys.ts';
-import { compactDecision, type Router, type RoutingDecision } from '../routing/decision.ts';
-import { parseOrThrow, summarize } from '../validation.ts';
-import type { TaskEnvelope } from './envelope.ts';
-import { backoffSchema } from '../retry/backoff.ts';
-import { BACKOFF_TYPE } from '../retry/strategy.ts';
-import { newTaskId } from './id.ts';
+import { keys as keyBuilder } from '../redis/keys.ts';
+import { PARKED_POOL, parseQueueName, queueName } from '../model/names.ts';
+import { compactDecision, type Router, type RoutingDecision } from '../model/routing.ts';
+import { parseOrThrow, summarize } from '../model/validation.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
+import { backoffSchema } from '../model/backoff.ts';
+import { BACKOFF_TYPE } from './backoff-strategy.ts';
+import { newTaskId } from '../model/task-id.ts';
 import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from './idempotency.ts';
 import type { PoolQueues } from './pool-queues.ts';
-import { taskRequestSchema, type TaskRequest } from './request.ts';
+import { taskRequestSchema, type TaskRequest } from '../model/task-request.ts';
 import { summaryOf, taskState, type TaskSummary } from './view.ts';
 
 export interface EnqueueResult {
@@ -56,7 +57,7 @@ export interface ProducerDeps {
   written?: (queue: string, ids: readonly string[]) => void;
 }
 
-/** The decision as the task carries it: compacted, and absent in the common case (see routing/decision.ts). */
+/** The decision as the task carries it: compacted, and absent in the common case (see model/routing.ts). */
 function storeDecision(envelope: TaskEnvelope, routing: RoutingDecision): void {
   const stored = compactDecision(routing);
   if (stored) envelope.routing = stored;
@@ -112,7 +113,7 @@ export class TaskProducer {
     const opts: JobsOptions = {
       jobId: id,
       attempts: req.attempts ?? d.attempts,
-      backoff: { type: BACKOFF_TYPE }, // computed per task by the agents' strategy (src/retry/strategy.ts)
+      backoff: { type: BACKOFF_TYPE }, // computed per task by the agents' strategy (task/backoff-strategy.ts)
       removeOnComplete: this.#d.config.keepCompleted,
       // removeOnFail is left unset, which BullMQ reads as "keep" (our Workers set no removeOnFail):
       // dead tasks are kept until replayed or deleted, nothing vanishes, and no option travels per job.

@@ -1,8 +1,8 @@
 /** How a task looks from outside: its state in Switchyard's words, built from its BullMQ job. */
 import type { Job, JobState } from 'bullmq';
-import { PARKED_POOL, parseQueueName } from '../redis/keys.ts';
-import { expandDecision, type RoutingDecision } from '../routing/decision.ts';
-import type { TaskEnvelope } from './envelope.ts';
+import { PARKED_POOL, parseQueueName } from '../model/names.ts';
+import { expandDecision, type RoutingDecision } from '../model/routing.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
 
 export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'retrying', 'dead', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];

@@ -17,11 +17,12 @@
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import type { Logger } from '../logger.ts';
-import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
-import type { TaskEnvelope } from '../task/envelope.ts';
-import { nodeJobId } from '../task/id.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import type { Logger } from '../config/logger.ts';
+import { keys } from '../redis/keys.ts';
+import { GATE_QUEUE, WORKFLOW_QUEUE } from '../model/names.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
+import { nodeJobId } from '../model/task-id.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { PreparedTask, TaskProducer } from '../task/producer.ts';
 import type { CancelMessage } from '../task/cancel.ts';

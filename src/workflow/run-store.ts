@@ -6,12 +6,12 @@
 import type { RedisConnection } from '../redis/connection.ts';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
-import { parseNodeJobId } from '../task/id.ts';
-import type { NodeSpec, WorkflowSpec } from './definition.ts';
-import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type UndoState } from './states.ts';
+import { parseNodeJobId } from '../model/task-id.ts';
+import type { NodeSpec, WorkflowSpec } from '../model/workflow-definition.ts';
+import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../model/workflow-states.ts';
 
-export { FINAL_RUN_STATES, isFinal, NODE_STATES, RUN_STATES } from './states.ts';
-export type { FinalRunState, NodeCounts, NodeState, Outcome, RunState, Step, UndoState } from './states.ts';
+export { FINAL_RUN_STATES, isFinal, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
+export type { FinalRunState, NodeCounts, NodeState, Outcome, RunState, Step, UndoState } from '../model/workflow-states.ts';
 
 /** What the engine needs to enqueue a node: its spec minus the id, plus its position in the request. */
 export type StoredNode = Omit<NodeSpec, 'id'> & { i: number };

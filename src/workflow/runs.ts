@@ -5,13 +5,15 @@
  */
 import { FlowProducer } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import { SwitchyardError } from '../errors.ts';
-import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../redis/keys.ts';
-import { newRunId, RUN_ID_PATTERN } from '../task/id.ts';
+import type { Catalogue } from '../model/catalogue.ts';
+import { SwitchyardError } from '../model/errors.ts';
+import { keys } from '../redis/keys.ts';
+import { GATE_QUEUE, WORKFLOW_QUEUE } from '../model/names.ts';
+import { newRunId, RUN_ID_PATTERN } from '../model/task-id.ts';
 import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from '../task/idempotency.ts';
-import { validateWorkflow } from './definition.ts';
-import { waitForReplicas, type ReplicaWait } from '../redis/replication.ts';
+import { validateWorkflow } from '../model/workflow-definition.ts';
+import { waitForReplicas } from '../redis/replication.ts';
+import { type ReplicaWait } from '../config/redis-url.ts';
 import type { WorkflowEngine } from './engine.ts';
 import { isFinal } from './run-store.ts';
 import { runOverview, runView, type RunOverview, type RunSummary, type RunView } from './view.ts';

@@ -5,8 +5,8 @@
  * creation was cut off before its state was written is dropped.
  */
 import type { RedisConnection } from '../redis/connection.ts';
-import type { Logger } from '../logger.ts';
-import { nodeJobId } from '../task/id.ts';
+import type { Logger } from '../config/logger.ts';
+import { nodeJobId } from '../model/task-id.ts';
 import type { WorkflowEngine } from './engine.ts';
 import { isFinal, type RunRecord, type Step } from './run-store.ts';
 

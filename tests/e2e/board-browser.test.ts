@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import demoTypes from '../../queues/index.ts';
 import { CHROMIUM, findTool } from '../support/optional-tool.ts';

@@ -2,7 +2,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SharedBreaker } from '../../src/breaker/breaker.ts';
-import { BREAKER_PRESETS } from '../../src/breaker/policy.ts';
+import { BREAKER_PRESETS } from '../../src/model/breaker-policy.ts';
 import { json } from '../support/http.ts';
 import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
 import { connectRedis, REDIS_URL, useRedisPrefix } from '../support/redis.ts';

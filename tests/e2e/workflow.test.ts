@@ -5,7 +5,7 @@
  */
 import { Queue } from 'bullmq';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { queueName } from '../../src/redis/keys.ts';
+import { queueName } from '../../src/model/names.ts';
 import { json } from '../support/http.ts';
 import { fastFleetEnv, runCli, startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';
 import { useRedisPrefix } from '../support/redis.ts';

@@ -6,7 +6,7 @@
  * methods. Whether a mutated input became invalid is decided by the oracle, never assumed.
  */
 import fc from 'fast-check';
-import { MAX_PAYLOAD_DEPTH } from '../../src/task/request.ts';
+import { MAX_PAYLOAD_DEPTH } from '../../src/model/task-request.ts';
 import { METHODS, methodsAt, type Operation, PAGE_PATHS } from './document.ts';
 import { describeRequest, type FuzzRequest } from './http.ts';
 import { batchIsValid, queryIsValid, replayFilterIsValid, taskIsValid, workflowIsValid } from './oracle.ts';

@@ -5,14 +5,14 @@
  * own checks on purpose: where they disagree, one of them has a bug.
  */
 import { parse as parseQuery } from 'node:querystring';
-import type { Catalogue } from '../../src/agent-type/catalogue.ts';
+import type { Catalogue } from '../../src/model/catalogue.ts';
 import { agentQuerySchema, poolQuerySchema } from '../../src/api/routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from '../../src/api/routes/workflows.ts';
 import { parseCapability } from '../../src/registry/registry.ts';
-import { backoffSchema } from '../../src/retry/backoff.ts';
+import { backoffSchema } from '../../src/model/backoff.ts';
 import { deadLetterFilterSchema, deadLetterQuerySchema } from '../../src/task/dead-letters.ts';
-import { batchRequestSchema, taskRequestSchema } from '../../src/task/request.ts';
-import { nodeSchema, workflowRequestSchema } from '../../src/workflow/definition.ts';
+import { batchRequestSchema, taskRequestSchema } from '../../src/model/task-request.ts';
+import { nodeSchema, workflowRequestSchema } from '../../src/model/workflow-definition.ts';
 
 export interface Limits {
   maxBatch: number;

@@ -6,12 +6,12 @@
  */
 import fc from 'fast-check';
 import { z } from 'zod';
-import type { AgentTypeDescription, Catalogue } from '../../src/agent-type/catalogue.ts';
-import { HEALTH_STATES } from '../../src/health/state.ts';
-import { NAME_PATTERN } from '../../src/redis/keys.ts';
+import type { AgentTypeDescription, Catalogue } from '../../src/model/catalogue.ts';
+import { HEALTH_STATES } from '../../src/model/health-state.ts';
+import { NAME_PATTERN } from '../../src/model/names.ts';
 import { deadLetterFilterSchema } from '../../src/task/dead-letters.ts';
-import { MAX_PAYLOAD_DEPTH, taskRequestSchema } from '../../src/task/request.ts';
-import { nodeSchema } from '../../src/workflow/definition.ts';
+import { MAX_PAYLOAD_DEPTH, taskRequestSchema } from '../../src/model/task-request.ts';
+import { nodeSchema } from '../../src/model/workflow-definition.ts';
 import type { Operation } from './document.ts';
 import type { FuzzRequest } from './http.ts';
 import { batchIsValid, type Limits, queryIsValid, replayFilterIsValid, taskIsValid, workflowIsValid } from './oracle.ts';

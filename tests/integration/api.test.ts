@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import demoTypes from '../../queues/index.ts';
 import { keysMatching, REDIS_URL, useRedisPrefix } from '../support/redis.ts';

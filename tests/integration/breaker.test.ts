@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisConnection } from '../../src/redis/connection.ts';
 import { BreakerOpenError, SharedBreaker } from '../../src/breaker/breaker.ts';
-import type { BreakerPolicy } from '../../src/breaker/policy.ts';
+import type { BreakerPolicy } from '../../src/model/breaker-policy.ts';
 import { BreakerWatch } from '../../src/breaker/watch.ts';
-import { BREAKER_PRESETS } from '../../src/breaker/policy.ts';
+import { BREAKER_PRESETS } from '../../src/model/breaker-policy.ts';
 import { connectRedis, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 

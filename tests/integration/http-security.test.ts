@@ -6,7 +6,7 @@
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import type { Config } from '../../src/config/env.ts';
 import demoTypes from '../../queues/index.ts';

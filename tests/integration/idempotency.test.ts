@@ -4,7 +4,7 @@
  * and a refused batch writes nothing, not even reservations for its other keys.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { canonicalJson, requestFingerprint } from '../../src/task/idempotency.ts';

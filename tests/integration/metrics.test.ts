@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.ts';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import demoTypes from '../../queues/index.ts';
 import echoWorker from '../../workers/echo.ts';

@@ -7,8 +7,8 @@
 import { Worker, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../../src/redis/connection.ts';
-import { expandDecision } from '../../src/routing/decision.ts';
-import type { TaskEnvelope } from '../../src/task/envelope.ts';
+import { expandDecision } from '../../src/model/routing.ts';
+import type { TaskEnvelope } from '../../src/model/task-envelope.ts';
 import { moveTask } from '../../src/task/move.ts';
 import { PoolQueues } from '../../src/task/pool-queues.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';

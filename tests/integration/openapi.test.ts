@@ -2,9 +2,9 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
-import { HEALTH_STATES } from '../../src/health/state.ts';
+import { HEALTH_STATES } from '../../src/model/health-state.ts';
 import demoTypes from '../../queues/index.ts';
 import { json } from '../support/http.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import { freePort, pingRedis, resolveRedis, spawnRedis } from '../../src/redis/embedded.ts';
 import { REQUEST_DEADLINE_MS } from '../../src/redis/connection.ts';

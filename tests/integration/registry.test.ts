@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Registry, parseCapability } from '../../src/registry/registry.ts';
-import type { Registration } from '../../src/registry/record.ts';
+import type { Registration } from '../../src/model/agent-record.ts';
 import { Housekeeper } from '../../src/housekeeping/housekeeper.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { Agent } from '../../src/agent/agent.ts';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { SharedBreaker } from '../../src/breaker/breaker.ts';
 import { BreakerWatch } from '../../src/breaker/watch.ts';
-import { BREAKER_PRESETS } from '../../src/breaker/policy.ts';
-import { poolBreakerName } from '../../src/redis/keys.ts';
+import { BREAKER_PRESETS } from '../../src/model/breaker-policy.ts';
+import { poolBreakerName } from '../../src/model/names.ts';
 import { Registry } from '../../src/registry/registry.ts';
-import type { Registration } from '../../src/registry/record.ts';
+import type { Registration } from '../../src/model/agent-record.ts';
 import { Dispatcher } from '../../src/routing/dispatcher.ts';
 import { FleetRouter, PROBE_ROUTE_TTL_MS } from '../../src/routing/router.ts';
 import { FleetSnapshot } from '../../src/routing/snapshot.ts';

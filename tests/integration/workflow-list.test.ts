@@ -5,7 +5,7 @@
  * root is routed and waits in its pool, everything else is pending).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { getWorkflow } from '../../src/api/routes/workflows.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import { createRedis } from '../../src/redis/connection.ts';

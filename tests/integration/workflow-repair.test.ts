@@ -5,13 +5,13 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.ts';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { createRedis } from '../../src/redis/connection.ts';
-import { queueName } from '../../src/redis/keys.ts';
+import { queueName } from '../../src/model/names.ts';
 import { fixedRouter } from '../../src/routing/fixed.ts';
 import { PoolQueues } from '../../src/task/pool-queues.ts';
 import { TaskProducer } from '../../src/task/producer.ts';
-import { nodeJobId } from '../../src/task/id.ts';
+import { nodeJobId } from '../../src/model/task-id.ts';
 import { WorkflowEngine } from '../../src/workflow/engine.ts';
 import { WorkflowRuns } from '../../src/workflow/runs.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';

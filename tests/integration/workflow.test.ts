@@ -5,9 +5,9 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.ts';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
-import { WORKFLOW_QUEUE } from '../../src/redis/keys.ts';
+import { WORKFLOW_QUEUE } from '../../src/model/names.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { ledger, step, stepWorker } from '../support/workflow-types.ts';
 import { silentLog, testConfig } from '../support/system.ts';

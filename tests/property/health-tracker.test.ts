@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Health } from '../../src/health/state.ts';
+import type { Health } from '../../src/model/health-state.ts';
 import { HealthTracker, type CheckOutcome } from '../../src/health/tracker.ts';
 import { expectSame, expectThat } from '../support/property-check.ts';
 

@@ -16,9 +16,9 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { z } from 'zod';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
-import { defineAgentType } from '../../src/agent-type/define.ts';
-import { validateWorkflow } from '../../src/workflow/definition.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
+import { defineAgentType } from '../../src/model/agent-type.ts';
+import { validateWorkflow } from '../../src/model/workflow-definition.ts';
 import { isFinal, NODE_STATES, RunStore, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../../src/workflow/run-store.ts';
 import { expectSame, expectThat } from '../support/property-check.ts';
 import { useRedisPrefix } from '../support/redis.ts';

@@ -11,7 +11,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnRedis } from '../../src/redis/embedded.ts';
-import { queueName } from '../../src/redis/keys.ts';
+import { queueName } from '../../src/model/names.ts';
 import { json } from '../support/http.ts';
 import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';

@@ -11,7 +11,7 @@ import { QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnRedis } from '../../src/redis/embedded.ts';
-import { queueName } from '../../src/redis/keys.ts';
+import { queueName } from '../../src/model/names.ts';
 import { json } from '../support/http.ts';
 import { readLedger, startsById } from '../support/ledger.ts';
 import { startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';

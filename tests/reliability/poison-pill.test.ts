@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queueName } from '../../src/redis/keys.ts';
+import { queueName } from '../../src/model/names.ts';
 import { spawnRedis } from '../../src/redis/embedded.ts';
 import { json } from '../support/http.ts';
 import { percentile, readLedger, startsById } from '../support/ledger.ts';

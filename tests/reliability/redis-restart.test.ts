@@ -14,7 +14,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, pingRedis, spawnRedis } from '../../src/redis/embedded.ts';
-import { queueName } from '../../src/redis/keys.ts';
+import { queueName } from '../../src/model/names.ts';
 import { readLedger } from '../support/ledger.ts';
 import { percentile } from '../support/ledger.ts';
 import { startAgentProcess, startApiProcess, type ApiProcess, type Spawned } from '../support/processes.ts';

@@ -4,7 +4,7 @@
  * REDIS_URL=redis+cluster://..., and stops it after the run.
  */
 import { startLocalCluster, type LocalCluster } from '../../src/redis/local-cluster.ts';
-import { clusterUrl } from '../../src/redis/connection.ts';
+import { clusterUrl } from '../../src/config/redis-url.ts';
 
 let cluster: LocalCluster | undefined;
 

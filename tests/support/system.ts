@@ -1,8 +1,8 @@
 /** Builds Switchyard's parts in-process around a test prefix: the same wiring as the API server. */
 import { afterAll } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
 import { loadConfig, type Config } from '../../src/config/env.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/config/logger.ts';
 import { createRedis } from '../../src/redis/connection.ts';
 import { fixedRouter } from '../../src/routing/fixed.ts';
 import { TaskLookup } from '../../src/task/lookup.ts';

@@ -1,8 +1,8 @@
 /** The `step` agent type of the workflow tests: it sleeps, fails on request, and records every execution in a ledger. */
 import { z } from 'zod';
 import { defineWorker } from '../../src/agent/worker-definition.ts';
-import { defineAgentType } from '../../src/agent-type/define.ts';
-import { FatalError } from '../../src/errors.ts';
+import { defineAgentType } from '../../src/model/agent-type.ts';
+import { FatalError } from '../../src/model/errors.ts';
 
 export const step = defineAgentType({
   name: 'step',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
-import { defineAgentType } from '../../src/agent-type/define.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
+import { defineAgentType } from '../../src/model/agent-type.ts';
 import catalogue from '../../queues/index.ts';
 
 const payload = z.object({ n: z.number().int() });

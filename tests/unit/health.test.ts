@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OutcomeWindow, defaultCheck, runCheck } from '../../src/health/check.ts';
 import { HealthMonitor } from '../../src/health/monitor.ts';
-import { DEFAULT_HEALTH_POLICY } from '../../src/health/policy.ts';
+import { DEFAULT_HEALTH_POLICY } from '../../src/model/health-policy.ts';
 import { HealthTracker, type CheckOutcome } from '../../src/health/tracker.ts';
 
 const ok = (durationMs = 10): CheckOutcome => ({ ok: true, durationMs });

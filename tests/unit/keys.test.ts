@@ -4,7 +4,8 @@
  */
 import { QueueKeys } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { GATE_QUEUE, keys, WORKFLOW_QUEUE } from '../../src/redis/keys.ts';
+import { keys } from '../../src/redis/keys.ts';
+import { GATE_QUEUE, WORKFLOW_QUEUE } from '../../src/model/names.ts';
 
 describe('key names', () => {
   it('no Switchyard key is a key BullMQ uses for the workflow queues', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { problemOf } from '../../src/api/problem.ts';
-import { RedisUnavailableError, SwitchyardError, ValidationError } from '../../src/errors.ts';
+import { RedisUnavailableError, SwitchyardError, ValidationError } from '../../src/model/errors.ts';
 
 describe('problemOf', () => {
   it('maps a validation error to 400 with its field issues', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { RetryAfterError } from '../../src/errors.ts';
-import { backoffSchema, nominalDelay, retryDelay, type BackoffInput } from '../../src/retry/backoff.ts';
-import { backoffStrategy } from '../../src/retry/strategy.ts';
+import { RetryAfterError } from '../../src/model/errors.ts';
+import { backoffSchema, nominalDelay, retryDelay, type BackoffInput } from '../../src/model/backoff.ts';
+import { backoffStrategy } from '../../src/task/backoff-strategy.ts';
 
 const policy = (b: BackoffInput) => backoffSchema.parse(b);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Candidate } from '../../src/routing/candidate.ts';
+import type { Candidate } from '../../src/model/candidate.ts';
 import { LeastLoadedPicker } from '../../src/routing/least-loaded.ts';
 import { RandomPicker } from '../../src/routing/random.ts';
 import { RoundRobinPicker } from '../../src/routing/round-robin.ts';

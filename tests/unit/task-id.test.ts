@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newTaskId, typeOfTaskId, taskLogFields } from '../../src/task/id.ts';
+import { newTaskId, typeOfTaskId, taskLogFields } from '../../src/model/task-id.ts';
 
 describe('task ids', () => {
   it('carry their type and are unique', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { taskRequestSchema } from '../../src/task/request.ts';
-import { formatPath, parseOrThrow } from '../../src/validation.ts';
+import { taskRequestSchema } from '../../src/model/task-request.ts';
+import { formatPath, parseOrThrow } from '../../src/model/validation.ts';
 
 describe('validation paths', () => {
   it('formats paths like a person writes them', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Catalogue } from '../../src/agent-type/catalogue.ts';
-import { ValidationError } from '../../src/errors.ts';
-import { validateWorkflow } from '../../src/workflow/definition.ts';
+import { Catalogue } from '../../src/model/catalogue.ts';
+import { ValidationError } from '../../src/model/errors.ts';
+import { validateWorkflow } from '../../src/model/workflow-definition.ts';
 import demoTypes from '../../queues/index.ts';
 
 const catalogue = new Catalogue(demoTypes);

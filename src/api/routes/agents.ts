@@ -1,14 +1,14 @@
 /** GET /v1/agents, POST /v1/agents/:id/drain, GET /v1/pools. */
 import { z } from 'zod';
-import { SwitchyardError } from '../../errors.ts';
-import { HEALTH_STATES } from '../../health/state.ts';
+import { SwitchyardError } from '../../model/errors.ts';
+import { HEALTH_STATES } from '../../model/health-state.ts';
 import { parseCapability, type Registry } from '../../registry/registry.ts';
-import { TAG_PATTERN } from '../../registry/record.ts';
-import { NAME_PATTERN, type PoolRef } from '../../redis/keys.ts';
-import type { BreakerState } from '../../breaker/state.ts';
+import { TAG_PATTERN } from '../../model/agent-record.ts';
+import { NAME_PATTERN, type PoolRef } from '../../model/names.ts';
+import type { BreakerState } from '../../model/breaker-state.ts';
 import { poolOverview } from '../../routing/pool-overview.ts';
 import type { PoolQueues } from '../../task/pool-queues.ts';
-import { parseOrThrow } from '../../validation.ts';
+import { parseOrThrow } from '../../model/validation.ts';
 import type { Reply } from '../problem.ts';
 
 /**

@@ -1,6 +1,6 @@
 /** GET /v1/dlq, POST /v1/dlq/:id/replay, POST /v1/dlq/replay (by filter). */
 import { deadLetterFilterSchema, deadLetterQuerySchema, type DeadLetters } from '../../task/dead-letters.ts';
-import { parseOrThrow } from '../../validation.ts';
+import { parseOrThrow } from '../../model/validation.ts';
 import type { Reply } from '../problem.ts';
 
 export async function listDeadLetters(dlq: DeadLetters, query: unknown): Promise<Reply> {

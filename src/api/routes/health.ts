@@ -1,6 +1,6 @@
 /** Liveness (the process answers) and readiness (Redis answers a PING within a second). */
 import type { RedisConnection } from '../../redis/connection.ts';
-import { RedisUnavailableError } from '../../errors.ts';
+import { RedisUnavailableError } from '../../model/errors.ts';
 import { withRedis } from '../../redis/connection.ts';
 import type { Reply } from '../problem.ts';
 

@@ -1,10 +1,10 @@
 /** POST /v1/tasks, POST /v1/tasks/batch, GET /v1/tasks/:id: plain functions from input to Reply. */
-import { SwitchyardError, ValidationError } from '../../errors.ts';
+import { SwitchyardError, ValidationError } from '../../model/errors.ts';
 import type { TaskLookup } from '../../task/lookup.ts';
 import type { TaskCanceller } from '../../task/cancel.ts';
 import type { TaskProducer } from '../../task/producer.ts';
-import { batchRequestSchema } from '../../task/request.ts';
-import { parseOrThrow } from '../../validation.ts';
+import { batchRequestSchema } from '../../model/task-request.ts';
+import { parseOrThrow } from '../../model/validation.ts';
 import type { Reply } from '../problem.ts';
 
 export function requireObject(body: unknown): Record<string, unknown> {

@@ -3,7 +3,7 @@
  * (a page of its nodes), DELETE /v1/workflows/:id.
  */
 import { z } from 'zod';
-import { parseOrThrow, queryInteger } from '../../validation.ts';
+import { parseOrThrow, queryInteger } from '../../model/validation.ts';
 import { NODE_PAGE_DEFAULT, NODE_PAGE_MAX, type WorkflowRuns } from '../../workflow/runs.ts';
 import type { Reply } from '../problem.ts';
 import { requireObject } from './tasks.ts';

@@ -6,8 +6,8 @@
  */
 import semver from 'semver';
 import { z } from 'zod';
-import { NAME_PATTERN } from '../redis/keys.ts';
-import { HEALTH_STATES, type Health } from '../health/state.ts';
+import { NAME_PATTERN } from './names.ts';
+import { HEALTH_STATES, type Health } from './health-state.ts';
 
 const semverString = z.string().refine((v) => semver.valid(v) !== null, 'must be a semver version such as 1.2.0');
 

@@ -6,11 +6,11 @@
  * The folder may import agent-type/, routing/, task/, redis/; the API and agents import it.
  */
 import { z } from 'zod';
-import type { Catalogue } from '../agent-type/catalogue.ts';
-import { ValidationError, type FieldIssue } from '../errors.ts';
-import { backoffSchema } from '../retry/backoff.ts';
-import { payloadSchema, taskRequestSchema } from '../task/request.ts';
-import { summarize, toFieldIssues } from '../validation.ts';
+import type { Catalogue } from './catalogue.ts';
+import { ValidationError, type FieldIssue } from './errors.ts';
+import { backoffSchema } from './backoff.ts';
+import { payloadSchema, taskRequestSchema } from './task-request.ts';
+import { summarize, toFieldIssues } from './validation.ts';
 
 /** Node ids become part of BullMQ job ids (`<runId>.<nodeId>`), which must not hold `:` or `.`. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -1,9 +1,11 @@
 /** The shape of a task request (HTTP body, client call), validated before anything is written. */
-import { PRIORITY_LIMIT } from 'bullmq';
 import semver from 'semver';
 import { z } from 'zod';
-import { STRATEGIES } from '../routing/decision.ts';
-import { NAME_PATTERN } from '../redis/keys.ts';
+import { STRATEGIES } from './routing.ts';
+import { NAME_PATTERN } from './names.ts';
+
+/** The highest priority BullMQ accepts (its PRIORITY_LIMIT, 2^21 - 1; tests/unit/names.test.ts holds them equal). */
+export const PRIORITY_LIMIT = 2 ** 21 - 1;
 
 export const poolName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and - (max 63)');
 

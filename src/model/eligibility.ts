@@ -2,8 +2,8 @@
  * Whether a pool may get new tasks, and why not: it needs a live HEALTHY or DEGRADED agent that is
  * not draining. (Routing adds the breaker state to this when breakers land.)
  */
-import { isServing, type Health } from '../health/state.ts';
-import type { AgentView } from '../registry/record.ts';
+import { isServing, type Health } from './health-state.ts';
+import type { AgentView } from './agent-record.ts';
 
 export interface Eligibility {
   eligible: boolean;

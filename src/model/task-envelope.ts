@@ -4,8 +4,8 @@
  * take it down.
  */
 import { z } from 'zod';
-import { STRATEGIES } from '../routing/decision.ts';
-import { backoffSchema } from '../retry/backoff.ts';
+import { STRATEGIES } from './routing.ts';
+import { backoffSchema } from './backoff.ts';
 
 export const envelopeSchema = z.object({
   payload: z.unknown(),
@@ -24,7 +24,7 @@ export const envelopeSchema = z.object({
   workflow: z.object({ run: z.string(), node: z.string(), undo: z.boolean().optional() }).optional(),
   /** Results of the node's dependencies (of the node itself, for a compensation), by node id. */
   deps: z.record(z.string(), z.unknown()).optional(),
-  /** The routing decision, compacted (src/routing/decision.ts compactDecision; absent in the common case): read it with expandDecision. */
+  /** The routing decision, compacted (model/routing.ts compactDecision; absent in the common case): read it with expandDecision. */
   routing: z.object({
     strategy: z.enum([...STRATEGIES, 'fixed']),
     pool: z.string(),

@@ -4,9 +4,9 @@
  * rules (jitter before the cap, RetryAfterError honoured).
  */
 import type { MinimalJob } from 'bullmq';
-import { retryAfterMs } from '../errors.ts';
-import { DEFAULT_BACKOFF, retryDelay, type Backoff } from './backoff.ts';
-import type { TaskEnvelope } from '../task/envelope.ts';
+import { retryAfterMs } from '../model/errors.ts';
+import { DEFAULT_BACKOFF, retryDelay, type Backoff } from '../model/backoff.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
 
 export const BACKOFF_TYPE = 'switchyard';
 

@@ -1,9 +1,9 @@
 /** The set of declared agent types, looked up by name; also describes them as JSON Schema. */
-import { jsonSchemaOf } from '../validation.ts';
-import { SwitchyardError } from '../errors.ts';
-import type { AgentType, TaskDefaults } from './define.ts';
-import type { BreakerPolicy } from '../breaker/policy.ts';
-import type { Strategy } from '../routing/decision.ts';
+import { jsonSchemaOf } from './validation.ts';
+import { SwitchyardError } from './errors.ts';
+import type { AgentType, TaskDefaults } from './agent-type.ts';
+import type { BreakerPolicy } from './breaker-policy.ts';
+import type { Strategy } from './routing.ts';
 
 export interface AgentTypeDescription {
   name: string;

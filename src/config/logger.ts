@@ -1,6 +1,6 @@
 /** pino everywhere: JSON lines in production, pretty output when attached to a terminal. */
 import { pino, type Logger } from 'pino';
-import type { Config } from './config/env.ts';
+import type { Config } from './env.ts';
 
 export type { Logger };
 

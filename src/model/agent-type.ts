@@ -4,13 +4,13 @@
  * `queues/<type>.ts`; the API validates with it, agents run with it.
  */
 import semver from 'semver';
-import { PRIORITY_LIMIT } from 'bullmq';
+import { PRIORITY_LIMIT } from './task-request.ts';
 import { z } from 'zod';
-import { NAME_PATTERN } from '../redis/keys.ts';
-import { parseOrThrow } from '../validation.ts';
-import { backoffSchema, DEFAULT_BACKOFF } from '../retry/backoff.ts';
-import { breakerSettingSchema, resolveBreakerPolicy, type BreakerPolicy, type BreakerSetting } from '../breaker/policy.ts';
-import { STRATEGIES, type Strategy } from '../routing/decision.ts';
+import { NAME_PATTERN } from './names.ts';
+import { parseOrThrow } from './validation.ts';
+import { backoffSchema, DEFAULT_BACKOFF } from './backoff.ts';
+import { breakerSettingSchema, resolveBreakerPolicy, type BreakerPolicy, type BreakerSetting } from './breaker-policy.ts';
+import { STRATEGIES, type Strategy } from './routing.ts';
 
 export const taskDefaultsSchema = z.object({
   attempts: z.number().int().min(1).max(100).default(3),

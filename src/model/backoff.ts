@@ -1,6 +1,6 @@
 /**
- * src/retry/: when a failed attempt runs again. Pure: policies and delays here, the BullMQ hook in
- * strategy.ts. Imports errors only.
+ * When a failed attempt runs again. Pure: policies and delays here, the BullMQ hook in
+ * task/backoff-strategy.ts. Imports errors only.
  *
  * Delays: exponential `delayMs × factor^(attempt-1)`, linear `delayMs × attempt`, or fixed; spread
  * by ±jitter, and only then capped, so no delay ever exceeds maxDelayMs.

@@ -1,0 +1,41 @@
+/**
+ * Names Switchyard gives things outside Redis keys: agent types and pools, the BullMQ queue of a pool
+ * (with its hash tag), the workflow queues, a pool's breaker. Pure: redis/keys.ts spells the keys.
+ */
+export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+
+export interface PoolRef {
+  type: string;
+  pool: string;
+}
+
+/** BullMQ queue name of a pool: the braces make it the hash tag of every key of that queue. */
+export function queueName({ type, pool }: PoolRef): string {
+  return `{${type}.${pool}}`;
+}
+
+/** The holding queue of a type's tasks that no pool may take yet (not a pool: no agent pulls from it). */
+export const PARKED_POOL = '_parked';
+
+export function parseQueueName(name: string): PoolRef | undefined {
+  const m = /^\{([a-z][a-z0-9-]*)\.([a-z0-9][a-z0-9-]*|_parked)\}$/.exec(name);
+  return m ? { type: m[1]!, pool: m[2]! } : undefined;
+}
+
+/** Human name of a pool, as shown in logs, Bull Board and the API. */
+export const poolLabel = ({ type, pool }: PoolRef): string => `${type}.${pool}`;
+
+/** A queue's name without the braces of its hash tag (`{workflows}` shows as `workflows`). */
+export const queueLabel = (name: string): string => name.replace(/^\{([^}]*)\}/, '$1');
+
+/**
+ * BullMQ queue of workflow run jobs, and of the gates that hold them open (a run job is a flow
+ * parent of its gate). Both names carry the tag {workflows}: a parent and its child must share a
+ * cluster slot. Node jobs are not children of the run job (they live in pool queues, other slots):
+ * the run's own keys ({run:<id>}) track its nodes.
+ */
+export const WORKFLOW_QUEUE = '{workflows}';
+export const GATE_QUEUE = '{workflows}.gates';
+
+/** The breaker that guards a pool. */
+export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;
