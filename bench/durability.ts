@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { defineAgentType } from '../src/index.ts';
-import { queueName } from '../src/redis/keys.ts';
+import { queueName } from '../src/model/names.ts';
 import { killLive, PrivateRedis, withServer } from './private-redis.ts';
 import { startProducer, type BenchProducer } from './producer.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';

@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import demoTypes from '../queues/index.ts';
-import { queueName } from '../src/redis/keys.ts';
+import { queueName } from '../src/model/names.ts';
 import { CompletionTracker, openLoop, type AddBatch, type Percentiles } from './load.ts';
 import { startAgent, startBareWorker, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
