@@ -18,7 +18,6 @@ import { openApiDocument } from './openapi.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import { lengthOf, oneTask, rateLimiter } from './rate-limit.ts';
 import { BOARD_PATH, boardRouter } from './board.ts';
-import { dashboardRouter } from '../../dashboard/router.ts';
 import { problem, problemOf, sendReply, type Reply } from './problem.ts';
 import { bodyParsers, closeUnreadBodies } from './json-body.ts';
 import { hostCheck } from './host-check.ts';
@@ -57,6 +56,8 @@ export interface ApiDeps {
   version?: string;
   /** GET /metrics, and the timing of every request. */
   metrics?: ApiMetrics;
+  /** The /dashboard page (dashboard/router.ts), handed in by whoever starts the API: src/ does not import it. */
+  dashboard?: express.RequestHandler;
 }
 
 const send = sendReply;
@@ -117,7 +118,7 @@ export function createApp(d: ApiDeps): express.Express {
 
   const body = bodyParsers(d.config.maxBodyBytes);
   app.use(BOARD_PATH, ...boardRouter(d.queues, body.page, d.boardQueues));
-  app.use('/dashboard', dashboardRouter());
+  if (d.dashboard) app.use('/dashboard', d.dashboard);
 
   const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.config.apiKeys.length > 0);
   app.post('/v1/tasks', body.required, limit(oneTask), handle((req) => createTask(d.producer, req.body)));

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES, type Server } from 'node:http';
-import type { Express } from 'express';
+import type { Express, RequestHandler } from 'express';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -73,7 +73,16 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   );
 }
 
-export async function startApi(opts: { config: Config; catalogue: Catalogue; redisUrl: string; log: Logger }): Promise<ApiServer> {
+export interface StartApiOptions {
+  config: Config;
+  catalogue: Catalogue;
+  redisUrl: string;
+  log: Logger;
+  /** The /dashboard page to mount (cli/modules.ts loadDashboard); without it, no dashboard. */
+  dashboard?: RequestHandler;
+}
+
+export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
   const { config, catalogue, log } = opts;
   if (config.apiKeys.length === 0) await assertLoopbackListen(config.host);
   const redis = createRedis(opts.redisUrl, 'client', 'switchyard-api');
@@ -128,6 +137,7 @@ export async function startApi(opts: { config: Config; catalogue: Catalogue; red
     log,
     version: VERSION,
     metrics,
+    ...(opts.dashboard ? { dashboard: opts.dashboard } : {}),
   });
 
   const owner = `api-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;

@@ -1,6 +1,7 @@
 /**
- * Loads the deployment's own code: the agent-type catalogue (SWITCHYARD_TYPES) and worker
- * entrypoints (SWITCHYARD_WORKERS_DIR/<type>.ts). src/ never imports queues/ or workers/ statically.
+ * Loads the code src/ never imports statically: the deployment's agent-type catalogue
+ * (SWITCHYARD_TYPES), its worker entrypoints (SWITCHYARD_WORKERS_DIR/<type>.ts), and the project's
+ * dashboard page (dashboard/router.ts), which the API is handed.
  *
  * When this runs compiled (dist/, see scripts/build.js), a module of the project is imported from its
  * compiled copy in dist/ (the bin only runs dist/ while no source is newer), so it shares this
@@ -10,6 +11,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { RequestHandler } from 'express';
 import { Catalogue } from '../model/catalogue.ts';
 import type { AgentType } from '../model/agent-type.ts';
 import type { WorkerDefinition } from '../agent/worker-definition.ts';
@@ -92,4 +94,13 @@ export async function loadWorker(dir: string, type: string): Promise<WorkerDefin
     throw new SwitchyardError('CONFIG_INVALID', `${file} defines a worker for ${def.type.name}, not ${type}`);
   }
   return def as WorkerDefinition;
+}
+
+/** The /dashboard page's router (dashboard/router.ts of this project), or undefined when it is not there. */
+export async function loadDashboard(): Promise<RequestHandler | undefined> {
+  const module = runnable(join(ROOT, 'dashboard', 'router.ts'));
+  if (!module) return undefined;
+  const mod = (await importModule(module)) as { dashboardRouter?: () => RequestHandler };
+  if (typeof mod.dashboardRouter !== 'function') throw new SwitchyardError('CONFIG_INVALID', `${module} must export dashboardRouter()`);
+  return mod.dashboardRouter();
 }

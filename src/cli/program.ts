@@ -50,10 +50,12 @@ function config(): Config {
 
 async function runApi(): Promise<void> {
   const cfg = config();
-  const { createLogger, loadCatalogue, startApi } = await roles.api();
+  const { createLogger, loadCatalogue, loadDashboard, startApi } = await roles.api();
   const log = createLogger(cfg, { role: 'api' });
   const catalogue = await loadCatalogue(cfg.typesModule);
-  const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log });
+  const dashboard = await loadDashboard();
+  if (!dashboard) log.warn('dashboard/router.ts not found: the API serves no /dashboard');
+  const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log, ...(dashboard ? { dashboard } : {}) });
   onShutdown(() => api.close(), log, cfg.supervisorPid);
 }
 
