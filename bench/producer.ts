@@ -5,7 +5,7 @@
 import type { RedisConnection } from '../src/redis/connection.ts';
 import { Catalogue, createLogger, loadConfig, type AgentType, type Config } from '../src/index.ts';
 import { BreakerWatch } from '../src/breaker/watch.ts';
-import { policyOf } from '../src/api/routes/breakers.ts';
+import { policyOf } from '../src/model/catalogue.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { Registry } from '../src/registry/registry.ts';
 import { FleetRouter } from '../src/routing/router.ts';

@@ -2,7 +2,7 @@
 import { jsonSchemaOf } from './validation.ts';
 import { SwitchyardError } from './errors.ts';
 import type { AgentType, TaskDefaults } from './agent-type.ts';
-import type { BreakerPolicy } from './breaker-policy.ts';
+import { BREAKER_PRESETS, type BreakerPolicy } from './breaker-policy.ts';
 import type { Strategy } from './routing.ts';
 
 export interface AgentTypeDescription {
@@ -65,4 +65,10 @@ export class Catalogue {
       resultSchema: jsonSchemaOf(t.result, 'output'),
     }));
   }
+}
+
+/** A breaker's policy by name: its type's for pool breakers (`pool:<type>.<pool>`), else the batch preset. */
+export function policyOf(catalogue: Catalogue, name: string): BreakerPolicy {
+  const type = /^pool:([a-z][a-z0-9-]*)\./.exec(name)?.[1];
+  return (type && catalogue.find(type)?.breaker) || BREAKER_PRESETS.batch;
 }

@@ -10,7 +10,7 @@ import { Agent } from '../../src/agent/agent.ts';
 import { defineWorker } from '../../src/agent/worker-definition.ts';
 import { Catalogue } from '../../src/model/catalogue.ts';
 import { defineAgentType } from '../../src/model/agent-type.ts';
-import { policyOf } from '../../src/api/routes/breakers.ts';
+import { policyOf } from '../../src/model/catalogue.ts';
 import { BreakerWatch } from '../../src/breaker/watch.ts';
 import { poolBreakerName } from '../../src/model/names.ts';
 import { Registry } from '../../src/registry/registry.ts';

@@ -1,19 +1,12 @@
 /** GET /v1/breakers and POST /v1/breakers/:type/:pool/reset. */
 import type { RedisConnection } from '../../redis/connection.ts';
-import type { Catalogue } from '../../model/catalogue.ts';
+import { policyOf, type Catalogue } from '../../model/catalogue.ts';
 import { readBreaker, SharedBreaker } from '../../breaker/breaker.ts';
 import { keys } from '../../redis/keys.ts';
 import { poolBreakerName } from '../../model/names.ts';
-import { BREAKER_PRESETS, type BreakerPolicy } from '../../model/breaker-policy.ts';
 import { poolName } from '../../model/task-request.ts';
 import { parseOrThrow } from '../../model/validation.ts';
 import type { Reply } from '../problem.ts';
-
-/** A breaker's policy by name: its type's for pool breakers, else the batch preset. */
-export function policyOf(catalogue: Catalogue, name: string): BreakerPolicy {
-  const type = /^pool:([a-z][a-z0-9-]*)\./.exec(name)?.[1];
-  return (type && catalogue.find(type)?.breaker) || BREAKER_PRESETS.batch;
-}
 
 export async function listBreakers(redis: RedisConnection, prefix: string, catalogue: Catalogue): Promise<Reply> {
   const k = keys(prefix).breaker;
