@@ -7,8 +7,18 @@
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Logger } from '../config/logger.ts';
 import { nodeJobId } from '../model/task-id.ts';
-import type { WorkflowEngine } from './engine.ts';
-import { isFinal, type RunRecord, type Step } from './run-store.ts';
+import { isFinal, type RunRecord, type RunStore, type Step } from './run-store.ts';
+import type { Job } from 'bullmq';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
+
+/** What the sweep asks of the engine (the engine passes itself; the sweep does not import it). */
+export interface SweptEngine {
+  readonly store: RunStore;
+  kick(runId: string): Promise<void>;
+  locate(rec: RunRecord, id: string, step: Step): Promise<Job<TaskEnvelope> | undefined>;
+  requeue(rec: RunRecord, id: string, step: Step): Promise<void>;
+  dropRunJob(runId: string): Promise<void>;
+}
 
 /** A run the engine has not looked at for this long is reconciled by the sweep. */
 export const SWEEP_AFTER_MS = 5000;
@@ -23,7 +33,7 @@ export class WorkflowSweep {
   readonly #missing = new Map<string, number>();
 
   constructor(
-    private readonly engine: WorkflowEngine,
+    private readonly engine: SweptEngine,
     private readonly redis: RedisConnection,
     /** zset: active run id -> when the engine last looked at it. */
     private readonly activeKey: string,
