@@ -17,14 +17,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { echo } from '../queues/echo.ts';
-import { createRedis, waitForReady, type RedisConnection } from '../src/redis/connection.ts';
-import { clusterUrl } from '../src/config/redis-url.ts';
-import { queueName } from '../src/model/names.ts';
-import { startLocalCluster, type LocalCluster } from '../src/redis/local-cluster.ts';
 import { startAgent, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
 import { redisCpuSeconds, totalCommands } from './redis-stats.ts';
 import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+import { createRedis, waitForReady, clusterUrl, queueName, startLocalCluster, type RedisConnection, type LocalCluster } from '../src/index.ts';
 
 /** The cluster scenario's own options (bench/run.ts declares them, with these defaults). */
 export interface ClusterBenchOptions {

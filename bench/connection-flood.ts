@@ -13,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 
 async function serve(): Promise<void> {
   const [{ Catalogue }, { startApi }, { loadConfig }, { createLogger }, types] = await Promise.all([
-    import('../src/model/catalogue.ts'),
-    import('../src/api/server.ts'),
-    import('../src/config/env.ts'),
-    import('../src/config/logger.ts'),
+    import('../src/index.ts'),
+    import('../src/index.ts'),
+    import('../src/index.ts'),
+    import('../src/index.ts'),
     import('../queues/index.ts'),
   ]);
   const config = loadConfig();

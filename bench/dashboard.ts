@@ -14,11 +14,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { freePort } from '../src/redis/embedded.ts';
-import { Registry } from '../src/registry/registry.ts';
 import { stop } from './processes.ts';
 import { deletePrefix } from './redis-stats.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+import { freePort, Registry } from '../src/index.ts';
 
 export interface DashboardBenchOptions {
   dashboards: number;

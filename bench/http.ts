@@ -8,10 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { freePort } from '../src/redis/embedded.ts';
-import { Registry } from '../src/registry/registry.ts';
 import { stop } from './processes.ts';
 import { deletePrefix } from './redis-stats.ts';
+import { freePort, Registry } from '../src/index.ts';
 
 export interface HttpOptions {
   redisUrl: string;

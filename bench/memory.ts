@@ -7,11 +7,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import demoTypes from '../queues/index.ts';
-import { queueName } from '../src/model/names.ts';
 import { rssBytes, startAgent, startBareWorker, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
 import { deletePrefix } from './redis-stats.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+import { queueName } from '../src/index.ts';
 
 export interface MemoryOptions {
   redisUrl: string;

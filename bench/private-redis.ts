@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, spawnRedis } from '../src/redis/embedded.ts';
+import { freePort, spawnRedis } from '../src/index.ts';
 
 /** Every redis-server this scenario started that has not exited: killed on the way out, whatever happened. */
 const live = new Set<ChildProcess>();

@@ -3,8 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRedis } from '../src/redis/connection.ts';
-import { Registry } from '../src/registry/registry.ts';
+import { createRedis, Registry } from '../src/index.ts';
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 const BARE = fileURLToPath(new URL('./bare-worker.ts', import.meta.url));

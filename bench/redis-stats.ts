@@ -20,4 +20,4 @@ export async function redisCpuSeconds(redis: Redis): Promise<number> {
   return get('used_cpu_sys') + get('used_cpu_user');
 }
 
-export { deleteKeysUnder as deletePrefix } from '../src/redis/cleanup.ts';
+export { deleteKeysUnder as deletePrefix } from '../src/index.ts';

@@ -5,9 +5,7 @@
  */
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { Catalogue, createLogger, loadConfig } from '../src/index.ts';
-import { startApi } from '../src/api/server.ts';
-import { Registry } from '../src/registry/registry.ts';
+import { Catalogue, createLogger, loadConfig, startApi, Registry } from '../src/index.ts';
 import demoTypes from '../queues/index.ts';
 import { commandCalls, deletePrefix, redisCpuSeconds, totalCommands } from './redis-stats.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';

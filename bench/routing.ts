@@ -9,13 +9,12 @@ import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import demoTypes from '../queues/index.ts';
-import { queueName } from '../src/model/names.ts';
-import type { Strategy } from '../src/model/routing.ts';
 import { CompletionTracker, openLoop, type Percentiles } from './load.ts';
 import { startAgent, stop } from './processes.ts';
 import { startProducer, type BenchProducer } from './producer.ts';
 import { deletePrefix } from './redis-stats.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+import { queueName, type Strategy } from '../src/index.ts';
 
 export interface RoutingOptions {
   redisUrl: string;

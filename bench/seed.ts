@@ -11,12 +11,12 @@ import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import demoTypes from '../queues/index.ts';
-import { queueName } from '../src/model/names.ts';
 import { CompletionTracker, openLoop, type AddBatch, type Percentiles } from './load.ts';
 import { startAgent, startBareWorker, stop } from './processes.ts';
 import { startProducer } from './producer.ts';
 import { deletePrefix } from './redis-stats.ts';
 import { fmt, pct, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+import { queueName } from '../src/index.ts';
 
 export interface SeedOptions {
   redisUrl: string;

@@ -183,4 +183,4 @@ document.addEventListener('visibilitychange', () => {
     void loop();
   }
 });
-loop();
+void loop();

@@ -5,9 +5,7 @@
  * `switchyard worker <type>`); the library calls are the same.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent, Catalogue, createClient, createLogger, createRedis, loadConfig, type AgentType, type SwitchyardClient, type WorkerDefinition } from '../src/index.ts';
-import { startApi } from '../src/api/server.ts';
-import { deleteKeysUnder } from '../src/redis/cleanup.ts';
+import { Agent, Catalogue, createClient, createLogger, createRedis, loadConfig, type AgentType, type SwitchyardClient, type WorkerDefinition, startApi, deleteKeysUnder } from '../src/index.ts';
 
 export interface AgentSpec {
   definition: WorkerDefinition;

@@ -48,3 +48,14 @@ export {
   type ResultFor,
   type WaitOptions,
 } from './client/client.ts';
+
+// Running Switchyard in your own process (examples, benchmarks, embedding): the API process with or
+// without HTTP, the agent registry, queue names, and Redis helpers.
+export { startApi, type ApiServer, type StartApiOptions } from './api/server.ts';
+export { connectApi, buildApiServices, startApiChores, stopApiServices, type ApiConnections, type ApiServices } from './wiring/api-services.ts';
+export { Registry } from './registry/registry.ts';
+export { queueName, poolLabel, type PoolRef } from './model/names.ts';
+export { validateWorkflow } from './model/workflow-definition.ts';
+export { waitForReady } from './redis/connection.ts';
+export { deleteKeysUnder } from './redis/cleanup.ts';
+export { spawnRedis, freePort } from './redis/embedded.ts';

@@ -137,15 +137,21 @@ export function startApiChores(s: ApiServices, config: Config, log: Logger) {
   refresh();
   const refresher = setInterval(refresh, POOL_REFRESH_MS).unref();
   return {
-    /** Stops the chores and then every service, in the order their dependencies need. */
+    /** Stops the chores, then every service (stopApiServices). */
     async stop(): Promise<void> {
       clearInterval(refresher);
-      s.acks.stop();
-      await Promise.all([housekeeper.stop(), dispatch.stop(), s.snapshot.stop(), s.breakers.stop()]);
+      await Promise.all([housekeeper.stop(), dispatch.stop()]);
       await dispatcher.close();
-      await Promise.all([s.engine.stop(), s.workflows.close()]);
-      await Promise.all([s.queues.close(), s.backgroundQueues.close()]);
-      await Promise.all([s.redis, s.background, s.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+      await stopApiServices(s);
     },
   };
+}
+
+/** Stops every service of buildApiServices, in the order their dependencies need, and closes the connections. */
+export async function stopApiServices(s: ApiServices): Promise<void> {
+  s.acks.stop();
+  await Promise.all([s.snapshot.stop(), s.breakers.stop()]);
+  await Promise.all([s.engine.stop(), s.workflows.close()]);
+  await Promise.all([s.queues.close(), s.backgroundQueues.close()]);
+  await Promise.all([s.redis, s.background, s.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
 }

@@ -60,7 +60,7 @@ export function spawnSwitchyard(name: string, args: string[], env: Record<string
   };
   live.add(spawned);
   all.push(spawned);
-  exited.then(() => live.delete(spawned));
+  void exited.then(() => live.delete(spawned));
   return spawned;
 }
 
