@@ -82,7 +82,33 @@ export function buildProgram(): Command {
   const program = new Command('switchyard')
     .description('Job processing for fleets of worker agents, on BullMQ and Redis')
     .version(VERSION);
+  addProcessCommands(program);
+  addWorkflowCommands(program);
+  addClientCommands(program);
+  addBenchCommand(program);
+  return program;
+}
 
+const apiUrl = () => process.env.SWITCHYARD_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+
+/** Options every client command takes. */
+const clientOptions = (c: Command) =>
+  c
+    .option('--json', 'print JSON instead of text')
+    .option('--url <url>', 'API base URL (default: SWITCHYARD_URL or http://127.0.0.1:$PORT)')
+    .option('--api-key <key>', 'API key (default: SWITCHYARD_API_KEY)');
+type ClientFlags = { json?: boolean; url?: string; apiKey?: string };
+const connect = (o: ClientFlags) => {
+  const apiKey = o.apiKey ?? process.env.SWITCHYARD_API_KEY;
+  return { url: o.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}), ...(o.json ? { json: true } : {}) };
+};
+/** The filters a list command was given, without the connection flags. */
+const filters = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).filter(([k, v]) => !['json', 'url', 'apiKey', 'all'].includes(k) && typeof v === 'string')) as Record<string, string>;
+const exit = (code: Promise<number>) => code.then((c) => void (process.exitCode = c));
+
+/** The commands that run Switchyard's processes: start, api, worker. */
+function addProcessCommands(program: Command): void {
   program
     .command('start')
     .description('run everything locally: Redis (found or spawned), the API, one agent per agent type')
@@ -102,9 +128,10 @@ export function buildProgram(): Command {
     .option('--weight <w>', 'share of routed work relative to other agents (default: SWITCHYARD_WEIGHT or 1)', positiveNumber)
     .option('--tags <a,b>', 'tags routing and queries can select (default: SWITCHYARD_TAGS)', tagList)
     .action(runWorker);
+}
 
-  const apiUrl = () => process.env.SWITCHYARD_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
-
+/** workflow run. */
+function addWorkflowCommands(program: Command): void {
   const workflow = program.command('workflow').description('run and watch workflows (DAGs of tasks)');
   workflow
     .command('run <file>')
@@ -118,23 +145,10 @@ export function buildProgram(): Command {
       const apiKey = opts.apiKey ?? process.env.SWITCHYARD_API_KEY;
       process.exitCode = await runWorkflowFile(file, { ...opts, url: opts.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}) });
     });
+}
 
-  /** Options every client command takes. */
-  const clientOptions = (c: Command) =>
-    c
-      .option('--json', 'print JSON instead of text')
-      .option('--url <url>', 'API base URL (default: SWITCHYARD_URL or http://127.0.0.1:$PORT)')
-      .option('--api-key <key>', 'API key (default: SWITCHYARD_API_KEY)');
-  type ClientFlags = { json?: boolean; url?: string; apiKey?: string };
-  const connect = (o: ClientFlags) => {
-    const apiKey = o.apiKey ?? process.env.SWITCHYARD_API_KEY;
-    return { url: o.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}), ...(o.json ? { json: true } : {}) };
-  };
-  /** The filters a list command was given, without the connection flags. */
-  const filters = (o: Record<string, unknown>) =>
-    Object.fromEntries(Object.entries(o).filter(([k, v]) => !['json', 'url', 'apiKey', 'all'].includes(k) && typeof v === 'string')) as Record<string, string>;
-  const exit = (code: Promise<number>) => code.then((c) => void (process.exitCode = c));
-
+/** The commands that talk to a running API. */
+function addClientCommands(program: Command): void {
   clientOptions(
     program
       .command('enqueue <type> <payload>')
@@ -181,7 +195,10 @@ export function buildProgram(): Command {
       return exit(dlqReplayCommand(id, filters(o), connect(o)));
     },
   );
+}
 
+/** bench: the benchmarks, run from the TypeScript in bench/. */
+function addBenchCommand(program: Command): void {
   program
     .command('bench')
     .description('run the benchmarks against bare BullMQ (all options of `npm run bench`; `switchyard bench -- --help` lists them)')
@@ -194,6 +211,4 @@ export function buildProgram(): Command {
       const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(run), ...cmd.args], { stdio: 'inherit' });
       child.on('exit', (code) => (process.exitCode = code ?? 1));
     });
-
-  return program;
 }
