@@ -88,8 +88,25 @@ const boardPolicy = {
   },
 };
 
+/** The app: the edge (host, cross-site, security headers, health), auth, pages, the /v1 API, documents, errors. */
 export function createApp(d: ApiDeps): express.Express {
   const app = express();
+  const body = bodyParsers(d.config.maxBodyBytes);
+  useEdge(app, d);
+  useAuth(app, d);
+  app.use(BOARD_PATH, ...boardRouter(d.queues, body.page, d.boardQueues));
+  if (d.dashboard) app.use('/dashboard', d.dashboard);
+  useTaskRoutes(app, d, body);
+  useFleetRoutes(app, d, body);
+  useDocuments(app, d);
+  useFallbacks(app, d);
+  return app;
+}
+
+type BodyParsers = ReturnType<typeof bodyParsers>;
+
+/** What runs before auth: the request timer, unread-body handling, the Host and cross-site checks, headers, health. */
+function useEdge(app: express.Express, d: ApiDeps): void {
   app.disable('x-powered-by');
   app.set('etag', false);
   if (d.metrics) app.use(d.metrics.http);
@@ -106,7 +123,10 @@ export function createApp(d: ApiDeps): express.Express {
   app.use(['/dashboard', '/docs'], helmet({ contentSecurityPolicy: false }));
   app.get('/healthz', handle(healthz));
   app.get('/readyz', handle(() => readyz(d.redis)));
+}
 
+/** Every route below needs a key when keys are set; browsers opening a page get a Basic-auth prompt. */
+function useAuth(app: express.Express, d: ApiDeps): void {
   const authorize = authorizer(d.config.apiKeys);
   app.use((req, res, next) => {
     const result = authorize(req);
@@ -115,11 +135,10 @@ export function createApp(d: ApiDeps): express.Express {
     res.set('www-authenticate', browserPage ? 'Basic realm="switchyard", charset="UTF-8"' : 'Bearer realm="switchyard"');
     send(res, problem(401, 'Unauthorized', result.reason, 'UNAUTHORIZED'));
   });
+}
 
-  const body = bodyParsers(d.config.maxBodyBytes);
-  app.use(BOARD_PATH, ...boardRouter(d.queues, body.page, d.boardQueues));
-  if (d.dashboard) app.use('/dashboard', d.dashboard);
-
+/** Tasks, workflows and dead letters. */
+function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
   const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.config.apiKeys.length > 0);
   app.post('/v1/tasks', body.required, limit(oneTask), handle((req) => createTask(d.producer, req.body)));
   app.post('/v1/tasks/batch', body.required, limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
@@ -132,11 +151,19 @@ export function createApp(d: ApiDeps): express.Express {
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
   app.post('/v1/dlq/replay', body.optional, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
   app.post('/v1/dlq/:id/replay', body.none, handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));
+}
+
+/** Agents, pools and breakers. */
+function useFleetRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
   app.get('/v1/agents', handle((req) => withRedis(d.redis, () => listAgents(d.registry, req.query))));
   app.post('/v1/agents/:id/drain', body.none, handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
   app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState))));
   app.get('/v1/breakers', handle(() => withRedis(d.redis, () => listBreakers(d.redis, d.config.prefix, d.catalogue))));
   app.post('/v1/breakers/:type/:pool/reset', body.none, handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
+}
+
+/** The agent types, the OpenAPI document, its HTML page and the metrics. */
+function useDocuments(app: express.Express, d: ApiDeps): void {
   const agentTypes = d.catalogue.describe();
   app.get('/v1/agent-types', handle(() => ({ status: 200, body: agentTypes })));
   const openapi = openApiDocument(d.catalogue, d.version ?? '0.0.0');
@@ -146,7 +173,10 @@ export function createApp(d: ApiDeps): express.Express {
   const metrics = d.metrics;
   // Bounded like every route that reads Redis: while Redis is down the scrape gets a 503 at once, not a hang.
   if (metrics) app.get('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await withRedis(d.redis, () => metrics.metrics())));
+}
 
+/** 404 for an unknown route; every error as problem+json (an unexpected one logged). */
+function useFallbacks(app: express.Express, d: ApiDeps): void {
   app.use((req, res) => {
     send(res, problem(404, 'Not found', `no route ${req.method} ${req.path}; see the API table in the README`, 'NOT_FOUND'));
   });
@@ -156,5 +186,4 @@ export function createApp(d: ApiDeps): express.Express {
     if (res.headersSent) return res.end();
     send(res, reply);
   });
-  return app;
 }
