@@ -54,47 +54,59 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
   if (req.nodes.length > maxNodes) {
     throw invalid('workflow', [{ path: 'nodes', message: `at most ${maxNodes} nodes (SWITCHYARD_MAX_WORKFLOW_NODES), got ${req.nodes.length}` }]);
   }
-
   const issues: FieldIssue[] = [];
-  const nodes: NodeSpec[] = [];
   const index = new Map<string, number>();
-  req.nodes.forEach((rawNode, i) => {
-    const base = `nodes[${i}]`;
-    const parsed = nodeSchema.safeParse(rawNode);
-    if (!parsed.success) return void issues.push(...toFieldIssues(parsed.error, base));
-    const { compensate, ...node } = parsed.data;
-    const first = index.get(node.id);
-    if (first !== undefined) issues.push({ path: `${base}.id`, message: `duplicate node id ${JSON.stringify(node.id)} (also nodes[${first}])` });
-    else index.set(node.id, i);
-
-    const type = catalogue.find(node.type);
-    if (!type) issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(node.type)}; declared: ${catalogue.names.join(', ')}` });
-    else {
-      const payload = type.payload.safeParse(node.payload);
-      if (payload.success) node.payload = payload.data;
-      else issues.push(...toFieldIssues(payload.error, `${base}.payload`));
-      // The engine resolves a node's backoff as the producer does (its type's, overridden field by field):
-      // a combination the producer refuses would leave the node ready forever, never enqueued.
-      if (node.backoff) {
-        const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...node.backoff });
-        if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
-      }
-    }
-    const spec: NodeSpec = node;
-    if (compensate) {
-      const undoType = catalogue.find(compensate.type ?? node.type);
-      if (!undoType) issues.push({ path: `${base}.compensate.type`, message: `unknown agent type ${JSON.stringify(compensate.type)}; declared: ${catalogue.names.join(', ')}` });
-      else {
-        const payload = undoType.payload.safeParse(compensate.payload === undefined ? node.payload : compensate.payload);
-        if (payload.success) spec.compensate = { type: undoType.name, payload: payload.data };
-        else issues.push(...toFieldIssues(payload.error, `${base}.compensate.payload`));
-      }
-    }
-    nodes.push(spec);
-  });
+  const nodes = req.nodes.flatMap((rawNode, i) => checkNode(rawNode, i, catalogue, index, issues) ?? []);
+  if (issues.length > 0) throw invalid('workflow', issues);
+  checkDependencies(nodes, index, issues);
   if (issues.length > 0) throw invalid('workflow', issues);
 
-  // Dependencies: each must name a node, once, and not the node itself.
+  const { order, dependents } = topologicalOrder(nodes);
+  if (order.length < nodes.length) {
+    const cycle = findCycle(nodes, new Set(order));
+    throw invalid('workflow', [{ path: `nodes[${index.get(cycle[0]!)}].dependsOn`, message: `cycle: ${[...cycle, cycle[0]].join(' -> ')}` }]);
+  }
+  return { name: req.name ?? 'workflow', nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
+}
+
+/** One node: its shape, a unique id, a declared type, its payload and backoff, its compensation. Records its index. */
+function checkNode(rawNode: unknown, i: number, catalogue: Catalogue, index: Map<string, number>, issues: FieldIssue[]): NodeSpec | undefined {
+  const base = `nodes[${i}]`;
+  const parsed = nodeSchema.safeParse(rawNode);
+  if (!parsed.success) return void issues.push(...toFieldIssues(parsed.error, base));
+  const { compensate, ...node } = parsed.data;
+  const first = index.get(node.id);
+  if (first !== undefined) issues.push({ path: `${base}.id`, message: `duplicate node id ${JSON.stringify(node.id)} (also nodes[${first}])` });
+  else index.set(node.id, i);
+
+  const type = catalogue.find(node.type);
+  if (!type) issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(node.type)}; declared: ${catalogue.names.join(', ')}` });
+  else {
+    const payload = type.payload.safeParse(node.payload);
+    if (payload.success) node.payload = payload.data;
+    else issues.push(...toFieldIssues(payload.error, `${base}.payload`));
+    // The engine resolves a node's backoff as the producer does (its type's, overridden field by field):
+    // a combination the producer refuses would leave the node ready forever, never enqueued.
+    if (node.backoff) {
+      const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...node.backoff });
+      if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
+    }
+  }
+  const spec: NodeSpec = node;
+  if (compensate) {
+    const undoType = catalogue.find(compensate.type ?? node.type);
+    if (!undoType) issues.push({ path: `${base}.compensate.type`, message: `unknown agent type ${JSON.stringify(compensate.type)}; declared: ${catalogue.names.join(', ')}` });
+    else {
+      const payload = undoType.payload.safeParse(compensate.payload === undefined ? node.payload : compensate.payload);
+      if (payload.success) spec.compensate = { type: undoType.name, payload: payload.data };
+      else issues.push(...toFieldIssues(payload.error, `${base}.compensate.payload`));
+    }
+  }
+  return spec;
+}
+
+/** Dependencies: each must name a node, once, and not the node itself. */
+function checkDependencies(nodes: readonly NodeSpec[], index: ReadonlyMap<string, number>, issues: FieldIssue[]): void {
   nodes.forEach((n, i) => {
     const seen = new Set<string>();
     n.dependsOn.forEach((dep, j) => {
@@ -105,14 +117,6 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
       seen.add(dep);
     });
   });
-  if (issues.length > 0) throw invalid('workflow', issues);
-
-  const { order, dependents } = topologicalOrder(nodes);
-  if (order.length < nodes.length) {
-    const cycle = findCycle(nodes, new Set(order));
-    throw invalid('workflow', [{ path: `nodes[${index.get(cycle[0]!)}].dependsOn`, message: `cycle: ${[...cycle, cycle[0]].join(' -> ')}` }]);
-  }
-  return { name: req.name ?? 'workflow', nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
 }
 
 function invalid(what: string, issues: FieldIssue[]): ValidationError {
