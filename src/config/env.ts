@@ -178,18 +178,24 @@ export type Config = Readonly<{
 
 /** Parses an environment (process.env by default) into a frozen Config, or throws CONFIG_INVALID naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  return Object.freeze({ ...configOf(parseEnv(env)), ...overrides });
+}
+
+/** The environment's variables, validated; CONFIG_INVALID names each bad one with its value. */
+function parseEnv(env: NodeJS.ProcessEnv): z.output<typeof envSchema> {
   // Empty strings mean "unset", as in most shells' `VAR= cmd`.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = envSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
-      const name = String(i.path[0] ?? '?');
-      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
-    });
-    throw new SwitchyardError('CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`);
-  }
-  const e = parsed.data;
-  return Object.freeze({
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => {
+    const name = String(i.path[0] ?? '?');
+    return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+  });
+  throw new SwitchyardError('CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`);
+}
+
+function configOf(e: z.output<typeof envSchema>): Config {
+  return {
     redisUrl: e.REDIS_CLUSTER_NODES ? clusterUrl(e.REDIS_CLUSTER_NODES) : e.REDIS_URL,
     host: e.HOST,
     port: e.PORT,
@@ -237,6 +243,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     workersDir: e.SWITCHYARD_WORKERS_DIR,
     dataDir: e.SWITCHYARD_DATA_DIR,
     supervisorPid: e.SWITCHYARD_SUPERVISOR_PID,
-    ...overrides,
-  });
+  };
 }
