@@ -69,6 +69,25 @@ export interface AgentEvents {
 
 const safeHost = () => hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 60) || 'host';
 
+/** What the registry holds of an agent. */
+function agentRecord(id: string, type: AgentType, pool: string, concurrency: number, opts: AgentOptions): AgentRecord {
+  const { config } = opts;
+  return {
+    id,
+    type: type.name,
+    pool,
+    version: type.version,
+    capabilities: [{ name: type.name, version: type.version }],
+    tags: [...(opts.tags ?? config.tags)],
+    metadata: opts.metadata ?? {},
+    weight: opts.weight ?? config.weight,
+    concurrency,
+    host: hostname(),
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+  };
+}
+
 export class Agent extends EventEmitter<AgentEvents> {
   readonly id: string;
   readonly type: AgentType;
@@ -99,20 +118,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.pool = opts.pool ?? config.pool;
     const concurrency = opts.concurrency ?? config.concurrency;
     this.id = `${poolLabel({ type: this.type.name, pool: this.pool })}-${safeHost()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.record = {
-      id: this.id,
-      type: this.type.name,
-      pool: this.pool,
-      version: this.type.version,
-      capabilities: [{ name: this.type.name, version: this.type.version }],
-      tags: [...(opts.tags ?? config.tags)],
-      metadata: opts.metadata ?? {},
-      weight: opts.weight ?? config.weight,
-      concurrency,
-      host: hostname(),
-      pid: process.pid,
-      startedAt: new Date().toISOString(),
-    };
+    this.record = agentRecord(this.id, this.type, this.pool, concurrency, opts);
     this.#redis = redis;
     this.#registry = new Registry(redis, config.prefix);
     this.#graceMs = config.shutdownGraceMs;
@@ -130,8 +136,28 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#monitor = new HealthMonitor(check, { ...config.health, ...definition.health });
     this.#monitor.on('change', (t) => this.#onHealth(t));
 
+    this.#worker = this.#createWorker(opts, redis, concurrency, outcomes);
+    this.#metrics = new AgentMetrics(redis, config.prefix, this.id, { type: this.type.name, pool: this.pool });
+    this.#watchWorker();
+
+    const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
+    this.#presence = new Presence(this.#registry, this.record, timing, () => this.#report(), () => this.#updatePulling(), this.#log);
+    this.#housekeeper = new Housekeeper({
+      redis,
+      lockKey: keys(config.prefix).registry.housekeeper,
+      owner: this.id,
+      intervalMs: config.heartbeatMs,
+      leaseMs: 3 * config.heartbeatMs,
+      chores: [{ name: 'expire agents', run: (now) => this.#registry.expire(now).then(() => undefined) }],
+      log: this.#log,
+    });
+  }
+
+  /** The BullMQ Worker of this agent's pool queue, running each task through createProcessor. */
+  #createWorker(opts: AgentOptions, redis: RedisConnection, concurrency: number, outcomes: OutcomeWindow): Worker<TaskEnvelope> {
+    const { definition, config } = opts;
     const runs = new RunStore(redis, config.prefix);
-    this.#worker = new Worker<TaskEnvelope>(
+    return new Worker<TaskEnvelope>(
       queueName({ type: this.type.name, pool: this.pool }),
       createProcessor({
         definition,
@@ -162,8 +188,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         autorun: false,
       },
     );
+  }
+
+  /** Metrics, events and logs of what the worker reports. */
+  #watchWorker(): void {
     this.#worker.on('error', (err) => this.#log.error({ err }, 'worker error'));
-    this.#metrics = new AgentMetrics(redis, config.prefix, this.id, { type: this.type.name, pool: this.pool });
     this.#worker.on('completed', (job) => {
       this.#metrics.completed(job);
       this.emit('completed', job.id ?? '');
@@ -174,18 +203,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('failed', job?.id ?? '', err);
     });
     this.#worker.on('stalled', (id) => this.#log.warn(taskLogFields(id), 'task stalled: its agent stopped renewing the lock; re-queued'));
-
-    const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
-    this.#presence = new Presence(this.#registry, this.record, timing, () => this.#report(), () => this.#updatePulling(), this.#log);
-    this.#housekeeper = new Housekeeper({
-      redis,
-      lockKey: keys(config.prefix).registry.housekeeper,
-      owner: this.id,
-      intervalMs: config.heartbeatMs,
-      leaseMs: 3 * config.heartbeatMs,
-      chores: [{ name: 'expire agents', run: (now) => this.#registry.expire(now).then(() => undefined) }],
-      log: this.#log,
-    });
   }
 
   /** Registers, waits for the first passing health check (ensureReady), then starts pulling. */
