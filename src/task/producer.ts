@@ -182,45 +182,67 @@ export class TaskProducer {
 
   async #writeAll(tasks: PreparedTask[], batch: boolean): Promise<EnqueueResult[]> {
     const results: Array<EnqueueResult | undefined> = new Array(tasks.length);
-    const toAdd: Array<{ index: number; task: PreparedTask }> = [];
+    const { toAdd, reserved } = await this.#reserveKeys(tasks, batch, results);
+    const written = await this.#addJobs(toAdd, results);
+    const done = results as EnqueueResult[];
+    // Tasks found by their keys too (an earlier request may have written them and not seen a replica
+    // confirm), and the keys' reservations: a reservation lost in a failover would let a retry add a twin.
+    const wait = this.#d.config.waitReplicas;
+    if (wait && wait.count > 0) {
+      const jobs = done.map((r) => this.#keys.job(queueName(r.task), r.task.id));
+      await waitForReplicas(this.#d.redis, [...jobs, ...reserved], wait);
+    }
+    for (const [queue, ids] of written) this.#d.written?.(queue, ids);
+    return done;
+  }
 
+  /**
+   * Reserves the idempotency keys of keyed tasks (one SET NX GET each, pipelined per slot). A key
+   * already held by the same request answers with its task (into `results`), or is repaired: the
+   * task is added under the reserved id and queue. Returns what to add, and the reserved keys.
+   */
+  async #reserveKeys(tasks: PreparedTask[], batch: boolean, results: Array<EnqueueResult | undefined>): Promise<{ toAdd: Array<{ index: number; task: PreparedTask }>; reserved: string[] }> {
+    const toAdd: Array<{ index: number; task: PreparedTask }> = [];
     const keyed: Array<{ t: PreparedTask; index: number }> = [];
     // Tasks without a key are added as they are; keyed ones once their key is reserved (below).
     for (let index = 0; index < tasks.length; index++) {
       if (tasks[index]!.key !== undefined) keyed.push({ t: tasks[index]!, index });
       else toAdd.push({ index, task: tasks[index]! });
     }
+    if (keyed.length === 0) return { toAdd, reserved: [] };
     const keyOf = ({ t }: (typeof keyed)[number]) => this.#keys.idempotency(t.type.name, t.key!);
     const valueOf = ({ t }: (typeof keyed)[number]) => reservationValue([t.queue, t.id], t.fingerprint ?? '');
-    if (keyed.length > 0) {
-      const replies = await pipelineByKey(this.#d.redis, keyed, keyOf, (pipe, k) =>
-        pipe.call('SET', keyOf(k), valueOf(k), 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS)),
-      );
-      await this.#refuseReusedKeys(keyed, replies, batch, (k) => scripts.lockRelease.run(this.#d.redis, [keyOf(k)], [valueOf(k)]));
-      for (const [j, { t, index }] of keyed.entries()) {
-        const previous = replies[j];
-        if (typeof previous === 'string') {
-          const [queue, id] = readReservation(previous, 2).fields;
-          const existing = await this.#existing(queue!, id!);
-          if (existing) {
-            results[index] = { task: existing, created: false };
-            continue;
-          }
-          // Reserved by a request that died before adding: add it now under the reserved id and queue.
-          t.id = id!;
-          t.opts.jobId = id!;
-          if (queue !== t.queue) {
-            // This request may have routed elsewhere: the answer and the stored decision name the reserved pool.
-            const pool = parseQueueName(queue!)?.pool ?? t.routing.pool;
-            t.routing = { ...t.routing, pool, reason: `${pool}, chosen by an earlier request with the same idempotencyKey` };
-            storeDecision(t.envelope, t.routing);
-            t.queue = queue!;
-          }
+    const replies = await pipelineByKey(this.#d.redis, keyed, keyOf, (pipe, k) =>
+      pipe.call('SET', keyOf(k), valueOf(k), 'NX', 'GET', 'EX', String(this.#d.config.idempotencyTtlS)),
+    );
+    await this.#refuseReusedKeys(keyed, replies, batch, (k) => scripts.lockRelease.run(this.#d.redis, [keyOf(k)], [valueOf(k)]));
+    for (const [j, { t, index }] of keyed.entries()) {
+      const previous = replies[j];
+      if (typeof previous === 'string') {
+        const [queue, id] = readReservation(previous, 2).fields;
+        const existing = await this.#existing(queue!, id!);
+        if (existing) {
+          results[index] = { task: existing, created: false };
+          continue;
         }
-        toAdd.push({ index, task: t });
+        // Reserved by a request that died before adding: add it now under the reserved id and queue.
+        t.id = id!;
+        t.opts.jobId = id!;
+        if (queue !== t.queue) {
+          // This request may have routed elsewhere: the answer and the stored decision name the reserved pool.
+          const pool = parseQueueName(queue!)?.pool ?? t.routing.pool;
+          t.routing = { ...t.routing, pool, reason: `${pool}, chosen by an earlier request with the same idempotencyKey` };
+          storeDecision(t.envelope, t.routing);
+          t.queue = queue!;
+        }
       }
+      toAdd.push({ index, task: t });
     }
+    return { toAdd, reserved: keyed.map(keyOf) };
+  }
 
+  /** Adds the jobs, one call per pool queue (addBulk for several), and fills in their answers. */
+  async #addJobs(toAdd: ReadonlyArray<{ index: number; task: PreparedTask }>, results: Array<EnqueueResult | undefined>): Promise<Array<[queue: string, ids: string[]]>> {
     const byQueue = new Map<string, Array<{ index: number; task: PreparedTask }>>();
     for (const item of toAdd) {
       const list = byQueue.get(item.task.queue);
@@ -252,16 +274,7 @@ export class TaskProducer {
         }
       }),
     );
-    const done = results as EnqueueResult[];
-    // Tasks found by their keys too (an earlier request may have written them and not seen a replica
-    // confirm), and the keys' reservations: a reservation lost in a failover would let a retry add a twin.
-    const wait = this.#d.config.waitReplicas;
-    if (wait && wait.count > 0) {
-      const jobs = done.map((r) => this.#keys.job(queueName(r.task), r.task.id));
-      await waitForReplicas(this.#d.redis, [...jobs, ...keyed.map(keyOf)], wait);
-    }
-    for (const [queue, ids] of written) this.#d.written?.(queue, ids);
-    return done;
+    return written;
   }
 
   /**
