@@ -172,81 +172,99 @@ async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnv
 }
 
 export function createProcessor(h: ProcessorHooks): Processor {
-  const type = h.definition.type;
   return async (job, token) => {
-    // A cheap shape check on the hot path; zod runs only to explain a job that fails it.
-    if (!looksLikeEnvelope(job.data)) {
-      const parsed = envelopeSchema.safeParse(job.data);
-      const why = parsed.success ? 'unexpected shape' : summarize(toFieldIssues(parsed.error));
-      throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${why}`);
-    }
-    const env = job.data;
-    // A run whose agent died (crash, OOM, lost lock) counts against the attempts like a failed one
-    // (BullMQ counts those in stalledCounter): a task that kills its agent every time (a poison
-    // pill) dies after its attempts instead of taking the pool's agents down one after another.
-    const spent = job.attemptsMade + (job.stalledCounter ?? 0);
-    const max = job.opts.attempts ?? 1;
-    if (spent >= max) {
-      const poison = new UnrecoverableError(`its agent died during ${job.stalledCounter} of its ${spent} runs (crash or lost lock); attempts=${max} spent, not running it again`);
-      await settleDead(h, env, job, poison.message);
-      throw poison;
-    }
-    const payload = type.payload.safeParse(env.payload);
-    if (!payload.success) {
-      throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
-    }
-    // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
-    // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
-    const jobId = job.id ?? '';
-    const gate = h.admit(jobId);
-    const admission = typeof gate === 'string' ? gate : await gate;
-    // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
-    if (admission === 'DENIED') throw Worker.RateLimitError();
-    const timeoutMs = env.timeoutMs ?? type.defaults.timeoutMs;
-    const attempt = h.inFlight.begin(jobId, timeoutMs);
-    const ctx = new AttemptContext(job, env, h.pool, attempt, h.log, h.namedBreaker);
-    let output: unknown;
-    h.started();
-    let ok = false;
-    let outcome: PoolOutcome = 'failure';
-    try {
-      const pending = h.definition.handler(payload.data, ctx);
-      // Synchronous handlers skip the race; async ones race the attempt's abort, so a handler that
-      // ignores its signal still cannot hold the attempt past its timeout.
-      output = isThenable(pending) ? await attempt.race(pending) : pending;
-      ok = true;
-      outcome = 'success';
-    } catch (err) {
-      const verdict = await classify(err, job, token, attempt, timeoutMs);
-      if (isFinalFailure(verdict, job)) await settleDead(h, env, job, verdict.message);
-      // Fatal errors, shutdowns and delays say nothing about the pool's health.
-      if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
-        outcome = 'neutral';
-      }
-      throw verdict;
-    } finally {
-      h.inFlight.end(attempt);
-      h.finished(ok);
-      h.settled(jobId, admission, outcome);
-    }
-    const result = type.result.safeParse(output);
-    if (!result.success) {
-      const invalid = new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
-      await settleDead(h, env, job, invalid.message);
-      throw invalid;
-    }
-    // BullMQ stores the result as JSON: one that cannot be (a cycle, a BigInt) fails here, once, not
-    // inside BullMQ after the handler ran, where it would be retried as if the handler had failed.
-    let json: string;
-    try {
-      json = JSON.stringify(result.data ?? null);
-    } catch (err) {
-      const unstorable = new UnrecoverableError(`result of ${type.name} cannot be stored as JSON: ${err instanceof Error ? err.message : String(err)}`);
-      await settleDead(h, env, job, unstorable.message);
-      throw unstorable;
-    }
-    // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.
-    if (env.workflow) await h.settleNode(env.workflow, 'done', json, nodeInfo(job, h.pool));
-    return result.data;
+    const { env, payload } = await checkedTask(h, job);
+    const output = await runAttempt(h, job, token, env, payload);
+    return commitResult(h, job, env, output);
   };
+}
+
+/** The job's envelope and validated payload; a job that must not run (not ours, poison, bad payload) fails for good. */
+async function checkedTask(h: ProcessorHooks, job: Job<TaskEnvelope>): Promise<{ env: TaskEnvelope; payload: unknown }> {
+  const type = h.definition.type;
+  // A cheap shape check on the hot path; zod runs only to explain a job that fails it.
+  if (!looksLikeEnvelope(job.data)) {
+    const parsed = envelopeSchema.safeParse(job.data);
+    const why = parsed.success ? 'unexpected shape' : summarize(toFieldIssues(parsed.error));
+    throw new UnrecoverableError(`task envelope is invalid (not written by Switchyard?): ${why}`);
+  }
+  const env = job.data;
+  // A run whose agent died (crash, OOM, lost lock) counts against the attempts like a failed one
+  // (BullMQ counts those in stalledCounter): a task that kills its agent every time (a poison
+  // pill) dies after its attempts instead of taking the pool's agents down one after another.
+  const spent = job.attemptsMade + (job.stalledCounter ?? 0);
+  const max = job.opts.attempts ?? 1;
+  if (spent >= max) {
+    const poison = new UnrecoverableError(`its agent died during ${job.stalledCounter} of its ${spent} runs (crash or lost lock); attempts=${max} spent, not running it again`);
+    await settleDead(h, env, job, poison.message);
+    throw poison;
+  }
+  const payload = type.payload.safeParse(env.payload);
+  if (!payload.success) {
+    throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
+  }
+  return { env, payload: payload.data };
+}
+
+/** One attempt: the pool gate's admission, the handler under its timeout, the outcome reported to the breaker. */
+async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: string | undefined, env: TaskEnvelope, payload: unknown): Promise<unknown> {
+  const type = h.definition.type;
+  // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
+  // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
+  const jobId = job.id ?? '';
+  const gate = h.admit(jobId);
+  const admission = typeof gate === 'string' ? gate : await gate;
+  // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
+  if (admission === 'DENIED') throw Worker.RateLimitError();
+  const timeoutMs = env.timeoutMs ?? type.defaults.timeoutMs;
+  const attempt = h.inFlight.begin(jobId, timeoutMs);
+  const ctx = new AttemptContext(job, env, h.pool, attempt, h.log, h.namedBreaker);
+  h.started();
+  let ok = false;
+  let outcome: PoolOutcome = 'failure';
+  try {
+    const pending = h.definition.handler(payload, ctx);
+    // Synchronous handlers skip the race; async ones race the attempt's abort, so a handler that
+    // ignores its signal still cannot hold the attempt past its timeout.
+    const output = isThenable(pending) ? await attempt.race(pending) : pending;
+    ok = true;
+    outcome = 'success';
+    return output;
+  } catch (err) {
+    const verdict = await classify(err, job, token, attempt, timeoutMs);
+    if (isFinalFailure(verdict, job)) await settleDead(h, env, job, verdict.message);
+    // Fatal errors, shutdowns and delays say nothing about the pool's health.
+    if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
+      outcome = 'neutral';
+    }
+    throw verdict;
+  } finally {
+    h.inFlight.end(attempt);
+    h.finished(ok);
+    h.settled(jobId, admission, outcome);
+  }
+}
+
+/** The handler's output, validated and storable as JSON; a workflow node settles before its job completes. */
+async function commitResult(h: ProcessorHooks, job: Job<TaskEnvelope>, env: TaskEnvelope, output: unknown): Promise<unknown> {
+  const type = h.definition.type;
+  const result = type.result.safeParse(output);
+  if (!result.success) {
+    const invalid = new UnrecoverableError(`result of ${type.name} is invalid: ${summarize(toFieldIssues(result.error, 'result'))}`);
+    await settleDead(h, env, job, invalid.message);
+    throw invalid;
+  }
+  // BullMQ stores the result as JSON: one that cannot be (a cycle, a BigInt) fails here, once, not
+  // inside BullMQ after the handler ran, where it would be retried as if the handler had failed.
+  let json: string;
+  try {
+    json = JSON.stringify(result.data ?? null);
+  } catch (err) {
+    const unstorable = new UnrecoverableError(`result of ${type.name} cannot be stored as JSON: ${err instanceof Error ? err.message : String(err)}`);
+    await settleDead(h, env, job, unstorable.message);
+    throw unstorable;
+  }
+  // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.
+  if (env.workflow) await h.settleNode(env.workflow, 'done', json, nodeInfo(job, h.pool));
+  return result.data;
 }
