@@ -1,5 +1,5 @@
 /**
- * One shared breaker: a thin wrapper over its Lua scripts (src/redis/lua/breaker-*.ts), each one
+ * One shared breaker: a thin wrapper over its Lua scripts (src/redis/lua/breaker-*.lua), each one
  * atomic, so every process agrees on the state and on who holds the half-open probes.
  */
 import { randomBytes } from 'node:crypto';

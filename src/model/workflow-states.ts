@@ -10,7 +10,7 @@ export const isFinal = (s: string): s is FinalRunState => (FINAL_RUN_STATES as r
 
 export const NODE_STATES = ['pending', 'ready', 'queued', 'done', 'dead', 'skipped', 'cancelled'] as const;
 export type NodeState = (typeof NODE_STATES)[number];
-/** How many nodes of a run are in each state; kept in the run's meta hash by the scripts (workflow-lib.ts). */
+/** How many nodes of a run are in each state; kept in the run's meta hash by the scripts (redis/lua/workflow-lib.lua). */
 export type NodeCounts = Record<NodeState, number>;
 export type UndoState = 'pending' | 'ready' | 'queued' | 'done' | 'failed' | 'none';
 /** `node`: a workflow node; `undo`: its compensation. */

@@ -39,7 +39,7 @@ export function keys(prefix: string) {
     dispatcher: `${prefix}:{routing}:dispatcher`,
     /** Workflow runs: each run's keys share the tag {run:<id>}, so its scripts stay in one cluster slot. */
     workflow: {
-      /** Base key of a run (its meta hash); the scripts derive the run's other keys from it (see lua/workflow-lib.ts). */
+      /** Base key of a run (its meta hash); the scripts derive the run's other keys from it (see lua/workflow-lib.lua). */
       run: (id: string) => `${prefix}:{run:${id}}`,
       /**
        * zset: active run id -> when the engine last looked at it (the sweep picks the stalest). In the

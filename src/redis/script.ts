@@ -1,8 +1,11 @@
 /**
- * Lua scripts as TS modules (never read from disk at run time): EVALSHA, falling back to EVAL
- * once when the server does not have the script yet (after a restart or on a new cluster node).
+ * Lua scripts: sources in ./lua/<name>.lua (KEYS and ARGV in their header comment; shared code pulled
+ * in with `--- @include "<name>"`, as BullMQ does), read once when this module loads; run with
+ * EVALSHA, falling back to EVAL once when the server does not have the script yet (after a restart
+ * or on a new cluster node).
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { RedisConnection } from './connection.ts';
 
 export interface ScriptSource {
@@ -36,4 +39,18 @@ export function defineScript<R>(source: ScriptSource): Script<R> {
       }
     },
   };
+}
+
+const INCLUDE = /^--- @include "([a-z0-9-]+)"$/m;
+
+/** The source of ./lua/<name>.lua with its includes expanded (each file at most once). */
+export function luaSource(name: string, included = new Set<string>()): string {
+  included.add(name);
+  let text = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  for (let m = INCLUDE.exec(text); m; m = INCLUDE.exec(text)) {
+    const lib = m[1]!;
+    const source = included.has(lib) ? '' : luaSource(lib, included);
+    text = text.replace(m[0], () => source); // a function: Lua's `$'` and `$&` are not replacement patterns
+  }
+  return text;
 }

@@ -1,5 +1,5 @@
 /**
- * The workflow engine: moves runs forward. Agents settle nodes (src/redis/lua/workflow-settle.ts)
+ * The workflow engine: moves runs forward. Agents settle nodes (src/redis/lua/workflow-settle.lua)
  * and the script publishes the run id when the engine has something to do; the engine then
  * routes the ready nodes *now* (late binding) and adds their jobs to the pools' queues, stops a
  * failing or cancelled run, enqueues compensations, and releases a finished run.

@@ -1,12 +1,10 @@
-/**
- * KEYS[1] breaker hash
- * ARGV[1] now ms, ARGV[2] successes, ARGV[3] failures, ARGV[4] failureRatio, ARGV[5] minRequests,
- * ARGV[6] windowMs, ARGV[7] events channel, ARGV[8] breaker name
- * Adds outcomes to the rolling window (10 buckets of windowMs/10, slot = bucket % 10, stamped) and
- * trips the breaker when failures/total >= failureRatio with total >= minRequests. Outcomes only
- * count while CLOSED (probe results go through breaker-probe). Returns the state after.
- */
-export const lua = `
+-- KEYS[1] breaker hash
+-- ARGV[1] now ms, ARGV[2] successes, ARGV[3] failures, ARGV[4] failureRatio, ARGV[5] minRequests,
+-- ARGV[6] windowMs, ARGV[7] events channel, ARGV[8] breaker name
+-- Adds outcomes to the rolling window (10 buckets of windowMs/10, slot = bucket % 10, stamped) and
+-- trips the breaker when failures/total >= failureRatio with total >= minRequests. Outcomes only
+-- count while CLOSED (probe results go through breaker-probe). Returns the state after.
+--  
 local state = redis.call('HGET', KEYS[1], 'state') or 'CLOSED'
 if state ~= 'CLOSED' then return state end
 local now = tonumber(ARGV[1])
@@ -44,4 +42,3 @@ if total >= tonumber(ARGV[5]) and f / total >= tonumber(ARGV[4]) then
   return 'OPEN'
 end
 return 'CLOSED'
-`;

@@ -1,13 +1,11 @@
-/**
- * KEYS[1] run base key
- * ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3..] pairs of node id and the pool chosen for it
- * Claims ready nodes (or compensations) for enqueueing: only those still ready, and only while the
- * run is in the phase that runs them, so two engines never enqueue one node twice. A claimed node
- * is `queued` and counted in flight until it settles. Returns the claimed node ids.
- */
-import { lib } from './workflow-lib.ts';
+-- KEYS[1] run base key
+-- ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3..] pairs of node id and the pool chosen for it
+-- Claims ready nodes (or compensations) for enqueueing: only those still ready, and only while the
+-- run is in the phase that runs them, so two engines never enqueue one node twice. A claimed node
+-- is `queued` and counted in flight until it settles. Returns the claimed node ids.
+--  
+--- @include "workflow-lib"
 
-export const lua = `${lib}
 local kind = ARGV[2]
 local run = rcall('HGET', META, 'state')
 local claimed = {}
@@ -38,4 +36,3 @@ else
   for i = 1, #claimed, 1000 do rcall('SREM', UREADY, unpack(claimed, i, math.min(i + 999, #claimed))) end
 end
 return claimed
-`;

@@ -1,15 +1,13 @@
-/**
- * KEYS[1] run base key
- * ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3] node id, ARGV[4] outcome: done | dead | skipped,
- * ARGV[5] result JSON (done) or error message (dead), ARGV[6] now (ms), ARGV[7] info JSON {pool, attempts, startedAt}
- * A node (or its compensation) settled. Idempotent: only a queued node settles, so a repeated
- * call (an agent retrying after a crash, the sweep repairing) changes nothing and returns 0.
- * A done node readies each dependent whose last dependency this was; a dead one stops the run
- * (no new nodes; compensation once the running ones settle). Returns 1 when it changed the run.
- */
-import { lib } from './workflow-lib.ts';
+-- KEYS[1] run base key
+-- ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3] node id, ARGV[4] outcome: done | dead | skipped,
+-- ARGV[5] result JSON (done) or error message (dead), ARGV[6] now (ms), ARGV[7] info JSON {pool, attempts, startedAt}
+-- A node (or its compensation) settled. Idempotent: only a queued node settles, so a repeated
+-- call (an agent retrying after a crash, the sweep repairing) changes nothing and returns 0.
+-- A done node readies each dependent whose last dependency this was; a dead one stops the run
+-- (no new nodes; compensation once the running ones settle). Returns 1 when it changed the run.
+--  
+--- @include "workflow-lib"
 
-export const lua = `${lib}
 local kind, id, outcome, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 -- What the agent knows of the run of the node (pool, attempts, startedAt): it replaces the claim's {pool}.
 local extra = cjson.decode(ARGV[7])
@@ -84,4 +82,3 @@ if run == 'failing' or run == 'cancelling' then
 end
 if woke then wake() end
 return 1
-`;

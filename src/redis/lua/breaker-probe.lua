@@ -1,12 +1,10 @@
-/**
- * KEYS[1] breaker hash, KEYS[2] probe permits zset
- * ARGV[1] now ms, ARGV[2] token, ARGV[3] '1' success / '0' failure, ARGV[4] halfOpenProbes,
- * ARGV[5] events channel, ARGV[6] breaker name
- * Reports a probe. A failure re-opens the breaker (a new trip); halfOpenProbes successes close it.
- * A token that is no longer a live permit (expired, breaker reset) changes nothing.
- * Returns the state after.
- */
-export const lua = `
+-- KEYS[1] breaker hash, KEYS[2] probe permits zset
+-- ARGV[1] now ms, ARGV[2] token, ARGV[3] '1' success / '0' failure, ARGV[4] halfOpenProbes,
+-- ARGV[5] events channel, ARGV[6] breaker name
+-- Reports a probe. A failure re-opens the breaker (a new trip); halfOpenProbes successes close it.
+-- A token that is no longer a live permit (expired, breaker reset) changes nothing.
+-- Returns the state after.
+--  
 local state = redis.call('HGET', KEYS[1], 'state') or 'CLOSED'
 local now = tonumber(ARGV[1])
 -- A permit's score is when it expires; one past it counts for nothing, even if no acquire has swept it yet.
@@ -29,4 +27,3 @@ redis.call('HDEL', KEYS[1], 'probeSuccesses')
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[5], cjson.encode({ name = ARGV[6], state = 'OPEN', at = now, trips = trips }))
 return 'OPEN'
-`;

@@ -1,24 +1,22 @@
-/**
- * Shared by the workflow scripts (prepended to each). KEYS[1] is the run's base key
- * `<prefix>:{run:<id>}` (its meta hash); every other key of the run is derived from it and shares
- * its hash tag, so each script touches one cluster slot.
- *
- * meta hash: state (running | failing | cancelling | compensating | completed | compensated |
- *   compensation_failed | failed | cancelled), cause (failure | cancel), total, done, inflight
- *   (nodes queued, not settled), pending, ready, dead, skipped, cancelled (nodes in each state: with
- *   done and inflight they count every node, so a run's summary never reads its :state hash; every
- *   write to :state below moves a count in the same script), undoPending, undoRan, undoFailed,
- *   reason, finishedAt
- * :state   node -> pending | ready | queued | done | dead | skipped | cancelled
- * :info    node -> JSON {pool, attempts, startedAt, finishedAt, error}
- * :wait    node -> dependencies not done yet      :next / :prev  node -> "a,b" dependents / dependencies
- * :results node -> result JSON                    :ready  set of nodes ready to be enqueued
- * :undo    set of nodes that have a compensation  :undo-state node -> pending | ready | queued | done | failed | none
- * :undo-wait node -> completed dependents whose compensation has not settled   :undo-ready set
- * :log     list of compensation outcomes, JSON, in the order they settled
- * ARGV[1] (every script): the pub/sub channel that wakes the engine.
- */
-export const lib = `
+-- Shared by the workflow scripts (prepended to each). KEYS[1] is the run's base key
+-- `<prefix>:{run:<id>}` (its meta hash); every other key of the run is derived from it and shares
+-- its hash tag, so each script touches one cluster slot.
+--
+-- meta hash: state (running | failing | cancelling | compensating | completed | compensated |
+--   compensation_failed | failed | cancelled), cause (failure | cancel), total, done, inflight
+--   (nodes queued, not settled), pending, ready, dead, skipped, cancelled (nodes in each state: with
+--   done and inflight they count every node, so a run's summary never reads its :state hash; every
+--   write to :state below moves a count in the same script), undoPending, undoRan, undoFailed,
+--   reason, finishedAt
+-- :state   node -> pending | ready | queued | done | dead | skipped | cancelled
+-- :info    node -> JSON {pool, attempts, startedAt, finishedAt, error}
+-- :wait    node -> dependencies not done yet      :next / :prev  node -> "a,b" dependents / dependencies
+-- :results node -> result JSON                    :ready  set of nodes ready to be enqueued
+-- :undo    set of nodes that have a compensation  :undo-state node -> pending | ready | queued | done | failed | none
+-- :undo-wait node -> completed dependents whose compensation has not settled   :undo-ready set
+-- :log     list of compensation outcomes, JSON, in the order they settled
+-- ARGV[1] (every script): the pub/sub channel that wakes the engine.
+--  
 local rcall = redis.call
 local base = KEYS[1]
 local META, STATE, INFO, WAIT = base, base .. ':state', base .. ':info', base .. ':wait'
@@ -126,4 +124,3 @@ local function maybeBeginUndo(now)
   local m = rcall('HMGET', META, 'state', 'inflight')
   if (m[1] == 'failing' or m[1] == 'cancelling') and tonumber(m[2] or '0') <= 0 then beginUndo(now) end
 end
-`;
