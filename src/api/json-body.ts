@@ -126,7 +126,24 @@ export function nonFiniteNumbers(body: unknown): FieldIssue[] {
   return issues;
 }
 
+/** The fast check every body gets: a walk that allocates nothing per value (paths only once one is found). */
+function hasNonFinite(body: unknown): boolean {
+  const stack: unknown[] = [body];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return true;
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const k in v) stack.push((v as Record<string, unknown>)[k]);
+    }
+  }
+  return false;
+}
+
 const finiteNumbers: RequestHandler = (req, _res, next) => {
+  if (!hasNonFinite(req.body)) return next();
   const issues = nonFiniteNumbers(req.body);
   if (issues.length > 0) throw new ValidationError(`the request body holds a number JSON cannot represent: ${issues.map((i) => i.path || '(the body)').join(', ')}`, issues);
   next();
