@@ -17,7 +17,7 @@ const failing = new Set<string>();
 let downstream: Server;
 let api: ApiProcess;
 
-interface TaskBody { id: string; state: string; pool: string; attempts: { made: number }; routing: { pool: string } }
+interface TaskBody { id: string; state: string; pool: string; attempts: { made: number }; routing: { pool: string; candidates: string[] } }
 const enqueue = async (n: number): Promise<TaskBody[]> => {
   const res = await fetch(`${api.url}/v1/tasks/batch`, {
     method: 'POST',
@@ -45,6 +45,9 @@ beforeAll(async () => {
   const agent = (pool: string) => startAgentProcess('flaky', { ...env, FLAKY_DOWNSTREAM_URL: `${base}/${pool}` }, ['--pool', pool, '--concurrency', '4']);
   [api] = await Promise.all([startApiProcess(env), agent('red'), agent('green'), agent('blue')]);
   await waitFor(async () => ((await json(fetch(`${api.url}/v1/agents?health=HEALTHY`))) as unknown[]).length === 3, { what: 'three healthy agents' });
+  // The registry lists them before the API's routing snapshot has them (a refresh, or the registry's
+  // event across a cluster, later): wait until a routed task had all three pools to choose from.
+  await waitFor(async () => (await enqueue(1))[0]!.routing.candidates.length === 3, { what: 'the router to see the three pools' });
 });
 afterAll(() => new Promise<void>((r) => downstream.close(() => r())));
 
