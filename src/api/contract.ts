@@ -12,7 +12,7 @@ import { deadLetterFilterSchema, deadLetterQuerySchema } from '../task/dead-lett
 import { batchRequestSchema, taskRequestSchema } from '../model/task-request.ts';
 import { TASK_STATES } from '../task/view.ts';
 import { workflowRequestSchema } from '../model/workflow-definition.ts';
-import { RUN_STATES } from '../workflow/run-store.ts';
+import { COMPENSATION_OUTCOMES, COMPENSATION_STATES, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';
 
@@ -83,7 +83,7 @@ export const runSummarySchema = z.strictObject({ id: z.string().regex(/^wf_/), n
 const nodeViewSchema = z.strictObject({
   id: z.string(),
   type: z.string(),
-  state: z.enum(['pending', 'ready', 'queued', 'done', 'dead', 'skipped', 'cancelled']),
+  state: z.enum(NODE_STATES),
   dependsOn: z.array(z.string()),
   pool: z.string().optional(),
   attempts: count.optional(),
@@ -91,7 +91,7 @@ const nodeViewSchema = z.strictObject({
   finishedAt: iso.optional(),
   result: z.unknown().optional(),
   error: z.string().optional(),
-  compensation: z.strictObject({ type: z.string(), state: z.enum(['pending', 'ready', 'queued', 'done', 'failed', 'none']) }).optional(),
+  compensation: z.strictObject({ type: z.string(), state: z.enum(COMPENSATION_STATES) }).optional(),
 });
 
 /** A run without its nodes (GET /v1/workflows): a few hundred bytes whatever the run's size. */
@@ -110,7 +110,7 @@ export const runViewSchema = runOverviewSchema.extend({
   compensations: z.array(
     z.strictObject({
       node: z.string(),
-      state: z.enum(['done', 'failed']),
+      state: z.enum(COMPENSATION_OUTCOMES),
       type: z.string(),
       at: iso,
       pool: z.string().optional(),

@@ -12,7 +12,11 @@ export const NODE_STATES = ['pending', 'ready', 'queued', 'done', 'dead', 'skipp
 export type NodeState = (typeof NODE_STATES)[number];
 /** How many nodes of a run are in each state; kept in the run's meta hash by the scripts (redis/lua/workflow-lib.lua). */
 export type NodeCounts = Record<NodeState, number>;
-export type UndoState = 'pending' | 'ready' | 'queued' | 'done' | 'failed' | 'none';
+/** The state of a node's compensation (`none`: the node has none, or never completed). */
+export const COMPENSATION_STATES = ['pending', 'ready', 'queued', 'done', 'failed', 'none'] as const;
+export type UndoState = (typeof COMPENSATION_STATES)[number];
+/** How a compensation that ran ended, as the run's compensation log records it. */
+export const COMPENSATION_OUTCOMES = ['done', 'failed'] as const;
 /** `node`: a workflow node; `undo`: its compensation. */
 export type Step = 'node' | 'undo';
 export type Outcome = 'done' | 'dead' | 'skipped';
