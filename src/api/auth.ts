@@ -9,8 +9,6 @@ import { isLoopbackAddress } from './host-check.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export const isLoopback = isLoopbackAddress;
-
 /** The key a request presents. Scheme names are case-insensitive (RFC 9110 §11.1): `BEARER k` is `Bearer k`. */
 export function presentedKey(req: Request): string | undefined {
   const header = req.headers.authorization;
@@ -33,7 +31,7 @@ export function authorizer(keys: readonly string[]): (req: Request) => AuthResul
   const digests = keys.map(digest);
   if (digests.length === 0) {
     return (req) =>
-      isLoopback(req.socket.remoteAddress)
+      isLoopbackAddress(req.socket.remoteAddress)
         ? { ok: true }
         : { ok: false, reason: 'no API keys are configured (SWITCHYARD_API_KEYS), so only loopback clients are served' };
   }

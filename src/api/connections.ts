@@ -8,19 +8,10 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionLimits } from '../config/env.ts';
+import { rawProblem } from './problem.ts';
 
 /** How often Node looks for connections past their headers or request timeout: a fraction of it, at most 1 s. */
 export const checkIntervalOf = (limits: ConnectionLimits) => Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4)));
-
-function tooManyConnections(perAddress: number): string {
-  const body = JSON.stringify({
-    type: '/problems/too-many-connections',
-    title: 'Too many connections',
-    status: 429,
-    detail: `this address already holds ${perAddress} open connections to the API (SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS); reuse or close some`,
-  });
-  return `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
-}
 
 /** An HTTP server with the limits applied; `open(address)` counts that address's connections. */
 export function limitedServer(app: RequestListener, limits: ConnectionLimits): Server & { openFrom(address: string): number } {
@@ -35,7 +26,11 @@ export function limitedServer(app: RequestListener, limits: ConnectionLimits): S
   );
   server.maxConnections = limits.max;
   const perAddress = new Map<string, number>();
-  const refusal = tooManyConnections(limits.perAddress);
+  const refusal = rawProblem(
+    429,
+    'too-many-connections',
+    `this address already holds ${limits.perAddress} open connections to the API (SWITCHYARD_MAX_CONNECTIONS_PER_ADDRESS); reuse or close some`,
+  );
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
     const open = (perAddress.get(address) ?? 0) + 1;

@@ -14,6 +14,7 @@ import express, { type RequestHandler } from 'express';
 import typeis from 'type-is';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../model/errors.ts';
 import { formatPath } from '../model/validation.ts';
+import { SAFE_METHODS } from './origin.ts';
 import { problemOf, sendReply } from './problem.ts';
 
 export const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -166,7 +167,6 @@ export interface BodyParsers {
   page: RequestHandler[];
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const onWrites =
   (h: RequestHandler): RequestHandler =>
   (req, res, next) =>

@@ -8,7 +8,8 @@
 import type { Request, RequestHandler } from 'express';
 import { problem, sendReply } from './problem.ts';
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Methods that change nothing: no body is read and no cross-site check is needed. */
+export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** `host[:port]` as a URL spells it (lowercase, default port dropped), or undefined when it is not one. */
 function canonicalHost(scheme: string, hostHeader: string): string | undefined {

@@ -75,6 +75,16 @@ export function problem(status: number, title: string, detail: string, code: str
   return { status, body, headers };
 }
 
+/**
+ * A whole HTTP/1.1 problem+json answer as raw text, for a socket Express never sees (a request Node
+ * refused, a connection over the cap); the connection closes after it.
+ */
+export function rawProblem(status: number, type: string, detail: string): string {
+  const title = STATUS_CODES[status] ?? 'Error';
+  const body = JSON.stringify({ type: `/problems/${type}`, title, status, detail });
+  return `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
 export function sendReply(res: Response, reply: Reply): void {
   res.setHeader('x-content-type-options', 'nosniff');
   if (reply.headers) res.set(reply.headers);

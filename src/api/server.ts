@@ -2,7 +2,7 @@
  * The API process: the services and chores of wiring/api-services.ts, the HTTP app on them, and the
  * server with its connection limits. Stops cleanly: the server first, then the chores and services.
  */
-import { STATUS_CODES, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Express, RequestHandler } from 'express';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +14,7 @@ import { checkDurability } from '../redis/durability.ts';
 import { VERSION } from '../version.ts';
 import { buildApiServices, connectApi, startApiChores } from '../wiring/api-services.ts';
 import { createApp } from './app.ts';
+import { rawProblem } from './problem.ts';
 import { limitedServer } from './connections.ts';
 import { assertLoopbackListen } from './host-check.ts';
 
@@ -43,10 +44,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'the request did not arrive in time (SWITCHYARD_HEADERS_TIMEOUT_MS for its head, SWITCHYARD_REQUEST_TIMEOUT_MS for all of it)', 'request-timeout']
         : [400, 'the request is not valid HTTP', 'bad-request'];
-  const body = JSON.stringify({ type: `/problems/${type}`, title: STATUS_CODES[status], status, detail });
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  socket.end(rawProblem(status, type, detail));
 }
 
 export interface StartApiOptions {

@@ -94,11 +94,11 @@ export class Dispatcher {
       // does not look at its delayed tasks again until BullMQ's next poll, up to 10 s later.
       let keep = p.serving.length > 0 && this.o.snapshot.breakers.heldUntil(breaker, now) === undefined ? policy.halfOpenProbes : 0;
       let moved = 0;
-      for (const job of [...ready, ...delayed]) {
+      for (const [i, job] of [...ready, ...delayed].entries()) {
         if (job.data.route?.pool) continue; // the producer asked for this pool: it waits there
         if (keep > 0) {
           keep--;
-          if (delayed.includes(job)) await job.promote().catch(() => undefined); // no longer delayed: nothing to do
+          if (i >= ready.length) await job.promote().catch(() => undefined); // no longer delayed: nothing to do
           continue;
         }
         const decision = this.#route(type, job);
