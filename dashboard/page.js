@@ -10,8 +10,12 @@ const REFRESH_MS = 2000;
 const IDLE_RUN_TICKS = 5;
 /** Node dots shown for the open run (one page, `nodeLimit`). */
 const OPEN_RUN_NODES = 200;
-const FINAL = new Set(['completed', 'compensated', 'compensation_failed', 'failed', 'cancelled']);
-const COUNT_ORDER = ['done', 'queued', 'ready', 'pending', 'dead', 'cancelled', 'skipped'];
+/** The model's state lists (src/model/workflow-states.ts), written in by router.ts. */
+const STATES = __SWITCHYARD_STATES__;
+const FINAL = new Set(STATES.finalRun);
+/** Node counts in this order; a state the page does not know of yet comes last. */
+const SHOWN_FIRST = ['done', 'queued', 'ready', 'pending', 'dead', 'cancelled', 'skipped'];
+const COUNT_ORDER = [...SHOWN_FIRST.filter((s) => STATES.node.includes(s)), ...STATES.node.filter((s) => !SHOWN_FIRST.includes(s))];
 
 const state = { tick: 0, runs: [], runsText: '', runsIdleTicks: 0, open: undefined, openView: undefined, openError: undefined, timer: undefined, running: false };
 

@@ -7,9 +7,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Router } from 'express';
+import { FINAL_RUN_STATES, NODE_STATES } from '../src/index.ts';
 
 const page = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
-const script = readFileSync(new URL('./page.js', import.meta.url), 'utf8');
+/** The script, with the model's state lists written in (one source for the engine, the API and this page). */
+const script = readFileSync(new URL('./page.js', import.meta.url), 'utf8').replace('__SWITCHYARD_STATES__', () => JSON.stringify({ finalRun: FINAL_RUN_STATES, node: NODE_STATES }));
 
 export function dashboardRouter(): Router {
   const router = Router();

@@ -34,6 +34,7 @@ export { startLocalCluster, type LocalCluster } from './redis/local-cluster.ts';
 export type { TaskView, TaskSummary, TaskState } from './task/view.ts';
 export type { TaskRequest } from './model/task-request.ts';
 export type { RoutingDecision, Strategy } from './model/routing.ts';
+export { RUN_STATES, FINAL_RUN_STATES, NODE_STATES, COMPENSATION_STATES, type RunState, type FinalRunState, type NodeState } from './model/workflow-states.ts';
 export {
   createClient,
   ApiError,

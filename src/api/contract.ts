@@ -11,8 +11,9 @@ import { STRATEGIES } from '../model/routing.ts';
 import { deadLetterFilterSchema, deadLetterQuerySchema } from '../task/dead-letters.ts';
 import { batchRequestSchema, taskRequestSchema } from '../model/task-request.ts';
 import { TASK_STATES } from '../task/view.ts';
-import { workflowRequestSchema } from '../model/workflow-definition.ts';
-import { COMPENSATION_OUTCOMES, COMPENSATION_STATES, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
+import { DEFAULT_NODE_KIND, workflowRequestSchema } from '../model/workflow-definition.ts';
+import { COMPENSATION_OUTCOMES, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
+import { NODE_KINDS } from '../workflow/node-kinds.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';
 
@@ -80,19 +81,18 @@ export const taskViewSchema = taskSummarySchema.extend({
 
 export const runSummarySchema = z.strictObject({ id: z.string().regex(/^wf_/), name: z.string().min(1), state: z.enum(RUN_STATES) });
 
-const nodeViewSchema = z.strictObject({
+/** What every node's view has; each kind adds its fields (NodeKind.viewSchema), and names itself unless it is a task. */
+const nodeViewBase = z.strictObject({
   id: z.string(),
-  type: z.string(),
   state: z.enum(NODE_STATES),
   dependsOn: z.array(z.string()),
-  pool: z.string().optional(),
-  attempts: count.optional(),
   startedAt: iso.optional(),
   finishedAt: iso.optional(),
   result: z.unknown().optional(),
   error: z.string().optional(),
-  compensation: z.strictObject({ type: z.string(), state: z.enum(COMPENSATION_STATES) }).optional(),
 });
+const nodeViewSchemas = NODE_KINDS.map((k) => nodeViewBase.extend({ ...(k.name === DEFAULT_NODE_KIND ? {} : { kind: z.literal(k.name) }), ...k.viewSchema.shape }));
+const nodeViewSchema = nodeViewSchemas.length === 1 ? nodeViewSchemas[0]! : z.union(nodeViewSchemas);
 
 /** A run without its nodes (GET /v1/workflows): a few hundred bytes whatever the run's size. */
 export const runOverviewSchema = runSummarySchema.extend({

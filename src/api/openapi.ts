@@ -6,7 +6,8 @@
 import type { z } from 'zod';
 import type { Catalogue } from '../model/catalogue.ts';
 import { jsonSchemaOf } from '../model/validation.ts';
-import { nodeSchema } from '../model/workflow-definition.ts';
+import { DEFAULT_NODE_KIND, nodeSchema } from '../model/workflow-definition.ts';
+import { NODE_KINDS } from '../workflow/node-kinds.ts';
 import { OPERATIONS, problemSchema, type Operation } from './contract.ts';
 
 type JsonSchema = Record<string, unknown>;
@@ -104,9 +105,14 @@ export function openApiDocument(catalogue: Catalogue, version: string): Record<s
   // A workflow node is a task (its type's payload, the per-task options) with an id, dependencies and a compensation.
   const node = schemaOf(nodeSchema, 'input');
   for (const t of types) schemas[`${titleCase(t.name)}WorkflowNode`] = { ...typedTaskRequest(node, t.name), title: `${t.name} node` };
+  // Other node kinds (node-kinds.ts) have one shape each; with them, `type` no longer tells a node's schema.
+  const others = NODE_KINDS.filter((k) => k.name !== DEFAULT_NODE_KIND);
+  for (const k of others) schemas[`${titleCase(k.name)}WorkflowNode`] = { ...schemaOf(k.schema, 'input'), title: `${k.name} node` };
   schemas.WorkflowNode = {
-    oneOf: types.map((t) => ref(`${titleCase(t.name)}WorkflowNode`)),
-    discriminator: { propertyName: 'type', mapping: Object.fromEntries(types.map((t) => [t.name, `#/components/schemas/${titleCase(t.name)}WorkflowNode`])) },
+    oneOf: [...types, ...others].map((t) => ref(`${titleCase(t.name)}WorkflowNode`)),
+    ...(others.length === 0
+      ? { discriminator: { propertyName: 'type', mapping: Object.fromEntries(types.map((t) => [t.name, `#/components/schemas/${titleCase(t.name)}WorkflowNode`])) } }
+      : {}),
   };
   const paths: Record<string, Record<string, unknown>> = {};
   for (const o of OPERATIONS) (paths[openApiPath(o.path)] ??= {})[o.method.toLowerCase()] = operationObject(o, catalogue);

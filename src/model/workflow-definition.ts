@@ -1,40 +1,25 @@
 /**
- * src/workflow/: the DAG engine. This file holds what a workflow is and its validation, done in
- * full before anything is written: the request's shape, node ids, dependencies, a cycle (named
- * node by node), agent types and every payload against its type's schema, with paths such as
- * `nodes[3].payload.amount`. Linear in nodes + edges (a 10 000-node DAG validates in milliseconds).
- * The folder may import agent-type/, routing/, task/, redis/; the API and agents import it.
+ * What a workflow is and its validation, done in full before anything is written: the request's
+ * shape, node ids, dependencies, a cycle (named node by node), and each node by its kind (a task's
+ * agent type and payload against its type's schema), with paths such as `nodes[3].payload.amount`.
+ * Linear in nodes + edges (a 10 000-node DAG validates in milliseconds).
  */
 import { z } from 'zod';
 import type { Catalogue } from './catalogue.ts';
 import { ValidationError, type FieldIssue } from './errors.ts';
-import { backoffSchema } from './backoff.ts';
-import { payloadSchema, taskRequestSchema } from './task-request.ts';
+import { taskNode, type TaskNodeSpec } from './task-node.ts';
+import { taskRequestSchema } from './task-request.ts';
+import { kindName, type NodeDefinition, type NodeFields, type NodeSpec } from './workflow-node.ts';
 import { summarize, toFieldIssues } from './validation.ts';
 
-/** Node ids become part of BullMQ job ids (`<runId>.<nodeId>`), which must not hold `:` or `.`. */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-const nodeId = z.string().regex(NODE_ID_PATTERN, 'letters, digits, _ and - (1-64 characters)');
-
-/** A node takes a task's per-task options, minus those that only make sense for a lone task. */
-export const nodeSchema = taskRequestSchema.omit({ idempotencyKey: true, delayMs: true }).extend({
-  id: nodeId,
-  dependsOn: z.array(nodeId).max(10_000).default([]),
-  /** What undoes this node once it completed, should the workflow fail: defaults to the node's type and payload. */
-  compensate: z.strictObject({ type: taskRequestSchema.shape.type.optional(), payload: payloadSchema.optional() }).optional(),
-});
+export { NODE_ID_PATTERN, DEFAULT_NODE_KIND, kindName, type NodeDefinition, type NodeFields, type NodeSpec, type NodeCheckContext } from './workflow-node.ts';
+export { nodeSchema, taskNode, type TaskNodeSpec } from './task-node.ts';
 
 export const workflowRequestSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   nodes: z.array(z.unknown()).min(1, 'a workflow needs at least one node'),
   idempotencyKey: taskRequestSchema.shape.idempotencyKey,
 });
-
-export type NodeSpec = Omit<z.output<typeof nodeSchema>, 'compensate'> & {
-  /** Present when the node has a compensation: its type and validated payload. */
-  compensate?: { type: string; payload: unknown };
-};
 
 export interface WorkflowSpec {
   name: string;
@@ -46,8 +31,14 @@ export interface WorkflowSpec {
   dependents: Map<string, string[]>;
 }
 
-/** Validates a workflow request; throws a ValidationError listing every problem found. */
-export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: number): WorkflowSpec {
+/** The node kinds a request may name when the caller passes none: tasks. */
+const TASKS_ONLY: readonly NodeDefinition[] = [taskNode];
+
+/**
+ * Validates a workflow request; throws a ValidationError listing every problem found. `kinds` are the
+ * node kinds a request may name (the engine passes every registered kind, src/workflow/node-kinds.ts).
+ */
+export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: number, kinds: readonly NodeDefinition[] = TASKS_ONLY): WorkflowSpec {
   const top = workflowRequestSchema.safeParse(raw);
   if (!top.success) throw invalid('workflow request', toFieldIssues(top.error));
   const req = top.data;
@@ -56,7 +47,8 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
   }
   const issues: FieldIssue[] = [];
   const index = new Map<string, number>();
-  const nodes = req.nodes.flatMap((rawNode, i) => checkNode(rawNode, i, catalogue, index, issues) ?? []);
+  const byName = new Map(kinds.map((k) => [k.name, k]));
+  const nodes = req.nodes.flatMap((rawNode, i) => checkNode(rawNode, i, { catalogue, byName, index }, issues) ?? []);
   if (issues.length > 0) throw invalid('workflow', issues);
   checkDependencies(nodes, index, issues);
   if (issues.length > 0) throw invalid('workflow', issues);
@@ -69,41 +61,30 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
   return { name: req.name ?? 'workflow', nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
 }
 
-/** One node: its shape, a unique id, a declared type, its payload and backoff, its compensation. Records its index. */
-function checkNode(rawNode: unknown, i: number, catalogue: Catalogue, index: Map<string, number>, issues: FieldIssue[]): NodeSpec | undefined {
-  const base = `nodes[${i}]`;
-  const parsed = nodeSchema.safeParse(rawNode);
-  if (!parsed.success) return void issues.push(...toFieldIssues(parsed.error, base));
-  const { compensate, ...node } = parsed.data;
-  const first = index.get(node.id);
-  if (first !== undefined) issues.push({ path: `${base}.id`, message: `duplicate node id ${JSON.stringify(node.id)} (also nodes[${first}])` });
-  else index.set(node.id, i);
-
-  const type = catalogue.find(node.type);
-  if (!type) issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(node.type)}; declared: ${catalogue.names.join(', ')}` });
-  else {
-    const payload = type.payload.safeParse(node.payload);
-    if (payload.success) node.payload = payload.data;
-    else issues.push(...toFieldIssues(payload.error, `${base}.payload`));
-    // The engine resolves a node's backoff as the producer does (its type's, overridden field by field):
-    // a combination the producer refuses would leave the node ready forever, never enqueued.
-    if (node.backoff) {
-      const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...node.backoff });
-      if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
-    }
-  }
-  const spec: NodeSpec = node;
-  if (compensate) {
-    const undoType = catalogue.find(compensate.type ?? node.type);
-    if (!undoType) issues.push({ path: `${base}.compensate.type`, message: `unknown agent type ${JSON.stringify(compensate.type)}; declared: ${catalogue.names.join(', ')}` });
-    else {
-      const payload = undoType.payload.safeParse(compensate.payload === undefined ? node.payload : compensate.payload);
-      if (payload.success) spec.compensate = { type: undoType.name, payload: payload.data };
-      else issues.push(...toFieldIssues(payload.error, `${base}.compensate.payload`));
-    }
-  }
-  return spec;
+interface CheckContext {
+  catalogue: Catalogue;
+  byName: ReadonlyMap<string, NodeDefinition>;
+  /** Node id -> its index in the request (filled as nodes are checked). */
+  index: Map<string, number>;
 }
+
+/** One node: a known kind, its kind's shape, a unique id, then its kind's own checks. Records its index. */
+function checkNode(rawNode: unknown, i: number, ctx: CheckContext, issues: FieldIssue[]): NodeSpec | undefined {
+  const base = `nodes[${i}]`;
+  const name = kindName(rawNode);
+  const kind = ctx.byName.get(name);
+  if (!kind) return void issues.push({ path: `${base}.kind`, message: `unknown node kind ${JSON.stringify(name)}; known: ${[...ctx.byName.keys()].join(', ')}` });
+  const parsed = kind.schema.safeParse(rawNode);
+  if (!parsed.success) return void issues.push(...toFieldIssues(parsed.error, base));
+  const { id } = parsed.data as { id: string };
+  const first = ctx.index.get(id);
+  if (first !== undefined) issues.push({ path: `${base}.id`, message: `duplicate node id ${JSON.stringify(id)} (also nodes[${first}])` });
+  else ctx.index.set(id, i);
+  return kind.check(parsed.data, base, ctx, issues);
+}
+
+/** A stored or validated node read as a task node (the task kind's own code does; nothing else needs to). */
+export const asTaskNode = <T extends NodeFields>(node: T): T & Omit<TaskNodeSpec, 'id'> => node as T & Omit<TaskNodeSpec, 'id'>;
 
 /** Dependencies: each must name a node, once, and not the node itself. */
 function checkDependencies(nodes: readonly NodeSpec[], index: ReadonlyMap<string, number>, issues: FieldIssue[]): void {

@@ -43,13 +43,16 @@ export function defineScript<R>(source: ScriptSource): Script<R> {
 
 const INCLUDE = /^--- @include "([a-z0-9-]+)"$/m;
 
-/** The source of ./lua/<name>.lua with its includes expanded (each file at most once). */
-export function luaSource(name: string, included = new Set<string>()): string {
+/**
+ * The source of ./lua/<name>.lua with its includes expanded (each at most once). An include named in
+ * `generated` is that text instead of a file (Lua written from TypeScript, e.g. the workflow states).
+ */
+export function luaSource(name: string, generated: Readonly<Record<string, string>> = {}, included = new Set<string>()): string {
   included.add(name);
-  let text = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  let text = generated[name] ?? readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
   for (let m = INCLUDE.exec(text); m; m = INCLUDE.exec(text)) {
     const lib = m[1]!;
-    const source = included.has(lib) ? '' : luaSource(lib, included);
+    const source = included.has(lib) ? '' : luaSource(lib, generated, included);
     text = text.replace(m[0], () => source); // a function: Lua's `$'` and `$&` are not replacement patterns
   }
   return text;

@@ -1,5 +1,13 @@
 /** Every Lua script Switchyard runs, each one atomic operation (sources in ./lua/<name>.lua, KEYS/ARGV in their headers). */
 import { defineScript, luaSource } from './script.ts';
+import { FINAL_RUN_STATES } from '../model/workflow-states.ts';
+
+/** The include `workflow-states`: the run states the scripts test for, written from the model's lists (one source). */
+export const GENERATED_LUA = {
+  'workflow-states': `-- written by src/redis/scripts.ts from src/model/workflow-states.ts
+local FINAL_RUN_STATE = { ${FINAL_RUN_STATES.map((s) => `${s} = true`).join(', ')} }
+`,
+};
 
 export const scripts = {
   breakerRecord: defineScript<string>({ name: 'breaker-record', numberOfKeys: 1, lua: luaSource('breaker-record') }),
@@ -13,7 +21,7 @@ export const scripts = {
   lockAcquire: defineScript<number>({ name: 'lock-acquire', numberOfKeys: 1, lua: luaSource('lock-acquire') }),
   lockRelease: defineScript<number>({ name: 'lock-release', numberOfKeys: 1, lua: luaSource('lock-release') }),
   rateLimit: defineScript<[0 | 1, number]>({ name: 'rate-limit', numberOfKeys: 1, lua: luaSource('rate-limit') }),
-  workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: luaSource('workflow-settle') }),
-  workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: luaSource('workflow-claim') }),
-  workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel') }),
+  workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: luaSource('workflow-settle', GENERATED_LUA) }),
+  workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: luaSource('workflow-claim', GENERATED_LUA) }),
+  workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
 } as const;

@@ -11,7 +11,7 @@
  * none left: the dispatcher runs the check itself (a Worker that never pulls) for such pools, so
  * those tasks go back to waiting and then move on like the rest.
  */
-import { Worker, type Job } from 'bullmq';
+import { Worker, type Job, type Queue } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
 import type { Logger } from '../config/logger.ts';
@@ -90,15 +90,16 @@ export class Dispatcher {
       const delayed = (await queue.getJobs(['delayed'], 0, this.#batch - 1, true)) as Job<TaskEnvelope>[];
       // Once the breaker admits probes, the pool keeps as many tasks as it admits probes (ready ones
       // first): its agents take them as probes, which close the breaker or open it again (and then
-      // those move too). A kept retry is promoted: an agent that paused while its breaker was OPEN
-      // does not look at its delayed tasks again until BullMQ's next poll, up to 10 s later.
+      // those move too). A kept retry that is due is promoted: an agent that paused while its breaker
+      // was OPEN does not look at its delayed tasks again until BullMQ's next poll, up to 10 s later.
+      // One that is not due yet keeps its backoff.
       let keep = p.serving.length > 0 && this.o.snapshot.breakers.heldUntil(breaker, now) === undefined ? policy.halfOpenProbes : 0;
       let moved = 0;
       for (const [i, job] of [...ready, ...delayed].entries()) {
         if (job.data.route?.pool) continue; // the producer asked for this pool: it waits there
         if (keep > 0) {
           keep--;
-          if (i >= ready.length) await job.promote().catch(() => undefined); // no longer delayed: nothing to do
+          if (i >= ready.length && (await this.#due(queue, job, now))) await job.promote().catch(() => undefined); // no longer delayed: nothing to do
           continue;
         }
         const decision = this.#route(type, job);
@@ -107,6 +108,12 @@ export class Dispatcher {
       }
       if (moved) this.o.log.info({ type, from: p.pool, moved }, 're-routed waiting tasks away from an ineligible pool');
     }
+  }
+
+  /** Whether a delayed job's time has come (BullMQ scores its delayed set by due time × 4096 + a counter). */
+  async #due(queue: Queue, job: Job, now: number): Promise<boolean> {
+    const score = await this.o.queues.redis.zscore(queue.keys.delayed!, job.id!);
+    return score !== null && Math.floor(Number(score) / 0x1000) <= now;
   }
 
   /** Starts or stops the stalled check of a pool, as it loses or regains live agents. */

@@ -1,8 +1,9 @@
 /**
- * The workflow engine: moves runs forward. Agents settle nodes (src/redis/lua/workflow-settle.lua)
- * and the script publishes the run id when the engine has something to do; the engine then
- * routes the ready nodes *now* (late binding) and adds their jobs to the pools' queues, stops a
- * failing or cancelled run, enqueues compensations, and releases a finished run.
+ * The workflow engine: moves runs forward. Nodes settle through src/redis/lua/workflow-settle.lua,
+ * which publishes the run id when the engine has something to do; the engine then starts the ready
+ * nodes, each through its kind (node-kinds.ts: a task is routed *now* and added to its pool's queue),
+ * takes back queued nodes of a failing or cancelled run, starts compensations, and releases a
+ * finished run.
  *
  * The run's own keys (`{run:<id>}`, run-store.ts) are its truth: which nodes are queued, running,
  * done. The run job (queue `{workflows}`, for Bull Board and for anyone waiting on a job) is a
@@ -11,9 +12,9 @@
  * jobs are not BullMQ children of the run job: they live in pool queues, in other hash slots, and
  * BullMQ's parent-child scripts must stay in one slot to run on a Redis Cluster (bullmq #2589).
  *
- * Safe in several processes at once: nodes are claimed atomically before they are added (job ids
- * are deterministic, `<runId>.<nodeId>`), and a periodic sweep (sweep.ts) repairs what a crash
- * interrupted (a node queued but never added, a job finished but never settled).
+ * Safe in several processes at once: nodes are claimed atomically before they start (a task's job id
+ * is deterministic, `<runId>.<nodeId>`), and a periodic sweep (sweep.ts) repairs what a crash
+ * interrupted (a node queued but never started, work finished but never settled).
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
@@ -21,12 +22,11 @@ import type { Catalogue } from '../model/catalogue.ts';
 import type { Logger } from '../config/logger.ts';
 import { keys } from '../redis/keys.ts';
 import { GATE_QUEUE, WORKFLOW_QUEUE } from '../model/names.ts';
-import type { TaskEnvelope } from '../model/task-envelope.ts';
-import { nodeJobId } from '../model/task-id.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
-import type { PreparedTask, TaskProducer } from '../task/producer.ts';
-import type { CancelMessage } from '../task/cancel.ts';
-import { isFinal, RunStore, type RunRecord, type Step, type StoredNode } from './run-store.ts';
+import type { TaskProducer } from '../task/producer.ts';
+import type { NodeContext, NodeKind } from './node-kind.ts';
+import { COMPENSATION_KIND, kindLookup, NODE_KINDS } from './node-kinds.ts';
+import { isFinal, RunStore, type Step, type StoredNode } from './run-store.ts';
 import { SWEEP_AFTER_MS, WorkflowSweep } from './sweep.ts';
 
 export interface WorkflowEngineOptions {
@@ -40,17 +40,21 @@ export interface WorkflowEngineOptions {
   /** How long a finished run stays readable. */
   keepRunsS: number;
   log: Logger;
+  /** The node kinds runs may use; by default every registered kind (node-kinds.ts). */
+  kinds?: readonly NodeKind[];
 }
 
-const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 /** Node definitions kept in memory (they never change), across runs, before the oldest runs are dropped. */
 const CACHED_NODES = 200_000;
 
-/** The nodes whose results a node's task carries: its dependencies; for a compensation, the node itself. */
-const depsOf = (def: StoredNode, id: string, step: Step): readonly string[] => (step === 'node' ? def.dependsOn : [id]);
-
 export class WorkflowEngine {
   readonly store: RunStore;
+  /** What node kinds are handed (node-kind.ts). */
+  readonly nodes: NodeContext;
+  /** The node kinds runs may use. */
+  readonly kinds: readonly NodeKind[];
+  /** The kind of a stored node (undefined: not among `kinds`). */
+  readonly kindOf: (def: StoredNode) => NodeKind | undefined;
   readonly #o: WorkflowEngineOptions;
   readonly #k: ReturnType<typeof keys>;
   readonly #gates: Queue;
@@ -63,12 +67,16 @@ export class WorkflowEngine {
   readonly #defs = new Map<string, Map<string, StoredNode>>();
   #cachedNodes = 0;
   #finalizer: Worker | undefined;
+  #closeKinds: Array<() => Promise<void>> = [];
   #onMessage: ((channel: string, message: string) => void) | undefined;
 
   constructor(o: WorkflowEngineOptions) {
     this.#o = o;
     this.#k = keys(o.prefix);
     this.store = new RunStore(o.redis, o.prefix);
+    this.kinds = o.kinds ?? NODE_KINDS;
+    this.kindOf = kindLookup(this.kinds);
+    this.nodes = { store: this.store, redis: o.redis, prefix: o.prefix, queues: o.queues, producer: o.producer, catalogue: o.catalogue, log: o.log };
     this.#gates = new Queue(GATE_QUEUE, { connection: o.redis, prefix: o.prefix });
     this.#gates.on('error', () => undefined);
     this.#runQueue = new Queue(WORKFLOW_QUEUE, { connection: o.redis, prefix: o.prefix });
@@ -95,12 +103,14 @@ export class WorkflowEngine {
       concurrency: 20,
     });
     this.#finalizer.on('error', (err) => this.#o.log.warn({ err: err.message }, 'workflow finalizer error'));
+    for (const kind of this.kinds) if (kind.open) this.#closeKinds.push(await kind.open(this.nodes));
   }
 
   async stop(): Promise<void> {
     if (this.#onMessage) this.#o.subscriber.off('message', this.#onMessage);
     await Promise.allSettled([...this.#runs.values()].map((r) => r.done));
-    await Promise.all([this.#finalizer?.close(), this.#gates.close(), this.#runQueue.close()]);
+    await Promise.all([this.#finalizer?.close(), this.#gates.close(), this.#runQueue.close(), ...this.#closeKinds.map((close) => close())]);
+    this.#closeKinds = [];
   }
 
   /**
@@ -133,9 +143,9 @@ export class WorkflowEngine {
     if (!run) return;
     switch (run.state) {
       case 'running':
-        return this.#enqueueReady(runId, 'node', run.ready);
+        return this.#startReady(runId, 'node', run.ready);
       case 'compensating':
-        return this.#enqueueReady(runId, 'undo', run.ready);
+        return this.#startReady(runId, 'undo', run.ready);
       case 'failing':
       case 'cancelling':
         return this.#stopQueued(runId, run.state === 'cancelling');
@@ -144,24 +154,24 @@ export class WorkflowEngine {
     }
   }
 
-  /** Routes the ready nodes (or compensations) now, claims them, and adds their jobs to their pools. */
-  async #enqueueReady(runId: string, step: Step, ids: readonly string[]): Promise<void> {
+  /** Starts the ready nodes (or compensations), each kind its own; a node of a kind no longer registered settles dead. */
+  async #startReady(runId: string, step: Step, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const defs = await this.#nodes(runId, ids);
-    const built = new Map<string, PreparedTask>();
-    const pools = new Map<string, string>();
+    const byKind = new Map<NodeKind, Map<string, StoredNode>>();
     for (const id of ids) {
       const def = defs.get(id);
-      const task = def && this.#build(runId, id, def, step);
-      if (!task) continue;
-      built.set(id, task);
-      pools.set(id, task.routing.pool);
+      if (!def) continue;
+      const kind = step === 'undo' ? COMPENSATION_KIND : this.kindOf(def);
+      if (!kind) {
+        await this.store.settle(runId, step, id, 'dead', `node kind ${JSON.stringify(def.kind)} is not registered any more`, {});
+        continue;
+      }
+      const group = byKind.get(kind) ?? new Map<string, StoredNode>();
+      byKind.set(kind, group.set(id, def));
     }
-    const claimed = await this.store.claim(runId, step, pools);
-    if (claimed.length === 0) return;
-    this.#touch(runId);
-    const results = await this.store.results(runId, [...new Set(claimed.flatMap((id) => depsOf(defs.get(id)!, id, step)))]);
-    await this.#add(runId, claimed.map((id) => withDeps(built.get(id)!, depsOf(defs.get(id)!, id, step), (d) => results[d])));
+    const claimed = await Promise.all([...byKind].map(([kind, nodes]) => kind.start(this.nodes, runId, step, nodes)));
+    if (claimed.some((c) => c.length > 0)) this.#touch(runId);
   }
 
   /** A run that moves is not stale: tells the sweep so, at most twice per sweep period (not per advance). */
@@ -171,13 +181,6 @@ export class WorkflowEngine {
     if (this.#touched.size > 10_000) for (const [id, t] of this.#touched) if (now - t > SWEEP_AFTER_MS) this.#touched.delete(id);
     this.#touched.set(runId, now);
     void this.#o.redis.zadd(this.#k.workflow.active, 'XX', now, runId).catch(() => undefined);
-  }
-
-  /** Adds the job of a queued node again, routed now (the sweep: its job was never added). */
-  async requeue(rec: RunRecord, id: string, step: Step): Promise<void> {
-    const def = rec.nodes.get(id)!;
-    const task = this.#build(rec.meta.id, id, def, step);
-    if (task) await this.#add(rec.meta.id, [withDeps(task, depsOf(def, id, step), (d) => rec.results.get(d))]);
   }
 
   /** Remembers the definitions of a run this process started, so advancing it reads none from Redis. */
@@ -204,31 +207,6 @@ export class WorkflowEngine {
     this.#cachedNodes -= m.size;
   }
 
-  /** The task of a node (or its compensation), routed now; undefined if its type is no longer declared. */
-  #build(runId: string, id: string, def: StoredNode, step: Step): PreparedTask | undefined {
-    const spec = step === 'node' ? { type: def.type, payload: def.payload, options: def } : def.compensate && { ...def.compensate, options: {} };
-    const type = spec && this.#o.catalogue.find(spec.type);
-    if (!spec || !type) {
-      void this.store.settle(runId, step, id, 'dead', `agent type ${spec?.type ?? '?'} is not declared any more`, {}).catch(() => undefined);
-      return undefined;
-    }
-    const task = this.#o.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step === 'undo'));
-    task.envelope.workflow = { run: runId, node: id, ...(step === 'undo' ? { undo: true } : {}) };
-    return task;
-  }
-
-  async #add(runId: string, tasks: readonly PreparedTask[]): Promise<void> {
-    const byQueue = new Map<string, PreparedTask[]>();
-    for (const t of tasks) byQueue.set(t.queue, [...(byQueue.get(t.queue) ?? []), t]);
-    await Promise.all(
-      [...byQueue.values()].map(async (list) => {
-        const first = list[0]!;
-        const queue = await this.#o.queues.forWriting({ type: first.type.name, pool: first.routing.pool });
-        await queue.addBulk(list.map((t) => ({ name: t.type.name, data: t.envelope, opts: t.opts })));
-      }),
-    );
-  }
-
   /**
    * A failing run starts nothing new: queued nodes that have not started are taken back (and
    * count as skipped); running ones finish. A cancelled run also aborts the running ones.
@@ -238,20 +216,8 @@ export class WorkflowEngine {
     if (!rec) return;
     for (const [id, state] of rec.states) {
       if (state !== 'queued') continue;
-      const job = await this.locate(rec, id, 'node');
-      if (!job) continue;
-      const jobState = await job.getState();
-      if (NOT_STARTED.has(jobState)) {
-        try {
-          await job.remove();
-        } catch {
-          continue; // it started meanwhile: it runs to its end (or is aborted below next time)
-        }
-        await this.store.settle(runId, 'node', id, 'skipped', '', {});
-      } else if (jobState === 'active' && abort) {
-        const message: CancelMessage = { kind: 'cancel', taskId: job.id!, reason: 'workflow cancelled' };
-        await this.#o.redis.publish(this.#k.taskEvents, JSON.stringify(message));
-      }
+      const kind = this.kindOf(rec.nodes.get(id)!);
+      if (kind && (await kind.takeBack(this.nodes, rec, id, abort))) await this.store.settle(runId, 'node', id, 'skipped', '', {});
     }
   }
 
@@ -273,15 +239,6 @@ export class WorkflowEngine {
     return { state: meta.state, ...(meta.finishedAt ? { finishedAt: meta.finishedAt } : {}) };
   }
 
-  /** The job of a queued node (or compensation), wherever routing or a move put it. */
-  async locate(rec: RunRecord, id: string, step: Step): Promise<Job<TaskEnvelope> | undefined> {
-    const def = rec.nodes.get(id);
-    const type = step === 'node' ? def?.type : def?.compensate?.type;
-    if (!type) return undefined;
-    const pool = step === 'node' ? rec.info.get(id)?.pool : undefined;
-    return (await this.#o.queues.find(type, nodeJobId(rec.meta.id, id, step === 'undo'), pool)) as Job<TaskEnvelope> | undefined;
-  }
-
   /** Drops a run job whose run state was never written (creation cut off): nothing of it ever ran. */
   async dropRunJob(runId: string): Promise<void> {
     await this.#runQueue.remove(runId, { removeChildren: true });
@@ -291,10 +248,4 @@ export class WorkflowEngine {
   sweep(now = Date.now()): Promise<void> {
     return this.#sweep.run(now);
   }
-}
-
-/** The task with its dependencies' results (`ctx.deps`), read through `result`. */
-function withDeps(task: PreparedTask, deps: readonly string[], result: (node: string) => unknown): PreparedTask {
-  if (deps.length > 0) task.envelope.deps = Object.fromEntries(deps.map((d) => [d, result(d) ?? null]));
-  return task;
 }

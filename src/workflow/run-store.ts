@@ -7,14 +7,14 @@ import type { RedisConnection } from '../redis/connection.ts';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../model/task-id.ts';
-import type { NodeSpec, WorkflowSpec } from '../model/workflow-definition.ts';
+import type { NodeFields, WorkflowSpec } from '../model/workflow-definition.ts';
 import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../model/workflow-states.ts';
 
 export { FINAL_RUN_STATES, isFinal, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
 export type { FinalRunState, NodeCounts, NodeState, Outcome, RunState, Step, UndoState } from '../model/workflow-states.ts';
 
 /** What the engine needs to enqueue a node: its spec minus the id, plus its position in the request. */
-export type StoredNode = Omit<NodeSpec, 'id'> & { i: number };
+export type StoredNode = NodeFields & { i: number };
 
 export interface RunMeta {
   id: string;
@@ -228,10 +228,13 @@ export class RunStore {
     return out;
   }
 
-  /** Claims ready nodes for the pools chosen for them; returns those claimed (the others went elsewhere meanwhile). */
-  claim(runId: string, step: Step, pools: ReadonlyMap<string, string>): Promise<string[]> {
+  /**
+   * Claims ready nodes (or compensations), recording what their kind knows of each start (a task's
+   * pool); returns those claimed (the others were claimed elsewhere meanwhile).
+   */
+  claim(runId: string, step: Step, nodes: ReadonlyMap<string, NodeInfo>): Promise<string[]> {
     const args: string[] = [this.#k.workflow.events, step];
-    for (const [id, pool] of pools) args.push(id, pool);
+    for (const [id, info] of nodes) args.push(id, JSON.stringify(info));
     return scripts.workflowClaim.run(this.redis, [this.key(runId)], args);
   }
 
@@ -282,14 +285,14 @@ export class RunStore {
     };
   }
 
-  /** The agent type of a node job (`<runId>.<node>` or `<runId>.<node>.undo`), for task lookups. */
+  /** The agent type of a task node's job (`<runId>.<node>` or `<runId>.<node>.undo`), for task lookups. */
   async typeOfJob(jobId: string): Promise<string | undefined> {
     const ref = parseNodeJobId(jobId);
     if (!ref) return undefined;
     const json = await this.redis.hget(this.key(ref.runId, ':defs'), ref.node);
     if (!json) return undefined;
     const node = JSON.parse(json) as StoredNode;
-    return ref.undo ? node.compensate?.type : node.type;
+    return ref.undo ? node.compensate?.type : typeof node.type === 'string' ? node.type : undefined;
   }
 
   /** Lets a finished run's keys expire after `ttlS`. */

@@ -54,7 +54,7 @@ export class WorkflowRuns {
 
   /** Validates and starts a run; `created` is false when an idempotency key matched an earlier run. */
   async start(raw: unknown): Promise<{ run: RunSummary; created: boolean }> {
-    const spec = validateWorkflow(raw, this.#o.catalogue, this.#o.maxNodes);
+    const spec = validateWorkflow(raw, this.#o.catalogue, this.#o.maxNodes, this.#o.engine.kinds);
     let runId = newRunId();
     if (spec.idempotencyKey) {
       // The reservation holds the validated request's fingerprint: the same key with another request is refused.
@@ -93,7 +93,7 @@ export class WorkflowRuns {
     if (!meta) throw notFound(id, this.#o.keepRunsS);
     const [nodes, log] = await Promise.all([store.page(id, page.offset, page.limit), store.log(id)]);
     const logNodes = await store.nodes(id, [...new Set(log.map((e) => e.node).filter((n) => !nodes.nodes.has(n)))]);
-    return runView(meta, nodes, page.offset, page.limit, log, logNodes);
+    return runView(meta, nodes, page.offset, page.limit, log, logNodes, this.#o.engine.kindOf);
   }
 
   /** The newest runs, running or finished (as long as they are kept), newest first, without their nodes. */

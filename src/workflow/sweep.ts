@@ -1,28 +1,29 @@
 /**
  * The workflow sweep, a leader chore of the API: reconciles runs nobody has looked at for a while
- * and repairs what a crash left. A finished job whose settle was lost is settled now; a claimed
- * node whose job was never added is added again (or skipped, if the run is stopping); a run whose
+ * and repairs what a crash left, asking each queued node's kind where its work is (node-kind.ts):
+ * work that ended but whose settle was lost is settled now; a claimed node whose work never started
+ * (a task's job never added) is started again (or skipped, if the run is stopping); a run whose
  * creation was cut off before its state was written is dropped.
  */
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Logger } from '../config/logger.ts';
 import { nodeJobId } from '../model/task-id.ts';
-import { isFinal, type RunRecord, type RunStore, type Step } from './run-store.ts';
-import type { Job } from 'bullmq';
-import type { TaskEnvelope } from '../model/task-envelope.ts';
+import type { NodeContext, NodeKind } from './node-kind.ts';
+import { COMPENSATION_KIND } from './node-kinds.ts';
+import { isFinal, type RunRecord, type RunStore, type Step, type StoredNode } from './run-store.ts';
 
 /** What the sweep asks of the engine (the engine passes itself; the sweep does not import it). */
 export interface SweptEngine {
   readonly store: RunStore;
+  readonly nodes: NodeContext;
+  kindOf(def: StoredNode): NodeKind | undefined;
   kick(runId: string): Promise<void>;
-  locate(rec: RunRecord, id: string, step: Step): Promise<Job<TaskEnvelope> | undefined>;
-  requeue(rec: RunRecord, id: string, step: Step): Promise<void>;
   dropRunJob(runId: string): Promise<void>;
 }
 
 /** A run the engine has not looked at for this long is reconciled by the sweep. */
 export const SWEEP_AFTER_MS = 5000;
-/** A queued node's job must be missing this long (two looks) before the sweep adds it again. */
+/** A queued node's work must be missing this long (two looks) before the sweep starts it again. */
 const MISSING_GRACE_MS = 5000;
 /** A run index entry without state older than this is a creation that was cut off. */
 const ABANDONED_MS = 60_000;
@@ -72,25 +73,24 @@ export class WorkflowSweep {
 
   async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<void> {
     const runId = rec.meta.id;
-    const jobId = nodeJobId(runId, id, step === 'undo');
-    const job = await this.engine.locate(rec, id, step);
-    if (!job) {
-      const first = this.#missing.get(jobId);
-      if (first === undefined) return void this.#missing.set(jobId, now);
+    const kind = step === 'undo' ? COMPENSATION_KIND : this.engine.kindOf(rec.nodes.get(id)!);
+    if (!kind) return;
+    const key = nodeJobId(runId, id, step === 'undo');
+    const progress = await kind.inspect(this.engine.nodes, rec, id, step);
+    if (progress.state === 'missing') {
+      const first = this.#missing.get(key);
+      if (first === undefined) return void this.#missing.set(key, now);
       if (now - first < MISSING_GRACE_MS) return;
-      this.#missing.delete(jobId);
+      this.#missing.delete(key);
       if (rec.meta.state === 'running' || step === 'undo') {
-        this.log.warn({ runId, node: id, step }, 'a queued workflow node had no job (interrupted enqueue); adding it again');
-        await this.engine.requeue(rec, id, step);
+        this.log.warn({ runId, node: id, step }, 'a queued workflow node had not started (interrupted start); starting it again');
+        await kind.restart(this.engine.nodes, rec, id, step);
       } else {
         await this.engine.store.settle(runId, step, id, 'skipped', '', {});
       }
       return;
     }
-    this.#missing.delete(jobId);
-    const state = await job.getState();
-    const info = { attempts: job.attemptsMade, ...(job.processedOn ? { startedAt: job.processedOn } : {}) };
-    if (state === 'completed') await this.engine.store.settle(runId, step, id, 'done', JSON.stringify(job.returnvalue ?? null), info);
-    else if (state === 'failed') await this.engine.store.settle(runId, step, id, 'dead', job.failedReason || 'failed', info);
+    this.#missing.delete(key);
+    if (progress.state === 'ended') await this.engine.store.settle(runId, step, id, progress.outcome, progress.payload, progress.info);
   }
 }

@@ -3,20 +3,29 @@
  * and node counts by state, read from the run's meta hash alone) and a view (GET /v1/workflows/:id:
  * the overview, one page of nodes in request order, and the compensation log).
  */
-import type { CompensationEntry, NodeCounts, NodePage, NodeState, RunMeta, RunState, StoredNode, UndoState } from './run-store.ts';
+import { DEFAULT_NODE_KIND } from '../model/workflow-definition.ts';
+import type { NodeKind } from './node-kind.ts';
+import { kindOf } from './node-kinds.ts';
+import type { CompensationEntry, NodeCounts, NodeInfo, NodePage, NodeState, RunMeta, RunState, StoredNode, UndoState } from './run-store.ts';
 
+/** A node as GET /v1/workflows/:id shows it: what every node has, and its kind's fields (NodeKind.view). */
 export interface NodeView {
   id: string;
-  type: string;
+  /** Absent for a task. */
+  kind?: string;
   state: NodeState;
   dependsOn: string[];
+  /** A task's agent type. */
+  type?: string;
+  /** A task's pool, once routed. */
   pool?: string;
+  /** A task's attempts so far. */
   attempts?: number;
   startedAt?: string;
   finishedAt?: string;
   result?: unknown;
   error?: string;
-  /** Present when the node declares a compensation. */
+  /** Present when a task node declares a compensation. */
   compensation?: { type: string; state: UndoState };
 }
 
@@ -74,15 +83,12 @@ export function runOverview(meta: RunMeta): RunOverview {
   };
 }
 
-export function nodeView(id: string, def: StoredNode, state: NodeState | undefined, info: { pool?: string; attempts?: number; startedAt?: number; finishedAt?: number; error?: string } = {}, result?: { value: unknown }, undo?: UndoState): NodeView {
-  const view: NodeView = { id, type: def.type, state: state ?? 'pending', dependsOn: def.dependsOn };
-  if (info.pool) view.pool = info.pool;
-  if (info.attempts !== undefined) view.attempts = info.attempts;
+export function nodeView(id: string, def: StoredNode, state: NodeState | undefined, info: NodeInfo = {}, result?: { value: unknown }, undo?: UndoState, kind = kindOf(def)): NodeView {
+  const view: NodeView = { id, ...(def.kind && def.kind !== DEFAULT_NODE_KIND ? { kind: def.kind } : {}), state: state ?? 'pending', dependsOn: def.dependsOn, ...kind?.view(def, info, undo) };
   if (info.startedAt !== undefined) view.startedAt = iso(info.startedAt)!;
   if (info.finishedAt !== undefined) view.finishedAt = iso(info.finishedAt)!;
   if (result) view.result = result.value;
   if (info.error) view.error = info.error;
-  if (def.compensate) view.compensation = { type: def.compensate.type, state: undo ?? 'pending' };
   return view;
 }
 
@@ -90,12 +96,20 @@ export function nodeView(id: string, def: StoredNode, state: NodeState | undefin
  * A run's view from its meta, one page of nodes (`offset`, `limit` as asked) and its compensation
  * log; `logNodes` holds the definitions of the nodes the log names (for their compensation type).
  */
-export function runView(meta: RunMeta, page: NodePage, offset: number, limit: number, log: readonly CompensationEntry[], logNodes: ReadonlyMap<string, StoredNode>): RunView {
+export function runView(
+  meta: RunMeta,
+  page: NodePage,
+  offset: number,
+  limit: number,
+  log: readonly CompensationEntry[],
+  logNodes: ReadonlyMap<string, StoredNode>,
+  kinds: (def: StoredNode) => NodeKind | undefined = kindOf,
+): RunView {
   const nodes: NodeView[] = [];
   for (const id of page.ids) {
     const def = page.nodes.get(id);
     if (!def) continue;
-    nodes.push(nodeView(id, def, page.states.get(id), page.info.get(id), page.results.has(id) ? { value: page.results.get(id) } : undefined, page.undo.get(id)));
+    nodes.push(nodeView(id, def, page.states.get(id), page.info.get(id), page.results.has(id) ? { value: page.results.get(id) } : undefined, page.undo.get(id), kinds(def)));
   }
   const end = offset + page.ids.length;
   return {

@@ -51,7 +51,7 @@ export function workflowIsValid(catalogue: Catalogue, limits: Limits, raw: unkno
   for (const rawNode of top.data.nodes) {
     const parsed = nodeSchema.safeParse(rawNode);
     if (!parsed.success) return false;
-    const { id, dependsOn, compensate, ...task } = parsed.data;
+    const { id, dependsOn, compensate, kind: _kind, ...task } = parsed.data;
     if (deps.has(id) || !taskIsValid(catalogue, task)) return false;
     deps.set(id, dependsOn);
     if (compensate) {

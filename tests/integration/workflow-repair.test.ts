@@ -61,7 +61,7 @@ describe('sweep repairs', () => {
     const { run } = await runs.start({ nodes: chain });
     await waitFor(async () => (await nodeState(run.id, 'a')) === 'done', { what: 'a done' });
     // The crash: b is claimed for the default pool, and its job is never added.
-    expect(await engine.store.claim(run.id, 'node', new Map([['b', 'default']]))).toEqual(['b']);
+    expect(await engine.store.claim(run.id, 'node', new Map([['b', { pool: 'default' }]]))).toEqual(['b']);
     const now = Date.now() + 10_000;
     await engine.sweep(now); // first look: the job is missing; remembered, not acted on (a move may be under way)
     expect(await nodeState(run.id, 'b')).toBe('queued');

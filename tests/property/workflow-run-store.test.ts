@@ -266,7 +266,7 @@ class Claim implements Cmd {
   check = () => true;
   async run(m: RunModel, r: Real): Promise<void> {
     const ids = picked(m, this.pick);
-    const got = await store.claim(r.runId, this.step, new Map(ids.map((id) => [id, 'default'])));
+    const got = await store.claim(r.runId, this.step, new Map(ids.map((id) => [id, { pool: 'default' }])));
     expectSame(got, m.claim(this.step, ids), () => this.toString());
     for (const id of got) {
       expectThat(!r.claimed.has(`${this.step}:${id}`), () => `${this}: ${id} handed out twice`);

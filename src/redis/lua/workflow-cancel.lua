@@ -5,13 +5,12 @@
 -- started and aborts the others). Returns the state before ('' for no run); a finished run is left as it is.
 --  
 --- @include "workflow-lib"
+--- @include "workflow-states"
 
 local now = ARGV[2]
 local run = rcall('HGET', META, 'state')
 if not run then return '' end
-if run == 'completed' or run == 'compensated' or run == 'compensation_failed' or run == 'failed' or run == 'cancelled' then
-  return run
-end
+if FINAL_RUN_STATE[run] then return run end
 rcall('HSET', META, 'cause', 'cancel')
 if run == 'running' or run == 'failing' then
   rcall('HSET', META, 'state', 'cancelling', 'reason', ARGV[3])

@@ -1,5 +1,6 @@
 -- KEYS[1] run base key
--- ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3..] pairs of node id and the pool chosen for it
+-- ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3..] pairs of node id and its info JSON
+-- (what its kind knows at its start: a task's pool; kept in :info until the node settles)
 -- Claims ready nodes (or compensations) for enqueueing: only those still ready, and only while the
 -- run is in the phase that runs them, so two engines never enqueue one node twice. A claimed node
 -- is `queued` and counted in flight until it settles. Returns the claimed node ids.
@@ -17,7 +18,7 @@ if kind == 'node' then
     if rcall('HGET', STATE, id) == 'ready' then
       claimed[#claimed + 1] = id
       info[#info + 1] = id
-      info[#info + 1] = cjson.encode({ pool = ARGV[i + 1] })
+      info[#info + 1] = ARGV[i + 1]
     end
   end
   if #claimed == 0 then return claimed end

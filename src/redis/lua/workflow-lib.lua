@@ -16,6 +16,9 @@
 -- :undo-wait node -> completed dependents whose compensation has not settled   :undo-ready set
 -- :log     list of compensation outcomes, JSON, in the order they settled
 -- ARGV[1] (every script): the pub/sub channel that wakes the engine.
+-- State names are the model's (src/model/workflow-states.ts; tests/unit/lua-states.test.ts holds every
+-- literal in the workflow scripts to its lists); the include `workflow-states` is written from them
+-- (src/redis/scripts.ts).
 --  
 local rcall = redis.call
 local base = KEYS[1]

@@ -1,0 +1,58 @@
+/**
+ * The task node, the workflow node kind every run had before there were others: a task (its agent
+ * type's payload and the per-task options) with an id, dependencies and an optional compensation.
+ * Its request shape and its checks against the catalogue; the engine side is src/workflow/task-node.ts.
+ */
+import { z } from 'zod';
+import type { FieldIssue } from './errors.ts';
+import { backoffSchema } from './backoff.ts';
+import { payloadSchema, taskRequestSchema } from './task-request.ts';
+import { toFieldIssues } from './validation.ts';
+import { nodeIdSchema as nodeId, type NodeCheckContext, type NodeDefinition, type NodeSpec } from './workflow-node.ts';
+
+/** A node takes a task's per-task options, minus those that only make sense for a lone task. */
+export const nodeSchema = taskRequestSchema.omit({ idempotencyKey: true, delayMs: true }).extend({
+  id: nodeId,
+  /** Optional for a task: a node without `kind` is a task. */
+  kind: z.literal('task').optional(),
+  dependsOn: z.array(nodeId).max(10_000).default([]),
+  /** What undoes this node once it completed, should the workflow fail: defaults to the node's type and payload. */
+  compensate: z.strictObject({ type: taskRequestSchema.shape.type.optional(), payload: payloadSchema.optional() }).optional(),
+});
+
+export type TaskNodeSpec = Omit<z.output<typeof nodeSchema>, 'compensate'> & Pick<NodeSpec, 'compensate'>;
+
+export const taskNode: NodeDefinition = {
+  name: 'task',
+  schema: nodeSchema,
+  check: checkTaskNode,
+};
+
+/** Its type is declared, its payload and backoff fit the type, its compensation's type and payload too. */
+function checkTaskNode(parsed: unknown, base: string, { catalogue }: NodeCheckContext, issues: FieldIssue[]): NodeSpec {
+  const { compensate, ...node } = parsed as z.output<typeof nodeSchema>;
+  const type = catalogue.find(node.type);
+  if (!type) issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(node.type)}; declared: ${catalogue.names.join(', ')}` });
+  else {
+    const payload = type.payload.safeParse(node.payload);
+    if (payload.success) node.payload = payload.data;
+    else issues.push(...toFieldIssues(payload.error, `${base}.payload`));
+    // The engine resolves a node's backoff as the producer does (its type's, overridden field by field):
+    // a combination the producer refuses would leave the node ready forever, never enqueued.
+    if (node.backoff) {
+      const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...node.backoff });
+      if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
+    }
+  }
+  const spec: TaskNodeSpec = node;
+  if (compensate) {
+    const undoType = catalogue.find(compensate.type ?? node.type);
+    if (!undoType) issues.push({ path: `${base}.compensate.type`, message: `unknown agent type ${JSON.stringify(compensate.type)}; declared: ${catalogue.names.join(', ')}` });
+    else {
+      const payload = undoType.payload.safeParse(compensate.payload === undefined ? node.payload : compensate.payload);
+      if (payload.success) spec.compensate = { type: undoType.name, payload: payload.data };
+      else issues.push(...toFieldIssues(payload.error, `${base}.compensate.payload`));
+    }
+  }
+  return spec as NodeSpec;
+}
