@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Switchyard: one image for every role. The CLI picks the role from its arguments:
 #   docker run IMAGE api             (the default CMD)
-#   docker run IMAGE worker <type>   (one agent for one agent type)
+#   docker run IMAGE agent <type>    (one agent for one agent type)
 # Two stages: the first compiles the TypeScript to dist/ (scripts/build.js, what `npm install` runs);
 # the second holds the production dependencies, the CLI's entry and dist/, and runs no TypeScript loader.
 

@@ -2,7 +2,7 @@
  * For the runnable examples: a whole Switchyard in this one process (the API and the agents you
  * give it) on REDIS_URL (default 127.0.0.1:6379) under a fresh key prefix, and a way to tear it
  * down and delete its keys. In production these run as separate processes (`switchyard api`,
- * `switchyard worker <type>`); the library calls are the same.
+ * `switchyard agent <type>`); the library calls are the same.
  */
 import { randomBytes } from 'node:crypto';
 import { Agent, Catalogue, createClient, createLogger, createRedis, loadConfig, type AgentType, type SwitchyardClient, type WorkerDefinition, startApi, deleteKeysUnder } from '../src/index.ts';

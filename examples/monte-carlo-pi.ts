@@ -3,7 +3,7 @@
  * throw 200 000 random points at the unit square and count those inside the quarter circle; one
  * `pi-reduce` node waits for all of them (fan-in) and combines their counts from `ctx.deps`.
  * Two pools of samplers share the work (here every agent runs in this one process; in production each
- * is a `switchyard worker` of its own). Run: `npm run example:pi`.
+ * is a `switchyard agent` of its own). Run: `npm run example:pi`.
  */
 import { z } from 'zod';
 import { defineAgentType, defineWorker } from '../src/index.ts';

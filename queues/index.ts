@@ -1,4 +1,4 @@
-/** Every agent type this deployment knows; the API validates against these, `switchyard worker <type>` runs them. */
+/** Every agent type this deployment knows; the API validates against these, `switchyard agent <type>` runs them. */
 import { accounts } from './accounts.ts';
 import { echo } from './echo.ts';
 import { etl } from './etl.ts';

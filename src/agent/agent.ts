@@ -168,7 +168,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         settled: (jobId, admission, outcome) => this.#gate.settled(jobId, admission, outcome),
         namedBreaker: (name) => this.#gate.named(name),
         settleNode: async (w, outcome, payload, info) => {
-          await runs.settle(w.run, w.undo ? 'undo' : 'node', w.node, outcome, payload, info);
+          await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info);
         },
         started: () => void this.#running++,
         finished: (ok) => {

@@ -59,7 +59,7 @@ async function runApi(): Promise<void> {
   onShutdown(() => api.close(), log, cfg.supervisorPid);
 }
 
-async function runWorker(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
+async function runAgent(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
   const cfg = config();
   const { Agent, createLogger, loadWorker } = await roles.worker();
   const log = createLogger(cfg, { role: 'agent' });
@@ -107,7 +107,7 @@ const filters = (o: Record<string, unknown>) =>
   Object.fromEntries(Object.entries(o).filter(([k, v]) => !['json', 'url', 'apiKey', 'all'].includes(k) && typeof v === 'string')) as Record<string, string>;
 const exit = (code: Promise<number>) => code.then((c) => void (process.exitCode = c));
 
-/** The commands that run Switchyard's processes: start, api, worker. */
+/** The commands that run Switchyard's processes: start, api, agent. */
 function addProcessCommands(program: Command): void {
   program
     .command('start')
@@ -121,13 +121,14 @@ function addProcessCommands(program: Command): void {
   program.command('api').description('serve the HTTP API and Bull Board').action(runApi);
 
   program
-    .command('worker <type>')
-    .description('run an agent for one agent type, pulling from one pool')
+    .command('agent <type>')
+    .alias('worker')
+    .description("run an agent: the process that runs one agent type's tasks (its handler in workers/), pulling from one pool")
     .option('--pool <name>', 'pool to join (default: SWITCHYARD_POOL or "default")', poolName)
     .option('--concurrency <n>', 'tasks run at once (default: SWITCHYARD_CONCURRENCY or 10)', positiveInt)
     .option('--weight <w>', 'share of routed work relative to other agents (default: SWITCHYARD_WEIGHT or 1)', positiveNumber)
     .option('--tags <a,b>', 'tags routing and queries can select (default: SWITCHYARD_TAGS)', tagList)
-    .action(runWorker);
+    .action(runAgent);
 }
 
 /** workflow run. */

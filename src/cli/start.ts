@@ -154,7 +154,7 @@ export async function runStart(config: Config, log: Logger): Promise<void> {
   const types = (await client.agentTypes()).map((t) => t.name).filter((t) => workers.has(t));
   if (fleet.stopping) return;
   log.info({ agents: types }, 'starting the agents');
-  for (const t of types) fleet.launch({ name: `worker ${t}`, args: ['worker', t] });
+  for (const t of types) fleet.launch({ name: `agent ${t}`, args: ['agent', t] });
   // The banner promises working agents: wait until every type has a ready one (registered, health checked).
   const ready = await readyTypes(client, types, () => fleet.stopping);
   if (!fleet.stopping) process.stdout.write(banner(base, redis, types, ready, config.apiKeys.length > 0));

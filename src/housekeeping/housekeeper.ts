@@ -1,7 +1,8 @@
 /**
- * src/housekeeping/: the leader-elected loop. Every process may run a Housekeeper; the one
- * holding the lease does the chores (expire dead agents; later: re-route stranded tasks, sweep
- * workflows). Chores must be idempotent: a lease can change hands mid-chore.
+ * The Housekeeper: Switchyard's one runner of leased chores. Every process may run one; the one
+ * holding the lease (`isLeader`) does the chores (expire dead agents; in the API also dispatch parked
+ * and stranded tasks and sweep workflow runs). Chores must be idempotent: a lease can change hands
+ * mid-chore.
  */
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Logger } from '../config/logger.ts';

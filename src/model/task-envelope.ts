@@ -21,6 +21,7 @@ export const envelopeSchema = z.object({
   /** The task's resolved retry policy, set only when it overrides its type's (kept small: it travels with every fetch). */
   backoff: backoffSchema.optional(),
   /** Set on the tasks of a workflow: the run, the node, and whether this is the node's compensation. */
+  /** `undo`: the task is the node's compensation (the stored name, kept for jobs already written). */
   workflow: z.object({ run: z.string(), node: z.string(), undo: z.boolean().optional() }).optional(),
   /** Results of the node's dependencies (of the node itself, for a compensation), by node id. */
   deps: z.record(z.string(), z.unknown()).optional(),

@@ -16,7 +16,7 @@ export const nodeSchema = taskRequestSchema.omit({ idempotencyKey: true, delayMs
   /** Optional for a task: a node without `kind` is a task. */
   kind: z.literal('task').optional(),
   dependsOn: z.array(nodeId).max(10_000).default([]),
-  /** What undoes this node once it completed, should the workflow fail: defaults to the node's type and payload. */
+  /** What compensates for this node once it completed, should the workflow fail: defaults to the node's type and payload. */
   compensate: z.strictObject({ type: taskRequestSchema.shape.type.optional(), payload: payloadSchema.optional() }).optional(),
 });
 
@@ -46,11 +46,11 @@ function checkTaskNode(parsed: unknown, base: string, { catalogue }: NodeCheckCo
   }
   const spec: TaskNodeSpec = node;
   if (compensate) {
-    const undoType = catalogue.find(compensate.type ?? node.type);
-    if (!undoType) issues.push({ path: `${base}.compensate.type`, message: `unknown agent type ${JSON.stringify(compensate.type)}; declared: ${catalogue.names.join(', ')}` });
+    const compensationType = catalogue.find(compensate.type ?? node.type);
+    if (!compensationType) issues.push({ path: `${base}.compensate.type`, message: `unknown agent type ${JSON.stringify(compensate.type)}; declared: ${catalogue.names.join(', ')}` });
     else {
-      const payload = undoType.payload.safeParse(compensate.payload === undefined ? node.payload : compensate.payload);
-      if (payload.success) spec.compensate = { type: undoType.name, payload: payload.data };
+      const payload = compensationType.payload.safeParse(compensate.payload === undefined ? node.payload : compensate.payload);
+      if (payload.success) spec.compensate = { type: compensationType.name, payload: payload.data };
       else issues.push(...toFieldIssues(payload.error, `${base}.compensate.payload`));
     }
   }

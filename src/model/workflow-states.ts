@@ -14,10 +14,10 @@ export type NodeState = (typeof NODE_STATES)[number];
 export type NodeCounts = Record<NodeState, number>;
 /** The state of a node's compensation (`none`: the node has none, or never completed). */
 export const COMPENSATION_STATES = ['pending', 'ready', 'queued', 'done', 'failed', 'none'] as const;
-export type UndoState = (typeof COMPENSATION_STATES)[number];
+export type CompensationState = (typeof COMPENSATION_STATES)[number];
 /** How a compensation that ran ended, as the run's compensation log records it. */
 export const COMPENSATION_OUTCOMES = ['done', 'failed'] as const;
-/** `node`: a workflow node; `undo`: its compensation. */
-export type Step = 'node' | 'undo';
+/** `node`: a workflow node; `compensation`: its compensation. */
+export type Step = 'node' | 'compensation';
 export type Outcome = 'done' | 'dead' | 'skipped';
 

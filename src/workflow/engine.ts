@@ -145,7 +145,7 @@ export class WorkflowEngine {
       case 'running':
         return this.#startReady(runId, 'node', run.ready);
       case 'compensating':
-        return this.#startReady(runId, 'undo', run.ready);
+        return this.#startReady(runId, 'compensation', run.ready);
       case 'failing':
       case 'cancelling':
         return this.#stopQueued(runId, run.state === 'cancelling');
@@ -162,7 +162,7 @@ export class WorkflowEngine {
     for (const id of ids) {
       const def = defs.get(id);
       if (!def) continue;
-      const kind = step === 'undo' ? COMPENSATION_KIND : this.kindOf(def);
+      const kind = step === 'compensation' ? COMPENSATION_KIND : this.kindOf(def);
       if (!kind) {
         await this.store.settle(runId, step, id, 'dead', `node kind ${JSON.stringify(def.kind)} is not registered any more`, {});
         continue;
@@ -244,7 +244,7 @@ export class WorkflowEngine {
     await this.#runQueue.remove(runId, { removeChildren: true });
   }
 
-  /** Leader chore: reconciles runs nobody has looked at for a while (see sweep.ts). */
+  /** A housekeeping chore: reconciles runs nobody has looked at for a while (see sweep.ts). */
   sweep(now = Date.now()): Promise<void> {
     return this.#sweep.run(now);
   }

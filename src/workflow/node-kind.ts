@@ -12,7 +12,7 @@ import type { Logger } from '../config/logger.ts';
 import type { NodeDefinition } from '../model/workflow-definition.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
-import type { NodeInfo, Outcome, RunRecord, RunStore, Step, StoredNode, UndoState } from './run-store.ts';
+import type { NodeInfo, Outcome, RunRecord, RunStore, Step, StoredNode, CompensationState } from './run-store.ts';
 
 /** What a kind may use: the engine's store, connection and task machinery. */
 export interface NodeContext {
@@ -33,7 +33,7 @@ export type KindView = Record<string, unknown>;
 
 export interface NodeKind extends NodeDefinition {
   /**
-   * Starts ready nodes of this kind (`step` 'undo': their compensations): claims them with
+   * Starts ready nodes of this kind (`step` 'compensation': their compensations): claims them with
    * `ctx.store.claim` (only a claimed node may start: another engine may have taken it) and starts
    * their work. Returns the ids it claimed.
    */
@@ -45,7 +45,7 @@ export interface NodeKind extends NodeDefinition {
   /** The sweep: starts again a queued node whose work went missing. */
   restart(ctx: NodeContext, rec: RunRecord, id: string, step: Step): Promise<void>;
   /** The kind's fields of a node's view. */
-  view(def: StoredNode, info: NodeInfo, undo: UndoState | undefined): KindView;
+  view(def: StoredNode, info: NodeInfo, compensation: CompensationState | undefined): KindView;
   /** Their shape, for the HTTP contract and the OpenAPI document (a strict object). */
   readonly viewSchema: z.ZodObject;
   /** Background work of the kind (a timer's worker), started with the engine; returns how to stop it. */

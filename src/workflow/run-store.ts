@@ -8,10 +8,10 @@ import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../model/task-id.ts';
 import type { NodeFields, WorkflowSpec } from '../model/workflow-definition.ts';
-import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../model/workflow-states.ts';
+import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type CompensationState } from '../model/workflow-states.ts';
 
 export { FINAL_RUN_STATES, isFinal, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
-export type { FinalRunState, NodeCounts, NodeState, Outcome, RunState, Step, UndoState } from '../model/workflow-states.ts';
+export type { FinalRunState, NodeCounts, NodeState, Outcome, RunState, Step, CompensationState } from '../model/workflow-states.ts';
 
 /** What the engine needs to enqueue a node: its spec minus the id, plus its position in the request. */
 export type StoredNode = NodeFields & { i: number };
@@ -27,8 +27,8 @@ export interface RunMeta {
   inflight: number;
   counts: NodeCounts;
   /** Compensations that ran, and how many of them failed. */
-  undoRan: number;
-  undoFailed: number;
+  compensationsRan: number;
+  compensationsFailed: number;
   createdAt: number;
   finishedAt?: number;
   idempotencyKey?: string;
@@ -58,7 +58,7 @@ export interface NodePage {
   states: Map<string, NodeState>;
   info: Map<string, NodeInfo>;
   results: Map<string, unknown>;
-  undo: Map<string, UndoState>;
+  compensations: Map<string, CompensationState>;
 }
 
 export interface RunRecord {
@@ -67,7 +67,7 @@ export interface RunRecord {
   states: Map<string, NodeState>;
   info: Map<string, NodeInfo>;
   results: Map<string, unknown>;
-  undo: Map<string, UndoState>;
+  compensations: Map<string, CompensationState>;
   log: CompensationEntry[];
 }
 
@@ -96,7 +96,7 @@ export class RunStore {
     const wait: string[] = [];
     const next: string[] = [];
     const prev: string[] = [];
-    const undo: string[] = [];
+    const compensated: string[] = [];
     spec.nodes.forEach(({ id, ...node }, i) => {
       const def: StoredNode = { ...node, i };
       stored.set(id, def);
@@ -108,7 +108,7 @@ export class RunStore {
       }
       const dependents = spec.dependents.get(id);
       if (dependents) next.push(id, dependents.join(','));
-      if (node.compensate) undo.push(id);
+      if (node.compensate) compensated.push(id);
     });
     const roots = spec.nodes.filter((n) => n.dependsOn.length === 0).map((n) => n.id);
     m.hset(this.key(runId), {
@@ -130,7 +130,7 @@ export class RunStore {
     if (wait.length) m.hset(this.key(runId, ':wait'), ...wait);
     if (next.length) m.hset(this.key(runId, ':next'), ...next);
     if (prev.length) m.hset(this.key(runId, ':prev'), ...prev);
-    if (undo.length) m.sadd(this.key(runId, ':undo'), ...undo);
+    if (compensated.length) m.sadd(this.key(runId, ':undo'), ...compensated);
     m.sadd(this.key(runId, ':ready'), ...roots);
     m.rpush(this.key(runId, ':order'), ...spec.nodes.map((n) => n.id));
     await m.exec();
@@ -153,7 +153,7 @@ export class RunStore {
 
   /** Nodes `offset` to `offset + limit - 1` in request order, with their state, info, result and compensation state. */
   async page(runId: string, offset: number, limit: number): Promise<NodePage> {
-    const page: NodePage = { ids: [], nodes: new Map(), states: new Map(), info: new Map(), results: new Map(), undo: new Map() };
+    const page: NodePage = { ids: [], nodes: new Map(), states: new Map(), info: new Map(), results: new Map(), compensations: new Map() };
     if (limit <= 0) return page;
     let ids = await this.redis.lrange(this.key(runId, ':order'), offset, offset + limit - 1);
     if (ids.length === 0 && (await this.redis.exists(this.key(runId, ':order'))) === 0) {
@@ -176,7 +176,7 @@ export class RunStore {
       if (err) throw err;
       return v as Array<string | null>;
     };
-    const [defs, states, info, results, undo] = [column(0), column(1), column(2), column(3), column(4)];
+    const [defs, states, info, results, compensations] = [column(0), column(1), column(2), column(3), column(4)];
     ids.forEach((id, i) => {
       const def = defs[i];
       if (def) page.nodes.set(id, JSON.parse(def) as StoredNode);
@@ -186,8 +186,8 @@ export class RunStore {
       if (inf) page.info.set(id, JSON.parse(inf) as NodeInfo);
       const result = results[i];
       if (result) page.results.set(id, JSON.parse(result) as unknown);
-      const u = undo[i];
-      if (u) page.undo.set(id, u as UndoState);
+      const c = compensations[i];
+      if (c) page.compensations.set(id, c as CompensationState);
     });
     return page;
   }
@@ -280,7 +280,7 @@ export class RunStore {
       states,
       info: parse<NodeInfo>(value(3)),
       results: parse<unknown>(value(4)),
-      undo: new Map(Object.entries(value<Record<string, UndoState>>(5))),
+      compensations: new Map(Object.entries(value<Record<string, CompensationState>>(5))),
       log: value<string[]>(6).map((e) => JSON.parse(e) as CompensationEntry),
     };
   }
@@ -292,7 +292,7 @@ export class RunStore {
     const json = await this.redis.hget(this.key(ref.runId, ':defs'), ref.node);
     if (!json) return undefined;
     const node = JSON.parse(json) as StoredNode;
-    return ref.undo ? node.compensate?.type : typeof node.type === 'string' ? node.type : undefined;
+    return ref.compensation ? node.compensate?.type : typeof node.type === 'string' ? node.type : undefined;
   }
 
   /** Lets a finished run's keys expire after `ttlS`. */
@@ -333,8 +333,8 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
     done: num(h.done),
     inflight: num(h.inflight),
     counts,
-    undoRan: num(h.undoRan),
-    undoFailed: num(h.undoFailed),
+    compensationsRan: num(h.undoRan),
+    compensationsFailed: num(h.undoFailed),
     createdAt: num(h.createdAt),
     ...(h.finishedAt ? { finishedAt: num(h.finishedAt) } : {}),
     ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),

@@ -1,5 +1,5 @@
 /**
- * The workflow sweep, a leader chore of the API: reconciles runs nobody has looked at for a while
+ * The workflow sweep, a housekeeping chore of the API (src/housekeeping/housekeeper.ts): reconciles runs nobody has looked at for a while
  * and repairs what a crash left, asking each queued node's kind where its work is (node-kind.ts):
  * work that ended but whose settle was lost is settled now; a claimed node whose work never started
  * (a task's job never added) is started again (or skipped, if the run is stopping); a run whose
@@ -63,9 +63,9 @@ export class WorkflowSweep {
       }
       return;
     }
-    const step: Step | undefined = rec.meta.state === 'compensating' ? 'undo' : isFinal(rec.meta.state) ? undefined : 'node';
+    const step: Step | undefined = rec.meta.state === 'compensating' ? 'compensation' : isFinal(rec.meta.state) ? undefined : 'node';
     if (step) {
-      const states = step === 'node' ? rec.states : rec.undo;
+      const states = step === 'node' ? rec.states : rec.compensations;
       for (const [id, s] of states) if (s === 'queued') await this.#repair(rec, id, step, now);
     }
     await this.engine.kick(runId);
@@ -73,16 +73,16 @@ export class WorkflowSweep {
 
   async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<void> {
     const runId = rec.meta.id;
-    const kind = step === 'undo' ? COMPENSATION_KIND : this.engine.kindOf(rec.nodes.get(id)!);
+    const kind = step === 'compensation' ? COMPENSATION_KIND : this.engine.kindOf(rec.nodes.get(id)!);
     if (!kind) return;
-    const key = nodeJobId(runId, id, step === 'undo');
+    const key = nodeJobId(runId, id, step === 'compensation');
     const progress = await kind.inspect(this.engine.nodes, rec, id, step);
     if (progress.state === 'missing') {
       const first = this.#missing.get(key);
       if (first === undefined) return void this.#missing.set(key, now);
       if (now - first < MISSING_GRACE_MS) return;
       this.#missing.delete(key);
-      if (rec.meta.state === 'running' || step === 'undo') {
+      if (rec.meta.state === 'running' || step === 'compensation') {
         this.log.warn({ runId, node: id, step }, 'a queued workflow node had not started (interrupted start); starting it again');
         await kind.restart(this.engine.nodes, rec, id, step);
       } else {

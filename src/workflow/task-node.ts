@@ -83,13 +83,13 @@ export const taskKind: NodeKind = {
     compensation: z.strictObject({ type: z.string(), state: z.enum(COMPENSATION_STATES) }).optional(),
   }),
 
-  view(def, info, undo) {
+  view(def, info, compensation) {
     const task = asTaskNode(def);
     return {
       type: task.type,
       ...(info.pool ? { pool: info.pool } : {}),
       ...(info.attempts !== undefined ? { attempts: info.attempts } : {}),
-      ...(task.compensate ? { compensation: { type: task.compensate.type, state: undo ?? 'pending' } } : {}),
+      ...(task.compensate ? { compensation: { type: task.compensate.type, state: compensation ?? 'pending' } } : {}),
     };
   },
 };
@@ -103,8 +103,8 @@ function build(ctx: NodeContext, runId: string, id: string, def: StoredNode, ste
     void ctx.store.settle(runId, step, id, 'dead', `agent type ${spec?.type ?? '?'} is not declared any more`, {}).catch(() => undefined);
     return undefined;
   }
-  const task = ctx.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step === 'undo'));
-  task.envelope.workflow = { run: runId, node: id, ...(step === 'undo' ? { undo: true } : {}) };
+  const task = ctx.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step === 'compensation'));
+  task.envelope.workflow = { run: runId, node: id, ...(step === 'compensation' ? { undo: true } : {}) };
   return task;
 }
 
@@ -127,7 +127,7 @@ async function locate(ctx: NodeContext, rec: RunRecord, id: string, step: Step):
   const type = step === 'node' ? node?.type : node?.compensate?.type;
   if (!type) return undefined;
   const pool = step === 'node' ? rec.info.get(id)?.pool : undefined;
-  return (await ctx.queues.find(type, nodeJobId(rec.meta.id, id, step === 'undo'), pool)) as Job<TaskEnvelope> | undefined;
+  return (await ctx.queues.find(type, nodeJobId(rec.meta.id, id, step === 'compensation'), pool)) as Job<TaskEnvelope> | undefined;
 }
 
 /** The task with its dependencies' results (`ctx.deps`), read through `result`. */

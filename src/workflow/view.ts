@@ -6,7 +6,7 @@
 import { DEFAULT_NODE_KIND } from '../model/workflow-definition.ts';
 import type { NodeKind } from './node-kind.ts';
 import { kindOf } from './node-kinds.ts';
-import type { CompensationEntry, NodeCounts, NodeInfo, NodePage, NodeState, RunMeta, RunState, StoredNode, UndoState } from './run-store.ts';
+import type { CompensationEntry, NodeCounts, NodeInfo, NodePage, NodeState, RunMeta, RunState, StoredNode, CompensationState } from './run-store.ts';
 
 /** A node as GET /v1/workflows/:id shows it: what every node has, and its kind's fields (NodeKind.view). */
 export interface NodeView {
@@ -26,7 +26,7 @@ export interface NodeView {
   result?: unknown;
   error?: string;
   /** Present when a task node declares a compensation. */
-  compensation?: { type: string; state: UndoState };
+  compensation?: { type: string; state: CompensationState };
 }
 
 export interface CompensationView extends Omit<CompensationEntry, 'at'> {
@@ -79,12 +79,12 @@ export function runOverview(meta: RunMeta): RunOverview {
     ...(meta.finishedAt ? { finishedAt: iso(meta.finishedAt)! } : {}),
     progress: { total: meta.total, done: meta.done, running: meta.inflight },
     nodeCounts: { ...meta.counts },
-    compensationCounts: { done: meta.undoRan - meta.undoFailed, failed: meta.undoFailed },
+    compensationCounts: { done: meta.compensationsRan - meta.compensationsFailed, failed: meta.compensationsFailed },
   };
 }
 
-export function nodeView(id: string, def: StoredNode, state: NodeState | undefined, info: NodeInfo = {}, result?: { value: unknown }, undo?: UndoState, kind = kindOf(def)): NodeView {
-  const view: NodeView = { id, ...(def.kind && def.kind !== DEFAULT_NODE_KIND ? { kind: def.kind } : {}), state: state ?? 'pending', dependsOn: def.dependsOn, ...kind?.view(def, info, undo) };
+export function nodeView(id: string, def: StoredNode, state: NodeState | undefined, info: NodeInfo = {}, result?: { value: unknown }, compensation?: CompensationState, kind = kindOf(def)): NodeView {
+  const view: NodeView = { id, ...(def.kind && def.kind !== DEFAULT_NODE_KIND ? { kind: def.kind } : {}), state: state ?? 'pending', dependsOn: def.dependsOn, ...kind?.view(def, info, compensation) };
   if (info.startedAt !== undefined) view.startedAt = iso(info.startedAt)!;
   if (info.finishedAt !== undefined) view.finishedAt = iso(info.finishedAt)!;
   if (result) view.result = result.value;
@@ -109,7 +109,7 @@ export function runView(
   for (const id of page.ids) {
     const def = page.nodes.get(id);
     if (!def) continue;
-    nodes.push(nodeView(id, def, page.states.get(id), page.info.get(id), page.results.has(id) ? { value: page.results.get(id) } : undefined, page.undo.get(id), kinds(def)));
+    nodes.push(nodeView(id, def, page.states.get(id), page.info.get(id), page.results.has(id) ? { value: page.results.get(id) } : undefined, page.compensations.get(id), kinds(def)));
   }
   const end = offset + page.ids.length;
   return {

@@ -45,7 +45,7 @@ async function fleet(type: string, extra: Record<string, string> = {}) {
   const port = await freePort();
   const env = fastFleetEnv(prefix, { PORT: String(port), HOST: '127.0.0.1', ...extra });
   const api = compiled(['api'], env);
-  const agent = compiled(['worker', type], env);
+  const agent = compiled(['worker', type], env); // the command's older name, still accepted
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => ((await json(fetch(`${url}/v1/agents?health=HEALTHY&type=${type}`))) as unknown[]).length === 1, {
     timeoutMs: 30_000,

@@ -1,5 +1,5 @@
 /**
- * Real processes end to end: the API and agents run as `switchyard api` / `switchyard worker`
+ * Real processes end to end: the API and agents run as `switchyard api` / `switchyard agent`
  * child processes against real Redis; the test speaks HTTP only (and kills agents).
  */
 import { Queue } from 'bullmq';

@@ -1,5 +1,5 @@
 /**
- * Workflows through real processes: the API and agents as `switchyard api` / `switchyard worker`
+ * Workflows through real processes: the API and agents as `switchyard api` / `switchyard agent`
  * children, the examples run with the CLI (`switchyard workflow run <file> --wait`), and an agent
  * killed with SIGKILL in the middle of a run.
  */

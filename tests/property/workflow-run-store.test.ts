@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { Catalogue } from '../../src/model/catalogue.ts';
 import { defineAgentType } from '../../src/model/agent-type.ts';
 import { validateWorkflow } from '../../src/model/workflow-definition.ts';
-import { isFinal, NODE_STATES, RunStore, type NodeState, type Outcome, type RunState, type Step, type UndoState } from '../../src/workflow/run-store.ts';
+import { isFinal, NODE_STATES, RunStore, type NodeState, type Outcome, type RunState, type Step, type CompensationState } from '../../src/workflow/run-store.ts';
 import { expectSame, expectThat } from '../support/property-check.ts';
 import { useRedisPrefix } from '../support/redis.ts';
 
@@ -41,7 +41,7 @@ const dagArb: fc.Arbitrary<Dag> = fc.integer({ min: 1, max: 8 }).chain((n) =>
   }),
 );
 
-const FINISHED_UNDO: ReadonlySet<UndoState | undefined> = new Set(['done', 'failed', 'none']);
+const FINISHED_UNDO: ReadonlySet<CompensationState | undefined> = new Set(['done', 'failed', 'none']);
 
 /** What DESIGN.md says a run does; node ids `n<i>`. */
 class RunModel {
@@ -49,7 +49,7 @@ class RunModel {
   cause: 'failure' | 'cancel' | undefined;
   readonly states = new Map<string, NodeState>();
   /** Compensation state, for the completed nodes the compensation phase has reached. */
-  readonly undo = new Map<string, UndoState>();
+  readonly undo = new Map<string, CompensationState>();
   undoRan = 0;
   undoFailed = 0;
   readonly log: Array<{ node: string; state: 'done' | 'failed' }> = [];
@@ -72,7 +72,7 @@ class RunModel {
   nodesIn(state: NodeState): string[] {
     return this.ids.filter((id) => this.states.get(id) === state);
   }
-  undosIn(state: UndoState): string[] {
+  undosIn(state: CompensationState): string[] {
     return this.ids.filter((id) => this.undo.get(id) === state);
   }
 
@@ -90,7 +90,7 @@ class RunModel {
   }
 
   settle(step: Step, id: string, outcome: Outcome): boolean {
-    if (step === 'undo') {
+    if (step === 'compensation') {
       if (this.undo.get(id) !== 'queued') return false;
       const failed = outcome !== 'done';
       this.undo.set(id, failed ? 'failed' : 'done');
@@ -241,7 +241,7 @@ async function expectAgree(m: RunModel, r: Real, after: string): Promise<void> {
   }
   for (const [id, state] of Object.entries(s.undo)) {
     if (state === 'none') continue;
-    const waiting = (m.dependents.get(id) ?? []).filter((c) => s.states[c] === 'done' && !FINISHED_UNDO.has(s.undo[c] as UndoState));
+    const waiting = (m.dependents.get(id) ?? []).filter((c) => s.states[c] === 'done' && !FINISHED_UNDO.has(s.undo[c] as CompensationState));
     expectThat(waiting.length === 0, () => `${at}: compensation of ${id} is ${state} before those of its completed dependents ${waiting.join(', ')}`);
   }
   const states = Object.values(s.states);
@@ -293,7 +293,7 @@ class Settle implements Cmd {
     return this.step === 'node' ? m.nodesIn('queued') : m.undosIn('queued');
   }
   // The engine takes a queued node back (skipped) only from a stopping run.
-  check = (m: Readonly<RunModel>) => this.#targets(m).length > 0 && !(this.outcome === 'skipped' && (this.step === 'undo' || m.run === 'running'));
+  check = (m: Readonly<RunModel>) => this.#targets(m).length > 0 && !(this.outcome === 'skipped' && (this.step === 'compensation' || m.run === 'running'));
   async run(m: RunModel, r: Real): Promise<void> {
     const targets = this.#targets(m);
     const id = targets[this.index % targets.length]!;
@@ -321,9 +321,9 @@ const commandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(fc.nat(), outcomeArb).map(([i, o]) => new Settle('node', true, i, o)),
   fc.tuple(fc.nat(), outcomeArb).map(([i, o]) => new Settle('node', false, i, o)),
   fc.integer({ min: 1, max: 8 }).map((k) => (k === 1 ? new Cancel() : new Claim('node', 'all'))),
-  pickArb.map((p) => new Claim('undo', p)),
-  fc.tuple(fc.nat(), fc.boolean()).map(([i, ok]) => new Settle('undo', true, i, ok ? 'done' : 'dead')),
-  fc.tuple(fc.nat(), fc.boolean()).map(([i, ok]) => new Settle('undo', false, i, ok ? 'done' : 'dead')),
+  pickArb.map((p) => new Claim('compensation', p)),
+  fc.tuple(fc.nat(), fc.boolean()).map(([i, ok]) => new Settle('compensation', true, i, ok ? 'done' : 'dead')),
+  fc.tuple(fc.nat(), fc.boolean()).map(([i, ok]) => new Settle('compensation', false, i, ok ? 'done' : 'dead')),
 ];
 
 /** An engine that keeps going: claims what is ready, its agents finish it (compensations fail as `undoFails` says), until the run ends. */
@@ -331,11 +331,11 @@ async function finishRun(m: RunModel, r: Real, undoFails: readonly boolean[]): P
   let undos = 0;
   for (let round = 0; !isFinal(m.run); round++) {
     expectThat(round < 4 * m.ids.length + 4, () => `run ${r.runId} did not end: ${m.run}, nodes ${JSON.stringify(Object.fromEntries(m.states))}`);
-    const step: Step = m.run === 'compensating' ? 'undo' : 'node';
+    const step: Step = m.run === 'compensating' ? 'compensation' : 'node';
     await new Claim(step, 'all').run(m, r);
     const out = step === 'node' ? m.nodesIn('queued') : m.undosIn('queued');
     for (let i = 0; i < out.length; i++) {
-      const outcome: Outcome = step === 'undo' ? (undoFails[undos++ % undoFails.length] ? 'dead' : 'done') : m.run === 'running' ? 'done' : 'skipped';
+      const outcome: Outcome = step === 'compensation' ? (undoFails[undos++ % undoFails.length] ? 'dead' : 'done') : m.run === 'running' ? 'done' : 'skipped';
       await new Settle(step, true, 0, outcome).run(m, r);
     }
   }

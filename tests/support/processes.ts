@@ -99,7 +99,7 @@ export async function startApiProcess(env: Record<string, string>): Promise<ApiP
 }
 
 export async function startAgentProcess(type: string, env: Record<string, string>, args: string[] = []): Promise<Spawned> {
-  const agent = spawnSwitchyard(`agent ${type}`, ['worker', type, ...args], env);
+  const agent = spawnSwitchyard(`agent ${type}`, ['agent', type, ...args], env);
   await agent.waitForOutput('"msg":"agent started"');
   return agent;
 }

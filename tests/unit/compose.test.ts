@@ -270,24 +270,24 @@ describe('docker-compose.yml', () => {
 
   it('runs exactly one agent per agent type in the catalogue, each with its worker file', () => {
     const types = catalogue.map((t) => t.name);
-    const workers = appServices.filter(([, s]) => words(s.command)[0] === 'worker');
+    const workers = appServices.filter(([, s]) => words(s.command)[0] === 'agent');
     const served = workers.map(([, s]) => words(s.command)[1] ?? '(none)');
     expect(
       [...served].sort(),
-      `worker services (${workers.map(([n]) => n).join(', ')}) must run each agent type of queues/index.ts exactly once`,
+      `agent services (${workers.map(([n]) => n).join(', ')}) must run each agent type of queues/index.ts exactly once`,
     ).toEqual([...types].sort());
     for (const [name, s] of workers) {
       const cmd = words(s.command);
       const type = cmd[1]!;
-      expect(cmd, `${name}.command must be exactly ["worker", "${type}"]`).toEqual(['worker', type]);
-      expect(name, `the service running agent type ${type} should be called worker-${type}`).toBe(`worker-${type}`);
+      expect(cmd, `${name}.command must be exactly ["agent", "${type}"]`).toEqual(['agent', type]);
+      expect(name, `the service running agent type ${type} should be called agent-${type}`).toBe(`agent-${type}`);
       const file = posix.join(configOf(s).workersDir, `${type}.ts`);
       expect(existsSync(rootPath(file)), `${name} runs agent type ${type}, but ${file} does not exist`).toBe(true);
     }
   });
 
   it('gives each agent longer than its shutdown grace before SIGKILL', () => {
-    for (const [name, s] of appServices.filter(([, s]) => words(s.command)[0] === 'worker')) {
+    for (const [name, s] of appServices.filter(([, s]) => words(s.command)[0] === 'agent')) {
       const grace = configOf(s).shutdownGraceMs;
       const stop = s.stop_grace_period;
       expect(stop, `${name} needs stop_grace_period above SWITCHYARD_SHUTDOWN_GRACE_MS (${grace} ms); Docker's default is 10s`).toBeDefined();

@@ -16,7 +16,7 @@ const quoted = (lua: string) => [...lua.replace(/--[^\n]*/g, '').matchAll(/'([^'
 /** The meta hash's fields that are not also a state (src/workflow/run-store.ts reads them). */
 const META_FIELDS = ['state', 'cause', 'reason', 'total', 'inflight', 'undoPending', 'undoRan', 'undoFailed', 'finishedAt'];
 const CAUSES = ['failure', 'cancel'];
-const STEPS = ['node', 'undo'];
+const STEPS = ['node', 'compensation'];
 
 describe('workflow scripts and the model', () => {
   it('quote no state the model does not list', () => {

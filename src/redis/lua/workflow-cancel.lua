@@ -15,6 +15,6 @@ rcall('HSET', META, 'cause', 'cancel')
 if run == 'running' or run == 'failing' then
   rcall('HSET', META, 'state', 'cancelling', 'reason', ARGV[3])
 end
-maybeBeginUndo(now)
+maybeBeginCompensation(now)
 wake()
 return run

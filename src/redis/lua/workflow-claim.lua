@@ -1,5 +1,5 @@
 -- KEYS[1] run base key
--- ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3..] pairs of node id and its info JSON
+-- ARGV[1] engine channel, ARGV[2] 'node' | 'compensation', ARGV[3..] pairs of node id and its info JSON
 -- (what its kind knows at its start: a task's pool; kept in :info until the node settles)
 -- Claims ready nodes (or compensations) for enqueueing: only those still ready, and only while the
 -- run is in the phase that runs them, so two engines never enqueue one node twice. A claimed node
@@ -30,10 +30,10 @@ else
   if run ~= 'compensating' then return claimed end
   for i = 3, #ARGV, 2 do
     local id = ARGV[i]
-    if rcall('HGET', USTATE, id) == 'ready' then claimed[#claimed + 1] = id end
+    if rcall('HGET', CSTATE, id) == 'ready' then claimed[#claimed + 1] = id end
   end
   if #claimed == 0 then return claimed end
-  hsetAll(USTATE, claimed, 'queued')
-  for i = 1, #claimed, 1000 do rcall('SREM', UREADY, unpack(claimed, i, math.min(i + 999, #claimed))) end
+  hsetAll(CSTATE, claimed, 'queued')
+  for i = 1, #claimed, 1000 do rcall('SREM', CREADY, unpack(claimed, i, math.min(i + 999, #claimed))) end
 end
 return claimed

@@ -16,6 +16,8 @@
 -- :undo-wait node -> completed dependents whose compensation has not settled   :undo-ready set
 -- :log     list of compensation outcomes, JSON, in the order they settled
 -- ARGV[1] (every script): the pub/sub channel that wakes the engine.
+-- Stored names (the :undo* keys, the undo* fields, a compensation job's `.undo` id suffix) keep the
+-- older word for a compensation, so runs and jobs already written stay readable; code says compensation.
 -- State names are the model's (src/model/workflow-states.ts; tests/unit/lua-states.test.ts holds every
 -- literal in the workflow scripts to its lists); the include `workflow-states` is written from them
 -- (src/redis/scripts.ts).
@@ -24,7 +26,7 @@ local rcall = redis.call
 local base = KEYS[1]
 local META, STATE, INFO, WAIT = base, base .. ':state', base .. ':info', base .. ':wait'
 local NEXT, PREV, RESULTS, READY = base .. ':next', base .. ':prev', base .. ':results', base .. ':ready'
-local HASUNDO, USTATE, UWAIT, UREADY, LOG = base .. ':undo', base .. ':undo-state', base .. ':undo-wait', base .. ':undo-ready', base .. ':log'
+local COMPENSABLE, CSTATE, CWAIT, CREADY, LOG = base .. ':undo', base .. ':undo-state', base .. ':undo-wait', base .. ':undo-ready', base .. ':log'
 local CHANNEL = ARGV[1]
 local runId = string.match(base, '{run:(.*)}$')
 
@@ -71,19 +73,19 @@ end
 
 -- Nodes whose completed dependents' compensations have all settled: their own compensation may
 -- run now; a node without one settles at once, which may free its dependencies in turn.
-local function readyUndos(list)
+local function readyCompensations(list)
   local i = 1
   while i <= #list do
     local n = list[i]
     i = i + 1
-    if rcall('SISMEMBER', HASUNDO, n) == 1 then
-      rcall('HSET', USTATE, n, 'ready')
-      rcall('SADD', UREADY, n)
+    if rcall('SISMEMBER', COMPENSABLE, n) == 1 then
+      rcall('HSET', CSTATE, n, 'ready')
+      rcall('SADD', CREADY, n)
     else
-      rcall('HSET', USTATE, n, 'none')
+      rcall('HSET', CSTATE, n, 'none')
       rcall('HINCRBY', META, 'undoPending', -1)
       for _, p in ipairs(split(rcall('HGET', PREV, n))) do
-        if rcall('HGET', STATE, p) == 'done' and rcall('HINCRBY', UWAIT, p, -1) == 0 then list[#list + 1] = p end
+        if rcall('HGET', STATE, p) == 'done' and rcall('HINCRBY', CWAIT, p, -1) == 0 then list[#list + 1] = p end
       end
     end
   end
@@ -91,7 +93,7 @@ end
 
 -- Every node has settled after a failure or a cancel: compensate the completed ones, each after
 -- the compensations of all completed nodes that depended on it (reverse topological order).
-local function beginUndo(now)
+local function beginCompensation(now)
   rcall('HSET', META, 'state', 'compensating')
   rcall('DEL', READY)
   local states = rcall('HGETALL', STATE)
@@ -116,14 +118,14 @@ local function beginUndo(now)
     for _, c in ipairs(split(rcall('HGET', NEXT, d))) do
       if isDone[c] then n = n + 1 end
     end
-    if n > 0 then rcall('HSET', UWAIT, d, n) else free[#free + 1] = d end
+    if n > 0 then rcall('HSET', CWAIT, d, n) else free[#free + 1] = d end
   end
-  readyUndos(free)
+  readyCompensations(free)
   if tonumber(rcall('HGET', META, 'undoPending')) == 0 then finish(now) end
 end
 
 -- After a node settled while the run is stopping: once nothing runs any more, compensate.
-local function maybeBeginUndo(now)
+local function maybeBeginCompensation(now)
   local m = rcall('HMGET', META, 'state', 'inflight')
-  if (m[1] == 'failing' or m[1] == 'cancelling') and tonumber(m[2] or '0') <= 0 then beginUndo(now) end
+  if (m[1] == 'failing' or m[1] == 'cancelling') and tonumber(m[2] or '0') <= 0 then beginCompensation(now) end
 end

@@ -1,5 +1,5 @@
 -- KEYS[1] run base key
--- ARGV[1] engine channel, ARGV[2] 'node' | 'undo', ARGV[3] node id, ARGV[4] outcome: done | dead | skipped,
+-- ARGV[1] engine channel, ARGV[2] 'node' | 'compensation', ARGV[3] node id, ARGV[4] outcome: done | dead | skipped,
 -- ARGV[5] result JSON (done) or error message (dead), ARGV[6] now (ms), ARGV[7] info JSON {pool, attempts, startedAt}
 -- A node (or its compensation) settled. Idempotent: only a queued node settles, so a repeated
 -- call (an agent retrying after a crash, the sweep repairing) changes nothing and returns 0.
@@ -12,10 +12,10 @@ local kind, id, outcome, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV
 -- What the agent knows of the run of the node (pool, attempts, startedAt): it replaces the claim's {pool}.
 local extra = cjson.decode(ARGV[7])
 
-if kind == 'undo' then
-  if rcall('HGET', USTATE, id) ~= 'queued' then return 0 end
+if kind == 'compensation' then
+  if rcall('HGET', CSTATE, id) ~= 'queued' then return 0 end
   local failed = outcome ~= 'done'
-  rcall('HSET', USTATE, id, failed and 'failed' or 'done')
+  rcall('HSET', CSTATE, id, failed and 'failed' or 'done')
   rcall('HINCRBY', META, 'undoRan', 1)
   if failed then rcall('HINCRBY', META, 'undoFailed', 1) end
   local entry = { node = id, state = failed and 'failed' or 'done', at = tonumber(now), pool = extra.pool, attempts = extra.attempts }
@@ -24,9 +24,9 @@ if kind == 'undo' then
   rcall('HINCRBY', META, 'undoPending', -1)
   local free = {}
   for _, p in ipairs(split(rcall('HGET', PREV, id))) do
-    if rcall('HGET', STATE, p) == 'done' and rcall('HINCRBY', UWAIT, p, -1) == 0 then free[#free + 1] = p end
+    if rcall('HGET', STATE, p) == 'done' and rcall('HINCRBY', CWAIT, p, -1) == 0 then free[#free + 1] = p end
   end
-  readyUndos(free)
+  readyCompensations(free)
   if tonumber(rcall('HGET', META, 'undoPending')) <= 0 and rcall('HGET', META, 'state') == 'compensating' then finish(now) end
   wake()
   return 1
@@ -77,7 +77,7 @@ end
 rcall('HSET', INFO, id, cjson.encode(extra))
 if run == 'failing' or run == 'cancelling' then
   -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
-  if inflight <= 0 then beginUndo(now) end
+  if inflight <= 0 then beginCompensation(now) end
   woke = true
 end
 if woke then wake() end
