@@ -69,9 +69,7 @@ module.exports = {
       name: 'bench-examples-public-entry-only',
       comment: 'bench/ and examples/ use the package as a user would: through src/index.ts only',
       severity: 'error',
-      // Exception, to go: bench/workflow.ts measures the workflow engine alone (fixed router, no fleet
-      // snapshot) so its per-node Redis command counts stay comparable with earlier results.
-      from: { path: '^(bench|examples)/', pathNot: '^bench/workflow\\.ts$' },
+      from: { path: '^(bench|examples)/' },
       to: { path: '^src/', pathNot: '^src/index\\.ts$' },
     },
     {

@@ -9,17 +9,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { Catalogue, createLogger, loadConfig } from '../src/index.ts';
+import { buildWorkflowServices, Catalogue, createLogger, createRedis, loadConfig, queueName, validateWorkflow } from '../src/index.ts';
 import demoTypes from '../queues/index.ts';
-import { queueName } from '../src/model/names.ts';
 import { startAgent, stop } from './processes.ts';
-import { createRedis } from '../src/redis/connection.ts';
-import { fixedRouter } from '../src/routing/fixed.ts';
-import { PoolQueues } from '../src/task/pool-queues.ts';
-import { TaskProducer } from '../src/task/producer.ts';
-import { validateWorkflow } from '../src/model/workflow-definition.ts';
-import { WorkflowEngine } from '../src/workflow/engine.ts';
-import { WorkflowRuns } from '../src/workflow/runs.ts';
 import { deletePrefix, totalCommands } from './redis-stats.ts';
 import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
@@ -96,11 +88,9 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
   const stats = new Redis(o.redisUrl);
   await new Promise((r) => redis.once('ready', r));
   const catalogue = new Catalogue(demoTypes);
-  const queues = new PoolQueues(redis, prefix);
-  const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
-  const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix, keepRunsS: 600, log: silent });
-  await engine.start(background);
-  const runs = new WorkflowRuns({ redis, prefix, catalogue, engine, maxNodes: 100_000, idempotencyTtlS: 600, keepRunsS: 600 });
+  // The engine alone: every task to the default pool through the fixed router, no fleet snapshot.
+  const services = await buildWorkflowServices({ redis, subscriber, background, catalogue, config, keepRunsS: 600, maxNodes: 100_000, idempotencyTtlS: 600, log: silent });
+  const { producer, engine, runs } = services;
   const agents = await Promise.all(Array.from({ length: o.agents }, () => startAgent({ redisUrl: o.redisUrl, prefix, type: 'flaky', concurrency: o.agentConcurrency })));
   const pool = new Queue(queueName({ type: 'flaky', pool: 'default' }), { connection: redis, prefix });
   const completedCount = () => pool.getJobCountByTypes('completed');
@@ -157,8 +147,7 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
 
   await Promise.all(agents.map((a) => stop(a)));
   await pool.close();
-  await Promise.all([runs.close(), engine.stop()]);
-  await queues.close();
+  await services.stop();
   await deletePrefix(stats, prefix);
   await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -51,9 +51,10 @@ export {
 } from './client/client.ts';
 
 // Running Switchyard in your own process (examples, benchmarks, embedding): the API process with or
-// without HTTP, the agent registry, queue names, and Redis helpers.
+// without HTTP, the workflow engine alone (fixed router), the agent registry, queue names, and Redis helpers.
 export { startApi, type ApiServer, type StartApiOptions } from './api/server.ts';
 export { connectApi, buildApiServices, startApiChores, stopApiServices, type ApiConnections, type ApiServices } from './wiring/api-services.ts';
+export { buildWorkflowServices, type WorkflowServices, type WorkflowServicesConfig, type WorkflowServicesOptions } from './wiring/workflow-services.ts';
 export { Registry } from './registry/registry.ts';
 export { queueName, poolLabel, type PoolRef } from './model/names.ts';
 export { validateWorkflow } from './model/workflow-definition.ts';
