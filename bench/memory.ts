@@ -121,7 +121,7 @@ export async function memoryScenario(opts: BenchOptions, progress: Progress): Pr
   const r = await memoryBench({ redisUrl: opts.redis, tasks: opts.memTasks, concurrency: 100 }, `bench-mem-${process.pid}`, progress);
   const mib = (b: number) => `${fmt(b / 1048576, 1)} MiB`;
   const text = [
-    `Redis memory: ${fmt(r.tasks)} waiting tasks with the same ${r.payloadBytes}-byte JSON payload, added through bare BullMQ (\`addBulk\`, attempts and removeOnComplete set) and through Switchyard's producer (routed, with its envelope); growth of \`used_memory\`, median of three tries. Process memory: peak RSS of one worker process at concurrency ${r.rss.concurrency} working through ${fmt(r.rss.tasks)} such tasks: a bare BullMQ worker process against a \`switchyard worker echo\` agent (registry, heartbeats, health checks, breaker).`,
+    `Redis memory: ${fmt(r.tasks)} waiting tasks with the same ${r.payloadBytes}-byte JSON payload, added through bare BullMQ (\`addBulk\`, attempts and removeOnComplete set) and through Switchyard's producer (routed, with its envelope); growth of \`used_memory\`, median of three tries. Process memory: peak RSS of one worker process at concurrency ${r.rss.concurrency} working through ${fmt(r.rss.tasks)} such tasks: a bare BullMQ worker process against a \`switchyard agent echo\` agent (registry, heartbeats, health checks, breaker).`,
     '',
     '| figure | bare BullMQ | Switchyard | difference |',
     '|---|---:|---:|---:|',

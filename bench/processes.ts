@@ -1,4 +1,4 @@
-/** Child processes for the benchmarks: Switchyard agents (`switchyard worker`) and bare BullMQ workers. */
+/** Child processes for the benchmarks: Switchyard agents (`switchyard agent`) and bare BullMQ workers. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +17,9 @@ export interface AgentSpec {
   env?: Record<string, string>;
 }
 
-/** Starts `switchyard worker <type>` and resolves once the registry shows it HEALTHY (it pulls from then on). */
+/** Starts `switchyard agent <type>` and resolves once the registry shows it HEALTHY (it pulls from then on). */
 export async function startAgent(s: AgentSpec): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'worker', s.type, '--concurrency', String(s.concurrency), ...(s.pool ? ['--pool', s.pool] : [])], {
+  const child = spawn(process.execPath, [BIN, 'agent', s.type, '--concurrency', String(s.concurrency), ...(s.pool ? ['--pool', s.pool] : [])], {
     env: { ...process.env, REDIS_URL: s.redisUrl, SWITCHYARD_PREFIX: s.prefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', ...s.env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -4,7 +4,7 @@
  * (2) the engine's cost per node: the same no-op nodes run as a workflow and as plain tasks (Redis
  * commands, and CPU of this process, which holds the engine and producer as an API process would);
  * (3) validation time of a 10 000-node DAG, on a cold process and warm. Agents are real
- * `switchyard worker flaky` processes (flaky with latencyMs = the work), as in a deployment.
+ * `switchyard agent flaky` processes (flaky with latencyMs = the work), as in a deployment.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
@@ -166,7 +166,7 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
   const o = { redisUrl: opts.redis, shapes, workMs: opts.workMs, rounds: opts.wfRounds, agents: 2, agentConcurrency: concurrency };
   const r = await workflowBench(o, `bench-wf-${process.pid}`, progress);
   const text = [
-    `Layered DAGs (every node after the first layer depends on two nodes of the layer before) with ${o.workMs} ms of work per node. The engine and producer run in the bench process (as in an API process); ${o.agents} agent processes (\`switchyard worker flaky\`, concurrency ${concurrency} each; \`flaky\` with \`latencyMs\` as the work) run the nodes. ${o.rounds} rounds after a warm-up, medians.`,
+    `Layered DAGs (every node after the first layer depends on two nodes of the layer before) with ${o.workMs} ms of work per node. The engine and producer run in the bench process (as in an API process); ${o.agents} agent processes (\`switchyard agent flaky\`, concurrency ${concurrency} each; \`flaky\` with \`latencyMs\` as the work) run the nodes. ${o.rounds} rounds after a warm-up, medians.`,
     '',
     '| DAG | critical path | makespan, POST to completed | over the critical path | engine time per layer |',
     '|---|---:|---:|---:|---:|',
