@@ -35,6 +35,8 @@ import type { Registry } from '../registry/registry.ts';
 import { withRedis } from '../redis/connection.ts';
 import type { WorkflowRuns } from '../workflow/runs.ts';
 import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows } from './routes/workflows.ts';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, updateSchedule } from './routes/schedules.ts';
+import type { Schedules } from '../schedule/schedules.ts';
 
 export interface ApiDeps {
   config: Pick<Config, 'apiKeys' | 'allowedHosts' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
@@ -47,7 +49,8 @@ export interface ApiDeps {
   deadLetters: DeadLetters;
   canceller: TaskCanceller;
   workflows: WorkflowRuns;
-  /** Queues Bull Board shows besides the pools (the workflow runs). */
+  schedules: Schedules;
+  /** Queues Bull Board shows besides the pools (the workflow runs, the schedules' fires). */
   boardQueues?: readonly Queue[];
   /** The cached breaker state of a pool (CLOSED when never heard of). */
   breakerState: (ref: PoolRef) => BreakerState;
@@ -97,6 +100,7 @@ export function createApp(d: ApiDeps): express.Express {
   app.use(BOARD_PATH, ...boardRouter(d.queues, body.page, d.boardQueues));
   if (d.dashboard) app.use('/dashboard', d.dashboard);
   useTaskRoutes(app, d, body);
+  useScheduleRoutes(app, d, body);
   useFleetRoutes(app, d, body);
   useDocuments(app, d);
   useFallbacks(app, d);
@@ -151,6 +155,17 @@ function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): voi
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
   app.post('/v1/dlq/replay', body.optional, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
   app.post('/v1/dlq/:id/replay', body.none, handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));
+}
+
+/** Schedules: what starts tasks and workflows on a cron or an interval. */
+function useScheduleRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.config.apiKeys.length > 0);
+  const id = (req: Request) => String(req.params.id);
+  app.post('/v1/schedules', body.required, limit(oneTask), handle((req) => withRedis(d.redis, () => createSchedule(d.schedules, req.body))));
+  app.get('/v1/schedules', handle((req) => withRedis(d.redis, () => listSchedules(d.schedules, req.query))));
+  app.get('/v1/schedules/:id', handle((req) => withRedis(d.redis, () => getSchedule(d.schedules, id(req)))));
+  app.patch('/v1/schedules/:id', body.required, limit(oneTask), handle((req) => withRedis(d.redis, () => updateSchedule(d.schedules, id(req), req.body))));
+  app.delete('/v1/schedules/:id', body.none, handle((req) => withRedis(d.redis, () => deleteSchedule(d.schedules, id(req)))));
 }
 
 /** Agents, pools and breakers. */

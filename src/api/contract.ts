@@ -16,8 +16,10 @@ import { COMPENSATION_OUTCOMES, NODE_STATES, RUN_STATES } from '../model/workflo
 import { NODE_KINDS } from '../workflow/node-kinds.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';
+import { scheduleListQuerySchema } from './routes/schedules.ts';
+import { MISFIRE_POLICIES, SCHEDULE_ID_PATTERN, schedulePatchSchema, scheduleRequestSchema } from '../model/schedule.ts';
 
-export type Method = 'GET' | 'POST' | 'DELETE';
+export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 export interface Operation {
   /** `METHOD /path/:param`, as in app.ts. */
@@ -118,6 +120,26 @@ export const runViewSchema = runOverviewSchema.extend({
       error: z.string().optional(),
     }),
   ),
+});
+
+export const scheduleViewSchema = z.strictObject({
+  id: z.string().regex(SCHEDULE_ID_PATTERN),
+  name: z.string().optional(),
+  paused: z.boolean(),
+  cron: z.string().optional(),
+  timeZone: z.string().optional(),
+  everyMs: z.number().int().min(1).optional(),
+  startAt: iso.optional(),
+  endAt: iso.optional(),
+  misfire: z.enum(MISFIRE_POLICIES),
+  task: z.record(z.string(), z.unknown()).optional().describe('what each fire enqueues (a task request)'),
+  workflow: z.record(z.string(), z.unknown()).optional().describe('what each fire starts (a workflow request)'),
+  createdAt: iso,
+  updatedAt: iso,
+  nextFires: z.array(iso).max(5).describe('the next fire times (none while paused or once ended)'),
+  lastFire: z
+    .strictObject({ tick: iso, at: iso, outcome: z.enum(['fired', 'skipped', 'failed']), id: z.string().optional().describe('the task or run it started'), reason: z.string().optional() })
+    .optional(),
 });
 
 export const agentViewSchema = z.strictObject({
@@ -229,6 +251,31 @@ export const OPERATIONS: readonly Operation[] = [
   op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with node counts by state (no nodes)', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runOverviewSchema) }), errors: [400] }),
   op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', querySchema: runViewQuerySchema, success: [200], response: runViewSchema, errors: [400, 404] }),
   op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
+  op('POST', '/v1/schedules', {
+    summary: 'Create a schedule: a task or workflow started on a cron expression (IANA time zone) or an interval',
+    body: 'required',
+    bodySchema: scheduleRequestSchema,
+    success: [201],
+    response: scheduleViewSchema,
+    errors: [...BODY_ERRORS, 409],
+  }),
+  op('GET', '/v1/schedules', {
+    summary: 'Schedules, oldest first, with their next fire times',
+    querySchema: scheduleListQuerySchema,
+    success: [200],
+    response: z.strictObject({ schedules: z.array(scheduleViewSchema), total: count }),
+    errors: [400],
+  }),
+  op('GET', '/v1/schedules/:id', { summary: 'A schedule: its definition, next fire times and last fire', success: [200], response: scheduleViewSchema, errors: [404] }),
+  op('PATCH', '/v1/schedules/:id', {
+    summary: 'Change a schedule (paused: true pauses it, false resumes it)',
+    body: 'required',
+    bodySchema: schedulePatchSchema,
+    success: [200],
+    response: scheduleViewSchema,
+    errors: [...BODY_ERRORS, 404],
+  }),
+  op('DELETE', '/v1/schedules/:id', { summary: 'Delete a schedule', success: [204], response: z.undefined(), errors: [404] }),
   op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterQuerySchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
   op('POST', '/v1/dlq/replay', {
     summary: 'Replay every dead task matching a filter',

@@ -38,6 +38,7 @@ function typedTaskRequest(generic: JsonSchema, type: string): JsonSchema {
  * or (on a bodiless route) anything but none or `{}`.
  */
 const EDGE_ERRORS = [408, 421, 429];
+const SUCCESS_TEXT: Record<number, string> = { 201: 'Created', 202: 'Accepted' };
 const WRITE_ERRORS = [400, 403, 413, 415];
 
 function operationObject(o: Operation, catalogue: Catalogue): Record<string, unknown> {
@@ -54,7 +55,8 @@ function operationObject(o: Operation, catalogue: Catalogue): Record<string, unk
   }
   const responses: Record<string, unknown> = {};
   for (const status of o.success) {
-    responses[String(status)] = { description: status === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: schemaOf(o.response, 'output') } } };
+    if (status === 204) responses['204'] = { description: 'No content' };
+    else responses[String(status)] = { description: SUCCESS_TEXT[status] ?? 'OK', content: { 'application/json': { schema: schemaOf(o.response, 'output') } } };
   }
   const errors = new Set([...o.errors, ...(o.auth ? [401, 503] : []), ...EDGE_ERRORS, ...(o.method === 'GET' ? [] : WRITE_ERRORS)]);
   for (const status of [...errors].sort()) {

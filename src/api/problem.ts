@@ -42,6 +42,8 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   WORKFLOW_FINISHED: [409, 'Workflow run already finished'],
   WORKFLOW_NODE: [409, 'Part of a workflow run'],
   IDEMPOTENCY_KEY_REUSED: [422, 'Idempotency key reused with a different request'],
+  SCHEDULE_NOT_FOUND: [404, 'Schedule not found'],
+  SCHEDULE_EXISTS: [409, 'Schedule already exists'],
 };
 
 /** body-parser's error types (it tags errors with `type`), and what they mean to a client. */

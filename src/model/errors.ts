@@ -29,7 +29,9 @@ export type ErrorCode =
   | 'WORKFLOW_NOT_FOUND'
   | 'WORKFLOW_FINISHED'
   | 'WORKFLOW_NODE'
-  | 'IDEMPOTENCY_KEY_REUSED';
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'SCHEDULE_NOT_FOUND'
+  | 'SCHEDULE_EXISTS';
 
 export interface FieldIssue {
   /** Where the problem is, e.g. `tasks[3].payload.amount`; empty for the whole value. */

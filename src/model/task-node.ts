@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { FieldIssue } from './errors.ts';
-import { backoffSchema } from './backoff.ts';
+import { checkTaskRequest } from './task-check.ts';
 import { payloadSchema, taskRequestSchema } from './task-request.ts';
 import { toFieldIssues } from './validation.ts';
 import { nodeIdSchema as nodeId, type NodeCheckContext, type NodeDefinition, type NodeSpec } from './workflow-node.ts';
@@ -31,19 +31,8 @@ export const taskNode: NodeDefinition = {
 /** Its type is declared, its payload and backoff fit the type, its compensation's type and payload too. */
 function checkTaskNode(parsed: unknown, base: string, { catalogue }: NodeCheckContext, issues: FieldIssue[]): NodeSpec {
   const { compensate, ...node } = parsed as z.output<typeof nodeSchema>;
-  const type = catalogue.find(node.type);
-  if (!type) issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(node.type)}; declared: ${catalogue.names.join(', ')}` });
-  else {
-    const payload = type.payload.safeParse(node.payload);
-    if (payload.success) node.payload = payload.data;
-    else issues.push(...toFieldIssues(payload.error, `${base}.payload`));
-    // The engine resolves a node's backoff as the producer does (its type's, overridden field by field):
-    // a combination the producer refuses would leave the node ready forever, never enqueued.
-    if (node.backoff) {
-      const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...node.backoff });
-      if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
-    }
-  }
+  const checked = checkTaskRequest(node, base, catalogue, issues);
+  if (checked) node.payload = checked.payload;
   const spec: TaskNodeSpec = node;
   if (compensate) {
     const compensationType = catalogue.find(compensate.type ?? node.type);

@@ -14,19 +14,7 @@ export function keys(prefix: string) {
     /** idempotencyKey -> "<queue name> <task id>" for a type. */
     idempotency: (type: string, key: string) => `${prefix}:idem:{${type}}:${key}`,
     /** The agent registry: every key shares the {registry} tag, so its scripts run on one cluster slot. */
-    registry: {
-      agent: (id: string) => `${prefix}:{registry}:agent:${id}`,
-      /** zset: agent id -> time its record expires unless it heartbeats. */
-      expiry: `${prefix}:{registry}:expiry`,
-      byType: (type: string) => `${prefix}:{registry}:type:${type}`,
-      byPool: (ref: PoolRef) => `${prefix}:{registry}:pool:${ref.type}.${ref.pool}`,
-      byCapability: (name: string) => `${prefix}:{registry}:cap:${name}`,
-      byTag: (tag: string) => `${prefix}:{registry}:tag:${tag}`,
-      /** pub/sub channel of registry and health events. */
-      events: `${prefix}:{registry}:events`,
-      /** lock held by the one process running housekeeping. */
-      housekeeper: `${prefix}:{registry}:housekeeper`,
-    },
+    registry: registryKeys(prefix),
     /** An agent's metrics (prom-client JSON), published every heartbeat; one slot for all, so one MGET reads the fleet. */
     agentMetrics: (agentId: string) => `${prefix}:{metrics}:agent:${agentId}`,
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
@@ -51,6 +39,8 @@ export function keys(prefix: string) {
       /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
       events: `${prefix}:workflow-events`,
     },
+    /** Schedules, in the slot of their timer queue `{schedules}`. */
+    schedules: scheduleKeys(prefix),
     /** Circuit breakers: each one's state and probe permits share its own tag. */
     breaker: {
       state: (name: string) => `${prefix}:{breaker:${name}}`,
@@ -59,6 +49,35 @@ export function keys(prefix: string) {
       index: `${prefix}:breakers`,
       events: `${prefix}:breaker-events`,
     },
+  } as const;
+}
+
+function registryKeys(prefix: string) {
+  return {
+    agent: (id: string) => `${prefix}:{registry}:agent:${id}`,
+    /** zset: agent id -> time its record expires unless it heartbeats. */
+    expiry: `${prefix}:{registry}:expiry`,
+    byType: (type: string) => `${prefix}:{registry}:type:${type}`,
+    byPool: (ref: PoolRef) => `${prefix}:{registry}:pool:${ref.type}.${ref.pool}`,
+    byCapability: (name: string) => `${prefix}:{registry}:cap:${name}`,
+    byTag: (tag: string) => `${prefix}:{registry}:tag:${tag}`,
+    /** pub/sub channel of registry and health events. */
+    events: `${prefix}:{registry}:events`,
+    /** lock held by the one process running housekeeping. */
+    housekeeper: `${prefix}:{registry}:housekeeper`,
+  } as const;
+}
+
+/**
+ * Schedules, in the slot of their timer queue `{schedules}` (BullMQ job schedulers), under names no
+ * BullMQ key of that queue can take (its fire jobs' ids are `repeat:<schedule>:<ms>`).
+ */
+function scheduleKeys(prefix: string) {
+  return {
+    /** hash: schedule id -> its definition (JSON). */
+    defs: `${prefix}:{schedules}:_defs`,
+    /** hash: schedule id -> its last fire (JSON: tick, when, what it started, or why not). */
+    fires: `${prefix}:{schedules}:_fires`,
   } as const;
 }
 

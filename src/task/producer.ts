@@ -81,14 +81,14 @@ export class TaskProducer {
   }
 
   /** Validates one raw request (404 for an unknown type, 400 for anything else wrong). */
-  prepare(raw: unknown, base = ''): PreparedTask {
+  prepare(raw: unknown, base = '', id?: string): PreparedTask {
     // safeParse first: the labels parseOrThrow needs are built only for a request that fails.
     const parsed = taskRequestSchema.safeParse(raw);
     const req = parsed.success ? parsed.data : parseOrThrow(taskRequestSchema, raw, base || 'task request', base);
     const type = this.#d.catalogue.get(req.type);
     const checked = type.payload.safeParse(req.payload);
     const payload = checked.success ? checked.data : parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
-    const task = this.build(req, type, payload);
+    const task = this.build(req, type, payload, id);
     // The request as validated (the payload as its type's schema read it), without the key itself.
     if (task.key) task.fingerprint = requestFingerprint({ ...req, idempotencyKey: undefined, payload });
     return task;
@@ -131,8 +131,9 @@ export class TaskProducer {
     };
   }
 
-  async enqueue(raw: unknown): Promise<EnqueueResult> {
-    const task = this.prepare(raw);
+  /** Validates and writes one task; `id` names it (a schedule's fire), else it gets a new one. */
+  async enqueue(raw: unknown, id?: string): Promise<EnqueueResult> {
+    const task = this.prepare(raw, '', id);
     const [result] = await this.#write([task]);
     return result!;
   }

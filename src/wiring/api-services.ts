@@ -1,7 +1,7 @@
 /**
  * The services of an API process, built and stopped in one place: Redis connections, pool queues, the
  * registry, the breaker watch and fleet snapshot the router reads, the producer, lookups, dead letters,
- * cancellation, the workflow engine and runs, metrics and the acknowledgement audit; then the leased
+ * cancellation, the workflow engine and runs, schedules, metrics and the acknowledgement audit; then the leased
  * chores (agent expiry; dispatching parked and stranded tasks and sweeping workflow runs). The HTTP
  * layer (api/) is built on top of these; nothing here knows about HTTP.
  *
@@ -32,6 +32,7 @@ import { TaskProducer } from '../task/producer.ts';
 import { WorkflowEngine } from '../workflow/engine.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { WorkflowRuns } from '../workflow/runs.ts';
+import { Schedules } from '../schedule/schedules.ts';
 
 const POOL_REFRESH_MS = 5000;
 const DISPATCH_INTERVAL_MS = 500;
@@ -98,7 +99,12 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
     maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS, waitReplicas: config.waitReplicas,
   });
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
-  return { ...c, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows };
+  const schedules = new Schedules({
+    redis, prefix: config.prefix, catalogue, producer, runs: workflows, maxNodes: config.maxWorkflowNodes,
+    lockMs: config.lockMs, stalledIntervalMs: config.stalledIntervalMs, log,
+  });
+  await schedules.start(background).catch((err: unknown) => log.error({ err }, 'could not start the schedules'));
+  return { ...c, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
 }
 
 /** The leased chores an API process competes for, started; and the pool list refresh. */
@@ -151,6 +157,7 @@ export function startApiChores(s: ApiServices, config: Config, log: Logger) {
 export async function stopApiServices(s: ApiServices): Promise<void> {
   s.acks.stop();
   await Promise.all([s.snapshot.stop(), s.breakers.stop()]);
+  await s.schedules.stop(); // fires start tasks and runs: stopped before what they use
   await Promise.all([s.engine.stop(), s.workflows.close()]);
   await Promise.all([s.queues.close(), s.backgroundQueues.close()]);
   await Promise.all([s.redis, s.background, s.subscriber].map((c) => c.quit().catch(() => c.disconnect())));

@@ -52,10 +52,17 @@ export class WorkflowRuns {
     this.#flows.on('error', () => undefined);
   }
 
-  /** Validates and starts a run; `created` is false when an idempotency key matched an earlier run. */
-  async start(raw: unknown): Promise<{ run: RunSummary; created: boolean }> {
+  /** The node kinds a run may use (the engine's). */
+  get kinds(): WorkflowEngine['kinds'] {
+    return this.#o.engine.kinds;
+  }
+
+  /**
+   * Validates and starts a run; `created` is false when an idempotency key matched an earlier run.
+   * `runId` names it (a schedule's fire), else it gets a new one.
+   */
+  async start(raw: unknown, runId = newRunId()): Promise<{ run: RunSummary; created: boolean }> {
     const spec = validateWorkflow(raw, this.#o.catalogue, this.#o.maxNodes, this.#o.engine.kinds);
-    let runId = newRunId();
     if (spec.idempotencyKey) {
       // The reservation holds the validated request's fingerprint: the same key with another request is refused.
       const fingerprint = requestFingerprint({ name: spec.name, nodes: spec.nodes });

@@ -1,0 +1,31 @@
+/**
+ * A task request's checks against the catalogue, for requests checked in full before anything is
+ * written (a workflow's task nodes, a schedule's task): its type is declared, its payload fits the
+ * type's schema, its backoff overrides combine with the type's. Issues are pushed, paths under `base`.
+ */
+import type { Catalogue } from './catalogue.ts';
+import type { AgentType } from './agent-type.ts';
+import { backoffSchema } from './backoff.ts';
+import type { FieldIssue } from './errors.ts';
+import type { TaskRequest } from './task-request.ts';
+import { toFieldIssues } from './validation.ts';
+
+/** Checks `task` (already of the request's shape); returns its type, and the payload as the type's schema read it. */
+export function checkTaskRequest(
+  task: Pick<TaskRequest, 'type' | 'payload' | 'backoff'>,
+  base: string,
+  catalogue: Catalogue,
+  issues: FieldIssue[],
+): { type: AgentType; payload: unknown } | undefined {
+  const type = catalogue.find(task.type);
+  if (!type) return void issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(task.type)}; declared: ${catalogue.names.join(', ')}` });
+  const payload = type.payload.safeParse(task.payload);
+  if (!payload.success) issues.push(...toFieldIssues(payload.error, `${base}.payload`));
+  // A backoff the producer would refuse (its type's, overridden field by field) would fail every later enqueue.
+  if (task.backoff) {
+    const backoff = backoffSchema.safeParse({ ...type.defaults.backoff, ...task.backoff });
+    if (!backoff.success) issues.push(...toFieldIssues(backoff.error, `${base}.backoff`));
+  }
+  if (!payload.success) return undefined;
+  return { type, payload: payload.data };
+}
