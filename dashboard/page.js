@@ -1,7 +1,9 @@
 // The dashboard's only script: polls the JSON API and redraws its tables. Cheap by design (issue 18,
 // item 13): runs come as overviews with node counts (GET /v1/workflows, no nodes); the nodes of one
 // run are read only while the user has it open, one bounded page; the run list is read less often
-// while nothing in it can change (every shown run has ended); nothing is polled while the tab is hidden.
+// while nothing in it can change (every shown run has ended); schedules (issue 20), which change rarely,
+// are read every SCHEDULE_TICKS ticks, the first SCHEDULE_LIMIT of them, while their relative times are
+// redrawn from what was read; nothing is polled while the tab is hidden.
 // Every value goes in through textContent, never as HTML.
 'use strict';
 
@@ -10,6 +12,9 @@ const REFRESH_MS = 2000;
 const IDLE_RUN_TICKS = 5;
 /** Node dots shown for the open run (one page, `nodeLimit`). */
 const OPEN_RUN_NODES = 200;
+/** Schedules are read every this many ticks (10 s), one page of this many. */
+const SCHEDULE_TICKS = 5;
+const SCHEDULE_LIMIT = 100;
 /** The model's state lists (src/model/workflow-states.ts), written in by router.ts. */
 const STATES = __SWITCHYARD_STATES__;
 const FINAL = new Set(STATES.finalRun);
@@ -17,7 +22,11 @@ const FINAL = new Set(STATES.finalRun);
 const SHOWN_FIRST = ['done', 'queued', 'ready', 'pending', 'dead', 'cancelled', 'skipped'];
 const COUNT_ORDER = [...SHOWN_FIRST.filter((s) => STATES.node.includes(s)), ...STATES.node.filter((s) => !SHOWN_FIRST.includes(s))];
 
-const state = { tick: 0, runs: [], runsText: '', runsIdleTicks: 0, open: undefined, openView: undefined, openError: undefined, timer: undefined, running: false };
+const state = {
+  tick: 0, runs: [], runsText: '', runsIdleTicks: 0, open: undefined, openView: undefined, openError: undefined, timer: undefined, running: false,
+  /** The last page of schedules read, and the tick it was read at (-Infinity: read at the next tick). */
+  schedules: undefined, schedulesTick: -Infinity, scheduleRows: [],
+};
 
 function el(tag, text, className) {
   const e = document.createElement(tag);
@@ -77,6 +86,23 @@ function fill(tableId, rows, columns, empty) {
   }
 }
 
+/** A duration as people say it: 42 s, 5 min, 3 h, 2 d (whole units, rounded down; seconds up to two minutes). */
+function duration(ms) {
+  const s = Math.floor(Math.abs(ms) / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  if (s < 172_800) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86_400)} d`;
+}
+
+const relative = (ms, now) => (ms >= now ? `in ${duration(ms - now)}` : `${duration(now - ms)} ago`);
+
+/** An interval in the largest unit it is a whole number of (every 1 h, every 90 s, every 1.5 s). */
+function every(ms) {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000]]) if (ms % size === 0) return `every ${ms / size} ${unit}`;
+  return `every ${ms / 1000} s`;
+}
+
 async function getJson(path) {
   const res = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' } });
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
@@ -117,6 +143,87 @@ function drawOpenRun() {
     shown < v.progress.total ? `the first ${shown} of ${v.progress.total} nodes (GET /v1/workflows/${v.id}?nodeOffset=${shown} reads on)` : `${v.progress.total} nodes`;
 }
 
+/**
+ * A schedule's next fire still ahead of `now` (the page read may be up to 10 s old): the first of its
+ * next fire times that is, or for an interval the one after its last shown time that is.
+ */
+function nextFire(s, now) {
+  if (s.paused) return { text: '—' };
+  const times = s.nextFires.map(Date.parse);
+  let at = times.find((t) => t > now);
+  if (at === undefined && s.everyMs !== undefined && times.length > 0) {
+    at = times[times.length - 1] + Math.ceil((now - times[times.length - 1] + 1) / s.everyMs) * s.everyMs;
+    if (s.endAt && at > Date.parse(s.endAt)) at = undefined;
+  }
+  if (at !== undefined) return { text: relative(at, now), title: new Date(at).toLocaleString() };
+  return { text: s.endAt && Date.parse(s.endAt) <= now ? 'ended' : times.length > 0 ? 'due' : '—' };
+}
+
+function setNext(td, s, now) {
+  const next = nextFire(s, now);
+  if (td.textContent !== next.text) td.textContent = next.text;
+  td.title = next.title ?? '';
+}
+
+/** Rebuilds the schedule table from the last page read (after each read). */
+function drawSchedules() {
+  const page = state.schedules;
+  const now = Date.now();
+  state.scheduleRows = [];
+  fill('schedules', page.schedules.map((s) => {
+    const first = el('td', s.id);
+    first.dataset.schedule = s.id;
+    const when = el('td', s.cron !== undefined ? `cron ${s.cron} (${s.timeZone ?? 'UTC'})` : every(s.everyMs));
+    const span = [s.startAt && `from ${new Date(s.startAt).toLocaleString()}`, s.endAt && `until ${new Date(s.endAt).toLocaleString()}`].filter(Boolean);
+    if (span.length) when.title = span.join(' ');
+    const starts = s.task ? `task ${s.task.type}` : `workflow ${s.workflow?.name ?? ''}`.trim();
+    const next = el('td', undefined, 'next');
+    setNext(next, s, now);
+    const last = lastFireCell(s.lastFire, now);
+    state.scheduleRows.push({ s, next, last });
+    return [first, s.name ?? '', when, starts, badge(s.paused ? 'paused' : 'active'), next, last];
+  }), 7, 'no schedules');
+  document.getElementById('schedules-note').textContent = page.schedules.length < page.total
+    ? `the first ${page.schedules.length} of ${page.total} schedules (GET /v1/schedules?offset=${page.schedules.length} reads on)`
+    : '';
+}
+
+/** Between reads only the relative times move: they are updated in place (a hovered title stays up). */
+function ageSchedules() {
+  const now = Date.now();
+  for (const { s, next, last } of state.scheduleRows) {
+    setNext(next, s, now);
+    if (s.lastFire) last.title = lastFireTitle(s.lastFire, now);
+  }
+}
+
+/** How the last tick went: its outcome, the task or run it started (a run opens below the run list), when, and why not. */
+function lastFireCell(fire, now) {
+  const td = el('td', undefined, 'last');
+  if (!fire) {
+    td.textContent = 'not yet';
+    return td;
+  }
+  td.append(el('span', fire.outcome, `state ${fire.outcome}`));
+  if (fire.id && fire.id.startsWith('wf_')) {
+    const open = el('button', fire.id, 'link');
+    open.type = 'button';
+    open.addEventListener('click', () => {
+      openRun(state.open === fire.id ? undefined : fire.id);
+      if (state.open) document.getElementById('run').scrollIntoView({ block: 'nearest' });
+    });
+    td.append(open);
+  } else if (fire.id) {
+    td.append(el('span', fire.id));
+  } else if (fire.reason) {
+    td.append(el('span', fire.reason.length > 60 ? `${fire.reason.slice(0, 59)}…` : fire.reason));
+  }
+  td.title = lastFireTitle(fire, now);
+  return td;
+}
+
+const lastFireTitle = (fire, now) => `tick ${new Date(fire.tick).toLocaleString()}, ${fire.outcome} ${relative(Date.parse(fire.at), now)}${fire.reason ? `: ${fire.reason}` : ''}`;
+
 async function refreshOpenRun() {
   const id = state.open;
   if (!id || (state.openView && state.openView.id === id && FINAL.has(state.openView.state))) return;
@@ -139,10 +246,12 @@ function openRun(id) {
 
 async function refresh() {
   const readRuns = state.runsIdleTicks === 0 || state.tick % IDLE_RUN_TICKS === 0;
-  const [pools, agents, runsText] = await Promise.all([
+  const readSchedules = state.tick - state.schedulesTick >= SCHEDULE_TICKS;
+  const [pools, agents, runsText, schedules] = await Promise.all([
     getJson('/v1/pools').then(JSON.parse),
     getJson('/v1/agents').then(JSON.parse),
     readRuns ? getJson('/v1/workflows?limit=10') : Promise.resolve(state.runsText),
+    readSchedules ? getJson(`/v1/schedules?limit=${SCHEDULE_LIMIT}`).then(JSON.parse) : Promise.resolve(state.schedules),
     refreshOpenRun(),
   ]);
   fill('pools', pools.map((p) => [
@@ -164,7 +273,14 @@ async function refresh() {
     drawRuns();
   }
   drawOpenRun();
-  document.getElementById('status').textContent = `updated ${new Date().toLocaleTimeString()} · ${agents.length} agents · ${pools.length} pools`;
+  if (readSchedules) {
+    [state.schedules, state.schedulesTick] = [schedules, state.tick];
+    drawSchedules();
+  } else {
+    ageSchedules();
+  }
+  document.getElementById('status').textContent =
+    `updated ${new Date().toLocaleTimeString()} · ${agents.length} agents · ${pools.length} pools · ${state.schedules.total} schedules`;
 }
 
 async function loop() {
@@ -184,6 +300,7 @@ async function loop() {
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden && state.timer === undefined && !state.running) {
     state.runsIdleTicks = 0;
+    state.schedulesTick = -Infinity;
     void loop();
   }
 });

@@ -1,7 +1,8 @@
 /**
  * The /dashboard page: agents with health and load, pools with weights, backlog and breaker state,
- * and the newest workflow runs with node counts by state, refreshed every 2 s from the JSON API
- * (GET /v1/agents, /v1/pools, /v1/workflows; the nodes of one run only while the user has it open). A static page and one script, no build step; the API
+ * the newest workflow runs with node counts by state, and schedules with their next and last fire,
+ * refreshed every 2 s from the JSON API (GET /v1/agents, /v1/pools, /v1/workflows; the nodes of one run
+ * only while the user has it open; GET /v1/schedules every 10 s). A static page and one script, no build step; the API
  * mounts this router behind the same auth as everything else, so the page's requests carry the
  * browser's credentials.
  */

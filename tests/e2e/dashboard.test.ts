@@ -1,7 +1,8 @@
 /**
  * The /dashboard page in a real browser (Debian's headless Chromium, driven by playwright-core)
- * against an API and agent processes: it renders the fleet, and updates when an agent's health
- * changes through its real health-check input. Saves test-output/dashboard.png.
+ * against an API and agent processes: it renders the fleet and the schedules, updates when an agent's
+ * health changes through its real health-check input, and shows a schedule's last fire and the run it
+ * started. Saves test-output/dashboard.png.
  */
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -24,6 +25,9 @@ let api: ApiProcess;
 let browser: Browser;
 let page: Page;
 
+const post = (path: string, body: unknown) =>
+  fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
 beforeAll(async () => {
   if (!chromiumPath) return;
   downstream = createServer((req, res) => {
@@ -38,6 +42,14 @@ beforeAll(async () => {
     startAgentProcess('flaky', { ...env, FLAKY_HEALTH_URL: `${base}/green` }, ['--pool', 'green']),
   ])) as [ApiProcess, ...unknown[]];
   await waitFor(async () => ((await json(fetch(`${api.url}/v1/agents?health=HEALTHY`))) as unknown[]).length === 2, { what: 'both agents HEALTHY', timeoutMs: 30_000 });
+  // Two schedules the page finds at its first read: an active interval and a paused cron.
+  for (const body of [
+    { id: 'dash-every-hour', name: 'hourly probe', everyMs: 3_600_000, task: { type: 'flaky', payload: {} } },
+    { id: 'dash-nightly', cron: '30 2 * * *', timeZone: 'Europe/Berlin', paused: true, task: { type: 'flaky', payload: {} } },
+  ]) {
+    const res = await post('/v1/schedules', body);
+    if (res.status !== 201) throw new Error(`POST /v1/schedules ${body.id}: ${res.status} ${await res.text()}`);
+  }
   // Chromium without its background services: this machine's network is closed to everything but localhost.
   browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -51,6 +63,7 @@ afterAll(async () => {
 });
 
 const rowOf = (pool: string) => page.locator('#agents tbody tr', { hasText: pool });
+const scheduleRow = (id: string) => page.locator('#schedules tbody tr', { has: page.locator(`td[data-schedule="${id}"]`) });
 
 describe.skipIf(!chromiumPath)('the dashboard in a browser', () => {
   it('renders pools, agents and workflow runs of the running system', async () => {
@@ -70,6 +83,16 @@ describe.skipIf(!chromiumPath)('the dashboard in a browser', () => {
     await page.locator('#runs tbody tr', { hasText: 'dashboard-demo' }).locator('button').click();
     await expect.poll(() => page.locator('#run-nodes span.done').count(), { timeout: 10_000 }).toBe(2);
     expect(await page.locator('#run-title').innerText()).toMatch(/dashboard-demo wf_\S+: completed/);
+    // Schedules: the active one with its next fire (relative, the absolute time as its title), the paused one without.
+    const hourly = scheduleRow('dash-every-hour');
+    expect(await hourly.innerText()).toMatch(/dash-every-hour\s+hourly probe\s+every 1 h\s+task flaky\s+active\s+in (\d+ min|\d+ s)\b/);
+    const next = hourly.locator('td.next');
+    expect(Date.parse(await next.getAttribute('title') ?? '')).not.toBeNaN();
+    expect(await hourly.locator('.state.active').count()).toBe(1);
+    const nightly = scheduleRow('dash-nightly');
+    expect(await nightly.innerText()).toMatch(/dash-nightly\s+cron 30 2 \* \* \* \(Europe\/Berlin\)\s+task flaky\s+paused\s+—/);
+    expect(await nightly.locator('.state.paused').count()).toBe(1);
+    expect(await page.locator('#status').innerText()).toMatch(/· 2 schedules/);
   }, 60_000);
 
   it('shows an agent turning UNHEALTHY, and its pool ineligible, without a reload', async () => {
@@ -80,5 +103,21 @@ describe.skipIf(!chromiumPath)('the dashboard in a browser', () => {
     await page.screenshot({ path: `${ROOT}/test-output/dashboard.png`, fullPage: true });
     down.delete('green');
     await expect.poll(() => rowOf('green').innerText(), { timeout: 20_000 }).toMatch(/\bHEALTHY/);
+  }, 60_000);
+
+  it('shows a schedule\'s last fire without a reload, and opens the run it started', async () => {
+    expect((await post('/v1/schedules', { id: 'dash-pair', everyMs: 1000, workflow: { name: 'scheduled-pair', nodes: [{ id: 'a', type: 'flaky', payload: {} }] } })).status).toBe(201);
+    await waitFor(async () => (await json(fetch(`${api.url}/v1/schedules/dash-pair`))).lastFire?.outcome === 'fired', { what: 'dash-pair fired', timeoutMs: 15_000 });
+    const paused = await fetch(`${api.url}/v1/schedules/dash-pair`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ paused: true }) });
+    expect(paused.status).toBe(200);
+    // Schedules are read every 5th tick (10 s), so the new one shows within about that, paused, with the run its last fire started.
+    const row = scheduleRow('dash-pair');
+    await expect.poll(() => row.innerText(), { timeout: 15_000 }).toMatch(/every 1 s\s+workflow scheduled-pair\s+paused\s+—\s+fired\s*wf_sched_dash-pair_\d+$/);
+    expect(await row.locator('.state.fired').count()).toBe(1);
+    const link = row.locator('td.last button');
+    const runId = await link.innerText();
+    await link.click();
+    await expect.poll(() => page.locator('#run-title').innerText(), { timeout: 10_000 }).toBe(`scheduled-pair ${runId}: completed`);
+    expect(await page.locator('#run-nodes span.done').count()).toBe(1);
   }, 60_000);
 });
