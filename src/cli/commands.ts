@@ -1,5 +1,6 @@
 /**
- * The CLI's client commands: `enqueue` (one task, or `--many` in batches with a progress bar), `task`, `agents`, `pools`, `breakers`, `dlq list|replay`.
+ * The CLI's client commands: `enqueue` (one task, or `--many` in batches with a progress bar), `task`, `agents`, `pools`, `breakers`, `dlq list|replay`
+ * (`schedules ...` in schedules.ts).
  * Each talks to the API through the typed client, prints a table or a line a person can read (or
  * JSON with --json), and exits with a code a script can test:
  * 0 done, 1 error (the API refused, or cannot be reached), 4 the task ended other than completed,
@@ -41,8 +42,8 @@ export async function withClient(o: ClientCommandOptions, body: (c: SwitchyardCl
   }
 }
 
-/** `<json>` or `@file`: the payload argument of `enqueue`. */
-export async function readJsonArgument(arg: string): Promise<unknown> {
+/** `<json>` or `@file`: the payload argument of `enqueue` (and `schedules add`'s --payload and --workflow, `what` naming it). */
+export async function readJsonArgument(arg: string, what = 'the payload'): Promise<unknown> {
   let text = arg;
   if (arg.startsWith('@')) {
     try {
@@ -54,7 +55,7 @@ export async function readJsonArgument(arg: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ApiError(0, 'Invalid JSON', `the payload is not JSON (${e instanceof Error ? e.message : String(e)}); pass '{"field": ...}' or @file.json`);
+    throw new ApiError(0, 'Invalid JSON', `${what} is not JSON (${e instanceof Error ? e.message : String(e)}); pass '{"field": ...}' or @file.json`);
   }
 }
 

@@ -1,12 +1,13 @@
 /** The `switchyard` command's commands and options (main.ts runs it). */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config } from '../config/env.ts';
 import { TAG_PATTERN } from '../model/agent-record.ts';
 import { onShutdown } from './signals.ts';
 import { VERSION } from '../version.ts';
 import { runWorkflowFile } from './workflow.ts';
+import { durationMs, MISFIRE_CHOICES, scheduleActionCommand, scheduleAddCommand, schedulesListCommand, type ScheduleAddFlags } from './schedules.ts';
 import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand } from './commands.ts';
 
 // Each command imports only what its role runs: `--help` and the client commands load no server code,
@@ -23,6 +24,12 @@ const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 const positiveInt = (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+const nonNegativeInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be an integer 0 or greater');
   return n;
 };
 
@@ -85,6 +92,7 @@ export function buildProgram(): Command {
   addProcessCommands(program);
   addWorkflowCommands(program);
   addClientCommands(program);
+  addScheduleCommands(program);
   addBenchCommand(program);
   return program;
 }
@@ -196,6 +204,39 @@ function addClientCommands(program: Command): void {
       return exit(dlqReplayCommand(id, filters(o), connect(o)));
     },
   );
+}
+
+/** schedules list|add|pause|resume|rm. */
+function addScheduleCommands(program: Command): void {
+  const schedules = program.command('schedules').alias('schedule').description('tasks and workflows started on a cron expression or an interval');
+  clientOptions(schedules.command('list').alias('ls').description('list schedules: when, what, paused, next fire, last fire')).action((o: ClientFlags) => exit(schedulesListCommand(connect(o))));
+  clientOptions(
+    schedules
+      .command('add')
+      .description('create a schedule: --cron or --every, and --task <type> (--payload ...) or --workflow <file>; prints its id and next fire times; exit 1 if refused')
+      .option('--cron <expr>', "cron expression: 5 fields (minute hour day month weekday) or 6 (seconds first), e.g. '0 3 * * *'")
+      .option('--tz <zone>', 'with --cron: the IANA time zone it is read in, e.g. Europe/Berlin (default UTC)')
+      .option('--every <duration>', 'fire at this interval instead: 30s, 5m, 1h, 2d, or milliseconds (at least 1s)', durationMs)
+      .option('--id <id>', 'the schedule id: letters, digits and - (default: generated)')
+      .option('--name <name>', 'a name to show')
+      .option('--start <iso>', 'no fire before this time (ISO 8601 with a zone, e.g. 2027-01-01T00:00:00Z)')
+      .option('--end <iso>', 'no fire after this time (ISO 8601 with a zone)')
+      .addOption(new Option('--misfire <policy>', 'a fire found late (API down at its time): skip it, or run it once (default once)').choices(MISFIRE_CHOICES))
+      .option('--paused', 'create it paused (`schedules resume <id>` starts it)')
+      .option('--task <type>', 'each fire enqueues a task of this agent type')
+      .option('--payload <json>', "with --task: the payload, JSON ('{\"text\":\"hi\"}') or @file.json (default {})")
+      .option('--pool <name>', 'with --task: send it to this pool', poolName)
+      .option('--priority <n>', 'with --task: its priority', nonNegativeInt)
+      .option('--attempts <n>', 'with --task: its attempts', positiveInt)
+      .option('--tags <a,b>', 'with --task: only agents with all of these tags', tagList)
+      .option('--workflow <file>', 'each fire starts this workflow instead: a JSON file ({name?, nodes: [...]}), @file.json, or inline JSON'),
+  ).action((o: ClientFlags & ScheduleAddFlags) => exit(scheduleAddCommand(o, connect(o))));
+  const actions = [['pause', 'pause a schedule: nothing fires until it is resumed'], ['resume', 'resume a paused schedule'], ['rm', 'delete a schedule']] as const;
+  for (const [action, description] of actions) {
+    const c = schedules.command(`${action} <id>`).description(description);
+    if (action === 'rm') c.alias('remove');
+    clientOptions(c).action((id: string, o: ClientFlags) => exit(scheduleActionCommand(action, id, connect(o))));
+  }
 }
 
 /** bench: the benchmarks, run from the TypeScript in bench/. */

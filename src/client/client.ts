@@ -12,6 +12,8 @@ import type { AgentView } from '../model/agent-record.ts';
 import type { PoolOverview } from '../routing/pool-overview.ts';
 import type { BreakerView } from '../model/breaker-state.ts';
 import type { NodeView, RunOverview, RunSummary, RunView } from '../workflow/view.ts';
+import type { SchedulePatch as SchedulePatchBody, ScheduleRequest as ScheduleRequestBody } from '../model/schedule.ts';
+import type { ScheduleView } from '../schedule/schedules.ts';
 import { isFinal } from '../model/workflow-states.ts';
 
 export interface ClientOptions<Ts extends readonly AgentType[] = readonly AgentType[]> {
@@ -37,6 +39,23 @@ export type TaskHandle<N extends string = string> = TaskSummary & { type: N; dup
 export type TypedTaskView<R = unknown> = Omit<TaskView, 'result'> & { result?: R };
 /** Everything a task request may say besides its type and payload. */
 export type TaskOptions = Omit<TaskRequest, 'type' | 'payload'>;
+/** A scheduled task: typed like `enqueue`'s when the types are declared; no idempotencyKey or delayMs (each fire gets its own). */
+type ScheduledTask<Ts extends readonly AgentType[]> = {
+  [N in NameOf<Ts>]: { type: N; payload: PayloadFor<Ts, N> } & Omit<NonNullable<ScheduleRequestBody['task']>, 'type' | 'payload'>;
+}[NameOf<Ts>];
+/**
+ * A new schedule (POST /v1/schedules): one of `cron` (with `timeZone`, default UTC) and `everyMs`,
+ * one of `task` and `workflow`, and optionally an `id`, a `name`, `startAt`/`endAt`, `misfire`, `paused`.
+ */
+export type ScheduleRequest<Ts extends readonly AgentType[] = readonly AgentType[]> = Omit<ScheduleRequestBody, 'task'> & { task?: ScheduledTask<Ts> };
+/** A change to a schedule (PATCH): any field but the id; a new cron replaces an interval, a new task a workflow. */
+export type SchedulePatch<Ts extends readonly AgentType[] = readonly AgentType[]> = Omit<SchedulePatchBody, 'task'> & { task?: ScheduledTask<Ts> };
+/** One page of GET /v1/schedules: schedules oldest first, and how many there are in all. */
+export interface SchedulePage {
+  schedules: ScheduleView[];
+  total: number;
+}
+export type { ScheduleView };
 /** States after which a task changes no more (a `retrying` task is waiting for its retry). */
 export const FINAL_TASK_STATES = ['completed', 'dead', 'cancelled'] as const;
 
@@ -102,6 +121,21 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
    * empty `nodes`: use `nodeCounts`); answers the final view with the first page of nodes.
    */
   waitWorkflow(id: string, opts?: WaitOptions): Promise<RunView>;
+
+  /** Creates a schedule (its view: next fire times included); 400 names the field, 409 if its id is taken. */
+  createSchedule(request: ScheduleRequest<Ts>): Promise<ScheduleView>;
+  /** A schedule: its definition, next fire times and last fire. */
+  schedule(id: string): Promise<ScheduleView>;
+  /** One page of schedules, oldest first (the API's default page: the first 100). */
+  schedules(page?: { offset?: number; limit?: number }): Promise<SchedulePage>;
+  /** Every schedule, oldest first, a page at a time. */
+  allSchedules(pageSize?: number): AsyncGenerator<ScheduleView>;
+  /** Changes a schedule; the result is checked as a whole. */
+  updateSchedule(id: string, patch: SchedulePatch<Ts>): Promise<ScheduleView>;
+  /** Pauses a schedule: nothing fires until it is resumed (a fire already under way may still start). */
+  pauseSchedule(id: string): Promise<ScheduleView>;
+  resumeSchedule(id: string): Promise<ScheduleView>;
+  deleteSchedule(id: string): Promise<void>;
 }
 
 /** Polls `read` until `done` says so, or the timeout passes. */
@@ -121,14 +155,20 @@ const query = (q: Record<string, string>) => {
   return s ? `?${s}` : '';
 };
 
+/** `?offset=&limit=` (or `nodeOffset=...`) from the fields of a page that are set. */
+const pageQuery = (page: Record<string, number | undefined>) => query(Object.fromEntries(Object.entries(page).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]]))));
+
 const idOf = (task: { id: string } | string) => encodeURIComponent(typeof task === 'string' ? task : task.id);
 
-export function createClient<const Ts extends readonly AgentType[] = readonly AgentType[]>(o: ClientOptions<Ts>): SwitchyardClient<Ts> {
-  const base = o.url.replace(/\/+$/, '');
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** One HTTP call to the API: the parsed JSON answer, or an ApiError with the problem's fields. */
+type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;
+
+function caller(url: string, apiKey: string | undefined): Call {
+  const base = url.replace(/\/+$/, '');
+  return async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
     let res: Response;
     try {
       res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
@@ -142,7 +182,39 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
       throw new ApiError(res.status, p.title ?? res.statusText, p.detail ?? text, p.errors ?? []);
     }
     return parsed as T;
-  }
+  };
+}
+
+type ScheduleCalls<Ts extends readonly AgentType[]> = Pick<
+  SwitchyardClient<Ts>,
+  'createSchedule' | 'schedule' | 'schedules' | 'allSchedules' | 'updateSchedule' | 'pauseSchedule' | 'resumeSchedule' | 'deleteSchedule'
+>;
+
+function scheduleCalls<Ts extends readonly AgentType[]>(call: Call): ScheduleCalls<Ts> {
+  const path = (id: string) => `/v1/schedules/${encodeURIComponent(id)}`;
+  const calls: ScheduleCalls<Ts> = {
+    createSchedule: (request) => call('POST', '/v1/schedules', request),
+    schedule: (id) => call('GET', path(id)),
+    schedules: (page = {}) => call('GET', `/v1/schedules${pageQuery(page)}`),
+    // Offset pages, oldest first: a schedule created meanwhile comes last (and is listed); one deleted
+    // meanwhile moves the later ones back by one, so one of them may be missed.
+    async *allSchedules(pageSize = 100) {
+      for (let offset = 0; ; offset += pageSize) {
+        const page = await calls.schedules({ offset, limit: pageSize });
+        yield* page.schedules;
+        if (page.schedules.length < pageSize) return;
+      }
+    },
+    updateSchedule: (id, patch) => call('PATCH', path(id), patch),
+    pauseSchedule: (id) => call('PATCH', path(id), { paused: true }),
+    resumeSchedule: (id) => call('PATCH', path(id), { paused: false }),
+    deleteSchedule: (id) => call<void>('DELETE', path(id)),
+  };
+  return calls;
+}
+
+export function createClient<const Ts extends readonly AgentType[] = readonly AgentType[]>(o: ClientOptions<Ts>): SwitchyardClient<Ts> {
+  const call = caller(o.url, o.apiKey);
   const final: readonly string[] = FINAL_TASK_STATES;
   const client: SwitchyardClient<Ts> = {
     enqueue: (type, payload, options = {}) => call('POST', '/v1/tasks', { ...options, type, payload }),
@@ -159,8 +231,7 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     replayAll: (filter = {}) => call('POST', '/v1/dlq/replay', filter),
     runWorkflow: (workflow) => call('POST', '/v1/workflows', workflow),
     workflows: async (limit) => (await call<{ runs: RunOverview[] }>('GET', `/v1/workflows${query(limit === undefined ? {} : { limit: String(limit) })}`)).runs,
-    getWorkflow: (id, page = {}) =>
-      call('GET', `/v1/workflows/${encodeURIComponent(id)}${query(Object.fromEntries(Object.entries(page).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]]))))}`),
+    getWorkflow: (id, page = {}) => call('GET', `/v1/workflows/${encodeURIComponent(id)}${pageQuery(page)}`),
     async *workflowNodes(id, pageSize) {
       for (let offset: number | undefined = 0; offset !== undefined; ) {
         const view: RunView = await client.getWorkflow(id, { nodeOffset: offset, ...(pageSize ? { nodeLimit: pageSize } : {}) });
@@ -173,6 +244,7 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
       await pollUntil(() => client.getWorkflow(id, { nodeLimit: 0 }), (v) => isFinal(v.state), w);
       return client.getWorkflow(id);
     },
+    ...scheduleCalls<Ts>(call),
   };
   return client;
 }
