@@ -48,6 +48,10 @@ export {
   type PayloadFor,
   type ResultFor,
   type WaitOptions,
+  type ScheduleRequest,
+  type SchedulePatch,
+  type ScheduleView,
+  type SchedulePage,
 } from './client/client.ts';
 
 // Running Switchyard in your own process (examples, benchmarks, embedding): the API process with or

@@ -17,7 +17,7 @@ export const SCHEDULE_ID_PATTERN = /^[A-Za-z0-9-]{1,40}$/;
 /** What happens to a fire found late (nothing ran at its time): `skip` it, or run it `once` (never more than once). */
 export const MISFIRE_POLICIES = ['skip', 'once'] as const;
 export type MisfirePolicy = (typeof MISFIRE_POLICIES)[number];
-/** A fire this much later than its time counts as missed (a stalled fire taken over by another API process is later than this by far less). */
+/** A fire this much later than its tick counts as missed (a fire taken over from a dead API process is late by far less). */
 export const MISFIRE_GRACE_MS = 60_000;
 export const MIN_EVERY_MS = 1000;
 const MAX_EVERY_MS = 366 * 86_400_000;
@@ -150,24 +150,42 @@ export function scheduleRequestOf(s: ScheduleSpec): Omit<ScheduleRequest, 'id'> 
 }
 
 /**
- * The next `n` times a cron schedule fires after `after` (ms), within its start and end. An interval
- * schedule's times follow its first fire (`first`, from BullMQ's scheduler), `everyMs` apart.
+ * The first tick strictly after `after` (ms), or undefined once the schedule has ended. Cron ticks
+ * come from the expression in the schedule's time zone; interval ticks are aligned, `startAt +
+ * k * everyMs` (from the Unix epoch without a start), so they do not depend on when it was created.
  */
-export function nextFireTimes(s: Pick<ScheduleSpec, 'cron' | 'timeZone' | 'everyMs' | 'startAt' | 'endAt'>, after: number, n: number, first?: number): number[] {
-  const out: number[] = [];
+export function tickAfter(s: Pick<ScheduleSpec, 'cron' | 'timeZone' | 'everyMs' | 'startAt' | 'endAt'>, after: number): number | undefined {
+  const from = Math.max(after, (s.startAt ?? -Infinity) - 1);
+  let t: number;
   if (s.cron !== undefined) {
-    const from = Math.max(after, (s.startAt ?? 0) - 1);
-    const it = CronExpressionParser.parse(s.cron, { tz: s.timeZone, currentDate: new Date(from) });
-    while (out.length < n) {
-      const t = it.next().getTime();
-      if (s.endAt !== undefined && t > s.endAt) break;
-      out.push(t);
+    try {
+      t = CronExpressionParser.parse(s.cron, { tz: s.timeZone, currentDate: new Date(from) }).next().getTime();
+    } catch {
+      return undefined; // no date matches (30 February): it never fires
     }
-    return out;
+  } else {
+    const every = s.everyMs!;
+    const phase = s.startAt ?? 0;
+    t = phase + (Math.floor((from - phase) / every) + 1) * every;
   }
-  if (s.everyMs === undefined || first === undefined) return out;
-  for (let t = first; out.length < n && (s.endAt === undefined || t <= s.endAt); t += s.everyMs) if (t > after - s.everyMs) out.push(t);
+  return s.endAt !== undefined && t > s.endAt ? undefined : t;
+}
+
+/** The next `n` fire times after `after` (ms), within the schedule's start and end. */
+export function nextFireTimes(s: Pick<ScheduleSpec, 'cron' | 'timeZone' | 'everyMs' | 'startAt' | 'endAt'>, after: number, n: number): number[] {
+  const out: number[] = [];
+  for (let t = tickAfter(s, after); t !== undefined && out.length < n; t = tickAfter(s, t)) out.push(t);
   return out;
+}
+
+/**
+ * The tick after the one just fired (`tick`), at `now`. Ticks missed while nothing ran (older than
+ * MISFIRE_GRACE_MS) collapse: the fire that found them late was their one catch-up (misfire `once`)
+ * or their skip, and the next tick is the first one to come.
+ */
+export function tickAfterFire(s: Pick<ScheduleSpec, 'cron' | 'timeZone' | 'everyMs' | 'startAt' | 'endAt'>, tick: number, now: number): number | undefined {
+  const next = tickAfter(s, tick);
+  return next !== undefined && next < now - MISFIRE_GRACE_MS ? tickAfter(s, now) : next;
 }
 
 /** The ids a fire's task or run gets: they name the schedule and the tick, and repeat for a repeated fire. */

@@ -39,7 +39,7 @@ export function keys(prefix: string) {
       /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
       events: `${prefix}:workflow-events`,
     },
-    /** Schedules, in the slot of their timer queue `{schedules}`. */
+    /** Schedules and their timer. */
     schedules: scheduleKeys(prefix),
     /** Circuit breakers: each one's state and probe permits share its own tag. */
     breaker: {
@@ -68,16 +68,19 @@ function registryKeys(prefix: string) {
   } as const;
 }
 
-/**
- * Schedules, in the slot of their timer queue `{schedules}` (BullMQ job schedulers), under names no
- * BullMQ key of that queue can take (its fire jobs' ids are `repeat:<schedule>:<ms>`).
- */
+/** Schedules: every key shares the tag {schedules}, so the timer's scripts run on one cluster slot. */
 function scheduleKeys(prefix: string) {
   return {
     /** hash: schedule id -> its definition (JSON). */
-    defs: `${prefix}:{schedules}:_defs`,
+    defs: `${prefix}:{schedules}:defs`,
     /** hash: schedule id -> its last fire (JSON: tick, when, what it started, or why not). */
-    fires: `${prefix}:{schedules}:_fires`,
+    fires: `${prefix}:{schedules}:fires`,
+    /** zset: schedule id -> its next tick (ms); absent while paused, being fired, or ended. */
+    due: `${prefix}:{schedules}:due`,
+    /** zset: schedule id -> when the claim of the process firing its tick ends (it died if it passes). */
+    claims: `${prefix}:{schedules}:claims`,
+    /** hash: schedule id -> the tick being fired under its claim. */
+    claimTicks: `${prefix}:{schedules}:claim-ticks`,
   } as const;
 }
 

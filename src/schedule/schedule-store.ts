@@ -1,13 +1,15 @@
 /**
- * Schedules in Redis: one hash of definitions (id -> JSON) and one of last fires, both in the slot of
- * the timer queue `{schedules}`. The timing itself lives in BullMQ's job schedulers (schedules.ts);
- * this store is what the API lists and what a fire reads to know what to start.
+ * Schedules in Redis, all in the slot `{schedules}`: a hash of definitions (id -> JSON), a hash of
+ * last fires, and the timer: a zset of next ticks (id -> ms) and the claims of the processes firing
+ * them. A schedule costs one hash field and one zset member (plus its last fire): no job, no timer
+ * per schedule. Every change that touches the timer is one script (src/redis/lua/schedule-*.lua).
  */
 import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
+import { scripts } from '../redis/scripts.ts';
 import type { ScheduleSpec } from '../model/schedule.ts';
 
-/** How a schedule's last tick went: what it started (a task or run id), or why it started nothing. */
+/** How a tick went: what it started (a task or run id), or why it started nothing. */
 export interface FireRecord {
   tick: number;
   at: number;
@@ -17,51 +19,76 @@ export interface FireRecord {
   reason?: string;
 }
 
+/** A tick a process claimed: it fires it, then calls done() before its lease ends. */
+export interface ClaimedTick {
+  id: string;
+  tick: number;
+}
+
 export class ScheduleStore {
   readonly #k: ReturnType<typeof keys>['schedules'];
+  readonly #redis: RedisConnection;
 
-  constructor(private readonly redis: RedisConnection, prefix: string) {
+  constructor(redis: RedisConnection, prefix: string) {
+    this.#redis = redis;
     this.#k = keys(prefix).schedules;
   }
 
   async get(id: string): Promise<ScheduleSpec | undefined> {
-    const json = await this.redis.hget(this.#k.defs, id);
+    const json = await this.#redis.hget(this.#k.defs, id);
     return json ? (JSON.parse(json) as ScheduleSpec) : undefined;
   }
 
   /** Every schedule, oldest first. */
   async list(): Promise<ScheduleSpec[]> {
-    const all = Object.values(await this.redis.hgetall(this.#k.defs)).map((j) => JSON.parse(j) as ScheduleSpec);
+    const all = Object.values(await this.#redis.hgetall(this.#k.defs)).map((j) => JSON.parse(j) as ScheduleSpec);
     return all.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   }
 
-  count(): Promise<number> {
-    return this.redis.hlen(this.#k.defs);
+  /** Writes a new schedule and its first tick (none: paused or ended); false if the id is taken. */
+  async create(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
+    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'create'])) === 1;
   }
 
-  /** Writes a new schedule; false if the id is taken. */
-  async create(spec: ScheduleSpec): Promise<boolean> {
-    return (await this.redis.hsetnx(this.#k.defs, spec.id, JSON.stringify(spec))) === 1;
+  /** Replaces a schedule and its next tick; false if it was deleted meanwhile. */
+  async update(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
+    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'update'])) === 1;
   }
 
-  async put(spec: ScheduleSpec): Promise<void> {
-    await this.redis.hset(this.#k.defs, spec.id, JSON.stringify(spec));
-  }
-
-  /** Deletes a schedule and its last fire; false if there was none. */
+  /** Deletes a schedule, its next tick and its last fire; false if there was none. */
   async remove(id: string): Promise<boolean> {
-    const [removed] = await Promise.all([this.redis.hdel(this.#k.defs, id), this.redis.hdel(this.#k.fires, id)]);
-    return removed === 1;
+    const k = this.#k;
+    return (await scripts.scheduleRemove.run(this.#redis, [k.defs, k.fires, k.due, k.claims, k.claimTicks], [id])) === 1;
+  }
+
+  /** Claims up to `batch` due ticks for `leaseMs` (and takes back the claims of processes that died). */
+  async claim(now: number, leaseMs: number, batch: number): Promise<ClaimedTick[]> {
+    const flat = await scripts.scheduleClaim.run(this.#redis, [this.#k.due, this.#k.claims, this.#k.claimTicks], [now, leaseMs, batch]);
+    const out: ClaimedTick[] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, tick: Number(flat[i + 1]) });
+    return out;
+  }
+
+  /** Ends a claim and makes `next` due; false if the claim had passed to another process. */
+  async done(claimed: ClaimedTick, next: number | undefined): Promise<boolean> {
+    const k = this.#k;
+    return (await scripts.scheduleDone.run(this.#redis, [k.due, k.claims, k.claimTicks, k.defs], [claimed.id, String(claimed.tick), next === undefined ? '' : String(next)])) === 1;
+  }
+
+  /** When the earliest tick is due (ms), if any. */
+  async earliest(): Promise<number | undefined> {
+    const [, score] = await this.#redis.zrange(this.#k.due, '0', '0', 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
   }
 
   async recordFire(id: string, fire: FireRecord): Promise<void> {
-    await this.redis.hset(this.#k.fires, id, JSON.stringify(fire));
+    await this.#redis.hset(this.#k.fires, id, JSON.stringify(fire));
   }
 
   async lastFires(ids: readonly string[]): Promise<Map<string, FireRecord>> {
     const out = new Map<string, FireRecord>();
     if (ids.length === 0) return out;
-    const raw = await this.redis.hmget(this.#k.fires, ...ids);
+    const raw = await this.#redis.hmget(this.#k.fires, ...ids);
     ids.forEach((id, i) => {
       const json = raw[i];
       if (json) out.set(id, JSON.parse(json) as FireRecord);

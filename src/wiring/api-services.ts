@@ -99,11 +99,9 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
     maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS, waitReplicas: config.waitReplicas,
   });
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
-  const schedules = new Schedules({
-    redis, prefix: config.prefix, catalogue, producer, runs: workflows, maxNodes: config.maxWorkflowNodes,
-    lockMs: config.lockMs, stalledIntervalMs: config.stalledIntervalMs, log,
-  });
-  await schedules.start(background).catch((err: unknown) => log.error({ err }, 'could not start the schedules'));
+  // The timer reads and writes through the background connection: it waits out a Redis outage.
+  const schedules = new Schedules({ redis: background, prefix: config.prefix, catalogue, producer, runs: workflows, maxNodes: config.maxWorkflowNodes, leaseMs: config.lockMs, log });
+  schedules.start();
   return { ...c, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
 }
 

@@ -1,0 +1,130 @@
+/**
+ * The schedule timer: every API process runs one. It sleeps until the earliest tick is due (at most
+ * a second, so it sees schedules other processes add), claims the due ticks in one script (each tick
+ * goes to one process, for a lease), fires each, and hands back the schedule's next tick. A fire
+ * starts an ordinary task (routed now, like any other) or workflow run, whose id names the schedule
+ * and the tick and whose idempotency key is the tick's. A process that dies mid-fire loses its claim
+ * when the lease ends; another process claims the tick again, and its fire finds the first one's task
+ * or run: each tick starts one, and a tick is only ever late, never dropped, while Redis keeps it
+ * (AOF, appendfsync always). Between ticks it costs one ZRANGE a second per process.
+ */
+import type { Logger } from '../config/logger.ts';
+import { isSwitchyardError } from '../model/errors.ts';
+import { fireRunId, fireTaskId, MISFIRE_GRACE_MS, tickAfterFire, type ScheduleSpec } from '../model/schedule.ts';
+import type { TaskProducer } from '../task/producer.ts';
+import type { WorkflowRuns } from '../workflow/runs.ts';
+import type { ClaimedTick, FireRecord, ScheduleStore } from './schedule-store.ts';
+
+export interface ScheduleTimerOptions {
+  store: ScheduleStore;
+  producer: TaskProducer;
+  runs: WorkflowRuns;
+  /** How long a claimed tick is this process's: another takes it over once this passes without an answer. */
+  leaseMs: number;
+  log: Logger;
+}
+
+/** The longest the timer sleeps: a schedule added by another process is seen within this. */
+const MAX_SLEEP_MS = 1000;
+const BATCH = 100;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class ScheduleTimer {
+  readonly #o: ScheduleTimerOptions;
+  #stopping = false;
+  #sleep: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  #loop: Promise<void> | undefined;
+  #lastError = 0;
+
+  constructor(o: ScheduleTimerOptions) {
+    this.#o = o;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Looks for due ticks now (a schedule was just written). */
+  kick(): void {
+    this.#sleep?.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.kick();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      let pause = MAX_SLEEP_MS;
+      try {
+        const claimed = await this.#o.store.claim(Date.now(), this.#o.leaseMs, BATCH);
+        const fired = await Promise.allSettled(claimed.map((c) => this.#fire(c)));
+        const failed = fired.find((f) => f.status === 'rejected');
+        if (failed) throw failed.reason;
+        if (claimed.length === BATCH) continue;
+        const earliest = await this.#o.store.earliest();
+        if (earliest !== undefined) pause = Math.min(MAX_SLEEP_MS, Math.max(0, earliest - Date.now()));
+      } catch (err) {
+        if (Date.now() - this.#lastError > 10_000) this.#o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'schedule timer: Redis did not answer; retrying');
+        this.#lastError = Date.now();
+      }
+      await this.#pause(pause);
+    }
+  }
+
+  #pause(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#sleep = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#sleep = { timer, wake };
+    });
+  }
+
+  /** One claimed tick: fired (or skipped), recorded, and the next tick handed back. A Redis error leaves the claim to expire: the tick is fired again. */
+  async #fire(c: ClaimedTick): Promise<void> {
+    const spec = await this.#o.store.get(c.id);
+    if (!spec || spec.paused) {
+      await this.#o.store.done(c, undefined); // deleted or paused while due: nothing starts
+      return;
+    }
+    const now = Date.now();
+    const fire = await this.#outcome(spec, c.tick, now);
+    await this.#o.store.recordFire(c.id, fire);
+    if (fire.outcome !== 'fired') this.#o.log.warn({ schedule: c.id, tick: iso(c.tick), reason: fire.reason }, `schedule tick ${fire.outcome}`);
+    await this.#o.store.done(c, tickAfterFire(spec, c.tick, now));
+  }
+
+  async #outcome(spec: ScheduleSpec, tick: number, now: number): Promise<FireRecord> {
+    const late = now - tick;
+    if (spec.misfire === 'skip' && late > MISFIRE_GRACE_MS) {
+      return { tick, at: now, outcome: 'skipped', reason: `missed: found ${Math.round(late / 1000)} s after its time (misfire: skip)` };
+    }
+    try {
+      return { tick, at: Date.now(), outcome: 'fired', id: await this.#start(spec, tick) };
+    } catch (err) {
+      // What it starts no longer validates (its type was removed or changed): firing again cannot help.
+      if (isSwitchyardError(err) && (err.code === 'VALIDATION_FAILED' || err.code === 'UNKNOWN_AGENT_TYPE')) {
+        return { tick, at: Date.now(), outcome: 'failed', reason: err.message };
+      }
+      throw err; // Redis, a full backlog: the claim expires and the tick is fired again
+    }
+  }
+
+  /** Starts the tick's task or run (or finds the one an earlier try of this tick started); returns its id. */
+  async #start(s: ScheduleSpec, tick: number): Promise<string> {
+    const idempotencyKey = `sched:${s.id}:${tick}`;
+    if (s.task) {
+      const { task } = await this.#o.producer.enqueue({ ...s.task, idempotencyKey }, fireTaskId(s.task.type, s.id, tick));
+      return task.id;
+    }
+    const { run } = await this.#o.runs.start({ ...s.workflow, idempotencyKey }, fireRunId(s.id, tick));
+    return run.id;
+  }
+}
