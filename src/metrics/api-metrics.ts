@@ -25,6 +25,8 @@ export interface ApiMetricsDeps {
   breakers: () => Map<string, BreakerState>;
   /** The workflow runs' queue (one job per run). */
   runQueue?: () => Queue;
+  /** Schedules in all, and those with a next tick (the others are paused or ended). */
+  schedules?: () => Promise<{ total: number; scheduled: number }>;
 }
 
 const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
@@ -37,6 +39,8 @@ export class ApiMetrics {
   readonly #enqueued: Counter;
   readonly #http: Histogram;
   readonly #agents: Gauge;
+  readonly #fires: Counter;
+  readonly #fireDelay: Histogram;
 
   constructor(private readonly d: ApiMetricsDeps) {
     const registers = [this.registry];
@@ -66,33 +70,22 @@ export class ApiMetrics {
     });
     // Set by metrics(), from the one registry read each scrape makes (it also finds the agents' published counts).
     this.#agents = new Gauge({ name: 'switchyard_agents', help: 'Live agents by type, pool and health', labelNames: ['type', 'pool', 'health'], registers });
-    new Gauge({
-      name: 'switchyard_breaker_state',
-      help: 'Circuit breaker of each pool: 0 CLOSED, 1 HALF_OPEN, 2 OPEN',
-      labelNames: ['type', 'pool'],
+    breakerGauge(d, registers);
+    if (d.runQueue) workflowGauge(d.runQueue, registers);
+    if (d.schedules) scheduleGauge(d.schedules, registers);
+    this.#fires = new Counter({ name: 'switchyard_schedule_fires_total', help: 'Schedule ticks handled by this API process: fired (started its task or run), skipped (misfire: skip), failed (what it starts no longer validates)', labelNames: ['outcome'], registers });
+    this.#fireDelay = new Histogram({
+      name: 'switchyard_schedule_fire_delay_seconds',
+      help: 'From a tick to its task or run being started, for ticks this API process fired',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers,
-      collect: function (this: Gauge) {
-        this.reset();
-        for (const [name, state] of d.breakers()) {
-          const ref = name.startsWith('pool:') ? parseQueueName(`{${name.slice(5)}}`) : undefined;
-          if (ref) this.set({ type: ref.type, pool: ref.pool }, BREAKER_VALUE[state]);
-        }
-      },
     });
-    const runQueue = d.runQueue;
-    if (runQueue) {
-      new Gauge({
-        name: 'switchyard_workflow_runs',
-        help: 'Workflow runs kept: running (waiting on their nodes) and finished (completed: succeeded, or ended by compensation or cancel)',
-        labelNames: ['state'],
-        registers,
-        collect: async function (this: Gauge) {
-          const c = await runQueue().getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed');
-          this.set({ state: 'running' }, (c['waiting-children'] ?? 0) + (c.waiting ?? 0) + (c.active ?? 0));
-          this.set({ state: 'finished' }, (c.completed ?? 0) + (c.failed ?? 0));
-        },
-      });
-    }
+  }
+
+  /** Counts a schedule tick this process handled, and how late its fire was. */
+  scheduleFired(outcome: 'fired' | 'skipped' | 'failed', delayMs: number): void {
+    this.#fires.inc({ outcome });
+    if (outcome === 'fired') this.#fireDelay.observe(Math.max(0, delayMs) / 1000);
   }
 
   /** Counts tasks written to a pool queue (by its BullMQ name). */
@@ -133,4 +126,48 @@ export class ApiMetrics {
     if (fleet.length === 0) return own;
     return `${own}\n${await AggregatorRegistry.aggregate(fleet).metrics()}`;
   }
+}
+
+function breakerGauge(d: ApiMetricsDeps, registers: Registry[]): void {
+  new Gauge({
+    name: 'switchyard_breaker_state',
+    help: 'Circuit breaker of each pool: 0 CLOSED, 1 HALF_OPEN, 2 OPEN',
+    labelNames: ['type', 'pool'],
+    registers,
+    collect: function (this: Gauge) {
+      this.reset();
+      for (const [name, state] of d.breakers()) {
+        const ref = name.startsWith('pool:') ? parseQueueName(`{${name.slice(5)}}`) : undefined;
+        if (ref) this.set({ type: ref.type, pool: ref.pool }, BREAKER_VALUE[state]);
+      }
+    },
+  });
+}
+
+function workflowGauge(runQueue: () => Queue, registers: Registry[]): void {
+  new Gauge({
+    name: 'switchyard_workflow_runs',
+    help: 'Workflow runs kept: running (waiting on their nodes) and finished (completed: succeeded, or ended by compensation or cancel)',
+    labelNames: ['state'],
+    registers,
+    collect: async function (this: Gauge) {
+      const c = await runQueue().getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed');
+      this.set({ state: 'running' }, (c['waiting-children'] ?? 0) + (c.waiting ?? 0) + (c.active ?? 0));
+      this.set({ state: 'finished' }, (c.completed ?? 0) + (c.failed ?? 0));
+    },
+  });
+}
+
+function scheduleGauge(read: () => Promise<{ total: number; scheduled: number }>, registers: Registry[]): void {
+  new Gauge({
+    name: 'switchyard_schedules',
+    help: 'Schedules: scheduled (a next tick is due or being fired) and idle (paused or ended)',
+    labelNames: ['state'],
+    registers,
+    collect: async function (this: Gauge) {
+      const { total, scheduled } = await read();
+      this.set({ state: 'scheduled' }, scheduled);
+      this.set({ state: 'idle' }, Math.max(0, total - scheduled));
+    },
+  });
 }

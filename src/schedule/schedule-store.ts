@@ -75,6 +75,12 @@ export class ScheduleStore {
     return (await scripts.scheduleDone.run(this.#redis, [k.due, k.claims, k.claimTicks, k.defs], [claimed.id, String(claimed.tick), next === undefined ? '' : String(next)])) === 1;
   }
 
+  /** Schedules in all, and those with a next tick (due, or being fired). */
+  async counts(): Promise<{ total: number; scheduled: number }> {
+    const [total, due, claimed] = await Promise.all([this.#redis.hlen(this.#k.defs), this.#redis.zcard(this.#k.due), this.#redis.zcard(this.#k.claims)]);
+    return { total, scheduled: due + claimed };
+  }
+
   /** When the earliest tick is due (ms), if any. */
   async earliest(): Promise<number | undefined> {
     const [, score] = await this.#redis.zrange(this.#k.due, '0', '0', 'WITHSCORES');

@@ -25,7 +25,7 @@ import type { RedisConnection } from '../redis/connection.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import type { WorkflowRuns } from '../workflow/runs.ts';
 import { ScheduleStore, type FireRecord } from './schedule-store.ts';
-import { ScheduleTimer } from './timer.ts';
+import { ScheduleTimer, type ScheduleTimerOptions } from './timer.ts';
 
 export interface SchedulesOptions {
   redis: RedisConnection;
@@ -37,6 +37,8 @@ export interface SchedulesOptions {
   /** A tick whose process died while firing it is fired by another after about this long. */
   leaseMs: number;
   log: Logger;
+  /** Told of every tick this process handles (metrics). */
+  onFire?: ScheduleTimerOptions['onFire'];
 }
 
 /** A schedule as the API shows it: its definition, its next fire times and how its last tick went. */
@@ -105,7 +107,8 @@ export class Schedules {
 
   /** Fires due ticks in this process (every API process does; each tick goes to one). */
   start(): void {
-    this.#timer ??= new ScheduleTimer({ store: this.store, producer: this.#o.producer, runs: this.#o.runs, leaseMs: this.#o.leaseMs, log: this.#o.log });
+    const { producer, runs, leaseMs, log, onFire } = this.#o;
+    this.#timer ??= new ScheduleTimer({ store: this.store, producer, runs, leaseMs, log, ...(onFire ? { onFire } : {}) });
     this.#timer.start();
   }
 

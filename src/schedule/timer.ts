@@ -22,6 +22,8 @@ export interface ScheduleTimerOptions {
   /** How long a claimed tick is this process's: another takes it over once this passes without an answer. */
   leaseMs: number;
   log: Logger;
+  /** Told of every tick handled, and how late (ms after its tick) it was handled. */
+  onFire?: (fire: FireRecord, delayMs: number) => void;
 }
 
 /** The longest the timer sleeps: a schedule added by another process is seen within this. */
@@ -97,6 +99,7 @@ export class ScheduleTimer {
     const now = Date.now();
     const fire = await this.#outcome(spec, c.tick, now);
     await this.#o.store.recordFire(c.id, fire);
+    this.#o.onFire?.(fire, fire.at - c.tick);
     if (fire.outcome !== 'fired') this.#o.log.warn({ schedule: c.id, tick: iso(c.tick), reason: fire.reason }, `schedule tick ${fire.outcome}`);
     await this.#o.store.done(c, tickAfterFire(spec, c.tick, now));
   }

@@ -78,7 +78,7 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
   const router = new FleetRouter(snapshot, catalogue);
   const metrics = new ApiMetrics({
     redis: background, prefix: config.prefix, queues: backgroundQueues, agents: new Registry(background, config.prefix),
-    breakers: () => breakers.states(), runQueue: () => engine.runQueue,
+    breakers: () => breakers.states(), runQueue: () => engine.runQueue, schedules: () => schedules.store.counts(),
   });
   const acks = new AckAudit(redis, config.prefix, queues, log);
   await acks.start().catch(() => undefined); // learns the server's run_id now, or on the first connection
@@ -100,7 +100,10 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
   });
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   // The timer reads and writes through the background connection: it waits out a Redis outage.
-  const schedules = new Schedules({ redis: background, prefix: config.prefix, catalogue, producer, runs: workflows, maxNodes: config.maxWorkflowNodes, leaseMs: config.lockMs, log });
+  const schedules = new Schedules({
+    redis: background, prefix: config.prefix, catalogue, producer, runs: workflows, maxNodes: config.maxWorkflowNodes, leaseMs: config.lockMs, log,
+    onFire: (fire, delayMs) => metrics.scheduleFired(fire.outcome, delayMs),
+  });
   schedules.start();
   return { ...c, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
 }

@@ -52,6 +52,13 @@ describe('schedules', () => {
     expect(last).toMatchObject({ outcome: 'fired', id: expect.stringMatching(/^step~sched_every-second_\d+$/) });
     const task = await json(call('GET', `/v1/tasks/${last.id}`));
     expect(task.type).toBe('step');
+    // Both API processes count what they fired; their sum covers every fire so far.
+    const fired = await Promise.all([api, second].map(async (a) => {
+      const text = await (await fetch(`${a.url}/metrics`)).text();
+      expect(text).toMatch(/^switchyard_schedules\{state="scheduled"\} [1-9]/m);
+      return Number(/^switchyard_schedule_fires_total\{outcome="fired"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    }));
+    expect(fired[0]! + fired[1]!).toBeGreaterThanOrEqual(3);
     expect(await call('DELETE', '/v1/schedules/every-second')).toHaveProperty('status', 204);
   });
 
