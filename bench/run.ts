@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { CLUSTER_DEFAULTS, clusterScenario, type ClusterBenchOptions } from './cluster.ts';
 import { DASHBOARD_DEFAULTS, dashboardScenario, type DashboardBenchOptions } from './dashboard.ts';
 import { durabilityScenario } from './durability.ts';
+import { FLOW_DEFAULTS, flowScenario, type FlowBenchOptions } from './flow.ts';
 import { memoryScenario } from './memory.ts';
 import { registryScenario } from './registry.ts';
 import type { BenchOptions, Progress, Report } from './report.ts';
@@ -22,7 +23,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -64,6 +65,10 @@ const program = new Command('switchyard bench')
   .option('--dash-interval-ms <n>', "dashboard: each dashboard's poll interval (the page's is 2 000)", (v) => Number(v), DASHBOARD_DEFAULTS.dashIntervalMs)
   .option('--dash-open <n>', 'dashboard: dashboards with a run open (they also read its first 200 nodes)', (v) => Number(v), DASHBOARD_DEFAULTS.dashOpen)
   .option('--dash-before <ref>', 'dashboard: measure this git ref (its API and page) first, for comparison', DASHBOARD_DEFAULTS.dashBefore)
+  .option('--flow-schedules <n>', 'flow: schedules whose Redis footprint and idle cost are measured', (v) => Number(v), FLOW_DEFAULTS.flowSchedules)
+  .option('--flow-idle-seconds <s>', 'flow: seconds of idle CPU measured, without and with the schedules', (v) => Number(v), FLOW_DEFAULTS.flowIdleSeconds)
+  .option('--flow-minutes <n>', 'flow: minutes (ticks) of the every-minute schedule run under faults', (v) => Number(v), FLOW_DEFAULTS.flowMinutes)
+  .option('--flow-kill-every <n>', 'flow: minutes between SIGKILLs of an API process in that run', (v) => Number(v), FLOW_DEFAULTS.flowKillEvery)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -72,13 +77,14 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
     shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
+    flowSchedules: 200, flowIdleSeconds: 2,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
@@ -95,6 +101,7 @@ const runners: Record<Scenario, (o: BenchOptions, p: Progress) => Promise<Report
   durability: durabilityScenario,
   cluster: clusterScenario,
   dashboard: dashboardScenario,
+  flow: flowScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });

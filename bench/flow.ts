@@ -1,0 +1,239 @@
+/**
+ * Time and flow control (issue 20). On private redis-servers (own dir and port, AOF with fsync always;
+ * the shared Redis is never touched):
+ * 1. schedules' footprint: Redis bytes per schedule (used_memory growth over `--flow-schedules`
+ *    schedules, with and without a recorded last fire), and the CPU of Redis and of the API process
+ *    over an idle stretch with those schedules against the same stretch with none (ticks far away);
+ * 2. schedules under faults: a schedule firing every minute for `--flow-minutes` with three API
+ *    processes, one SIGKILLed (and replaced) every `--flow-kill-every` minutes, and Redis SIGKILLed and
+ *    restarted once; every tick is reconciled from the ledger the `flaky` agent writes.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { buildApiServices, Catalogue, connectApi, createLogger, freePort, loadConfig, stopApiServices } from '../src/index.ts';
+import demoTypes from '../queues/index.ts';
+import { killLive, PrivateRedis, withServer } from './private-redis.ts';
+import { startAgent, stop } from './processes.ts';
+import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+
+export interface FlowBenchOptions {
+  flowSchedules: number;
+  flowIdleSeconds: number;
+  flowMinutes: number;
+  flowKillEvery: number;
+}
+
+export const FLOW_DEFAULTS: FlowBenchOptions = { flowSchedules: 10_000, flowIdleSeconds: 30, flowMinutes: 10, flowKillEvery: 2 };
+
+const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
+const AOF = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
+const silent = createLogger({ logLevel: 'silent', logPretty: false });
+const info = async (r: Redis, section: string, field: string) => Number(new RegExp(`^${field}:(\\S+)`, 'm').exec(await r.info(section))?.[1] ?? NaN);
+const redisCpuS = async (r: Redis) => (await info(r, 'cpu', 'used_cpu_user')) + (await info(r, 'cpu', 'used_cpu_sys'));
+
+interface Footprint {
+  schedules: number;
+  bytesPerSchedule: number;
+  bytesWithLastFire: number;
+  idle: { seconds: number; redisMsPerS: { none: number; many: number }; apiMsPerS: { none: number; many: number } };
+}
+
+/** CPU of Redis and of this process (the API services run here) over `seconds` of nothing to do. */
+async function idleCpu(stats: Redis, seconds: number): Promise<{ redis: number; api: number }> {
+  const r0 = await redisCpuS(stats);
+  const c0 = process.cpuUsage();
+  await sleep(seconds * 1000);
+  const c = process.cpuUsage(c0);
+  return { redis: ((await redisCpuS(stats)) - r0) * 1000 / seconds, api: (c.user + c.system) / 1000 / seconds };
+}
+
+async function footprint(server: PrivateRedis, o: FlowBenchOptions, progress: Progress): Promise<Footprint> {
+  const config = loadConfig({ SWITCHYARD_PREFIX: 'flow', LOG_LEVEL: 'silent' });
+  const services = await buildApiServices(connectApi(server.url, silent), config, new Catalogue(demoTypes), silent);
+  const stats = new Redis(server.url);
+  try {
+    await sleep(2000); // the API's first reads done
+    const none = await idleCpu(stats, o.flowIdleSeconds);
+    const before = await info(stats, 'memory', 'used_memory');
+    for (let i = 0; i < o.flowSchedules; i++) {
+      // Daily ticks at times outside the idle stretch that follows: what it measures is the cost between ticks.
+      const hour = (new Date().getUTCHours() + 2 + (i % 20)) % 24;
+      await services.schedules.create({ id: `s${i}`, cron: `${i % 60} ${hour} * * *`, timeZone: 'Europe/Berlin', task: { type: 'echo', payload: { message: `report ${i}` } } });
+    }
+    const created = await info(stats, 'memory', 'used_memory');
+    progress(`flow: ${fmt(o.flowSchedules)} schedules, ${fmt((created - before) / o.flowSchedules)} bytes each`);
+    const many = await idleCpu(stats, o.flowIdleSeconds);
+    for (let i = 0; i < o.flowSchedules; i++) {
+      await services.schedules.store.recordFire(`s${i}`, { tick: Date.now(), at: Date.now(), outcome: 'fired', id: `echo~sched_s${i}_${Date.now()}` });
+    }
+    const fired = await info(stats, 'memory', 'used_memory');
+    return {
+      schedules: o.flowSchedules,
+      bytesPerSchedule: (created - before) / o.flowSchedules,
+      bytesWithLastFire: (fired - before) / o.flowSchedules,
+      idle: { seconds: o.flowIdleSeconds, redisMsPerS: { none: none.redis, many: many.redis }, apiMsPerS: { none: none.api, many: many.api } },
+    };
+  } finally {
+    stats.disconnect();
+    await stopApiServices(services);
+  }
+}
+
+function startApiProcess(redisUrl: string, port: number, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [BIN, 'api'], {
+    env: { ...process.env, ...env, REDIS_URL: redisUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+async function ready(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return;
+    await sleep(100);
+  }
+  throw new Error(`bench API at ${url} did not become ready`);
+}
+
+interface FaultRun {
+  minutes: number;
+  tickMs: number;
+  expected: number;
+  ran: number;
+  missed: number;
+  duplicates: number;
+  apiKills: number;
+  redisDownMs: number;
+  lateMs: { median: number; max: number };
+}
+
+/** One schedule, ticking every `tickMs`, for `ticks` ticks while API processes and Redis are killed. */
+async function faults(server: PrivateRedis, dir: string, o: { ticks: number; tickMs: number; killEveryTicks: number }, progress: Progress): Promise<FaultRun> {
+  const ledger = join(dir, 'ledger.jsonl');
+  const env = { SWITCHYARD_PREFIX: 'flowk', FLAKY_LEDGER: ledger, SWITCHYARD_HEARTBEAT_MS: '1000' };
+  const agent = await startAgent({ redisUrl: server.url, prefix: 'flowk', type: 'flaky', concurrency: 10, env });
+  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+  const apis = ports.map((p) => startApiProcess(server.url, p, env));
+  await Promise.all(ports.map((p) => ready(`http://127.0.0.1:${p}`)));
+  const cron = o.tickMs === 60_000 ? '* * * * *' : '* * * * * *';
+  const res = await fetch(`http://127.0.0.1:${ports[0]}/v1/schedules`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'flow', cron, task: { type: 'flaky', payload: { latencyMs: 5 } } }),
+  });
+  if (res.status !== 201) throw new Error(`could not create the schedule: ${res.status} ${await res.text()}`);
+  const first = Math.ceil(Date.now() / o.tickMs) * o.tickMs;
+  const last = first + (o.ticks - 1) * o.tickMs;
+  let kills = 0;
+  let redisDownMs = 0;
+  for (let t = 1; Date.now() < last + o.tickMs / 2; t++) {
+    await sleep(Math.max(0, first + t * o.tickMs - o.tickMs / 2 - Date.now())); // between ticks
+    if (t % o.killEveryTicks === 0) {
+      const victim = kills++ % apis.length;
+      apis[victim]!.kill('SIGKILL');
+      apis[victim] = startApiProcess(server.url, ports[victim]!, env);
+      progress(`flow: tick ${t}: API process ${victim} SIGKILLed and started again`);
+    }
+    if (t === Math.floor(o.ticks / 2)) {
+      const down = Date.now();
+      await server.kill();
+      await server.restart();
+      redisDownMs = Date.now() - down;
+      progress(`flow: tick ${t}: Redis SIGKILLed and restarted (${redisDownMs} ms)`);
+    }
+  }
+  await fetch(`http://127.0.0.1:${ports[2]}/v1/schedules/flow`, { method: 'DELETE' }).catch(() => undefined);
+  await sleep(2000);
+  await Promise.all([...apis.map((a) => stop(a)), stop(agent)]);
+  return reconcile(ledger, { first, last, tickMs: o.tickMs, ticks: o.ticks, kills, redisDownMs });
+}
+
+function reconcile(ledger: string, r: { first: number; last: number; tickMs: number; ticks: number; kills: number; redisDownMs: number }): FaultRun {
+  const lines = readLedger(ledger).filter((l) => l.ev === 'start' && /~sched_flow_\d+$/.test(l.id));
+  const byTick = new Map<number, number[]>();
+  for (const l of lines) {
+    const tick = Number(/_(\d+)$/.exec(l.id)![1]);
+    if (tick >= r.first && tick <= r.last) byTick.set(tick, [...(byTick.get(tick) ?? []), l.t]);
+  }
+  const late = [...byTick].map(([tick, ts]) => Math.min(...ts) - tick).sort((a, b) => a - b);
+  return {
+    minutes: (r.ticks * r.tickMs) / 60_000,
+    tickMs: r.tickMs,
+    expected: r.ticks,
+    ran: byTick.size,
+    missed: r.ticks - byTick.size,
+    duplicates: [...byTick.values()].filter((ts) => ts.length > 1).length,
+    apiKills: r.kills,
+    redisDownMs: r.redisDownMs,
+    lateMs: { median: late[Math.floor(late.length / 2)] ?? 0, max: late.at(-1) ?? 0 },
+  };
+}
+
+function readLedger(file: string): Array<{ id: string; ev: string; t: number }> {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as { id: string; ev: string; t: number }];
+      } catch {
+        return []; // a line cut short by a kill
+      }
+    });
+}
+
+export async function flowScenario(opts: BenchOptions & FlowBenchOptions, progress: Progress): Promise<Report> {
+  const o = { ...FLOW_DEFAULTS, ...opts };
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-flow-'));
+  try {
+    const fp = await withServer(AOF, join(dir, 'footprint'), (s) => footprint(s, o, progress));
+    // Smoke: ticks every second; the real run: every minute (kills every --flow-kill-every minutes).
+    const run = opts.smoke ? { ticks: 12, tickMs: 1000, killEveryTicks: 3 } : { ticks: o.flowMinutes, tickMs: 60_000, killEveryTicks: o.flowKillEvery };
+    const fr = await withServer(AOF, join(dir, 'faults'), (s) => faults(s, dir, run, progress));
+    return report(fp, fr, opts);
+  } finally {
+    killLive();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(fp: Footprint, fr: FaultRun, opts: BenchOptions & FlowBenchOptions): Report {
+  const tick = fr.tickMs === 60_000 ? 'every minute' : `every ${fr.tickMs / 1000} s`;
+  const idle = fp.idle;
+  const text = [
+    `Private redis-servers (AOF, appendfsync always). **Footprint:** ${fmt(fp.schedules)} schedules (daily cron ticks, a small \`echo\` task each) created through an API process's services; Redis \`used_memory\` growth per schedule, then again once each has a recorded last fire; the CPU of Redis and of the API process over ${idle.seconds} s with no tick due, before the schedules existed and after.`,
+    '',
+    '| figure | value |',
+    '|---|---:|',
+    `| Redis bytes per schedule (definition, next tick) | ${fmt(fp.bytesPerSchedule)} |`,
+    `| Redis bytes per schedule with its last fire | ${fmt(fp.bytesWithLastFire)} |`,
+    `| Redis CPU between ticks, ms per s: no schedules / ${fmt(fp.schedules)} | ${fmt(idle.redisMsPerS.none, 2)} / ${fmt(idle.redisMsPerS.many, 2)} |`,
+    `| API process CPU between ticks, ms per s: no schedules / ${fmt(fp.schedules)} | ${fmt(idle.apiMsPerS.none, 2)} / ${fmt(idle.apiMsPerS.many, 2)} |`,
+    '',
+    `**Under faults:** one schedule ticking ${tick} for ${fr.expected} ticks, three \`switchyard api\` processes (each runs the timer), one of them SIGKILLed and started again ${fr.apiKills} times, Redis SIGKILLed and restarted once (down ${fmt(fr.redisDownMs)} ms); a \`flaky\` agent records each task it starts, and each tick's task is found by its id (\`flaky~sched_flow_<tick>\`).`,
+    '',
+    '| ticks due | ran | missed | ran twice | lateness, median / max |',
+    '|---:|---:|---:|---:|---:|',
+    `| ${fr.expected} | ${fr.ran} | ${fr.missed} | ${fr.duplicates} | ${fmt(fr.lateMs.median)} ms / ${fmt(fr.lateMs.max)} ms |`,
+  ].join('\n');
+  return {
+    title: 'Flow: schedules',
+    command: `npm run bench -- flow${opts.smoke ? ' --smoke' : ''}`,
+    text,
+    summary: [
+      summaryRow(`schedule ${tick}, ${fr.expected} ticks, ${fr.apiKills} API kills, a Redis restart`, `${fr.expected} ticks`, `${fr.ran} ran, ${fr.missed} missed, ${fr.duplicates} twice`, '', '0 missed, 0 twice', fr.missed === 0 && fr.duplicates === 0),
+      summaryRow(`Redis bytes per schedule (${fmt(fp.schedules)}, with last fire)`, '', fmt(fp.bytesWithLastFire), '', '≤ 1,024', fp.bytesWithLastFire <= 1024),
+    ],
+    data: { footprint: fp, faults: fr },
+  };
+}
