@@ -1,9 +1,11 @@
 /**
  * Requests the API must accept, one arbitrary per operation. Payloads come from the JSON Schemas the
  * API publishes (GET /v1/agent-types), task options and filters from the request schemas in src/,
- * through schema-arbitrary.ts; what needs state first (a task to read, a dead task to replay) is made
- * by the case itself, so every case stands alone and fast-check can shrink it.
+ * through schema-arbitrary.ts (schedules' crons, time zones and instants through schedule-arbitrary.ts);
+ * what needs state first (a task to read, a dead task to replay, a schedule to read, change or delete)
+ * is made by the case itself, so every case stands alone and fast-check can shrink it.
  */
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { z } from 'zod';
 import type { AgentTypeDescription, Catalogue } from '../../src/model/catalogue.ts';
@@ -12,9 +14,24 @@ import { NAME_PATTERN } from '../../src/model/names.ts';
 import { deadLetterFilterSchema } from '../../src/task/dead-letters.ts';
 import { MAX_PAYLOAD_DEPTH, taskRequestSchema } from '../../src/model/task-request.ts';
 import { nodeSchema } from '../../src/model/workflow-definition.ts';
+import { MISFIRE_POLICIES, scheduledTaskSchema, scheduledWorkflowSchema, schedulePatchSchema } from '../../src/model/schedule.ts';
 import type { Operation } from './document.ts';
 import type { FuzzRequest } from './http.ts';
-import { batchIsValid, type Limits, queryIsValid, replayFilterIsValid, taskIsValid, workflowIsValid } from './oracle.ts';
+import {
+  batchIsValid,
+  expectedFires,
+  type Limits,
+  mergeSchedulePatch,
+  queryIsValid,
+  replayFilterIsValid,
+  scheduleIsValid,
+  scheduleKnownBug,
+  schedulePatchIsValid,
+  schedulePatchKnownBug,
+  taskIsValid,
+  workflowIsValid,
+} from './oracle.ts';
+import { anyInstant, cronExpression, futureMs, isoDateTime, pastInstant, timeZone } from './schedule-arbitrary.ts';
 import { arbitraryOf, type JsonSchema, text } from './schema-arbitrary.ts';
 
 export interface FuzzContext {
@@ -28,14 +45,16 @@ export interface FuzzContext {
 export interface Fixtures {
   /** Sends a request that must succeed (a case's setup) and returns its JSON answer. */
   accepted(req: FuzzRequest): Promise<Record<string, unknown>>;
+  /** Sends a request and returns its status and JSON answer, whatever they are (a case's follow-up check). */
+  send(req: FuzzRequest): Promise<{ status: number; body: unknown }>;
   /** Makes a dead task of `type` with `payload` (attempts spent), returning its id. */
   dead(type: string, payload: unknown): Promise<string>;
 }
 
 export interface Prepared {
   req: FuzzRequest;
-  /** Checks beyond the document's schema; returns what is wrong, if anything. */
-  check?: (body: unknown, headers: Record<string, string | string[] | undefined>) => string | undefined;
+  /** Checks beyond the document's schema (on the answer's JSON, undefined when it has none); returns what is wrong, if anything. */
+  check?: (body: unknown, headers: Record<string, string | string[] | undefined>) => string | undefined | Promise<string | undefined>;
 }
 
 export interface ValidCase {
@@ -65,6 +84,69 @@ const semverRange = fc.oneof(
   fc.tuple(fc.constantFrom('', '^', '~', '>=', '<', '='), fc.nat(20), fc.nat(20), fc.nat(20)).map(([op, a, b, c]) => `${op}${a}.${b}.${c}`),
 );
 
+/**
+ * The schedule the refused PATCH requests aim at (api.test.ts creates it before the refusals): paused,
+ * so a patch the oracle gets wrong cannot start anything; the oracle judges each patch against it.
+ */
+export const SCHEDULE_FIXTURE: Readonly<Record<string, unknown>> = {
+  id: 'fuzz-patch-target',
+  name: 'what the refused patches aim at',
+  paused: true,
+  cron: '0 9 * * MON-FRI',
+  timeZone: 'Europe/Berlin',
+  startAt: '2090-01-01T00:00:00Z',
+  misfire: 'skip',
+  task: { type: 'echo', payload: { message: 'fixture' } },
+};
+
+const HOUR = 3_600_000;
+/** Active schedules start at least this far ahead (after 2090 in practice), or ended this long ago: none fires while the fuzz runs. */
+const IDLE_MARGIN_MS = 365 * 24 * HOUR;
+
+/** Keys whose value is undefined left out: what JSON.stringify sends is what the oracle judges. */
+const defined = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+const instantOf = (v: unknown): number | undefined => (typeof v === 'string' ? Date.parse(v) : undefined);
+const roundTrip = (v: unknown): unknown => JSON.parse(JSON.stringify(v)) as unknown;
+
+/** Whether a schedule stays quiet during the fuzz: paused, starting a year or more from now, or ended a year ago or more. */
+export function isIdle(s: Record<string, unknown>): boolean {
+  const now = Date.now();
+  return s.paused === true || (instantOf(s.startAt) ?? -Infinity) > now + IDLE_MARGIN_MS || (instantOf(s.endAt) ?? Infinity) < now - IDLE_MARGIN_MS;
+}
+
+/**
+ * What is wrong with a schedule's answer (POST, GET, PATCH) given the schedule it should be (`sent`,
+ * a request as the oracle sees it): every field echoed with its default filled in (an instant may be
+ * written another way), what it fires as the request schema reads it, and the fire times the README
+ * states (oracle.ts expectedFires) as of some moment between `sentAt` and now; nothing has fired yet.
+ */
+export function scheduleAnswerProblem(sent: Record<string, unknown>, view: Record<string, unknown>, sentAt: number): string | undefined {
+  const cron = typeof sent.cron === 'string' ? sent.cron.trim() : undefined;
+  const want: Record<string, unknown> = {
+    name: sent.name,
+    paused: sent.paused ?? false,
+    cron,
+    timeZone: cron === undefined ? undefined : (sent.timeZone ?? 'UTC'),
+    everyMs: sent.everyMs,
+    misfire: sent.misfire ?? 'once',
+    task: sent.task === undefined ? undefined : roundTrip(scheduledTaskSchema.parse(sent.task)),
+    workflow: sent.workflow === undefined ? undefined : roundTrip(scheduledWorkflowSchema.parse(sent.workflow)),
+    lastFire: undefined,
+  };
+  if (sent.id !== undefined) want.id = sent.id;
+  for (const [k, v] of Object.entries(want)) if (!isDeepStrictEqual(view[k], v)) return `${k}: answered ${JSON.stringify(view[k])}, expected ${JSON.stringify(v)}`;
+  for (const k of ['startAt', 'endAt']) {
+    if (instantOf(view[k]) !== instantOf(sent[k])) return `${k}: answered ${JSON.stringify(view[k])}, sent ${JSON.stringify(sent[k])}`;
+  }
+  if (Date.parse(String(view.updatedAt)) < Date.parse(String(view.createdAt))) return 'updated before it was created';
+  const shown = (view.nextFires as string[]).map((t) => Date.parse(t));
+  const [before, after] = [expectedFires(sent, sentAt), expectedFires(sent, Date.now())];
+  if (!isDeepStrictEqual(shown, before) && !isDeepStrictEqual(shown, after)) {
+    return `nextFires ${JSON.stringify(view.nextFires)}, expected ${JSON.stringify(before.map((t) => new Date(t).toISOString()))}`;
+  }
+  return undefined;
+}
+
 /** Objects nested `depth` levels (the payload itself is level 1): the deepest payload accepted is MAX_PAYLOAD_DEPTH. */
 export function nested(depth: number): Record<string, unknown> {
   let v: Record<string, unknown> = {};
@@ -77,6 +159,8 @@ export class ValidRequests {
   readonly #payloads = new Map<string, fc.Arbitrary<unknown>>();
   readonly #taskOptions: fc.Arbitrary<Record<string, unknown>>;
   readonly #nodeOptions: fc.Arbitrary<Record<string, unknown>>;
+  /** The longest interval a schedule takes, as its published schema says. */
+  readonly #maxEveryMs: number;
 
   /**
    * Numbers each generated idempotencyKey: the same key sent again with another request is refused
@@ -84,6 +168,9 @@ export class ValidRequests {
    */
   #keys = 0;
   #freshKey = (key: string): string => `${key.slice(0, 180)}.${++this.#keys}`;
+  /** A schedule id of its own for each request, from a generated stem (a case run again while shrinking must not find its id taken). */
+  #scheduleIds = 0;
+  #freshScheduleId = (stem: string): string => `${stem.slice(0, 32)}-${(++this.#scheduleIds).toString(36)}`;
 
   constructor(private readonly ctx: FuzzContext) {
     // The payload schemas as GET /v1/agent-types publishes them: the document clients write against.
@@ -97,6 +184,8 @@ export class ValidRequests {
     this.#nodeOptions = arbitraryOf(jsonSchemaOf(nodeSchema.omit({ type: true, payload: true, id: true, dependsOn: true, compensate: true })), { overrides }) as fc.Arbitrary<
       Record<string, unknown>
     >;
+    const everyMs = (jsonSchemaOf(schedulePatchSchema).properties?.everyMs ?? {}) as JsonSchema;
+    this.#maxEveryMs = everyMs.maximum ?? 86_400_000;
   }
 
   /** Task options straight from the request schema's JSON Schema: some break rules it cannot state (a backoff that does not resolve). */
@@ -185,6 +274,97 @@ export class ValidRequests {
       .filter((w) => workflowIsValid(this.ctx.catalogue, this.ctx.limits, w));
   }
 
+  /** What a schedule fires: a task as POST /v1/tasks takes it, without the two options each fire sets itself (its idempotency key; no delay). */
+  scheduledTask(): fc.Arbitrary<Record<string, unknown>> {
+    const generated = fc.constantFrom(...this.typeNames).chain((type) =>
+      fc.tuple(this.payload(type), this.#taskOptions).map(([payload, o]): Record<string, unknown> => {
+        const { delayMs: _delay, idempotencyKey: _key, ...rest } = o;
+        return { type, payload, ...rest };
+      }),
+    );
+    return fc
+      .oneof(
+        { weight: 9, arbitrary: generated },
+        { weight: 1, arbitrary: fc.integer({ min: MAX_PAYLOAD_DEPTH - 8, max: MAX_PAYLOAD_DEPTH }).map((d) => ({ type: 'echo', payload: nested(d) })) },
+      )
+      .filter((t) => taskIsValid(this.ctx.catalogue, t));
+  }
+
+  /** A task or (less often) a small workflow, for a schedule or a patch. */
+  #scheduleTarget(): fc.Arbitrary<Record<string, unknown>> {
+    return fc.oneof(
+      { weight: 3, arbitrary: this.scheduledTask().map((task) => ({ task })) },
+      { weight: 1, arbitrary: this.workflow({ keyed: false }).map((workflow) => ({ workflow })) },
+    );
+  }
+
+  #everyMs(min: number): fc.Arbitrary<number> {
+    return fc.oneof(fc.integer({ min, max: this.#maxEveryMs }), fc.constantFrom(min, HOUR, 24 * HOUR, this.#maxEveryMs));
+  }
+
+  /**
+   * A valid POST /v1/schedules body without an id. Active ones start after 2090 (a cron at any
+   * time, in any time zone, or every hour or more), maybe ending later, or ended before 2020; paused
+   * ones take any window or none, and any interval from a second. So nothing the fuzz makes fires
+   * while it runs.
+   */
+  schedule(): fc.Arbitrary<Record<string, unknown>> {
+    const cron = fc.record({ cron: cronExpression, timeZone }, { requiredKeys: ['cron'] });
+    const active = fc
+      .tuple(
+        fc.oneof(cron, this.#everyMs(HOUR).map((everyMs) => ({ everyMs }))),
+        futureMs,
+        fc.option(fc.oneof(fc.bigInt({ min: 1n, max: 50n * 366n * 86_400_000n }).map(Number), fc.constantFrom(1, HOUR, 366 * 24 * HOUR)), { nil: undefined }),
+        fc.constantFrom(undefined, false),
+      )
+      .chain(([timing, start, length, paused]) =>
+        fc
+          .record({ startAt: isoDateTime(start), endAt: length === undefined ? fc.constant(undefined) : isoDateTime(start + length) })
+          .map((window) => ({ ...timing, ...window, paused })),
+      );
+    const ended = fc
+      .tuple(fc.oneof(cron, this.#everyMs(1000).map((everyMs) => ({ everyMs }))), fc.record({ startAt: pastInstant, endAt: pastInstant }, { requiredKeys: ['endAt'] }))
+      .map(([timing, window]) => ({ ...timing, ...window }));
+    const paused = fc
+      .tuple(fc.oneof(cron, this.#everyMs(1000).map((everyMs) => ({ everyMs }))), fc.record({ startAt: anyInstant, endAt: anyInstant }, { requiredKeys: [] }))
+      .map(([timing, window]) => ({ ...timing, ...window, paused: true }));
+    const rest = fc.record({ name: fc.oneof(text(1, 40), text(150, 200)), misfire: fc.constantFrom(...MISFIRE_POLICIES) }, { requiredKeys: [] });
+    return fc
+      .tuple(fc.oneof({ weight: 6, arbitrary: active }, { weight: 1, arbitrary: ended }, { weight: 2, arbitrary: paused }), this.#scheduleTarget(), rest)
+      .map(([timing, target, more]) => defined({ ...more, ...timing, ...target }))
+      .filter((s) => scheduleIsValid(this.ctx.catalogue, this.ctx.limits, s) && scheduleKnownBug(s) === undefined && isIdle(s) && this.#fits(s));
+  }
+
+  /** A valid PATCH body over the schedule `current` was created with; what it makes stays idle. */
+  schedulePatch(current: Record<string, unknown>): fc.Arbitrary<Record<string, unknown>> {
+    const timing = fc.oneof(
+      { weight: 3, arbitrary: fc.constant({}) },
+      { weight: 2, arbitrary: fc.record({ cron: cronExpression, timeZone }, { requiredKeys: ['cron'] }) },
+      { weight: 1, arbitrary: timeZone.map((tz) => ({ timeZone: tz })) },
+      { weight: 1, arbitrary: this.#everyMs(1000).map((everyMs) => ({ everyMs })) },
+    );
+    const target = fc.oneof({ weight: 3, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: this.#scheduleTarget() });
+    const fields = fc.record(
+      { name: fc.oneof(text(1, 40), text(150, 200)), paused: fc.boolean(), misfire: fc.constantFrom(...MISFIRE_POLICIES), startAt: anyInstant, endAt: anyInstant },
+      { requiredKeys: [] },
+    );
+    const generated = fc.tuple(timing, target, fields).map(([t, g, f]) => defined({ ...f, ...t, ...g }));
+    return fc
+      .oneof({ weight: 1, arbitrary: fc.constantFrom<Record<string, unknown>>({}, { paused: true }, { paused: false }) }, { weight: 6, arbitrary: generated })
+      .filter(
+        (p) =>
+          schedulePatchIsValid(this.ctx.catalogue, this.ctx.limits, current, p) &&
+          schedulePatchKnownBug(current, p) === undefined &&
+          isIdle(mergeSchedulePatch(current, p)) &&
+          this.#fits(p),
+      );
+  }
+
+  /** A body under the size limit (with room for an id). */
+  #fits(body: unknown): boolean {
+    return Buffer.byteLength(JSON.stringify(body)) <= this.ctx.maxBodyBytes - 100;
+  }
+
   filter(): fc.Arbitrary<Record<string, unknown>> {
     return (arbitraryOf(jsonSchemaOf(deadLetterFilterSchema)) as fc.Arbitrary<Record<string, unknown>>).filter(replayFilterIsValid);
   }
@@ -205,6 +385,9 @@ export class ValidRequests {
       case '/v1/workflows':
         model = fc.record({ limit: fc.integer({ min: 1, max: 100 }) }, { requiredKeys: [] });
         break;
+      case '/v1/schedules':
+        model = this.#scheduleListQuery();
+        break;
       case '/v1/workflows/:id':
         model = fc.record({ nodeOffset: fc.nat(2000), nodeLimit: fc.integer({ min: 0, max: 1000 }) }, { requiredKeys: [] });
         break;
@@ -224,6 +407,10 @@ export class ValidRequests {
         throw new Error(`no query model for ${path}`);
     }
     return model.map(toQuery).filter((q) => queryIsValid(path, q));
+  }
+
+  #scheduleListQuery(): fc.Arbitrary<{ offset?: number; limit?: number }> {
+    return fc.record({ offset: fc.oneof(fc.nat(20), fc.nat(2000)), limit: fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 1000 })) }, { requiredKeys: [] });
   }
 
   /** The valid cases of one operation. */
@@ -267,6 +454,81 @@ export class ValidRequests {
             return { req: { method: op.method, path: `/v1/workflows/${idOf(run)}` }, check: sameId(run.id) };
           }),
         );
+      case 'POST /v1/schedules':
+        return fc.tuple(this.schedule(), fc.option(scheduleIdStem, { nil: undefined }), jsonContentType).map(([schedule, stem, type]) =>
+          validCase({ ...schedule, ...(stem === undefined ? {} : { id: `${stem}-…` }) }, async () => {
+            const sent = stem === undefined ? schedule : { id: this.#freshScheduleId(stem), ...schedule };
+            const sentAt = Date.now();
+            return {
+              req: postJson(op.path, sent, type),
+              check: (body, headers) => {
+                const view = body as Record<string, unknown>;
+                if (headers.location !== `/v1/schedules/${String(view.id)}`) return `Location ${String(headers.location)} does not name schedule ${String(view.id)}`;
+                if (view.createdAt !== view.updatedAt) return 'a new schedule updated after it was created';
+                return scheduleAnswerProblem(sent, view, sentAt);
+              },
+            };
+          }),
+        );
+      case 'GET /v1/schedules':
+        return this.#scheduleListQuery().map((model) =>
+          validCase(model, async () => {
+            const q = toQuery(model);
+            return {
+              req: get(q ? `${op.path}?${q}` : op.path),
+              check: (body) => {
+                const { schedules, total } = body as { schedules: unknown[]; total: number };
+                const { offset = 0, limit = 100 } = model;
+                const expected = Math.max(0, Math.min(limit, total - offset));
+                return schedules.length === expected ? undefined : `${schedules.length} schedules from ${offset} of ${total} with limit ${limit}, not ${expected}`;
+              },
+            };
+          }),
+        );
+      case 'GET /v1/schedules/:id':
+      case 'DELETE /v1/schedules/:id':
+        return fc.tuple(this.schedule(), fc.option(scheduleIdStem, { nil: undefined })).map(([schedule, stem]) =>
+          validCase(schedule, async (fx) => {
+            const made = await fx.accepted(postJson('/v1/schedules', stem === undefined ? schedule : { id: this.#freshScheduleId(stem), ...schedule }));
+            const path = `/v1/schedules/${idOf(made)}`;
+            const sentAt = Date.now();
+            if (op.method === 'GET') {
+              return {
+                req: get(path),
+                check: (body) => {
+                  const view = body as Record<string, unknown>;
+                  if (view.createdAt !== made.createdAt) return `createdAt ${String(view.createdAt)}, created at ${String(made.createdAt)}`;
+                  return sameId(made.id)(body) ?? scheduleAnswerProblem({ ...schedule, id: made.id }, view, sentAt);
+                },
+              };
+            }
+            return {
+              req: { method: 'DELETE', path },
+              check: async () => {
+                const after = await fx.send(get(path));
+                return after.status === 404 ? undefined : `GET after DELETE answered ${after.status}, not 404`;
+              },
+            };
+          }),
+        );
+      case 'PATCH /v1/schedules/:id':
+        return fc
+          .tuple(this.schedule(), fc.option(scheduleIdStem, { nil: undefined }), jsonContentType)
+          .chain(([current, stem, type]) => this.schedulePatch(current).map((patch) => ({ current, stem, type, patch })))
+          .map(({ current, stem, type, patch }) =>
+            validCase({ current, patch }, async (fx) => {
+              const made = await fx.accepted(postJson('/v1/schedules', stem === undefined ? current : { id: this.#freshScheduleId(stem), ...current }));
+              const sentAt = Date.now();
+              return {
+                req: { ...postJson(`/v1/schedules/${idOf(made)}`, patch, type), method: 'PATCH' },
+                check: (body) => {
+                  const view = body as Record<string, unknown>;
+                  if (view.createdAt !== made.createdAt) return `createdAt ${String(view.createdAt)}, created at ${String(made.createdAt)}`;
+                  return sameId(made.id)(body) ?? scheduleAnswerProblem({ ...mergeSchedulePatch(current, patch), id: made.id }, view, sentAt);
+                },
+              };
+            }),
+          );
       case 'GET /v1/dlq':
       case 'GET /v1/agents':
       case 'GET /v1/pools':
@@ -305,6 +567,9 @@ export class ValidRequests {
     }
   }
 }
+
+/** The generated part of a schedule id; each request adds a number of its own (ids are letters, digits and -, up to 40). */
+const scheduleIdStem = fc.stringMatching(/^[A-Za-z0-9-]{1,32}$/);
 
 /** An object as a query string: arrays as repeated keys, everything percent-encoded. */
 export function toQuery(model: Record<string, unknown>): string {
