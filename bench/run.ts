@@ -91,7 +91,7 @@ const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}
 `);
 
-const runners: Record<Scenario, (o: BenchOptions, p: Progress) => Promise<Report>> = {
+const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions, p: Progress) => Promise<Report>> = {
   throughput: throughputScenario,
   seed: seedScenario,
   routing: routingScenario,

@@ -20,6 +20,8 @@ export type MisfirePolicy = (typeof MISFIRE_POLICIES)[number];
 /** A fire this much later than its tick counts as missed (a fire taken over from a dead API process is late by far less). */
 export const MISFIRE_GRACE_MS = 60_000;
 export const MIN_EVERY_MS = 1000;
+/** The last instant an ISO 8601 date-time can name with four year digits: a schedule has no tick after it. */
+export const LAST_TICK = Date.parse('9999-12-31T23:59:59.999Z');
 const MAX_EVERY_MS = 366 * 86_400_000;
 
 /** Whether `tz` is a time zone this runtime knows (IANA names such as Europe/Berlin, or UTC). */
@@ -32,15 +34,23 @@ export function isTimeZone(tz: string): boolean {
   }
 }
 
-/** Why a cron expression is refused, or undefined if it parses (5 fields, or 6 with seconds first). */
+/**
+ * Why a cron expression is refused, or undefined if it parses (5 fields, or 6 with seconds first) and
+ * some date matches it. `H` (a hashed value) is refused: cron-parser draws it at random on each parse,
+ * so the times shown would not be the times fired.
+ */
 export function cronProblem(expression: string): string | undefined {
-  const fields = expression.trim().split(/\s+/).length;
-  if (fields < 5 || fields > 6) return `a cron expression has 5 fields (minute hour day month weekday) or 6 (seconds first), got ${fields}`;
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) return `a cron expression has 5 fields (minute hour day month weekday) or 6 (seconds first), got ${fields.length}`;
+  if (fields.some((f) => /(^|[^a-z])h(?![a-z])/i.test(f))) {
+    return 'H (a hashed value) is not supported: give the minute, hour, ... itself';
+  }
   try {
-    CronExpressionParser.parse(expression, { tz: 'UTC' });
+    CronExpressionParser.parse(expression, { tz: 'UTC' }).next();
     return undefined;
   } catch (err) {
-    return `not a valid cron expression: ${err instanceof Error ? err.message : String(err)}`;
+    const reason = err instanceof Error ? err.message : String(err);
+    return /loop limit|invalid explicit day/i.test(reason) ? `no date matches it, so it would never fire (${reason})` : `not a valid cron expression: ${reason}`;
   }
 }
 
@@ -168,7 +178,7 @@ export function tickAfter(s: Pick<ScheduleSpec, 'cron' | 'timeZone' | 'everyMs' 
     const phase = s.startAt ?? 0;
     t = phase + (Math.floor((from - phase) / every) + 1) * every;
   }
-  return s.endAt !== undefined && t > s.endAt ? undefined : t;
+  return t > Math.min(s.endAt ?? LAST_TICK, LAST_TICK) ? undefined : t;
 }
 
 /** The next `n` fire times after `after` (ms), within the schedule's start and end. */

@@ -167,7 +167,8 @@ function mergeTiming(current: Omit<ScheduleRequest, 'id'>, patch: Partial<Schedu
   if (patch.cron !== undefined) delete merged.everyMs;
   if (patch.everyMs !== undefined) {
     delete merged.cron;
-    delete merged.timeZone;
+    // The cron's time zone goes with it; one the patch itself gives is kept, and refused as for a POST.
+    if (patch.timeZone === undefined) delete merged.timeZone;
   }
   if (patch.task !== undefined) delete merged.workflow;
   if (patch.workflow !== undefined) delete merged.task;

@@ -25,9 +25,8 @@ function cronField(min: number, max: number, names: readonly string[] = []): fc.
 
 /**
  * Cron expressions: 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first),
- * sometimes padded with spaces. No `H` (hashed) field. TODO(issue 20): the API takes `H`, which
- * cron-parser picks at random on every parse, so the fire times it shows change from one read to the
- * next and are not those it fires at (`H H 1 1 *` shows two fires on one day).
+ * sometimes padded with spaces. No `H` (hashed) field: the API refuses it (cron-parser draws it at
+ * random on every parse, so the times shown would not be those fired).
  */
 export const cronExpression: fc.Arbitrary<string> = fc
   .record({

@@ -100,6 +100,8 @@ describe('schedules', () => {
     const cases: Array<[unknown, string]> = [
       [{ cron: '61 * * * *', task: { type: 'step', payload: {} } }, 'cron'],
       [{ cron: '* * *', task: { type: 'step', payload: {} } }, 'cron'],
+      [{ cron: 'H H 1 1 *', task: { type: 'step', payload: {} } }, 'cron'],
+      [{ cron: '0 0 31 2,4 *', task: { type: 'step', payload: {} } }, 'cron'],
       [{ cron: '0 * * * *', timeZone: 'Mars/Olympus', task: { type: 'step', payload: {} } }, 'timeZone'],
       [{ everyMs: 0, task: { type: 'step', payload: {} } }, 'everyMs'],
       [{ everyMs: -5, task: { type: 'step', payload: {} } }, 'everyMs'],
@@ -119,6 +121,13 @@ describe('schedules', () => {
       expect(problem.errors.map((e: { path: string }) => e.path), JSON.stringify(body)).toContain(path);
     }
     expect(await keysUnder('{schedules}*')).toEqual(before);
+    // A change is checked as a whole: an interval with a time zone is refused as in a POST.
+    expect((await call('POST', '/v1/schedules', { id: 'cron-one', cron: '0 3 * * *', timeZone: 'Europe/Paris', task: { type: 'step', payload: {} } })).status).toBe(201);
+    const patched = await call('PATCH', '/v1/schedules/cron-one', { everyMs: 3_600_000, timeZone: 'Europe/Paris' });
+    expect(patched.status).toBe(400);
+    expect((await json(patched)).errors.map((e: { path: string }) => e.path)).toContain('timeZone');
+    expect(await json(call('GET', '/v1/schedules/cron-one'))).toMatchObject({ cron: '0 3 * * *', timeZone: 'Europe/Paris' });
+    await call('DELETE', '/v1/schedules/cron-one');
   });
 
   it('answers 404 for an unknown schedule and 409 for a taken id', async () => {
