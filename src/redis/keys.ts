@@ -75,6 +75,8 @@ function scheduleKeys(prefix: string) {
     defs: `${prefix}:{schedules}:defs`,
     /** hash: schedule id -> its last fire (JSON: tick, when, what it started, or why not). */
     fires: `${prefix}:{schedules}:fires`,
+    /** zset: schedule id -> when it was created (ms): the listing's order, read a page at a time. */
+    index: `${prefix}:{schedules}:index`,
     /** zset: schedule id -> its next tick (ms); absent while paused, being fired, or ended. */
     due: `${prefix}:{schedules}:due`,
     /** zset: schedule id -> when the claim of the process firing its tick ends (it died if it passes). */

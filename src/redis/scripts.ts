@@ -25,7 +25,7 @@ export const scripts = {
   workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: luaSource('workflow-claim', GENERATED_LUA) }),
   scheduleClaim: defineScript<string[]>({ name: 'schedule-claim', numberOfKeys: 3, lua: luaSource('schedule-claim') }),
   scheduleDone: defineScript<number>({ name: 'schedule-done', numberOfKeys: 4, lua: luaSource('schedule-done') }),
-  scheduleWrite: defineScript<number>({ name: 'schedule-write', numberOfKeys: 2, lua: luaSource('schedule-write') }),
-  scheduleRemove: defineScript<number>({ name: 'schedule-remove', numberOfKeys: 5, lua: luaSource('schedule-remove') }),
+  scheduleWrite: defineScript<number>({ name: 'schedule-write', numberOfKeys: 3, lua: luaSource('schedule-write') }),
+  scheduleRemove: defineScript<number>({ name: 'schedule-remove', numberOfKeys: 6, lua: luaSource('schedule-remove') }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
 } as const;

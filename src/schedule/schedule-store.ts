@@ -1,7 +1,7 @@
 /**
  * Schedules in Redis, all in the slot `{schedules}`: a hash of definitions (id -> JSON), a hash of
- * last fires, and the timer: a zset of next ticks (id -> ms) and the claims of the processes firing
- * them. A schedule costs one hash field and one zset member (plus its last fire): no job, no timer
+ * last fires, the listing's order (a zset by creation time), and the timer: a zset of next ticks (id -> ms) and the claims of the processes firing
+ * them. A schedule costs a hash field and two zset members (plus its last fire): no job, no timer
  * per schedule. Every change that touches the timer is one script (src/redis/lua/schedule-*.lua).
  */
 import type { RedisConnection } from '../redis/connection.ts';
@@ -39,26 +39,28 @@ export class ScheduleStore {
     return json ? (JSON.parse(json) as ScheduleSpec) : undefined;
   }
 
-  /** Every schedule, oldest first. */
-  async list(): Promise<ScheduleSpec[]> {
-    const all = Object.values(await this.#redis.hgetall(this.#k.defs)).map((j) => JSON.parse(j) as ScheduleSpec);
-    return all.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  /** Schedules `offset` to `offset + limit - 1`, oldest first, and how many there are. */
+  async page(offset: number, limit: number): Promise<{ schedules: ScheduleSpec[]; total: number }> {
+    const [ids, total] = await Promise.all([this.#redis.zrange(this.#k.index, String(offset), String(offset + limit - 1)), this.#redis.zcard(this.#k.index)]);
+    if (ids.length === 0) return { schedules: [], total };
+    const defs = await this.#redis.hmget(this.#k.defs, ...ids);
+    return { schedules: defs.flatMap((j) => (j ? [JSON.parse(j) as ScheduleSpec] : [])), total };
   }
 
   /** Writes a new schedule and its first tick (none: paused or ended); false if the id is taken. */
   async create(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
-    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'create'])) === 1;
+    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due, this.#k.index], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'create', String(spec.createdAt)])) === 1;
   }
 
   /** Replaces a schedule and its next tick; false if it was deleted meanwhile. */
   async update(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
-    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'update'])) === 1;
+    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due, this.#k.index], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'update', String(spec.createdAt)])) === 1;
   }
 
   /** Deletes a schedule, its next tick and its last fire; false if there was none. */
   async remove(id: string): Promise<boolean> {
     const k = this.#k;
-    return (await scripts.scheduleRemove.run(this.#redis, [k.defs, k.fires, k.due, k.claims, k.claimTicks], [id])) === 1;
+    return (await scripts.scheduleRemove.run(this.#redis, [k.defs, k.fires, k.due, k.claims, k.claimTicks, k.index], [id])) === 1;
   }
 
   /** Claims up to `batch` due ticks for `leaseMs` (and takes back the claims of processes that died). */

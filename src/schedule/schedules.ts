@@ -82,10 +82,9 @@ export class Schedules {
 
   /** Schedules, oldest first, `limit` from `offset`. */
   async list(offset = 0, limit = 100): Promise<{ schedules: ScheduleView[]; total: number }> {
-    const all = await this.store.list();
-    const page = all.slice(offset, offset + limit);
-    const fires = await this.store.lastFires(page.map((s) => s.id));
-    return { schedules: await Promise.all(page.map((s) => this.#view(s, fires.get(s.id)))), total: all.length };
+    const { schedules, total } = await this.store.page(offset, limit);
+    const fires = await this.store.lastFires(schedules.map((s) => s.id));
+    return { schedules: await Promise.all(schedules.map((s) => this.#view(s, fires.get(s.id) ?? null))), total };
   }
 
   /** Changes a schedule (the result is checked as a whole); `{ paused: true }` pauses it, `{ paused: false }` resumes it. */
@@ -140,8 +139,9 @@ export class Schedules {
     return value as ReturnType<S['parse']>;
   }
 
-  async #view(s: ScheduleSpec, last?: FireRecord): Promise<ScheduleView> {
-    const fire = last ?? (await this.store.lastFires([s.id])).get(s.id);
+  /** `last`: its last fire as already read (null: none), or undefined to read it. */
+  async #view(s: ScheduleSpec, last?: FireRecord | null): Promise<ScheduleView> {
+    const fire = last === undefined ? (await this.store.lastFires([s.id])).get(s.id) : (last ?? undefined);
     const now = Date.now();
     const next = s.paused ? [] : nextFireTimes(s, now, NEXT_SHOWN);
     const { startAt, endAt, createdAt, updatedAt, timeZone, ...rest } = s;
