@@ -211,6 +211,12 @@ export const problemSchema = z.strictObject({
 });
 
 
+/** On a task an enqueue answered with because a throttle or debounce window already held it. */
+const flowFlags = {
+  throttled: z.literal(true).optional().describe("this request's throttle window already held this task: nothing new was enqueued"),
+  debounced: z.literal(true).optional().describe('the pending task of this debounce window took this request (its payload, run windowMs from now)'),
+};
+
 type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth'>>;
 
 const op = (method: Method, path: string, o: OperationSpec): Operation => ({
@@ -229,13 +235,13 @@ const BODY_ERRORS = [400, 413, 415, 429];
 
 /** Every route of app.ts (Bull Board and the dashboard are pages, not operations). */
 export const OPERATIONS: readonly Operation[] = [
-  op('POST', '/v1/tasks', { summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema, errors: [...BODY_ERRORS, 404, 422] }),
+  op('POST', '/v1/tasks', { summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema.extend(flowFlags), errors: [...BODY_ERRORS, 404, 422] }),
   op('POST', '/v1/tasks/batch', {
     summary: 'Enqueue a batch of tasks, validated all or nothing',
     body: 'required',
     bodySchema: batchRequestSchema,
     success: [202],
-    response: z.strictObject({ tasks: z.array(taskSummarySchema.extend({ duplicate: z.literal(true).optional() })).min(1) }),
+    response: z.strictObject({ tasks: z.array(taskSummarySchema.extend({ duplicate: z.literal(true).optional(), ...flowFlags })).min(1) }),
     errors: [...BODY_ERRORS, 422],
   }),
   op('GET', '/v1/tasks/:id', { summary: 'A task: state, attempts, result or errors, routing', success: [200], response: taskViewSchema, errors: [404] }),

@@ -9,7 +9,7 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
-import { taskRequestSchema } from './task-request.ts';
+import { LONE_TASK_OPTIONS, taskRequestSchema } from './task-request.ts';
 import { workflowRequestSchema } from './workflow-definition.ts';
 
 /** Schedule ids become part of task and run ids (`<type>~sched_<id>_<tick>`): letters, digits and `-`. */
@@ -69,8 +69,8 @@ const timingShape = {
   misfire: z.enum(MISFIRE_POLICIES).optional(),
 };
 
-/** What a schedule fires: a task (per-task options but a key or a delay: each fire gets its own id) or a workflow. */
-export const scheduledTaskSchema = taskRequestSchema.omit({ idempotencyKey: true, delayMs: true });
+/** What a schedule fires: a task (per-task options but those for a lone request: each fire gets its own id) or a workflow. */
+export const scheduledTaskSchema = taskRequestSchema.omit(LONE_TASK_OPTIONS);
 export const scheduledWorkflowSchema = workflowRequestSchema.omit({ idempotencyKey: true });
 
 const targetShape = {

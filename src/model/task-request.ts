@@ -27,6 +27,9 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
+/** A throttle or debounce key: any text up to 256 bytes (a tenant, a document id). */
+export const flowKeySchema = z.string().min(1).refine((k) => new TextEncoder().encode(k).length <= 256, 'at most 256 bytes');
+
 /** A task's payload: any JSON, checked for its shape by its type's schema, but not nested without bound. */
 export const payloadSchema = z.unknown().refine((v) => !nestsDeeperThan(v, MAX_PAYLOAD_DEPTH), `nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
 
@@ -52,7 +55,22 @@ export const taskRequestSchema = z.strictObject({
   /** Only agents whose version of the type satisfies this semver range, e.g. "^1.2". */
   version: z.string().refine((v) => semver.validRange(v) !== null, 'must be a semver range such as ^1.2').optional(),
   idempotencyKey: z.string().regex(/^[\x21-\x7e]{1,200}$/, '1-200 printable ASCII characters, no spaces').optional(),
+  /** At most one task per key and window: a request while one is kept for the window gets that task back. */
+  throttle: z.strictObject({ key: flowKeySchema, windowMs: z.number().int().min(1).max(86_400_000) }).optional(),
+  /** One task for the last request of a burst: it runs `windowMs` after the last request with its key, with that request's payload. */
+  debounce: z.strictObject({ key: flowKeySchema, windowMs: z.number().int().min(1).max(86_400_000) }).optional(),
 });
+
+/** The per-task options a workflow node or a schedule's task does not take (they hold for one lone request). */
+export const LONE_TASK_OPTIONS = { idempotencyKey: true, delayMs: true, throttle: true, debounce: true } as const;
+
+/** Why a task request's options do not go together, or undefined. */
+export function optionsConflict(req: Pick<TaskRequest, 'throttle' | 'debounce' | 'delayMs' | 'idempotencyKey'>): { path: string; message: string } | undefined {
+  if (req.throttle && req.debounce) return { path: 'debounce', message: 'give throttle or debounce, not both' };
+  if (req.debounce && req.delayMs !== undefined) return { path: 'delayMs', message: 'a debounced task runs debounce.windowMs after the last request: no delayMs' };
+  if ((req.throttle || req.debounce) && req.idempotencyKey) return { path: 'idempotencyKey', message: 'throttle and debounce already answer repeated requests: no idempotencyKey with them' };
+  return undefined;
+}
 
 export type TaskRequest = z.output<typeof taskRequestSchema>;
 

@@ -17,6 +17,10 @@ export function keys(prefix: string) {
     registry: registryKeys(prefix),
     /** An agent's metrics (prom-client JSON), published every heartbeat; one slot for all, so one MGET reads the fleet. */
     agentMetrics: (agentId: string) => `${prefix}:{metrics}:agent:${agentId}`,
+    /** A throttle key's window: "<queue> <task id>" of the task it holds, for the window. */
+    throttle: (type: string, key: string) => `${prefix}:throttle:{${type}}:${key}`,
+    /** A debounce key's window: "<queue> <task id>" of the task its requests fold into, until the window ends. */
+    debounce: (type: string, key: string) => `${prefix}:debounce:{${type}}:${key}`,
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */

@@ -23,6 +23,7 @@ export const scripts = {
   rateLimit: defineScript<[0 | 1, number]>({ name: 'rate-limit', numberOfKeys: 1, lua: luaSource('rate-limit') }),
   workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: luaSource('workflow-settle', GENERATED_LUA) }),
   workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: luaSource('workflow-claim', GENERATED_LUA) }),
+  debounceReplace: defineScript<number>({ name: 'debounce-replace', numberOfKeys: 3, lua: luaSource('debounce-replace') }),
   scheduleClaim: defineScript<string[]>({ name: 'schedule-claim', numberOfKeys: 3, lua: luaSource('schedule-claim') }),
   scheduleDone: defineScript<number>({ name: 'schedule-done', numberOfKeys: 4, lua: luaSource('schedule-done') }),
   scheduleWrite: defineScript<number>({ name: 'schedule-write', numberOfKeys: 3, lua: luaSource('schedule-write') }),

@@ -23,13 +23,16 @@ import { BACKOFF_TYPE } from './backoff-strategy.ts';
 import { newTaskId } from '../model/task-id.ts';
 import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from './idempotency.ts';
 import type { PoolQueues } from './pool-queues.ts';
-import { taskRequestSchema, type TaskRequest } from '../model/task-request.ts';
+import { optionsConflict, taskRequestSchema, type TaskRequest } from '../model/task-request.ts';
+import { FlowControl, flowKeyOf, type FlowKey } from './flow-control.ts';
 import { summaryOf, taskState, type TaskSummary } from './view.ts';
 
 export interface EnqueueResult {
   task: TaskSummary;
-  /** false when an idempotency key matched an existing task and nothing new was enqueued. */
+  /** false when an idempotency key, a throttle or a debounce matched an existing task and nothing new was enqueued. */
   created: boolean;
+  /** How a throttle or debounce answered with an existing task. */
+  flow?: 'throttled' | 'debounced';
 }
 
 export interface PreparedTask {
@@ -43,6 +46,8 @@ export interface PreparedTask {
   key?: string;
   /** With a key: the fingerprint of the validated request, stored with the key's reservation. */
   fingerprint?: string;
+  /** A throttle or debounce key and window. */
+  flow?: FlowKey;
 }
 
 export interface ProducerDeps {
@@ -74,10 +79,12 @@ export class BacklogFullError extends SwitchyardError {
 export class TaskProducer {
   readonly #d: ProducerDeps;
   readonly #keys: ReturnType<typeof keyBuilder>;
+  readonly #flow: FlowControl;
 
   constructor(deps: ProducerDeps) {
     this.#d = deps;
     this.#keys = keyBuilder(deps.config.prefix);
+    this.#flow = new FlowControl(deps.redis, deps.config.prefix, deps.queues, (queue, id) => this.#existing(queue, id));
   }
 
   /** Validates one raw request (404 for an unknown type, 400 for anything else wrong). */
@@ -85,6 +92,11 @@ export class TaskProducer {
     // safeParse first: the labels parseOrThrow needs are built only for a request that fails.
     const parsed = taskRequestSchema.safeParse(raw);
     const req = parsed.success ? parsed.data : parseOrThrow(taskRequestSchema, raw, base || 'task request', base);
+    const conflict = optionsConflict(req);
+    if (conflict) {
+      const path = base ? `${base}.${conflict.path}` : conflict.path;
+      throw new ValidationError(`${base || 'task request'} is invalid: ${path}: ${conflict.message}`, [{ path, message: conflict.message }]);
+    }
     const type = this.#d.catalogue.get(req.type);
     const checked = type.payload.safeParse(req.payload);
     const payload = checked.success ? checked.data : parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
@@ -119,7 +131,10 @@ export class TaskProducer {
       // dead tasks are kept until replayed or deleted, nothing vanishes, and no option travels per job.
       ...(priority > 0 ? { priority } : {}),
       ...(req.delayMs ? { delay: req.delayMs } : {}),
+      // A debounced task waits out its window (each later request of the window pushes it back).
+      ...(req.debounce ? { delay: req.debounce.windowMs } : {}),
     };
+    const flow = flowKeyOf(req);
     return {
       id,
       type,
@@ -128,6 +143,7 @@ export class TaskProducer {
       envelope,
       opts,
       ...(req.idempotencyKey ? { key: req.idempotencyKey } : {}),
+      ...(flow ? { flow } : {}),
     };
   }
 
@@ -183,8 +199,9 @@ export class TaskProducer {
 
   async #writeAll(tasks: PreparedTask[], batch: boolean): Promise<EnqueueResult[]> {
     const results: Array<EnqueueResult | undefined> = new Array(tasks.length);
-    const { toAdd, reserved } = await this.#reserveKeys(tasks, batch, results);
-    const written = await this.#addJobs(toAdd, results);
+    const flowed = await this.#throttleAndDebounce(tasks, results);
+    const { toAdd, reserved } = await this.#reserveKeys(flowed.items, batch, results);
+    const written = [...flowed.written, ...(await this.#addJobs(toAdd, results))];
     const done = results as EnqueueResult[];
     // Tasks found by their keys too (an earlier request may have written them and not seen a replica
     // confirm), and the keys' reservations: a reservation lost in a failover would let a retry add a twin.
@@ -202,13 +219,13 @@ export class TaskProducer {
    * already held by the same request answers with its task (into `results`), or is repaired: the
    * task is added under the reserved id and queue. Returns what to add, and the reserved keys.
    */
-  async #reserveKeys(tasks: PreparedTask[], batch: boolean, results: Array<EnqueueResult | undefined>): Promise<{ toAdd: Array<{ index: number; task: PreparedTask }>; reserved: string[] }> {
+  async #reserveKeys(items: ReadonlyArray<{ index: number; task: PreparedTask }>, batch: boolean, results: Array<EnqueueResult | undefined>): Promise<{ toAdd: Array<{ index: number; task: PreparedTask }>; reserved: string[] }> {
     const toAdd: Array<{ index: number; task: PreparedTask }> = [];
     const keyed: Array<{ t: PreparedTask; index: number }> = [];
     // Tasks without a key are added as they are; keyed ones once their key is reserved (below).
-    for (let index = 0; index < tasks.length; index++) {
-      if (tasks[index]!.key !== undefined) keyed.push({ t: tasks[index]!, index });
-      else toAdd.push({ index, task: tasks[index]! });
+    for (const { index, task } of items) {
+      if (task.key !== undefined) keyed.push({ t: task, index });
+      else toAdd.push({ index, task });
     }
     if (keyed.length === 0) return { toAdd, reserved: [] };
     const keyOf = ({ t }: (typeof keyed)[number]) => this.#keys.idempotency(t.type.name, t.key!);
@@ -240,6 +257,26 @@ export class TaskProducer {
       toAdd.push({ index, task: t });
     }
     return { toAdd, reserved: keyed.map(keyOf) };
+  }
+
+  /**
+   * Throttled and debounced tasks, one at a time in request order, each added at once when its key's
+   * window lets it (a later one of the same batch may meet its window); the window answers for the
+   * others (into `results`). Returns the other tasks, to be added together, and what was written.
+   */
+  async #throttleAndDebounce(tasks: readonly PreparedTask[], results: Array<EnqueueResult | undefined>): Promise<{ items: Array<{ index: number; task: PreparedTask }>; written: Array<[queue: string, ids: string[]]> }> {
+    const items: Array<{ index: number; task: PreparedTask }> = [];
+    const written: Array<[queue: string, ids: string[]]> = [];
+    for (const [index, task] of tasks.entries()) {
+      if (!task.flow) {
+        items.push({ index, task });
+        continue;
+      }
+      const verdict = await this.#flow.admit(task as PreparedTask & { flow: FlowKey });
+      if ('existing' in verdict) results[index] = { task: verdict.existing, created: false, flow: verdict.how };
+      else written.push(...(await this.#addJobs([{ index, task }], results)));
+    }
+    return { items, written };
   }
 
   /** Adds the jobs, one call per pool queue (addBulk for several), and fills in their answers. */

@@ -15,7 +15,7 @@ import { schedulePatchSchema, scheduleRequestSchema } from '../../src/model/sche
 import { parseCapability } from '../../src/registry/registry.ts';
 import { backoffSchema } from '../../src/model/backoff.ts';
 import { deadLetterFilterSchema, deadLetterQuerySchema } from '../../src/task/dead-letters.ts';
-import { batchRequestSchema, taskRequestSchema } from '../../src/model/task-request.ts';
+import { batchRequestSchema, optionsConflict, taskRequestSchema } from '../../src/model/task-request.ts';
 import { nodeSchema, workflowRequestSchema } from '../../src/model/workflow-definition.ts';
 
 export interface Limits {
@@ -28,7 +28,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** A task request: its shape, a declared type, a payload that type accepts, and a backoff that resolves. */
 export function taskIsValid(catalogue: Catalogue, raw: unknown): boolean {
   const req = taskRequestSchema.safeParse(raw);
-  if (!req.success) return false;
+  if (!req.success || optionsConflict(req.data)) return false;
   const type = catalogue.find(req.data.type);
   if (!type || !type.payload.safeParse(req.data.payload).success) return false;
   return !req.data.backoff || backoffSchema.safeParse({ ...type.defaults.backoff, ...req.data.backoff }).success;

@@ -168,6 +168,8 @@ export class ValidRequests {
    */
   #keys = 0;
   #freshKey = (key: string): string => `${key.slice(0, 180)}.${++this.#keys}`;
+  /** The same for throttle and debounce keys: each valid request opens a window of its own. */
+  #freshFlowKey = (key: string): string => `${key.slice(0, 60)}.${++this.#keys}`;
   /** A schedule id of its own for each request, from a generated stem (a case run again while shrinking must not find its id taken). */
   #scheduleIds = 0;
   #freshScheduleId = (stem: string): string => `${stem.slice(0, 32)}-${(++this.#scheduleIds).toString(36)}`;
@@ -212,8 +214,17 @@ export class ValidRequests {
       .constantFrom(...this.typeNames)
       .chain((type) => fc.tuple(this.payload(type), this.#taskOptions).map(([payload, o]): Record<string, unknown> => ({ type, payload, ...o })))
       .map((t) => {
-        const { idempotencyKey, ...rest } = t;
-        return keyed && typeof idempotencyKey === 'string' ? { ...rest, idempotencyKey: this.#freshKey(idempotencyKey) } : rest;
+        const { idempotencyKey, throttle, debounce, ...rest } = t;
+        if (!keyed) return rest;
+        // Throttle and debounce take no idempotencyKey (nor debounce a delay); one of them at most.
+        const window = (throttle ?? debounce) as { key: string; windowMs: number } | undefined;
+        if (window) {
+          const fresh = { ...window, key: this.#freshFlowKey(window.key) };
+          if (throttle) return { ...rest, throttle: fresh };
+          const { delayMs: _delay, ...undelayed } = rest;
+          return { ...undelayed, debounce: fresh };
+        }
+        return typeof idempotencyKey === 'string' ? { ...rest, idempotencyKey: this.#freshKey(idempotencyKey) } : rest;
       });
     const limit = this.ctx.maxBodyBytes;
     return fc
@@ -278,7 +289,7 @@ export class ValidRequests {
   scheduledTask(): fc.Arbitrary<Record<string, unknown>> {
     const generated = fc.constantFrom(...this.typeNames).chain((type) =>
       fc.tuple(this.payload(type), this.#taskOptions).map(([payload, o]): Record<string, unknown> => {
-        const { delayMs: _delay, idempotencyKey: _key, ...rest } = o;
+        const { delayMs: _delay, idempotencyKey: _key, throttle: _throttle, debounce: _debounce, ...rest } = o;
         return { type, payload, ...rest };
       }),
     );

@@ -2,7 +2,7 @@
 import { SwitchyardError, ValidationError } from '../../model/errors.ts';
 import type { TaskLookup } from '../../task/lookup.ts';
 import type { TaskCanceller } from '../../task/cancel.ts';
-import type { TaskProducer } from '../../task/producer.ts';
+import type { EnqueueResult, TaskProducer } from '../../task/producer.ts';
 import { batchRequestSchema } from '../../model/task-request.ts';
 import { parseOrThrow } from '../../model/validation.ts';
 import type { Reply } from '../problem.ts';
@@ -15,14 +15,18 @@ export function requireObject(body: unknown): Record<string, unknown> {
 }
 
 export async function createTask(producer: TaskProducer, body: unknown): Promise<Reply> {
-  const { task, created } = await producer.enqueue(requireObject(body));
-  return { status: created ? 202 : 200, body: task, headers: { location: `/v1/tasks/${encodeURIComponent(task.id)}` } };
+  const result = await producer.enqueue(requireObject(body));
+  const { task, created } = result;
+  return { status: created ? 202 : 200, body: answered(result), headers: { location: `/v1/tasks/${encodeURIComponent(task.id)}` } };
 }
+
+/** A task as an enqueue answers it: flagged when a throttle or debounce window answered with it. */
+const answered = ({ task, flow }: EnqueueResult) => (flow ? { ...task, [flow]: true } : task);
 
 export async function createBatch(producer: TaskProducer, body: unknown): Promise<Reply> {
   const { tasks } = parseOrThrow(batchRequestSchema, requireObject(body), 'batch request');
   const results = await producer.enqueueBatch(tasks);
-  return { status: 202, body: { tasks: results.map(({ task, created }) => (created ? task : { ...task, duplicate: true })) } };
+  return { status: 202, body: { tasks: results.map((r) => (r.created || r.flow ? answered(r) : { ...r.task, duplicate: true })) } };
 }
 
 export async function getTask(lookup: TaskLookup, id: string, keepCompletedS: number): Promise<Reply> {
