@@ -1,7 +1,8 @@
 /**
  * Simulated open dashboards, in their own process so their downloads do not slow the load generator:
  * each polls what dashboard/page.js polls (GET /v1/pools, /v1/agents, /v1/workflows?limit=10, and the
- * open run's first page of nodes for those that have one open) every interval, staggered. Runs until
+ * open run's first page of nodes for those that have one open) every interval, staggered, and the
+ * schedules (GET /v1/schedules?limit=100) every fifth poll, as the page does. Runs until
  * SIGTERM, then prints its figures as one JSON line on stdout.
  * Input: DASH_URL, DASH_COUNT, DASH_INTERVAL_MS, DASH_OPEN (how many have a run open), DASH_RUN (its id).
  */
@@ -35,10 +36,10 @@ async function get(path: string): Promise<void> {
 async function dashboard(i: number): Promise<void> {
   await sleep((intervalMs * i) / count);
   const paths = ['/v1/pools', '/v1/agents', '/v1/workflows?limit=10', ...(i < open && run ? [`/v1/workflows/${run}?nodeLimit=200`] : [])];
-  while (!stopping) {
+  for (let tick = 0; !stopping; tick++) {
     const t0 = performance.now();
     try {
-      await Promise.all(paths.map(get));
+      await Promise.all([...paths, ...(tick % 5 === 0 ? ['/v1/schedules?limit=100'] : [])].map(get));
     } catch {
       errors++;
     }
