@@ -6,7 +6,9 @@
  *    over an idle stretch with those schedules against the same stretch with none (ticks far away);
  * 2. schedules under faults: a schedule firing every minute for `--flow-minutes` with three API
  *    processes, one SIGKILLed (and replaced) every `--flow-kill-every` minutes, and Redis SIGKILLed and
- *    restarted once; every tick is reconciled from the ledger the `flaky` agent writes.
+ *    restarted once; every tick is reconciled from the ledger the `flaky` agent writes;
+ * 3. a rate per pool: `--flow-rate` tasks/s for `--flow-rate-seconds` across three agents of one pool,
+ *    with a backlog that never runs out; the rate achieved, and the busiest second.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,20 +17,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { buildApiServices, Catalogue, connectApi, createLogger, freePort, loadConfig, stopApiServices } from '../src/index.ts';
+import { z } from 'zod';
+import { Agent, buildApiServices, Catalogue, connectApi, createLogger, defineAgentType, defineWorker, freePort, loadConfig, stopApiServices } from '../src/index.ts';
 import demoTypes from '../queues/index.ts';
 import { killLive, PrivateRedis, withServer } from './private-redis.ts';
 import { startAgent, stop } from './processes.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface FlowBenchOptions {
+  flowRate: number;
+  flowRateSeconds: number;
   flowSchedules: number;
   flowIdleSeconds: number;
   flowMinutes: number;
   flowKillEvery: number;
 }
 
-export const FLOW_DEFAULTS: FlowBenchOptions = { flowSchedules: 10_000, flowIdleSeconds: 30, flowMinutes: 10, flowKillEvery: 2 };
+export const FLOW_DEFAULTS: FlowBenchOptions = { flowRate: 100, flowRateSeconds: 60, flowSchedules: 10_000, flowIdleSeconds: 30, flowMinutes: 10, flowKillEvery: 2 };
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
@@ -192,6 +197,45 @@ function readLedger(file: string): Array<{ id: string; ev: string; t: number }> 
     });
 }
 
+interface RateRun {
+  rate: number;
+  seconds: number;
+  agents: number;
+  achieved: number;
+  busiestSecond: number;
+  quietestSecond: number;
+}
+
+/** Three agents of one pool of a type limited to `rate` per second, with more work than that: what they start, second by second. */
+async function rateRun(server: PrivateRedis, rate: number, seconds: number, progress: Progress): Promise<RateRun> {
+  const metered = defineAgentType({ name: 'metered', version: '1.0.0', payload: z.object({ i: z.number() }), result: z.object({}), limits: { ratePerPool: { max: rate, perMs: 1000 } } });
+  const starts: number[] = [];
+  const worker = defineWorker(metered, () => {
+    starts.push(Date.now());
+    return {};
+  });
+  const config = loadConfig({ SWITCHYARD_PREFIX: 'flowr', LOG_LEVEL: 'silent' });
+  const services = await buildApiServices(connectApi(server.url, silent), config, new Catalogue([metered]), silent);
+  const agents: Agent[] = [];
+  try {
+    for (let i = 0; i < 3; i++) agents.push(await Agent.start({ definition: worker, redisUrl: server.url, config, log: silent, concurrency: 20 }));
+    // Routed once the API's fleet snapshot has the pool's agents (before, a task would be parked).
+    for (let i = 0; i < 100 && services.router.route({ type: 'metered' }).pool !== 'default'; i++) await sleep(100);
+    const total = Math.ceil(rate * (seconds + 10));
+    for (let i = 0; i < total; i += 1000) await services.producer.enqueueBatch(Array.from({ length: Math.min(1000, total - i) }, (_, j) => ({ type: 'metered', payload: { i: i + j } })));
+    progress(`flow: ${fmt(total)} tasks of a type limited to ${rate}/s per pool, three agents, ${seconds + 5} s`);
+    await sleep((seconds + 5) * 1000);
+  } finally {
+    await Promise.all(agents.map((a) => a.close(0)));
+    await stopApiServices(services);
+  }
+  progress(`flow: ${fmt(starts.length)} tasks started, over ${fmt(((starts.at(-1) ?? 0) - (starts[0] ?? 0)) / 1000, 1)} s`);
+  // Whole seconds from the first start, after a 5 s warm-up (agents starting one after another).
+  const from = starts[0]! + 5000;
+  const counts = Array.from({ length: seconds }, (_, s) => starts.filter((t) => t >= from + s * 1000 && t < from + (s + 1) * 1000).length);
+  return { rate, seconds, agents: 3, achieved: counts.reduce((a, b) => a + b, 0) / seconds, busiestSecond: Math.max(...counts), quietestSecond: Math.min(...counts) };
+}
+
 export async function flowScenario(opts: BenchOptions & FlowBenchOptions, progress: Progress): Promise<Report> {
   const o = { ...FLOW_DEFAULTS, ...opts };
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-flow-'));
@@ -200,14 +244,15 @@ export async function flowScenario(opts: BenchOptions & FlowBenchOptions, progre
     // Smoke: ticks every second; the real run: every minute (kills every --flow-kill-every minutes).
     const run = opts.smoke ? { ticks: 12, tickMs: 1000, killEveryTicks: 3 } : { ticks: o.flowMinutes, tickMs: 60_000, killEveryTicks: o.flowKillEvery };
     const fr = await withServer(AOF, join(dir, 'faults'), (s) => faults(s, dir, run, progress));
-    return report(fp, fr, opts);
+    const rr = await withServer(AOF, join(dir, 'rate'), (s) => rateRun(s, o.flowRate, o.flowRateSeconds, progress));
+    return report(fp, fr, rr, opts);
   } finally {
     killLive();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function report(fp: Footprint, fr: FaultRun, opts: BenchOptions & FlowBenchOptions): Report {
+function report(fp: Footprint, fr: FaultRun, rr: RateRun, opts: BenchOptions & FlowBenchOptions): Report {
   const tick = fr.tickMs === 60_000 ? 'every minute' : `every ${fr.tickMs / 1000} s`;
   const idle = fp.idle;
   const text = [
@@ -225,15 +270,29 @@ function report(fp: Footprint, fr: FaultRun, opts: BenchOptions & FlowBenchOptio
     '| ticks due | ran | missed | ran twice | lateness, median / max |',
     '|---:|---:|---:|---:|---:|',
     `| ${fr.expected} | ${fr.ran} | ${fr.missed} | ${fr.duplicates} | ${fmt(fr.lateMs.median)} ms / ${fmt(fr.lateMs.max)} ms |`,
+    '',
+    `**Rate per pool:** a type declaring \`limits: { ratePerPool: { max: ${rr.rate}, perMs: 1000 } }\`, ${rr.agents} agents of its pool (concurrency 20 each, in the bench process) and a backlog larger than ${rr.seconds + 10} s of the rate; tasks started in each whole second of ${rr.seconds} s, after 5 s of warm-up.`,
+    '',
+    '| rate | achieved, tasks/s | off by | busiest second | quietest second |',
+    '|---:|---:|---:|---:|---:|',
+    `| ${rr.rate}/s | ${fmt(rr.achieved, 1)} | ${fmt(((rr.achieved - rr.rate) / rr.rate) * 100, 1)} % | ${rr.busiestSecond} | ${rr.quietestSecond} |`,
   ].join('\n');
   return {
-    title: 'Flow: schedules',
+    title: 'Flow: schedules, rate per pool',
     command: `npm run bench -- flow${opts.smoke ? ' --smoke' : ''}`,
     text,
     summary: [
       summaryRow(`schedule ${tick}, ${fr.expected} ticks, ${fr.apiKills} API kills, a Redis restart`, `${fr.expected} ticks`, `${fr.ran} ran, ${fr.missed} missed, ${fr.duplicates} twice`, '', '0 missed, 0 twice', fr.missed === 0 && fr.duplicates === 0),
       summaryRow(`Redis bytes per schedule (${fmt(fp.schedules)}, with last fire)`, '', fmt(fp.bytesWithLastFire), '', '≤ 1,024', fp.bytesWithLastFire <= 1024),
+      summaryRow(
+        `rate per pool ${rr.rate}/s, ${rr.agents} agents, ${rr.seconds} s: achieved / busiest second`,
+        `${rr.rate}/s`,
+        `${fmt(rr.achieved, 1)}/s / ${rr.busiestSecond}`,
+        fmt(rr.achieved / rr.rate, 3),
+        '±5 %, busiest ≤ 1.1 × rate',
+        Math.abs(rr.achieved - rr.rate) <= rr.rate * 0.05 && rr.busiestSecond <= rr.rate * 1.1,
+      ),
     ],
-    data: { footprint: fp, faults: fr },
+    data: { footprint: fp, faults: fr, rate: rr },
   };
 }

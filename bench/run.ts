@@ -65,6 +65,8 @@ const program = new Command('switchyard bench')
   .option('--dash-interval-ms <n>', "dashboard: each dashboard's poll interval (the page's is 2 000)", (v) => Number(v), DASHBOARD_DEFAULTS.dashIntervalMs)
   .option('--dash-open <n>', 'dashboard: dashboards with a run open (they also read its first 200 nodes)', (v) => Number(v), DASHBOARD_DEFAULTS.dashOpen)
   .option('--dash-before <ref>', 'dashboard: measure this git ref (its API and page) first, for comparison', DASHBOARD_DEFAULTS.dashBefore)
+  .option('--flow-rate <n>', 'flow: tasks/s of the rate per pool measured', (v) => Number(v), FLOW_DEFAULTS.flowRate)
+  .option('--flow-rate-seconds <s>', 'flow: seconds the rate per pool is measured over', (v) => Number(v), FLOW_DEFAULTS.flowRateSeconds)
   .option('--flow-schedules <n>', 'flow: schedules whose Redis footprint and idle cost are measured', (v) => Number(v), FLOW_DEFAULTS.flowSchedules)
   .option('--flow-idle-seconds <s>', 'flow: seconds of idle CPU measured, without and with the schedules', (v) => Number(v), FLOW_DEFAULTS.flowIdleSeconds)
   .option('--flow-minutes <n>', 'flow: minutes (ticks) of the every-minute schedule run under faults', (v) => Number(v), FLOW_DEFAULTS.flowMinutes)
@@ -84,7 +86,7 @@ if (opts.smoke) {
     shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
-    flowSchedules: 200, flowIdleSeconds: 2,
+    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;

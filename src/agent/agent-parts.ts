@@ -164,6 +164,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       pool: identity.pool,
       log: identity.log,
       inFlight: p.inFlight,
+      ...(identity.type.limits.ratePerPool ? { rate: () => gate.takeRate() } : {}),
       admit: (jobId) => gate.admit(jobId),
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
       namedBreaker: (name) => gate.named(name),
@@ -213,6 +214,7 @@ export function buildAgentParts(opts: AgentOptions, connections: AgentConnection
   const gate = new PoolGate({
     redis, subscriber, prefix: config.prefix, ref: { type: type.name, pool }, policy: type.breaker, log,
     onChange: () => hooks.pullingMayChange(),
+    ...(type.limits.ratePerPool ? { rate: type.limits.ratePerPool } : {}),
   });
   const { outcomes, monitor, stopCheck } = buildHealth(opts);
   const inFlight = new InFlight(TIMEOUT);

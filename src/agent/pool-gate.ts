@@ -1,10 +1,16 @@
 /**
- * An agent's side of its pool's circuit breaker: admits each task (at no Redis cost while the
- * breaker is CLOSED, as a bounded probe while HALF_OPEN), reports outcomes in batches, says when
- * the agent should stop pulling (OPEN and not yet admitting probes), and holds the breakers a
- * handler names for its own downstreams (ctx.breaker).
+ * An agent's side of what its pool shares in Redis. The circuit breaker: admits each task (at no
+ * Redis cost while the breaker is CLOSED, as a bounded probe while HALF_OPEN), reports outcomes in
+ * batches, says when the agent should stop pulling (OPEN and not yet admitting probes), and holds the
+ * breakers a handler names for its own downstreams (ctx.breaker). The type's rate per pool: a token
+ * from the pool's bucket (GCRA, src/redis/lua/rate-limit.lua, on the server's clock) before a task
+ * runs; bursts are a tenth of the rate, so no window of `perMs` starts much more than `max` (BullMQ's
+ * own limiter counts fixed windows, which let a sliding one see up to twice the rate).
  */
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
+import type { Rate } from '../model/agent-type.ts';
+import { keys } from '../redis/keys.ts';
+import { scripts } from '../redis/scripts.ts';
 import type { RedisConnection } from '../redis/connection.ts';
 import { OutcomeBatcher } from '../breaker/batcher.ts';
 import { SharedBreaker, type Admission } from '../breaker/breaker.ts';
@@ -31,6 +37,8 @@ export interface PoolGateOptions {
   log: Logger;
   /** Called when the pool breaker changes state, and when an OPEN one starts admitting probes. */
   onChange(): void;
+  /** The type's rate per pool, if it has one. */
+  rate?: Rate;
 }
 
 export class PoolGate {
@@ -75,6 +83,21 @@ export class PoolGate {
     this.#halfOpenTimer = setTimeout(() => this.#o.onChange(), at - Date.now() + 10);
     this.#halfOpenTimer.unref();
     return true;
+  }
+
+  /**
+   * A token of the pool's rate (none to take without one). Without a token the task goes back to
+   * waiting, its attempt unspent (BullMQ's RateLimitError), and this agent waits until the next token
+   * is due (the queue's limiter key, which the worker that throws reads).
+   */
+  async takeRate(): Promise<void> {
+    const rate = this.#o.rate;
+    if (!rate) return;
+    const per = (rate.perMs / rate.max).toFixed(6);
+    const [admitted, waitMs] = await scripts.rateLimit.run(this.#o.redis, [keys(this.#o.prefix).poolRate(this.#o.ref)], [per, Math.max(1, Math.ceil(rate.max / 10)), 1]);
+    if (admitted === 1) return;
+    await this.#queue.rateLimit(Math.max(1, waitMs));
+    throw Worker.RateLimitError();
   }
 
   /** CLOSED (as far as this process knows): go, without a Redis call. Otherwise ask the breaker. */

@@ -31,6 +31,8 @@ export interface ProcessorHooks {
   log: Logger;
   /** The attempts this agent is running: deadlines, signals, cancel and shutdown. */
   inFlight: InFlight;
+  /** Takes a token of the pool's rate, if its type has one (throws RateLimitError when there is none yet). */
+  rate?: () => Promise<void>;
   /** Asks the pool's breaker before running (sync while it is CLOSED: no Redis call). */
   admit(jobId: string): Admission | Promise<Admission>;
   /** Reports how the run went, to the breaker (as a probe result when admitted as one). */
@@ -212,6 +214,7 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
   // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
   // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
   const jobId = job.id ?? '';
+  if (h.rate) await h.rate(); // before the breaker: a probe permit is not held while waiting for a token
   const gate = h.admit(jobId);
   const admission = typeof gate === 'string' ? gate : await gate;
   // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.

@@ -172,7 +172,7 @@ function useScheduleRoutes(app: express.Express, d: ApiDeps, body: BodyParsers):
 function useFleetRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
   app.get('/v1/agents', handle((req) => withRedis(d.redis, () => listAgents(d.registry, req.query))));
   app.post('/v1/agents/:id/drain', body.none, handle((req) => withRedis(d.redis, () => drainAgent(d.registry, String(req.params.id)))));
-  app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState))));
+  app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState, d.catalogue))));
   app.get('/v1/breakers', handle(() => withRedis(d.redis, () => listBreakers(d.redis, d.config.prefix, d.catalogue))));
   app.post('/v1/breakers/:type/:pool/reset', body.none, handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
 }

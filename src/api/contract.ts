@@ -174,6 +174,10 @@ export const poolOverviewSchema = z.strictObject({
   running: count,
   backlog: z.strictObject({ waiting: count, active: count, delayed: count, dead: count, completed: count }),
   breaker: z.enum(BREAKER_STATES),
+  rateLimit: z
+    .strictObject({ max: count, perMs: count, limitedForMs: count.optional().describe('how long the pool waits before starting its next task, when it is at its rate now') })
+    .optional()
+    .describe("the type's ratePerPool"),
   eligible: z.boolean(),
   reasons: z.array(z.string()),
 });
@@ -197,6 +201,7 @@ export const agentTypeSchema = z.strictObject({
   defaults: z.record(z.string(), z.unknown()),
   breaker: z.record(z.string(), z.unknown()),
   strategy: z.enum(STRATEGIES),
+  limits: z.strictObject({ ratePerPool: z.strictObject({ max: count, perMs: count }).optional() }),
   payloadSchema: z.record(z.string(), z.unknown()),
   resultSchema: z.record(z.string(), z.unknown()),
 });

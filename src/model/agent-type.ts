@@ -23,6 +23,19 @@ export const taskDefaultsSchema = z.object({
 
 export type TaskDefaults = z.output<typeof taskDefaultsSchema>;
 
+/** At most `max` tasks started per `perMs`. */
+export const rateSchema = z.strictObject({
+  max: z.number().int().min(1).max(1_000_000),
+  perMs: z.number().int().min(1).max(86_400_000),
+});
+export type Rate = z.output<typeof rateSchema>;
+
+/** Flow limits of an agent type. `ratePerPool`: tasks started per pool, shared by the pool's agents (BullMQ's queue rate limiter). */
+export const typeLimitsSchema = z.strictObject({
+  ratePerPool: rateSchema.optional(),
+});
+export type TypeLimits = z.output<typeof typeLimitsSchema>;
+
 const definitionSchema = z.object({
   name: z.string().regex(NAME_PATTERN, 'lowercase letters, digits and -, starting with a letter (max 63)'),
   version: z.string().refine((v) => semver.valid(v) !== null, 'must be a semver version such as 1.0.0'),
@@ -32,6 +45,7 @@ const definitionSchema = z.object({
   breaker: breakerSettingSchema.default('batch'),
   /** How tasks of this type pick a pool, unless a task says otherwise. */
   strategy: z.enum(STRATEGIES).default('weighted'),
+  limits: typeLimitsSchema.default({}),
 });
 
 export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType, N extends string = string> {
@@ -43,6 +57,8 @@ export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType, N exte
   defaults?: z.input<typeof taskDefaultsSchema>;
   breaker?: BreakerSetting;
   strategy?: Strategy;
+  /** Flow limits: `{ ratePerPool: { max: 100, perMs: 1000 } }` starts at most 100 tasks a second in each pool. */
+  limits?: z.input<typeof typeLimitsSchema>;
 }
 
 /** N is the type's name as a literal, so a typed client can map names to payloads and results. */
@@ -55,6 +71,7 @@ export interface AgentType<P extends z.ZodType = z.ZodType, R extends z.ZodType 
   readonly defaults: Readonly<TaskDefaults>;
   readonly breaker: BreakerPolicy;
   readonly strategy: Strategy;
+  readonly limits: Readonly<TypeLimits>;
 }
 
 export type PayloadOf<T extends AgentType> = z.output<T['payload']>;
@@ -73,5 +90,6 @@ export function defineAgentType<P extends z.ZodType, R extends z.ZodType, const 
     defaults: Object.freeze(def.defaults),
     breaker: Object.freeze(resolveBreakerPolicy(def.breaker)),
     strategy: def.strategy,
+    limits: Object.freeze(def.limits),
   });
 }

@@ -1,7 +1,7 @@
 /** The set of declared agent types, looked up by name; also describes them as JSON Schema. */
 import { jsonSchemaOf } from './validation.ts';
 import { SwitchyardError } from './errors.ts';
-import type { AgentType, TaskDefaults } from './agent-type.ts';
+import type { AgentType, TaskDefaults, TypeLimits } from './agent-type.ts';
 import { BREAKER_PRESETS, type BreakerPolicy } from './breaker-policy.ts';
 import type { Strategy } from './routing.ts';
 
@@ -12,6 +12,7 @@ export interface AgentTypeDescription {
   defaults: TaskDefaults;
   breaker: BreakerPolicy;
   strategy: Strategy;
+  limits: TypeLimits;
   payloadSchema: unknown;
   resultSchema: unknown;
 }
@@ -61,6 +62,7 @@ export class Catalogue {
       defaults: t.defaults,
       breaker: t.breaker,
       strategy: t.strategy,
+      limits: t.limits,
       payloadSchema: jsonSchemaOf(t.payload, 'input'),
       resultSchema: jsonSchemaOf(t.result, 'output'),
     }));

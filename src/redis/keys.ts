@@ -21,6 +21,8 @@ export function keys(prefix: string) {
     throttle: (type: string, key: string) => `${prefix}:throttle:{${type}}:${key}`,
     /** A debounce key's window: "<queue> <task id>" of the task its requests fold into, until the window ends. */
     debounce: (type: string, key: string) => `${prefix}:debounce:{${type}}:${key}`,
+    /** A pool's token bucket for its type's ratePerPool (GCRA: its theoretical arrival time). */
+    poolRate: (ref: PoolRef) => `${prefix}:rate:{${ref.type}.${ref.pool}}:pool`,
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */

@@ -2,6 +2,7 @@
  * The fleet by pool, for GET /v1/pools: agents by health, weight, concurrency, backlog and whether
  * the pool may get work. A pool is listed while it has agents or a queue with tasks.
  */
+import type { Rate } from '../model/agent-type.ts';
 import type { Health } from '../model/health-state.ts';
 import { HEALTH_STATES, isServing } from '../model/health-state.ts';
 import { PARKED_POOL, poolLabel, type PoolRef } from '../model/names.ts';
@@ -20,9 +21,17 @@ export interface PoolOverview extends PoolRef, Eligibility {
   running: number;
   backlog: { waiting: number; active: number; delayed: number; dead: number; completed: number };
   breaker: BreakerState;
+  /** The type's rate per pool, and how long the pool waits for its next start when it is at that rate now. */
+  rateLimit?: Rate & { limitedForMs?: number };
 }
 
-export async function poolOverview(registry: Registry, queues: PoolQueues, breakerState: (ref: PoolRef) => BreakerState, type?: string): Promise<PoolOverview[]> {
+export async function poolOverview(
+  registry: Registry,
+  queues: PoolQueues,
+  breakerState: (ref: PoolRef) => BreakerState,
+  type?: string,
+  rateOf: (type: string) => Rate | undefined = () => undefined,
+): Promise<PoolOverview[]> {
   const [agents] = await Promise.all([registry.list(type ? { type } : {}), queues.refresh()]);
   const byPool = new Map<string, { ref: PoolRef; agents: AgentView[] }>();
   const entry = (ref: PoolRef) => {
@@ -37,6 +46,8 @@ export async function poolOverview(registry: Registry, queues: PoolQueues, break
   const overviews = await Promise.all(
     [...byPool.values()].map(async ({ ref, agents: list }) => {
       const counts = await queues.get(ref).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
+      const rate = rateOf(ref.type);
+      const limitedForMs = rate ? await queues.get(ref).getRateLimitTtl(rate.max) : 0;
       const byHealth = Object.fromEntries(HEALTH_STATES.map((h) => [h, list.filter((a) => a.health === h).length])) as Record<Health, number>;
       const serving = list.filter((a) => isServing(a.health) && !a.draining);
       const breaker = breakerState(ref);
@@ -58,6 +69,7 @@ export async function poolOverview(registry: Registry, queues: PoolQueues, break
           completed: counts.completed ?? 0,
         },
         breaker,
+        ...(rate ? { rateLimit: { ...rate, ...(limitedForMs > 0 ? { limitedForMs } : {}) } } : {}),
         eligible: eligibility.eligible && breaker !== 'OPEN',
         reasons: eligibility.reasons,
       } satisfies PoolOverview;

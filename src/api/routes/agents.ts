@@ -6,6 +6,7 @@ import { parseCapability, type Registry } from '../../registry/registry.ts';
 import { TAG_PATTERN } from '../../model/agent-record.ts';
 import { NAME_PATTERN, type PoolRef } from '../../model/names.ts';
 import type { BreakerState } from '../../model/breaker-state.ts';
+import type { Catalogue } from '../../model/catalogue.ts';
 import { poolOverview } from '../../routing/pool-overview.ts';
 import type { PoolQueues } from '../../task/pool-queues.ts';
 import { parseOrThrow } from '../../model/validation.ts';
@@ -62,7 +63,7 @@ export async function drainAgent(registry: Registry, id: string): Promise<Reply>
 
 export const poolQuerySchema = z.strictObject({ type: z.string().regex(NAME_PATTERN, 'an agent type name').optional() });
 
-export async function listPools(registry: Registry, queues: PoolQueues, query: unknown, breakerState: (ref: PoolRef) => BreakerState): Promise<Reply> {
+export async function listPools(registry: Registry, queues: PoolQueues, query: unknown, breakerState: (ref: PoolRef) => BreakerState, catalogue?: Catalogue): Promise<Reply> {
   const q = parseOrThrow(poolQuerySchema, query, 'pool query');
-  return { status: 200, body: await poolOverview(registry, queues, breakerState, q.type) };
+  return { status: 200, body: await poolOverview(registry, queues, breakerState, q.type, (type) => catalogue?.find(type)?.limits.ratePerPool) };
 }
