@@ -2,7 +2,7 @@
  * Switchyard's public API: the only barrel. queues/, workers/, examples and other packages
  * import from here; inside src/, modules import each other's files directly.
  */
-export { defineAgentType, type AgentType, type AgentTypeInput, type PayloadOf, type ResultOf, type TaskDefaults } from './model/agent-type.ts';
+export { defineAgentType, type AgentType, type AgentTypeInput, type PayloadOf, type ResultOf, type TaskDefaults, type TypeLimits, type Rate } from './model/agent-type.ts';
 export { Catalogue, UnknownAgentTypeError, type AgentTypeDescription } from './model/catalogue.ts';
 export { defineWorker, type Handler, type TaskContext, type WorkerDefinition } from './agent/worker-definition.ts';
 export { Agent, type AgentOptions } from './agent/agent.ts';
