@@ -49,6 +49,8 @@ export class PoolGate {
   /** The pool's queue, for BullMQ's queue-wide rate limit while probes are taken. */
   readonly #queue: Queue;
   readonly #named = new Map<string, SharedBreaker>();
+  /** The type's rate per pool as the bucket script takes it (key, ms per task, burst), once. */
+  readonly #rate: { key: string; per: string; burst: number } | undefined;
   #halfOpenTimer: NodeJS.Timeout | undefined;
 
   constructor(o: PoolGateOptions) {
@@ -65,6 +67,8 @@ export class PoolGate {
     );
     this.#queue = new Queue(queueName(o.ref), { connection: o.redis, prefix: o.prefix });
     this.#queue.on('error', () => undefined);
+    const rate = o.rate;
+    this.#rate = rate && { key: keys(o.prefix).poolRate(o.ref), per: (rate.perMs / rate.max).toFixed(6), burst: Math.max(1, Math.ceil(rate.max / 10)) };
   }
 
   start(): Promise<void> {
@@ -91,10 +95,9 @@ export class PoolGate {
    * is due (the queue's limiter key, which the worker that throws reads).
    */
   async takeRate(): Promise<void> {
-    const rate = this.#o.rate;
+    const rate = this.#rate;
     if (!rate) return;
-    const per = (rate.perMs / rate.max).toFixed(6);
-    const [admitted, waitMs] = await scripts.rateLimit.run(this.#o.redis, [keys(this.#o.prefix).poolRate(this.#o.ref)], [per, Math.max(1, Math.ceil(rate.max / 10)), 1]);
+    const [admitted, waitMs] = await scripts.rateLimit.run(this.#o.redis, [rate.key], [rate.per, rate.burst, 1]);
     if (admitted === 1) return;
     await this.#queue.rateLimit(Math.max(1, waitMs));
     throw Worker.RateLimitError();

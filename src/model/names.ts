@@ -36,8 +36,6 @@ export const queueLabel = (name: string): string => name.replace(/^\{([^}]*)\}/,
  */
 export const WORKFLOW_QUEUE = '{workflows}';
 export const GATE_QUEUE = '{workflows}.gates';
-/** The timer queue of schedules: BullMQ job schedulers add a fire job to it at each tick. */
-export const SCHEDULE_QUEUE = '{schedules}';
 
 /** The breaker that guards a pool. */
 export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;

@@ -48,13 +48,18 @@ export class ScheduleStore {
   }
 
   /** Writes a new schedule and its first tick (none: paused or ended); false if the id is taken. */
-  async create(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
-    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due, this.#k.index], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'create', String(spec.createdAt)])) === 1;
+  create(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
+    return this.#write(spec, next, 'create');
   }
 
   /** Replaces a schedule and its next tick; false if it was deleted meanwhile. */
-  async update(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
-    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due, this.#k.index], [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), 'update', String(spec.createdAt)])) === 1;
+  update(spec: ScheduleSpec, next: number | undefined): Promise<boolean> {
+    return this.#write(spec, next, 'update');
+  }
+
+  async #write(spec: ScheduleSpec, next: number | undefined, mode: 'create' | 'update'): Promise<boolean> {
+    const args = [spec.id, JSON.stringify(spec), next === undefined ? '' : String(next), mode, String(spec.createdAt)];
+    return (await scripts.scheduleWrite.run(this.#redis, [this.#k.defs, this.#k.due, this.#k.index], args)) === 1;
   }
 
   /** Deletes a schedule, its next tick and its last fire; false if there was none. */

@@ -73,7 +73,7 @@ export class Schedules {
     const spec = scheduleSpec(id, req, Date.now());
     if (!(await this.store.create(spec, nextTick(spec)))) throw exists(id);
     this.#timer?.kick();
-    return this.#view(spec);
+    return this.#view(spec, null); // new: no fire yet
   }
 
   async get(id: string): Promise<ScheduleView> {
