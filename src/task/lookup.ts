@@ -35,20 +35,21 @@ export class TaskLookup {
 
   async #find(type: string, id: string): Promise<TaskView | undefined> {
     let job: Job<TaskEnvelope> | undefined;
-    let bullState: Awaited<ReturnType<Job['getState']>>;
-    let pass = 0;
-    // A task moving to another pool (added there, then removed here) can be read here and be gone by
-    // the time its state is asked ('unknown'): look for it again, where it went.
-    do {
-      job = (await this.queues.find(type, id)) as Job<TaskEnvelope> | undefined;
-      if (!job) return this.#tombstone(type, id);
+    let bullState: Awaited<ReturnType<Job['getState']>> = 'unknown';
+    // The hash and the state are two reads, and a task can start, fail or finish between them (a view
+    // saying `active` with the first attempt's error, issue 20). A hash read between two reads of the
+    // same state belongs to that state. A task moving to another pool (added there, then removed here)
+    // can be read here and be gone by the time its state is asked ('unknown'): look for it again.
+    for (let pass = 0; pass < 4; pass++) {
+      const found = (await this.queues.find(type, id)) as Job<TaskEnvelope> | undefined;
+      if (!found) return this.#tombstone(type, id);
+      const before = await found.getState();
+      if (before === 'unknown') continue;
+      job = ((await this.queues.get(parseQueueName(found.queueName)!).getJob(id)) as Job<TaskEnvelope> | undefined) ?? found;
       bullState = await job.getState();
-    } while (bullState === 'unknown' && ++pass < 3);
-    // The job may have started or finished between the read of its hash and of its state: read it again.
-    const stale = bullState === 'active' ? !job.processedOn : (bullState === 'completed' || bullState === 'failed') && !job.finishedOn;
-    if (stale) {
-      job = (await this.queues.get(parseQueueName(job.queueName)!).getJob(id)) ?? job;
+      if (bullState === before) break;
     }
+    if (!job || bullState === 'unknown') return undefined;
     const state = taskState(job, bullState);
     if (!state) return undefined;
     const view = viewOf(job, state);

@@ -96,6 +96,24 @@ describe('Agent', () => {
     expect((await settled(task.id)).state).toBe('completed');
   });
 
+  it('never shows a view whose state and attempts come from either side of a failure (lookups racing the agent)', async () => {
+    const tasks = await Promise.all(Array.from({ length: 40 }, () =>
+      sys.producer.enqueue({ type: 'flaky', payload: { failUntilAttempt: 1 }, attempts: 2, backoff: { type: 'fixed', delayMs: 3000, jitter: 0 } })));
+    const torn: string[] = [];
+    const pending = new Set(tasks.map(({ task }) => task.id));
+    await waitFor(async () => {
+      await Promise.all([...pending].map(async (id) => {
+        const v = await sys.lookup.find(id);
+        if (!v) return;
+        // An active task has started one attempt more than it has finished; a retrying one has its error.
+        if (v.state === 'active' && v.attempts.started <= v.attempts.made) torn.push(`${id}: active with ${JSON.stringify(v.attempts)}`);
+        if (v.state === 'retrying') pending.delete(id);
+      }));
+      return pending.size === 0;
+    }, { intervalMs: 1, what: 'every task to fail its first attempt' });
+    expect(torn).toEqual([]);
+  });
+
   it('marks a task dead once its attempts are spent, with one error per attempt', async () => {
     const { task } = await sys.producer.enqueue({ type: 'flaky', payload: { failRate: 1 }, attempts: 2 });
     const view = await settled(task.id);
