@@ -29,6 +29,7 @@ import { createRedis, type RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { Registry, type HeartbeatReport } from '../registry/registry.ts';
 import { backoffStrategy } from '../task/backoff-strategy.ts';
+import { KeySlots } from '../task/key-slots.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { InFlight } from './in-flight.ts';
 import { PoolGate } from './pool-gate.ts';
@@ -86,6 +87,8 @@ export interface AgentParts extends AgentIdentity {
   connections: AgentConnections;
   registry: Registry;
   gate: PoolGate;
+  /** Slots of concurrency keys (src/task/key-slots.ts). */
+  slots: KeySlots;
   monitor: HealthMonitor;
   /** Stops the health check's own timers, if it has any. */
   stopCheck: () => void;
@@ -147,6 +150,7 @@ interface WorkerParts {
   identity: AgentIdentity;
   redis: RedisConnection;
   gate: PoolGate;
+  slots: KeySlots;
   inFlight: InFlight;
   outcomes: OutcomeWindow;
   hooks: AgentHooks;
@@ -164,6 +168,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       pool: identity.pool,
       log: identity.log,
       inFlight: p.inFlight,
+      slots: p.slots,
       ...(identity.type.limits.ratePerPool ? { rate: () => gate.takeRate() } : {}),
       admit: (jobId) => gate.admit(jobId),
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
@@ -218,10 +223,11 @@ export function buildAgentParts(opts: AgentOptions, connections: AgentConnection
   });
   const { outcomes, monitor, stopCheck } = buildHealth(opts);
   const inFlight = new InFlight(TIMEOUT);
-  const worker = buildWorker(opts, { identity, redis, gate, inFlight, outcomes, hooks });
+  const slots = new KeySlots({ redis, prefix: config.prefix, type: type.name, limit: type.limits.concurrencyPerKey, leaseMs: config.lockMs, log });
+  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks });
   const metrics = new AgentMetrics(redis, config.prefix, identity.id, { type: type.name, pool });
   const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
   const presence = new Presence(registry, identity.record, timing, () => hooks.report(), () => hooks.pullingMayChange(), log);
   const housekeeper = buildHousekeeper(redis, config, identity, registry);
-  return { ...identity, config, connections, registry, gate, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper };
+  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper };
 }

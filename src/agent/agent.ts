@@ -94,10 +94,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   async #boot(): Promise<void> {
-    const { config, connections, registry, gate, presence, housekeeper, metrics, monitor, worker, log } = this.#p;
+    const { config, connections, registry, gate, slots, presence, housekeeper, metrics, monitor, worker, log } = this.#p;
     await registerPoolQueue(connections.redis, config.prefix, { type: this.type.name, pool: this.pool });
     await registry.register(this.record, { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs });
     await gate.start();
+    slots.start();
     await this.#listenForCancels();
     presence.start();
     housekeeper.start();
@@ -206,7 +207,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Stops pulling and deregisters at once; in-flight tasks get the grace period, then go back to waiting. */
   close(graceMs = this.#p.config.shutdownGraceMs): Promise<void> {
-    const { monitor, stopCheck, presence, housekeeper, metrics, inFlight, worker, gate, connections, log } = this.#p;
+    const { monitor, stopCheck, presence, housekeeper, metrics, inFlight, worker, gate, slots, connections, log } = this.#p;
     this.#closing ??= (async () => {
       log.info({ graceMs }, 'agent stopping: no new tasks, waiting for in-flight ones');
       monitor.stop();
@@ -217,7 +218,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         await worker.close();
       } finally {
         clearTimeout(timer);
-        await gate.stop();
+        await Promise.all([gate.stop(), slots.stop()]);
         const { subscriber, redis } = connections;
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());

@@ -14,6 +14,7 @@ import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
 import type { Attempt, InFlight } from './in-flight.ts';
 import type { NodeInfo } from '../workflow/run-store.ts';
 import { taskLogFields } from '../model/task-id.ts';
+import type { KeySlots } from '../task/key-slots.ts';
 
 type WorkflowRef = NonNullable<TaskEnvelope['workflow']>;
 const NO_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});
@@ -31,6 +32,8 @@ export interface ProcessorHooks {
   log: Logger;
   /** The attempts this agent is running: deadlines, signals, cancel and shutdown. */
   inFlight: InFlight;
+  /** Slots of concurrency keys: taken before a keyed task runs (held when its key is at its limit), freed when it ends. */
+  slots?: Pick<KeySlots, 'take' | 'release'>;
   /** Takes a token of the pool's rate, if its type has one (throws RateLimitError when there is none yet). */
   rate?: () => Promise<void>;
   /** Asks the pool's breaker before running (sync while it is CLOSED: no Redis call). */
@@ -176,8 +179,14 @@ async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnv
 export function createProcessor(h: ProcessorHooks): Processor {
   return async (job, token) => {
     const { env, payload } = await checkedTask(h, job);
-    const output = await runAttempt(h, job, token, env, payload);
-    return commitResult(h, job, env, output);
+    // A keyed task first takes a slot of its key (before the rate and the breaker: a held task spends neither).
+    const slot = env.concurrency && h.slots ? await h.slots.take(job, token) : false;
+    try {
+      const output = await runAttempt(h, job, token, env, payload);
+      return await commitResult(h, job, env, output);
+    } finally {
+      if (slot) h.slots!.release(job);
+    }
   };
 }
 

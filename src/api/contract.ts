@@ -201,7 +201,7 @@ export const agentTypeSchema = z.strictObject({
   defaults: z.record(z.string(), z.unknown()),
   breaker: z.record(z.string(), z.unknown()),
   strategy: z.enum(STRATEGIES),
-  limits: z.strictObject({ ratePerPool: z.strictObject({ max: count, perMs: count }).optional() }),
+  limits: z.strictObject({ ratePerPool: z.strictObject({ max: count, perMs: count }).optional(), concurrencyPerKey: count.optional() }),
   payloadSchema: z.record(z.string(), z.unknown()),
   resultSchema: z.record(z.string(), z.unknown()),
 });

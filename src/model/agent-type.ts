@@ -30,9 +30,14 @@ export const rateSchema = z.strictObject({
 });
 export type Rate = z.output<typeof rateSchema>;
 
-/** Flow limits of an agent type. `ratePerPool`: tasks started per pool, shared by the pool's agents (BullMQ's queue rate limiter). */
+/**
+ * Flow limits of an agent type. `ratePerPool`: tasks started per pool, shared by the pool's agents.
+ * `concurrencyPerKey`: tasks of one concurrencyKey running at once across every agent of the type
+ * (a task's concurrencyLimit overrides it).
+ */
 export const typeLimitsSchema = z.strictObject({
   ratePerPool: rateSchema.optional(),
+  concurrencyPerKey: z.number().int().min(1).max(100_000).optional(),
 });
 export type TypeLimits = z.output<typeof typeLimitsSchema>;
 

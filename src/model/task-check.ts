@@ -1,22 +1,24 @@
 /**
  * A task request's checks against the catalogue, for requests checked in full before anything is
- * written (a workflow's task nodes, a schedule's task): its type is declared, its payload fits the
- * type's schema, its backoff overrides combine with the type's. Issues are pushed, paths under `base`.
+ * written (a workflow's task nodes, a schedule's task): its options go together, its type is declared,
+ * its payload fits the type's schema, its backoff overrides combine with the type's. Issues are pushed, paths under `base`.
  */
 import type { Catalogue } from './catalogue.ts';
 import type { AgentType } from './agent-type.ts';
 import { backoffSchema } from './backoff.ts';
 import type { FieldIssue } from './errors.ts';
-import type { TaskRequest } from './task-request.ts';
+import { optionsConflict, type TaskRequest } from './task-request.ts';
 import { toFieldIssues } from './validation.ts';
 
 /** Checks `task` (already of the request's shape); returns its type, and the payload as the type's schema read it. */
 export function checkTaskRequest(
-  task: Pick<TaskRequest, 'type' | 'payload' | 'backoff'>,
+  task: Pick<TaskRequest, 'type' | 'payload' | 'backoff'> & Parameters<typeof optionsConflict>[0],
   base: string,
   catalogue: Catalogue,
   issues: FieldIssue[],
 ): { type: AgentType; payload: unknown } | undefined {
+  const conflict = optionsConflict(task);
+  if (conflict) issues.push({ path: `${base}.${conflict.path}`, message: conflict.message });
   const type = catalogue.find(task.type);
   if (!type) return void issues.push({ path: `${base}.type`, message: `unknown agent type ${JSON.stringify(task.type)}; declared: ${catalogue.names.join(', ')}` });
   const payload = type.payload.safeParse(task.payload);

@@ -23,6 +23,8 @@ export const envelopeSchema = z.object({
   /** Set on the tasks of a workflow: the run, the node, and whether this is the node's compensation. */
   /** `undo`: the task is the node's compensation (the stored name, kept for jobs already written). */
   workflow: z.object({ run: z.string(), node: z.string(), undo: z.boolean().optional() }).optional(),
+  /** The task's concurrency key, and its own limit per key when it overrides its type's (src/task/key-slots.ts). */
+  concurrency: z.object({ key: z.string(), limit: z.number().int().positive().optional() }).optional(),
   /** Results of the node's dependencies (of the node itself, for a compensation), by node id. */
   deps: z.record(z.string(), z.unknown()).optional(),
   /** The routing decision, compacted (model/routing.ts compactDecision; absent in the common case): read it with expandDecision. */

@@ -6,12 +6,12 @@
 import { z } from 'zod';
 import type { FieldIssue } from './errors.ts';
 import { checkTaskRequest } from './task-check.ts';
-import { LONE_TASK_OPTIONS, payloadSchema, taskRequestSchema } from './task-request.ts';
+import { KEYED_TASK_OPTIONS, LONE_TASK_OPTIONS, payloadSchema, taskRequestSchema } from './task-request.ts';
 import { toFieldIssues } from './validation.ts';
 import { nodeIdSchema as nodeId, type NodeCheckContext, type NodeDefinition, type NodeSpec } from './workflow-node.ts';
 
 /** A node takes a task's per-task options, minus those that only make sense for a lone task. */
-export const nodeSchema = taskRequestSchema.omit(LONE_TASK_OPTIONS).extend({
+export const nodeSchema = taskRequestSchema.omit({ ...LONE_TASK_OPTIONS, ...KEYED_TASK_OPTIONS }).extend({
   id: nodeId,
   /** Optional for a task: a node without `kind` is a task. */
   kind: z.literal('task').optional(),

@@ -59,13 +59,22 @@ export const taskRequestSchema = z.strictObject({
   throttle: z.strictObject({ key: flowKeySchema, windowMs: z.number().int().min(1).max(86_400_000) }).optional(),
   /** One task for the last request of a burst: it runs `windowMs` after the last request with its key, with that request's payload. */
   debounce: z.strictObject({ key: flowKeySchema, windowMs: z.number().int().min(1).max(86_400_000) }).optional(),
+  /** A tenant, a customer: tasks with keys take turns between keys (fair order), and run at most `concurrencyLimit` at once per key. */
+  concurrencyKey: flowKeySchema.optional(),
+  /** Tasks of this key running at once, across every agent and pool of the type; overrides the type's limits.concurrencyPerKey. */
+  concurrencyLimit: z.number().int().min(1).max(100_000).optional(),
 });
 
 /** The per-task options a workflow node or a schedule's task does not take (they hold for one lone request). */
 export const LONE_TASK_OPTIONS = { idempotencyKey: true, delayMs: true, throttle: true, debounce: true } as const;
 
+/** What a workflow node does not take yet besides those: a concurrency key (its fair order is worked out where lone tasks are written). */
+export const KEYED_TASK_OPTIONS = { concurrencyKey: true, concurrencyLimit: true } as const;
+
 /** Why a task request's options do not go together, or undefined. */
-export function optionsConflict(req: Pick<TaskRequest, 'throttle' | 'debounce' | 'delayMs' | 'idempotencyKey'>): { path: string; message: string } | undefined {
+export function optionsConflict(req: Pick<TaskRequest, 'throttle' | 'debounce' | 'delayMs' | 'idempotencyKey' | 'concurrencyKey' | 'concurrencyLimit' | 'priority'>): { path: string; message: string } | undefined {
+  if (req.concurrencyLimit !== undefined && req.concurrencyKey === undefined) return { path: 'concurrencyLimit', message: 'a limit per key needs a concurrencyKey' };
+  if (req.concurrencyKey !== undefined && req.priority !== undefined) return { path: 'priority', message: 'tasks with a concurrencyKey take turns between keys (their order is the key\'s): no priority with one' };
   if (req.throttle && req.debounce) return { path: 'debounce', message: 'give throttle or debounce, not both' };
   if (req.debounce && req.delayMs !== undefined) return { path: 'delayMs', message: 'a debounced task runs debounce.windowMs after the last request: no delayMs' };
   if ((req.throttle || req.debounce) && req.idempotencyKey) return { path: 'idempotencyKey', message: 'throttle and debounce already answer repeated requests: no idempotencyKey with them' };

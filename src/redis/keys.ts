@@ -23,6 +23,13 @@ export function keys(prefix: string) {
     debounce: (type: string, key: string) => `${prefix}:debounce:{${type}}:${key}`,
     /** A pool's token bucket for its type's ratePerPool (GCRA: its theoretical arrival time). */
     poolRate: (ref: PoolRef) => `${prefix}:rate:{${ref.type}.${ref.pool}}:pool`,
+    /** A pool queue's fair order between concurrency keys (lua/fair-tag.lua), in the queue's slot. */
+    fairOrder: (queue: string) => `${prefix}:${queue}:_fair`,
+    /**
+     * A type's concurrency keys (lua/key-slots-lib.lua): the base the scripts append `slots:<key>` and
+     * `held:<key>` to, and the zset of keys with held tasks; all in the type's slot.
+     */
+    keySlots: (type: string) => ({ base: `${prefix}:conc:{${type}}:`, heldKeys: `${prefix}:conc:{${type}}:held-keys` }),
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */

@@ -28,5 +28,9 @@ export const scripts = {
   scheduleDone: defineScript<number>({ name: 'schedule-done', numberOfKeys: 4, lua: luaSource('schedule-done') }),
   scheduleWrite: defineScript<number>({ name: 'schedule-write', numberOfKeys: 3, lua: luaSource('schedule-write') }),
   scheduleRemove: defineScript<number>({ name: 'schedule-remove', numberOfKeys: 6, lua: luaSource('schedule-remove') }),
+  fairTag: defineScript<number[]>({ name: 'fair-tag', numberOfKeys: 3, lua: luaSource('fair-tag') }),
+  keySlotTake: defineScript<0 | 1>({ name: 'key-slot-take', numberOfKeys: 1, lua: luaSource('key-slot-take') }),
+  keySlotRelease: defineScript<string[]>({ name: 'key-slot-release', numberOfKeys: 1, lua: luaSource('key-slot-release') }),
+  keySlotRenew: defineScript<number>({ name: 'key-slot-renew', numberOfKeys: 1, lua: luaSource('key-slot-renew') }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
 } as const;

@@ -25,6 +25,7 @@ import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reserva
 import type { PoolQueues } from './pool-queues.ts';
 import { optionsConflict, taskRequestSchema, type TaskRequest } from '../model/task-request.ts';
 import { FlowControl, flowKeyOf, type FlowKey } from './flow-control.ts';
+import { FairOrder } from './fair-order.ts';
 import { summaryOf, taskState, type TaskSummary } from './view.ts';
 
 export interface EnqueueResult {
@@ -80,11 +81,13 @@ export class TaskProducer {
   readonly #d: ProducerDeps;
   readonly #keys: ReturnType<typeof keyBuilder>;
   readonly #flow: FlowControl;
+  readonly #fair: FairOrder;
 
   constructor(deps: ProducerDeps) {
     this.#d = deps;
     this.#keys = keyBuilder(deps.config.prefix);
     this.#flow = new FlowControl(deps.redis, deps.config.prefix, deps.queues, (queue, id) => this.#existing(queue, id));
+    this.#fair = new FairOrder(deps.redis, deps.config.prefix);
   }
 
   /** Validates one raw request (404 for an unknown type, 400 for anything else wrong). */
@@ -121,7 +124,11 @@ export class TaskProducer {
     if (req.pool || req.strategy || req.version) {
       envelope.route = { ...(req.pool ? { pool: req.pool } : {}), ...(req.strategy ? { strategy: req.strategy } : {}), ...(req.version ? { version: req.version } : {}) };
     }
-    const priority = req.priority ?? d.priority;
+    if (req.concurrencyKey !== undefined) {
+      envelope.concurrency = { key: req.concurrencyKey, ...(req.concurrencyLimit !== undefined ? { limit: req.concurrencyLimit } : {}) };
+    }
+    // A keyed task's priority is its key's turn, given when it is written (fair-order.ts).
+    const priority = req.concurrencyKey !== undefined ? 0 : (req.priority ?? d.priority);
     const opts: JobsOptions = {
       jobId: id,
       attempts: req.attempts ?? d.attempts,
@@ -291,6 +298,11 @@ export class TaskProducer {
     await Promise.all(
       [...byQueue.entries()].map(async ([name, items]) => {
         const queue = await this.#d.queues.forWriting(parseQueueName(name)!);
+        const keyed = items.filter(({ task }) => task.envelope.concurrency);
+        if (keyed.length > 0) {
+          const tags = await this.#fair.tags(name, keyed.map(({ task }) => task.envelope.concurrency!.key));
+          keyed.forEach(({ task }, j) => (task.opts.priority = tags[j]));
+        }
         if (items.length === 1) {
           const { task } = items[0]!;
           await queue.add(task.type.name, task.envelope, task.opts);

@@ -18,11 +18,11 @@ export function testConfig(prefix: string, overrides: Partial<Config> = {}): Con
   return loadConfig({ SWITCHYARD_PREFIX: prefix, LOG_LEVEL: 'silent' }, { lockMs: 2000, stalledIntervalMs: 1000, ...overrides });
 }
 
-export function producerSystem(prefix: string, opts: { redisUrl?: string; config?: Partial<Config> } = {}) {
+export function producerSystem(prefix: string, opts: { redisUrl?: string; config?: Partial<Config>; catalogue?: Catalogue } = {}) {
   const config = testConfig(prefix, opts.config);
   const redis = createRedis(opts.redisUrl ?? REDIS_URL, 'client');
   redis.on('error', () => {});
-  const catalogue = new Catalogue(demoTypes);
+  const catalogue = opts.catalogue ?? new Catalogue(demoTypes);
   const queues = new PoolQueues(redis, prefix);
   const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
   const lookup = new TaskLookup(queues, catalogue, redis, prefix);
