@@ -8,7 +8,8 @@
  *    processes, one SIGKILLed (and replaced) every `--flow-kill-every` minutes, and Redis SIGKILLed and
  *    restarted once; every tick is reconciled from the ledger the `flaky` agent writes;
  * 3. a rate per pool: `--flow-rate` tasks/s for `--flow-rate-seconds` across three agents of one pool,
- *    with a backlog that never runs out; the rate achieved, and the busiest second.
+ *    with a backlog that never runs out; the rate achieved, and the busiest second;
+ * 4. fairness between concurrency keys and the limit per key (bench/flow-keys.ts).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,7 @@ import demoTypes from '../queues/index.ts';
 import { killLive, PrivateRedis, withServer } from './private-redis.ts';
 import { startAgent, stop } from './processes.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
+import { fairnessRun, keyLimitRun, type FairnessRun, type KeyLimitRun } from './flow-keys.ts';
 
 export interface FlowBenchOptions {
   flowRate: number;
@@ -31,9 +33,15 @@ export interface FlowBenchOptions {
   flowIdleSeconds: number;
   flowMinutes: number;
   flowKillEvery: number;
+  flowFairA: number;
+  flowFairB: number;
+  flowLimitTasks: number;
 }
 
-export const FLOW_DEFAULTS: FlowBenchOptions = { flowRate: 100, flowRateSeconds: 60, flowSchedules: 10_000, flowIdleSeconds: 30, flowMinutes: 10, flowKillEvery: 2 };
+export const FLOW_DEFAULTS: FlowBenchOptions = {
+  flowRate: 100, flowRateSeconds: 60, flowSchedules: 10_000, flowIdleSeconds: 30, flowMinutes: 10, flowKillEvery: 2,
+  flowFairA: 20_000, flowFairB: 100, flowLimitTasks: 10_000,
+};
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
@@ -245,14 +253,16 @@ export async function flowScenario(opts: BenchOptions & FlowBenchOptions, progre
     const run = opts.smoke ? { ticks: 12, tickMs: 1000, killEveryTicks: 3 } : { ticks: o.flowMinutes, tickMs: 60_000, killEveryTicks: o.flowKillEvery };
     const fr = await withServer(AOF, join(dir, 'faults'), (s) => faults(s, dir, run, progress));
     const rr = await withServer(AOF, join(dir, 'rate'), (s) => rateRun(s, o.flowRate, o.flowRateSeconds, progress));
-    return report(fp, fr, rr, opts);
+    const fair = await withServer(AOF, join(dir, 'fair'), (s) => fairnessRun(s, o.flowFairA, o.flowFairB, progress));
+    const limit = await withServer(AOF, join(dir, 'limit'), (s) => keyLimitRun(s, { tasks: o.flowLimitTasks, keys: 50, limit: 3, ms: 20 }, progress));
+    return report({ fp, fr, rr, fair, limit }, opts);
   } finally {
     killLive();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function report(fp: Footprint, fr: FaultRun, rr: RateRun, opts: BenchOptions & FlowBenchOptions): Report {
+function report({ fp, fr, rr, fair, limit }: { fp: Footprint; fr: FaultRun; rr: RateRun; fair: FairnessRun; limit: KeyLimitRun }, opts: BenchOptions & FlowBenchOptions): Report {
   const tick = fr.tickMs === 60_000 ? 'every minute' : `every ${fr.tickMs / 1000} s`;
   const idle = fp.idle;
   const text = [
@@ -276,9 +286,22 @@ function report(fp: Footprint, fr: FaultRun, rr: RateRun, opts: BenchOptions & F
     '| rate | achieved, tasks/s | off by | busiest second | quietest second |',
     '|---:|---:|---:|---:|---:|',
     `| ${rr.rate}/s | ${fmt(rr.achieved, 1)} | ${fmt(((rr.achieved - rr.rate) / rr.rate) * 100, 1)} % | ${rr.busiestSecond} | ${rr.quietestSecond} |`,
+    '',
+    `**Fairness between keys:** key \`a\` enqueues ${fmt(fair.a)} no-op tasks (batches of 1 000), then key \`b\` enqueues ${fmt(fair.b)}; ${fair.agents} agent processes (concurrency 20). Once without keys (FIFO), once with \`concurrencyKey\`; b's time to completion from its enqueue, and the throughput of all ${fmt(fair.a + fair.b)} from the first enqueue to the last completion.`,
+    '',
+    "| run | b's p95 to completion | tasks/s |",
+    '|---|---:|---:|',
+    `| without keys (FIFO) | ${fmt(fair.fifo.bP95Ms)} ms | ${fmt(fair.fifo.tasksPerS)} |`,
+    `| with keys (fair) | ${fmt(fair.fair.bP95Ms)} ms | ${fmt(fair.fair.tasksPerS)} (${fmt(fair.fair.tasksPerS / fair.fifo.tasksPerS, 2)}×) |`,
+    '',
+    `**Limit per key:** ${fmt(limit.tasks)} tasks of ${limit.ms} ms over ${limit.keys} keys with \`concurrencyLimit: ${limit.limit}\`, ${limit.agents} agent processes at concurrency ${limit.concurrency} (SWITCHYARD_LOCK_MS 5 000); one agent SIGKILLed ${fmt(limit.killedAfterMs)} ms in. The handlers count themselves in Redis (a set per key they enter and leave; the killed agent's entries removed once it is dead).`,
+    '',
+    '| most of one key running at once, as the handlers saw | completed | seconds |',
+    '|---:|---:|---:|',
+    `| ${limit.mostSeen} | ${fmt(limit.completed)} of ${fmt(limit.tasks)} | ${fmt(limit.seconds, 1)} |`,
   ].join('\n');
   return {
-    title: 'Flow: schedules, rate per pool',
+    title: 'Flow: schedules, rate per pool, fairness and limits per key',
     command: `npm run bench -- flow${opts.smoke ? ' --smoke' : ''}`,
     text,
     summary: [
@@ -292,7 +315,9 @@ function report(fp: Footprint, fr: FaultRun, rr: RateRun, opts: BenchOptions & F
         '±5 %, busiest ≤ 1.1 × rate',
         Math.abs(rr.achieved - rr.rate) <= rr.rate * 0.05 && rr.busiestSecond <= rr.rate * 1.1,
       ),
+      summaryRow(`fairness: b's ${fmt(fair.b)} behind a's ${fmt(fair.a)}, 4 agents: b's p95`, `${fmt(fair.fifo.bP95Ms)} ms (FIFO)`, `${fmt(fair.fair.bP95Ms)} ms`, fmt(fair.fair.tasksPerS / fair.fifo.tasksPerS, 2), "≤ 2 000 ms; throughput ≥ 0.9", fair.fair.bP95Ms <= 2000 && fair.fair.tasksPerS >= 0.9 * fair.fifo.tasksPerS),
+      summaryRow(`limit ${limit.limit} per key, ${fmt(limit.tasks)} tasks over ${limit.keys} keys, an agent SIGKILLed`, '', `most seen ${limit.mostSeen}, ${fmt(limit.completed)} completed`, '', `≤ ${limit.limit}, all completed`, limit.mostSeen <= limit.limit && limit.completed === limit.tasks),
     ],
-    data: { footprint: fp, faults: fr, rate: rr },
+    data: { footprint: fp, faults: fr, rate: rr, fairness: fair, limit },
   };
 }

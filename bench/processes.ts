@@ -15,12 +15,15 @@ export interface AgentSpec {
   pool?: string;
   concurrency: number;
   env?: Record<string, string>;
+  /** A bench agent script (run with tsx) instead of `switchyard agent <type>`; it reads BENCH_CONCURRENCY. */
+  script?: string;
 }
 
 /** Starts `switchyard agent <type>` and resolves once the registry shows it HEALTHY (it pulls from then on). */
 export async function startAgent(s: AgentSpec): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'agent', s.type, '--concurrency', String(s.concurrency), ...(s.pool ? ['--pool', s.pool] : [])], {
-    env: { ...process.env, REDIS_URL: s.redisUrl, SWITCHYARD_PREFIX: s.prefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', ...s.env },
+  const args = s.script ? ['--import', 'tsx', s.script] : [BIN, 'agent', s.type, '--concurrency', String(s.concurrency), ...(s.pool ? ['--pool', s.pool] : [])];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, REDIS_URL: s.redisUrl, SWITCHYARD_PREFIX: s.prefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', BENCH_CONCURRENCY: String(s.concurrency), ...s.env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const probe = createRedis(s.redisUrl, 'blocking');

@@ -71,6 +71,9 @@ const program = new Command('switchyard bench')
   .option('--flow-idle-seconds <s>', 'flow: seconds of idle CPU measured, without and with the schedules', (v) => Number(v), FLOW_DEFAULTS.flowIdleSeconds)
   .option('--flow-minutes <n>', 'flow: minutes (ticks) of the every-minute schedule run under faults', (v) => Number(v), FLOW_DEFAULTS.flowMinutes)
   .option('--flow-kill-every <n>', 'flow: minutes between SIGKILLs of an API process in that run', (v) => Number(v), FLOW_DEFAULTS.flowKillEvery)
+  .option('--flow-fair-a <n>', "flow: key a's backlog in the fairness run", (v) => Number(v), FLOW_DEFAULTS.flowFairA)
+  .option('--flow-fair-b <n>', "flow: key b's tasks, enqueued behind a's backlog", (v) => Number(v), FLOW_DEFAULTS.flowFairB)
+  .option('--flow-limit-tasks <n>', 'flow: tasks of the limit-per-key run (50 keys, limit 3, one agent SIGKILLed)', (v) => Number(v), FLOW_DEFAULTS.flowLimitTasks)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -86,7 +89,7 @@ if (opts.smoke) {
     shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
-    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3,
+    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
