@@ -30,5 +30,11 @@ const worker = defineWorker(keyedType, async (p, ctx) => {
 const config = loadConfig(process.env);
 const agent = await Agent.start({ definition: worker, redisUrl: url, config, log: createLogger(config), concurrency: Number(process.env.BENCH_CONCURRENCY ?? 20) });
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => void agent.close().finally(() => ledger.quit().finally(() => process.exit(0))));
+  process.once(signal, () => {
+    void (async () => {
+      await agent.close();
+      await ledger.quit();
+      process.exit(0);
+    })();
+  });
 }
