@@ -154,6 +154,13 @@ export function nested(depth: number): Record<string, unknown> {
   return v;
 }
 
+/** A concurrencyLimit needs a concurrencyKey, and a keyed task takes no priority (its key's turn is its order). */
+function keyedOptionsFit(o: Record<string, unknown>): Record<string, unknown> {
+  const { concurrencyLimit, priority, ...rest } = o;
+  if (o.concurrencyKey === undefined) return { ...rest, ...(priority !== undefined ? { priority } : {}) };
+  return { ...rest, ...(concurrencyLimit !== undefined ? { concurrencyLimit } : {}) };
+}
+
 export class ValidRequests {
   readonly #types: readonly AgentTypeDescription[];
   readonly #payloads = new Map<string, fc.Arbitrary<unknown>>();
@@ -214,7 +221,7 @@ export class ValidRequests {
       .constantFrom(...this.typeNames)
       .chain((type) => fc.tuple(this.payload(type), this.#taskOptions).map(([payload, o]): Record<string, unknown> => ({ type, payload, ...o })))
       .map((t) => {
-        const { idempotencyKey, throttle, debounce, ...rest } = t;
+        const { idempotencyKey, throttle, debounce, ...rest } = keyedOptionsFit(t);
         if (!keyed) return rest;
         // Throttle and debounce take no idempotencyKey (nor debounce a delay); one of them at most.
         const window = (throttle ?? debounce) as { key: string; windowMs: number } | undefined;
@@ -289,7 +296,7 @@ export class ValidRequests {
   scheduledTask(): fc.Arbitrary<Record<string, unknown>> {
     const generated = fc.constantFrom(...this.typeNames).chain((type) =>
       fc.tuple(this.payload(type), this.#taskOptions).map(([payload, o]): Record<string, unknown> => {
-        const { delayMs: _delay, idempotencyKey: _key, throttle: _throttle, debounce: _debounce, ...rest } = o;
+        const { delayMs: _delay, idempotencyKey: _key, throttle: _throttle, debounce: _debounce, ...rest } = keyedOptionsFit(o);
         return { type, payload, ...rest };
       }),
     );
