@@ -26,10 +26,20 @@ export function keys(prefix: string) {
     /** A pool queue's fair order between concurrency keys (lua/fair-tag.lua), in the queue's slot. */
     fairOrder: (queue: string) => `${prefix}:${queue}:_fair`,
     /**
-     * A type's concurrency keys (lua/key-slots-lib.lua): the base the scripts append `slots:<key>` and
-     * `held:<key>` to, and the zset of keys with held tasks; all in the type's slot.
+     * A type's concurrency keys (lua/key-slots-lib.lua builds the same names from `base`): each key's
+     * slots and held tasks (members `<pool>\t<task id>`), and the zset of keys with held tasks; all in
+     * the type's slot.
      */
-    keySlots: (type: string) => ({ base: `${prefix}:conc:{${type}}:`, heldKeys: `${prefix}:conc:{${type}}:held-keys` }),
+    keySlots: (type: string) => {
+      const base = `${prefix}:conc:{${type}}:`;
+      return {
+        base,
+        heldKeys: `${base}held-keys`,
+        slots: (key: string) => `${base}slots:${key}`,
+        held: (key: string) => `${base}held:${key}`,
+        heldMember: (pool: string, id: string) => `${pool}\t${id}`,
+      };
+    },
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */

@@ -33,7 +33,7 @@ export interface KeySlotsOptions {
 
 export class KeySlots {
   readonly #o: KeySlotsOptions;
-  readonly #k: { base: string; heldKeys: string };
+  readonly #k: ReturnType<ReturnType<typeof keyBuilder>['keySlots']>;
   readonly #jobKey: (queue: string, id: string) => string;
   /** Tasks this process runs with a slot: id -> concurrency key. */
   readonly #running = new Map<string, string>();
@@ -65,7 +65,7 @@ export class KeySlots {
     if (limit === undefined || !env.concurrency || !job.id) return false;
     const key = env.concurrency.key;
     const ref = parseQueueName(job.queueName);
-    const member = `${ref?.pool ?? ''}\t${job.id}`;
+    const member = this.#k.heldMember(ref?.pool ?? '', job.id);
     const order = job.opts.priority ?? 0;
     const taken = await scripts.keySlotTake.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, key, limit, job.id, this.#o.leaseMs, member, order]);
     if (taken === 1) {
@@ -78,7 +78,7 @@ export class KeySlots {
     await this.#o.redis.hincrby(this.#jobKey(job.queueName, job.id), 'ats', -1);
     // A slot freed between the take and the move may have woken it while it was still here: then it
     // holds a reserved slot, and goes back to its queue now.
-    if ((await this.#o.redis.zscore(`${this.#k.base}slots:${key}`, job.id)) !== null) await this.#promote(member);
+    if ((await this.#o.redis.zscore(this.#k.slots(key), job.id)) !== null) await this.#promote(member);
     throw new DelayedError(`concurrency key ${JSON.stringify(key)} is at its limit of ${limit}: held until a slot frees`);
   }
 

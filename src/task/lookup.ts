@@ -54,12 +54,24 @@ export class TaskLookup {
     if (!state) return undefined;
     const view = viewOf(job, state);
     if (state === 'parked') view.note = view.routing.reason;
+    if ((state === 'delayed' || state === 'retrying') && job.data.concurrency) await this.#noteHeld(view, job);
     if (this.registry && (state === 'waiting' || state === 'delayed' || state === 'retrying')) {
       const ref = parseQueueName(job.queueName)!;
       const { eligible, reasons } = poolEligibility(await this.registry.list({ type: ref.type, pool: ref.pool }));
       if (!eligible) view.note = `pool ${poolLabel(ref)} cannot take it now (${reasons.join('; ')}): it waits until an agent there is healthy`;
     }
     return view;
+  }
+
+  /** A task held by its concurrency key's limit waits for a slot, not for a time (key-slots.ts). */
+  async #noteHeld(view: TaskView, job: Job<TaskEnvelope>): Promise<void> {
+    const key = job.data.concurrency!.key;
+    const ref = parseQueueName(job.queueName)!;
+    const slots = keys(this.prefix).keySlots(ref.type);
+    const held = await this.redis.zscore(slots.held(key), slots.heldMember(ref.pool, job.id!));
+    if (held === null) return;
+    delete view.runAt;
+    view.note = `concurrency key ${JSON.stringify(key)} is at its limit: it runs when one of the key's running tasks ends`;
   }
 
   /** A task cancelled before it ran leaves only this (see cancel.ts). */

@@ -84,6 +84,17 @@ describe('concurrency per key', () => {
     expect(most.get('solo')).toBe(1);
   });
 
+  it('shows a held task as waiting for a slot of its key, not for a time', async () => {
+    const [first, second] = await sys.producer.enqueueBatch([0, 1].map(() => ({ type: 'tenant-job', payload: { tenant: 'slow', ms: 1500 }, concurrencyKey: 'slow', concurrencyLimit: 1 })));
+    const held = await waitFor(async () => {
+      const views = await Promise.all([first!, second!].map((r) => sys.lookup.find(r.task.id)));
+      return views.find((v) => v?.note?.includes('at its limit'));
+    }, { what: 'one of the two tasks held' });
+    expect(held).toMatchObject({ state: 'delayed', attempts: { made: 0, started: 0 } });
+    expect(held.runAt).toBeUndefined();
+    await completed('tenant-job', 46);
+  });
+
   it('refuses a limit without a key, a priority with one, a key over 256 bytes and a limit of 0, naming the field', () => {
     const bad: Array<[Record<string, unknown>, string]> = [
       [{ concurrencyLimit: 3 }, 'concurrencyLimit'],
