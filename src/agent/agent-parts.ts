@@ -30,6 +30,7 @@ import { keys } from '../redis/keys.ts';
 import { Registry, type HeartbeatReport } from '../registry/registry.ts';
 import { backoffStrategy } from '../task/backoff-strategy.ts';
 import { KeySlots } from '../task/key-slots.ts';
+import { defer } from '../task/deferral.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { InFlight } from './in-flight.ts';
 import { PoolGate } from './pool-gate.ts';
@@ -169,7 +170,9 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       log: identity.log,
       inFlight: p.inFlight,
       slots: p.slots,
-      ...(identity.type.limits.ratePerPool ? { rate: () => gate.takeRate() } : {}),
+      ...(gate.rated ? { rate: (key: string | undefined) => gate.takeRate(key) } : {}),
+      holdPool: (ms) => gate.hold(ms),
+      defer: (job, token, untilMs) => defer(job, token, untilMs, redis),
       admit: (jobId) => gate.admit(jobId),
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
       namedBreaker: (name) => gate.named(name),
@@ -216,16 +219,20 @@ export function buildAgentParts(opts: AgentOptions, connections: AgentConnection
   const identity = agentIdentity(opts);
   const { type, pool, log } = identity;
   const registry = new Registry(redis, config.prefix);
+  const metrics = new AgentMetrics(redis, config.prefix, identity.id, { type: type.name, pool });
   const gate = new PoolGate({
     redis, subscriber, prefix: config.prefix, ref: { type: type.name, pool }, policy: type.breaker, log,
     onChange: () => hooks.pullingMayChange(),
-    ...(type.limits.ratePerPool ? { rate: type.limits.ratePerPool } : {}),
+    limits: type.limits,
+    onLimited: (kind) => metrics.limited(kind),
   });
   const { outcomes, monitor, stopCheck } = buildHealth(opts);
   const inFlight = new InFlight(TIMEOUT);
-  const slots = new KeySlots({ redis, prefix: config.prefix, type: type.name, limit: type.limits.concurrencyPerKey, leaseMs: config.lockMs, log });
+  const slots = new KeySlots({
+    redis, prefix: config.prefix, type: type.name, limit: type.limits.concurrencyPerKey, leaseMs: config.lockMs, log,
+    onHeld: () => metrics.limited('key-concurrency'),
+  });
   const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks });
-  const metrics = new AgentMetrics(redis, config.prefix, identity.id, { type: type.name, pool });
   const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
   const presence = new Presence(registry, identity.record, timing, () => hooks.report(), () => hooks.pullingMayChange(), log);
   const housekeeper = buildHousekeeper(redis, config, identity, registry);

@@ -2,13 +2,16 @@
  * An agent's side of what its pool shares in Redis. The circuit breaker: admits each task (at no
  * Redis cost while the breaker is CLOSED, as a bounded probe while HALF_OPEN), reports outcomes in
  * batches, says when the agent should stop pulling (OPEN and not yet admitting probes), and holds the
- * breakers a handler names for its own downstreams (ctx.breaker). The type's rate per pool: a token
- * from the pool's bucket (GCRA, src/redis/lua/rate-limit.lua, on the server's clock) before a task
- * runs; bursts are a tenth of the rate, so no window of `perMs` starts much more than `max` (BullMQ's
- * own limiter counts fixed windows, which let a sliding one see up to twice the rate).
+ * breakers a handler names for its own downstreams (ctx.breaker). The type's rates (ratePerType,
+ * ratePerPool, ratePerKey): a token from each bucket that applies (GCRA, src/redis/lua/rate-limit.lua,
+ * on the server's clock, all or none in one call) before a task runs; bursts are a tenth of the rate,
+ * so no window of `perMs` starts much more than `max` (BullMQ's own limiter counts fixed windows,
+ * which let a sliding one see up to twice the rate). The pool's hold: a handler's RetryAfterError
+ * stops every agent of the pool for the time it asked (a key with that TTL, and a message that
+ * makes the others pause at once).
  */
 import { Queue, Worker } from 'bullmq';
-import type { Rate } from '../model/agent-type.ts';
+import type { LimitKind, Rate, TypeLimits } from '../model/agent-type.ts';
 import { keys } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import type { RedisConnection } from '../redis/connection.ts';
@@ -18,7 +21,7 @@ import type { BreakerPolicy } from '../model/breaker-policy.ts';
 import type { BreakerState } from '../model/breaker-state.ts';
 import { BreakerWatch } from '../breaker/watch.ts';
 import type { Logger } from '../config/logger.ts';
-import { poolBreakerName, queueName, type PoolRef } from '../model/names.ts';
+import { poolBreakerName, poolLabel, queueName, type PoolRef } from '../model/names.ts';
 import type { PoolOutcome } from './processor.ts';
 
 /** Outcomes go to the pool breaker in one call per this many ms. */
@@ -35,11 +38,16 @@ export interface PoolGateOptions {
   ref: PoolRef;
   policy: BreakerPolicy;
   log: Logger;
-  /** Called when the pool breaker changes state, and when an OPEN one starts admitting probes. */
+  /** Called when the pool breaker changes state, when an OPEN one starts admitting probes, and when the pool is held or let go. */
   onChange(): void;
-  /** The type's rate per pool, if it has one. */
-  rate?: Rate;
+  /** The type's limits (its rates). */
+  limits?: TypeLimits;
+  /** Told when a task is refused by a rate, or the pool held (the metric of limited tasks). */
+  onLimited?: (kind: LimitKind) => void;
 }
+
+/** A rate as the bucket script takes it: ms per task and burst (a tenth of the rate, at least 1). */
+const bucketArgs = (rate: Rate): [string, number] => [(rate.perMs / rate.max).toFixed(6), Math.max(1, Math.ceil(rate.max / 10))];
 
 export class PoolGate {
   readonly #o: PoolGateOptions;
@@ -49,8 +57,15 @@ export class PoolGate {
   /** The pool's queue, for BullMQ's queue-wide rate limit while probes are taken. */
   readonly #queue: Queue;
   readonly #named = new Map<string, SharedBreaker>();
-  /** The type's rate per pool as the bucket script takes it (key, ms per task, burst), once. */
-  readonly #rate: { key: string; per: string; burst: number } | undefined;
+  /** The buckets every task of the pool takes from (type, pool): keys, script arguments and what each limits. */
+  readonly #shared: { keys: string[]; args: Array<string | number>; kinds: LimitKind[] };
+  /** The bucket of a concurrency key, by key, when the type has a ratePerKey. */
+  readonly #perKey: { key: (k: string) => string; args: [string, number] } | undefined;
+  readonly #holdKey: string;
+  readonly #holdChannel: string;
+  readonly #onHold: (channel: string, message: string) => void;
+  /** When the pool's hold ends (ms), as far as this agent knows. */
+  #heldUntil = 0;
   #halfOpenTimer: NodeJS.Timeout | undefined;
 
   constructor(o: PoolGateOptions) {
@@ -67,21 +82,51 @@ export class PoolGate {
     );
     this.#queue = new Queue(queueName(o.ref), { connection: o.redis, prefix: o.prefix });
     this.#queue.on('error', () => undefined);
-    const rate = o.rate;
-    this.#rate = rate && { key: keys(o.prefix).poolRate(o.ref), per: (rate.perMs / rate.max).toFixed(6), burst: Math.max(1, Math.ceil(rate.max / 10)) };
+    const k = keys(o.prefix);
+    const buckets = k.rateBuckets(o.ref.type);
+    const { ratePerType, ratePerPool, ratePerKey } = o.limits ?? {};
+    this.#shared = { keys: [], args: [], kinds: [] };
+    for (const [rate, key, kind] of [[ratePerType, buckets.type, 'type-rate'], [ratePerPool, buckets.pool(o.ref.pool), 'pool-rate']] as const) {
+      if (!rate) continue;
+      this.#shared.keys.push(key);
+      this.#shared.args.push(...bucketArgs(rate));
+      this.#shared.kinds.push(kind);
+    }
+    this.#perKey = ratePerKey && { key: buckets.key, args: bucketArgs(ratePerKey) };
+    this.#holdKey = k.poolHold(o.ref);
+    this.#holdChannel = k.poolHolds;
+    const label = poolLabel(o.ref);
+    this.#onHold = (channel, message) => {
+      if (channel !== this.#holdChannel) return;
+      const [pool, until] = message.split(' ');
+      if (pool === label) this.#holdUntil(Number(until));
+    };
   }
 
-  start(): Promise<void> {
-    return this.#watch.start();
+  async start(): Promise<void> {
+    await this.#watch.start();
+    this.#o.subscriber.on('message', this.#onHold);
+    await this.#o.subscriber.subscribe(this.#holdChannel);
+    const left = await this.#o.redis.pttl(this.#holdKey);
+    if (left > 0) this.#holdUntil(Date.now() + left);
+  }
+
+  /** Whether the type has a rate a task takes a token from (a key's only for tasks with a concurrencyKey). */
+  get rated(): boolean {
+    return this.#shared.keys.length > 0 || this.#perKey !== undefined;
   }
 
   get state(): BreakerState {
     return this.#watch.state(this.#breaker.name);
   }
 
-  /** True while the pool's breaker is OPEN and not yet admitting probes; schedules onChange for then. */
+  /**
+   * True while the pool's breaker is OPEN and not yet admitting probes, or while a handler's
+   * RetryAfterError holds the pool; schedules onChange for when that ends.
+   */
   holds(): boolean {
-    const at = this.#watch.heldUntil(this.#breaker.name);
+    const breakerAt = this.#watch.heldUntil(this.#breaker.name);
+    const at = this.#heldUntil > Date.now() ? Math.max(this.#heldUntil, breakerAt ?? 0) : breakerAt;
     clearTimeout(this.#halfOpenTimer);
     if (at === undefined) return false;
     this.#halfOpenTimer = setTimeout(() => this.#o.onChange(), at - Date.now() + 10);
@@ -90,17 +135,45 @@ export class PoolGate {
   }
 
   /**
-   * A token of the pool's rate (none to take without one). Without a token the task goes back to
+   * A token of each of the type's rates that applies to a task (its type's, its pool's, its key's):
+   * all or none. Returns 0 when it may start. Without a type or pool token the task goes back to
    * waiting, its attempt unspent (BullMQ's RateLimitError), and this agent waits until the next token
-   * is due (the queue's limiter key, which the worker that throws reads).
+   * is due (the queue's limiter key, which the worker that throws reads). Without its key's token,
+   * returns how long the key waits: the caller puts that task off, and the pool goes on with others.
    */
-  async takeRate(): Promise<void> {
-    const rate = this.#rate;
-    if (!rate) return;
-    const [admitted, waitMs] = await scripts.rateLimit.run(this.#o.redis, [rate.key], [rate.per, rate.burst, 1]);
-    if (admitted === 1) return;
+  async takeRate(concurrencyKey?: string): Promise<number> {
+    const { keys: shared, args, kinds } = this.#shared;
+    const perKey = concurrencyKey !== undefined ? this.#perKey : undefined;
+    if (shared.length === 0 && !perKey) return 0;
+    const bucketKeys = perKey ? [...shared, perKey.key(concurrencyKey!)] : shared;
+    const [admitted, waitMs, worst] = await scripts.rateLimit.run(this.#o.redis, bucketKeys, perKey ? [1, ...args, ...perKey.args] : [1, ...args]);
+    if (admitted === 1) return 0;
+    const kind = kinds[(worst ?? 1) - 1] ?? 'key-rate';
+    this.#o.onLimited?.(kind);
+    if (kind === 'key-rate') return Math.max(1, waitMs);
     await this.#queue.rateLimit(Math.max(1, waitMs));
     throw Worker.RateLimitError();
+  }
+
+  /**
+   * A handler said its downstream is rate limited (RetryAfterError): every agent of the pool starts
+   * nothing for `ms` (a longer hold already there is kept).
+   */
+  async hold(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    this.#o.onLimited?.('retry-after');
+    this.#holdUntil(until);
+    const left = await this.#o.redis.pttl(this.#holdKey);
+    if (left >= ms) return;
+    await this.#o.redis.set(this.#holdKey, String(until), 'PX', ms);
+    await this.#o.redis.publish(this.#holdChannel, `${poolLabel(this.#o.ref)} ${until}`);
+  }
+
+  #holdUntil(until: number): void {
+    if (until <= this.#heldUntil) return;
+    this.#heldUntil = until;
+    this.#o.log.warn({ heldForMs: until - Date.now() }, 'pool held: a handler was told to retry later (RetryAfterError); starting nothing until then');
+    this.#o.onChange();
   }
 
   /** CLOSED (as far as this process knows): go, without a Redis call. Otherwise ask the breaker. */
@@ -135,6 +208,7 @@ export class PoolGate {
   /** Stops re-checks; outcomes not yet reported are sent first. */
   async stop(): Promise<void> {
     clearTimeout(this.#halfOpenTimer);
+    this.#o.subscriber.off('message', this.#onHold);
     await this.#batcher.flush().catch(() => undefined);
     await Promise.all([this.#watch.stop(), this.#queue.close()]);
   }

@@ -5,7 +5,7 @@
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Admission, BreakerOpenError, SharedBreaker } from '../breaker/breaker.ts';
-import { isNonRetryable, TimeoutError } from '../model/errors.ts';
+import { isNonRetryable, retryAfterMs, TimeoutError } from '../model/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import { envelopeSchema, type TaskEnvelope } from '../model/task-envelope.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
@@ -15,6 +15,7 @@ import type { Attempt, InFlight } from './in-flight.ts';
 import type { NodeInfo } from '../workflow/run-store.ts';
 import { taskLogFields } from '../model/task-id.ts';
 import type { KeySlots } from '../task/key-slots.ts';
+import { deferred } from '../task/deferral.ts';
 
 type WorkflowRef = NonNullable<TaskEnvelope['workflow']>;
 const NO_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});
@@ -34,8 +35,15 @@ export interface ProcessorHooks {
   inFlight: InFlight;
   /** Slots of concurrency keys: taken before a keyed task runs (held when its key is at its limit), freed when it ends. */
   slots?: Pick<KeySlots, 'take' | 'release'>;
-  /** Takes a token of the pool's rate, if its type has one (throws RateLimitError when there is none yet). */
-  rate?: () => Promise<void>;
+  /**
+   * Takes a token of each of the type's rates that applies (throws RateLimitError when the type or
+   * pool has none yet; returns how long the task's key waits when its key has none, else 0).
+   */
+  rate?: (concurrencyKey: string | undefined) => Promise<number>;
+  /** A handler threw RetryAfterError: the whole pool waits that long. */
+  holdPool?: (ms: number) => Promise<void>;
+  /** Puts a task off without spending or starting an attempt (src/task/deferral.ts). */
+  defer(job: Job<TaskEnvelope>, token: string | undefined, untilMs: number): Promise<void>;
   /** Asks the pool's breaker before running (sync while it is CLOSED: no Redis call). */
   admit(jobId: string): Admission | Promise<Admission>;
   /** Reports how the run went, to the breaker (as a probe result when admitted as one). */
@@ -223,7 +231,14 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
   // BullMQ's own signal (one per job) also carries our timeout: the timer cancels the job through
   // the worker, so no second AbortController per task (they cost ~5 µs each on Node 20).
   const jobId = job.id ?? '';
-  if (h.rate) await h.rate(); // before the breaker: a probe permit is not held while waiting for a token
+  if (h.rate) {
+    // Before the breaker: a probe permit is not held while waiting for a token.
+    const keyWaitMs = await h.rate(env.concurrency?.key);
+    if (keyWaitMs > 0) {
+      await h.defer(job, token, Date.now() + keyWaitMs);
+      throw deferred(`concurrency key ${JSON.stringify(env.concurrency?.key)} is at its rate: put off ${keyWaitMs} ms`);
+    }
+  }
   const gate = h.admit(jobId);
   const admission = typeof gate === 'string' ? gate : await gate;
   // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
@@ -243,6 +258,10 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
     outcome = 'success';
     return output;
   } catch (err) {
+    const retryAfter = retryAfterMs(err);
+    if (retryAfter !== undefined && h.holdPool) {
+      await h.holdPool(retryAfter).catch((e: unknown) => h.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not hold the pool for a RetryAfterError'));
+    }
     const verdict = await classify(err, job, token, attempt, timeoutMs);
     if (isFinalFailure(verdict, job)) await settleDead(h, env, job, verdict.message);
     // Fatal errors, shutdowns and delays say nothing about the pool's health.

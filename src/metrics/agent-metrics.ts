@@ -1,6 +1,6 @@
 /**
- * What an agent counts of its tasks (prom-client): completions, failed attempts, dead tasks, and how
- * long tasks waited and ran. Each agent publishes its counts to Redis every `intervalMs` (a key per
+ * What an agent counts of its tasks (prom-client): completions, failed attempts, dead tasks, tasks
+ * its flow limits stopped, and how long tasks waited and ran. Each agent publishes its counts to Redis every `intervalMs` (a key per
  * agent that expires if it stops), so one scrape of any API process sees the whole fleet
  * (fleet-metrics.ts aggregates them).
  */
@@ -9,6 +9,7 @@ import type { RedisConnection } from '../redis/connection.ts';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { keys } from '../redis/keys.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
+import { LIMIT_KINDS, type LimitKind } from '../model/agent-type.ts';
 
 /** Seconds: from 1 ms to 5 min, for both waiting and running. */
 type Label = 'type' | 'pool';
@@ -22,6 +23,7 @@ export class AgentMetrics {
   readonly #dead: Counter.Internal;
   readonly #wait: Histogram.Internal<Label>;
   readonly #run: Histogram.Internal<Label>;
+  readonly #limited: Record<LimitKind, Counter.Internal>;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -36,6 +38,13 @@ export class AgentMetrics {
     this.#failed = new Counter({ name: 'switchyard_task_attempts_failed_total', help: 'Attempts that failed (retried or not)', labelNames, registers }).labels(labels);
     this.#dead = new Counter({ name: 'switchyard_tasks_dead_total', help: 'Tasks that ended in the dead letters (attempts spent, or fatal)', labelNames, registers }).labels(labels);
     this.#wait = new Histogram({ name: 'switchyard_task_wait_seconds', help: 'From enqueue (or retry) to the start of an attempt', labelNames, buckets: BUCKETS, registers }).labels(labels);
+    const limited = new Counter({
+      name: 'switchyard_tasks_limited_total',
+      help: 'Tasks an agent took but did not start, by the limit that stopped them (type-rate, pool-rate, key-rate: put off for a token; key-concurrency: held for a slot of its key), and pools held by a RetryAfterError (retry-after)',
+      labelNames: ['type', 'pool', 'limit'] as const,
+      registers,
+    });
+    this.#limited = Object.fromEntries(LIMIT_KINDS.map((limit) => [limit, limited.labels({ ...labels, limit })])) as Record<LimitKind, Counter.Internal>;
     this.#run = new Histogram({ name: 'switchyard_task_run_seconds', help: 'Run time of completed attempts', labelNames, buckets: BUCKETS, registers }).labels(labels);
   }
 
@@ -51,6 +60,11 @@ export class AgentMetrics {
     this.#failed.inc();
     // BullMQ sets finishedOn only when the job leaves for good (no retry left, or unrecoverable).
     if (job.finishedOn && !job.failedReason?.startsWith(CANCELLED_PREFIX)) this.#dead.inc();
+  }
+
+  /** A task did not start because of a limit, or the pool was held (see LIMIT_KINDS). */
+  limited(kind: LimitKind): void {
+    this.#limited[kind].inc();
   }
 
   start(intervalMs: number): void {

@@ -31,14 +31,21 @@ export const rateSchema = z.strictObject({
 export type Rate = z.output<typeof rateSchema>;
 
 /**
- * Flow limits of an agent type. `ratePerPool`: tasks started per pool, shared by the pool's agents.
+ * Flow limits of an agent type, shared by its agents through Redis. Rates count tasks started:
+ * `ratePerType` across all its pools, `ratePerPool` in each pool, `ratePerKey` for each concurrencyKey.
  * `concurrencyPerKey`: tasks of one concurrencyKey running at once across every agent of the type
  * (a task's concurrencyLimit overrides it).
  */
 export const typeLimitsSchema = z.strictObject({
+  ratePerType: rateSchema.optional(),
   ratePerPool: rateSchema.optional(),
+  ratePerKey: rateSchema.optional(),
   concurrencyPerKey: z.number().int().min(1).max(100_000).optional(),
 });
+
+/** Why a task did not start when it was fetched: the limit that stopped it (the metric's `limit` label). */
+export const LIMIT_KINDS = ['type-rate', 'pool-rate', 'key-rate', 'key-concurrency', 'retry-after'] as const;
+export type LimitKind = (typeof LIMIT_KINDS)[number];
 export type TypeLimits = z.output<typeof typeLimitsSchema>;
 
 const definitionSchema = z.object({
@@ -62,7 +69,7 @@ export interface AgentTypeInput<P extends z.ZodType, R extends z.ZodType, N exte
   defaults?: z.input<typeof taskDefaultsSchema>;
   breaker?: BreakerSetting;
   strategy?: Strategy;
-  /** Flow limits: `{ ratePerPool: { max: 100, perMs: 1000 } }` starts at most 100 tasks a second in each pool. */
+  /** Flow limits: `{ ratePerPool: { max: 100, perMs: 1000 } }` starts at most 100 tasks a second in each pool (see typeLimitsSchema). */
   limits?: z.input<typeof typeLimitsSchema>;
 }
 

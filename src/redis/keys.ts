@@ -21,8 +21,19 @@ export function keys(prefix: string) {
     throttle: (type: string, key: string) => `${prefix}:throttle:{${type}}:${key}`,
     /** A debounce key's window: "<queue> <task id>" of the task its requests fold into, until the window ends. */
     debounce: (type: string, key: string) => `${prefix}:debounce:{${type}}:${key}`,
-    /** A pool's token bucket for its type's ratePerPool (GCRA: its theoretical arrival time). */
-    poolRate: (ref: PoolRef) => `${prefix}:rate:{${ref.type}.${ref.pool}}:pool`,
+    /**
+     * A type's token buckets (GCRA: each its theoretical arrival time) for its limits ratePerType,
+     * ratePerPool and ratePerKey; one slot per type, so a task takes from all of them in one call.
+     */
+    rateBuckets: (type: string) => ({
+      type: `${prefix}:rate:{${type}}:type`,
+      pool: (pool: string) => `${prefix}:rate:{${type}}:pool:${pool}`,
+      key: (key: string) => `${prefix}:rate:{${type}}:key:${key}`,
+    }),
+    /** A pool held by a handler's RetryAfterError: its agents start nothing until it expires. */
+    poolHold: (ref: PoolRef) => `${prefix}:hold:{${ref.type}}:${ref.pool}`,
+    /** pub/sub channel: a pool was held (its agents pause at once rather than at their next task). */
+    poolHolds: `${prefix}:pool-holds`,
     /** A pool queue's fair order between concurrency keys (lua/fair-tag.lua), in the queue's slot. */
     fairOrder: (queue: string) => `${prefix}:${queue}:_fair`,
     /**

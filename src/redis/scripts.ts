@@ -20,7 +20,7 @@ export const scripts = {
   registryRemove: defineScript<number>({ name: 'registry-remove', numberOfKeys: -1, lua: luaSource('registry-remove') }),
   lockAcquire: defineScript<number>({ name: 'lock-acquire', numberOfKeys: 1, lua: luaSource('lock-acquire') }),
   lockRelease: defineScript<number>({ name: 'lock-release', numberOfKeys: 1, lua: luaSource('lock-release') }),
-  rateLimit: defineScript<[0 | 1, number]>({ name: 'rate-limit', numberOfKeys: 1, lua: luaSource('rate-limit') }),
+  rateLimit: defineScript<[0 | 1, number, number?]>({ name: 'rate-limit', numberOfKeys: -1, lua: luaSource('rate-limit') }),
   workflowSettle: defineScript<number>({ name: 'workflow-settle', numberOfKeys: 1, lua: luaSource('workflow-settle', GENERATED_LUA) }),
   workflowClaim: defineScript<string[]>({ name: 'workflow-claim', numberOfKeys: 1, lua: luaSource('workflow-claim', GENERATED_LUA) }),
   debounceReplace: defineScript<number>({ name: 'debounce-replace', numberOfKeys: 3, lua: luaSource('debounce-replace') }),

@@ -10,6 +10,7 @@ import type { BreakerState } from '../model/breaker-state.ts';
 import type { AgentView } from '../model/agent-record.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
+import { keys } from '../redis/keys.ts';
 import { poolEligibility, type Eligibility } from '../model/eligibility.ts';
 
 export interface PoolOverview extends PoolRef, Eligibility {
@@ -23,6 +24,8 @@ export interface PoolOverview extends PoolRef, Eligibility {
   breaker: BreakerState;
   /** The type's rate per pool, and how long the pool waits for its next start when it is at that rate now. */
   rateLimit?: Rate & { limitedForMs?: number };
+  /** Set while a handler's RetryAfterError holds the pool: how long its agents still start nothing. */
+  heldForMs?: number;
 }
 
 export async function poolOverview(
@@ -48,6 +51,7 @@ export async function poolOverview(
       const counts = await queues.get(ref).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
       const rate = rateOf(ref.type);
       const limitedForMs = rate ? await queues.get(ref).getRateLimitTtl(rate.max) : 0;
+      const heldForMs = await queues.redis.pttl(keys(queues.prefix).poolHold(ref));
       const byHealth = Object.fromEntries(HEALTH_STATES.map((h) => [h, list.filter((a) => a.health === h).length])) as Record<Health, number>;
       const serving = list.filter((a) => isServing(a.health) && !a.draining);
       const breaker = breakerState(ref);
@@ -70,6 +74,7 @@ export async function poolOverview(
         },
         breaker,
         ...(rate ? { rateLimit: { ...rate, ...(limitedForMs > 0 ? { limitedForMs } : {}) } } : {}),
+        ...(heldForMs > 0 ? { heldForMs } : {}),
         eligible: eligibility.eligible && breaker !== 'OPEN',
         reasons: eligibility.reasons,
       } satisfies PoolOverview;

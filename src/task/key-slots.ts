@@ -9,7 +9,8 @@
  * held tasks those free, each renewal tick. A held task also comes back by itself after HOLD_MS,
  * should its wake be lost (its waker died between reserving and promoting it).
  */
-import { DelayedError, Job, Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
+import { defer, deferred } from './deferral.ts';
 import type { Logger } from '../config/logger.ts';
 import { queueName, parseQueueName } from '../model/names.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
@@ -29,12 +30,13 @@ export interface KeySlotsOptions {
   /** A slot's lease (the job lock's length): renewed every third of it while its task runs. */
   leaseMs: number;
   log: Logger;
+  /** Told when a task is held (the metric of limited tasks). */
+  onHeld?: () => void;
 }
 
 export class KeySlots {
   readonly #o: KeySlotsOptions;
   readonly #k: ReturnType<ReturnType<typeof keyBuilder>['keySlots']>;
-  readonly #jobKey: (queue: string, id: string) => string;
   /** Tasks this process runs with a slot: id -> concurrency key. */
   readonly #running = new Map<string, string>();
   readonly #queues = new Map<string, Queue>();
@@ -44,9 +46,7 @@ export class KeySlots {
 
   constructor(o: KeySlotsOptions) {
     this.#o = o;
-    const k = keyBuilder(o.prefix);
-    this.#k = k.keySlots(o.type);
-    this.#jobKey = k.job;
+    this.#k = keyBuilder(o.prefix).keySlots(o.type);
   }
 
   /** The limit a task runs under, or undefined when none applies (no key, or a key and no limit: fair order only). */
@@ -73,13 +73,12 @@ export class KeySlots {
       this.#schedule();
       return true;
     }
-    await job.moveToDelayed(Date.now() + HOLD_MS, token);
-    // Fetching it counted as starting an attempt (BullMQ's attemptsStarted): it did not start.
-    await this.#o.redis.hincrby(this.#jobKey(job.queueName, job.id), 'ats', -1);
+    await defer(job, token, Date.now() + HOLD_MS, this.#o.redis);
+    this.#o.onHeld?.();
     // A slot freed between the take and the move may have woken it while it was still here: then it
     // holds a reserved slot, and goes back to its queue now.
     if ((await this.#o.redis.zscore(this.#k.slots(key), job.id)) !== null) await this.#promote(member);
-    throw new DelayedError(`concurrency key ${JSON.stringify(key)} is at its limit of ${limit}: held until a slot frees`);
+    throw deferred(`concurrency key ${JSON.stringify(key)} is at its limit of ${limit}: held until a slot frees`);
   }
 
   /** Frees the task's slot and wakes the key's next held tasks; never throws (a lost release ends with the lease). */

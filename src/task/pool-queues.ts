@@ -57,6 +57,10 @@ export class PoolQueues extends EventEmitter<{ added: [Queue, PoolRef] }> {
     return this.#redis;
   }
 
+  get prefix(): string {
+    return this.#prefix;
+  }
+
   get(ref: PoolRef): Queue {
     return this.#entry(ref).queue;
   }

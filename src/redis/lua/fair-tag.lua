@@ -1,15 +1,15 @@
--- Start-time fair queuing between concurrency keys, on one pool queue. A keyed task's tag is one past
--- the later of its key's last tag and the tag at the head of the queue (the queue's virtual time), and
--- the tag is the task's BullMQ priority: a key that arrives behind another key's backlog of 20 000
--- takes turns with it instead of waiting for all of it. Unkeyed tasks are untouched (no priority: they
--- go first, as BullMQ runs its wait list before its prioritized set).
---
 -- KEYS[1] the queue's prioritized zset (BullMQ: score = priority * 2^32 + a counter)
 -- KEYS[2] the queue's delayed zset (retries and held tasks keep their priority in their hash)
 -- KEYS[3] the queue's fair order: zset concurrency key -> the last tag given to its tasks
 -- ARGV[1] the queue's job key prefix (`<prefix>:{<type>.<pool>}:`), ARGV[2] rebase above this tag,
 -- ARGV[3..] the concurrency key of each task being written, in order.
 -- Returns the tags, in that order.
+--
+-- Start-time fair queuing between concurrency keys, on one pool queue. A keyed task's tag is one past
+-- the later of its key's last tag and the tag at the head of the queue (the queue's virtual time), and
+-- the tag is the task's BullMQ priority: a key that arrives behind another key's backlog of 20 000
+-- takes turns with it instead of waiting for all of it. Unkeyed tasks are untouched (no priority: they
+-- go first, as BullMQ runs its wait list before its prioritized set).
 --
 -- Tags only grow while the queue never drains; BullMQ takes priorities up to 2^21 - 1. When the head
 -- passes ARGV[2], every waiting and delayed task's priority (and every key's last tag) is lowered by

@@ -1,6 +1,7 @@
--- Renews the slots of the keyed tasks an agent is running (a slot lost meanwhile is not taken back).
 -- KEYS[1] the type's keys with held tasks (unused: it routes the call to the type's cluster slot)
 -- ARGV[1] the type's key base, ARGV[2] lease ms, then pairs: concurrency key, task id.
+--
+-- Renews the slots of the keyed tasks an agent is running (a slot lost meanwhile is not taken back).
 --- @include "key-slots-lib"
 local base = ARGV[1]
 local leaseMs = tonumber(ARGV[2])
