@@ -244,6 +244,20 @@ function openRun(id) {
   if (id) void refreshOpenRun().then(drawOpenRun);
 }
 
+/** A pool's flow limits in a few words: its type's rates and limit per key, and what holds it now. */
+function limitsText(p) {
+  const l = p.limits ?? {};
+  const rate = (r) => `${r.max}/${r.perMs === 1000 ? 's' : `${r.perMs} ms`}`;
+  const parts = [];
+  if (l.ratePerPool) parts.push(`${rate(l.ratePerPool)} per pool`);
+  if (l.ratePerType) parts.push(`${rate(l.ratePerType)} per type`);
+  if (l.ratePerKey) parts.push(`${rate(l.ratePerKey)} per key`);
+  if (l.concurrencyPerKey) parts.push(`${l.concurrencyPerKey} running per key`);
+  if (p.rateLimit?.limitedForMs) parts.push(`at its rate: next in ${p.rateLimit.limitedForMs} ms`);
+  if (p.heldForMs) parts.push(`held ${(p.heldForMs / 1000).toFixed(1)} s (retry-after)`);
+  return parts.length ? parts.join('; ') : '—';
+}
+
 async function refresh() {
   const readRuns = state.runsIdleTicks === 0 || state.tick % IDLE_RUN_TICKS === 0;
   const readSchedules = state.tick - state.schedulesTick >= SCHEDULE_TICKS;
@@ -256,8 +270,8 @@ async function refresh() {
   ]);
   fill('pools', pools.map((p) => [
     p.name, `${p.agents.HEALTHY + p.agents.DEGRADED} of ${p.agents.total} serving`, p.weight, `${p.running} / ${p.concurrency}`,
-    p.backlog.waiting, p.backlog.dead, badge(p.breaker), p.eligible ? 'yes' : `no: ${p.reasons.join('; ')}`,
-  ]), 8, 'no pools yet: start an agent');
+    p.backlog.waiting, p.backlog.dead, badge(p.breaker), limitsText(p), p.eligible ? 'yes' : `no: ${p.reasons.join('; ')}`,
+  ]), 9, 'no pools yet: start an agent');
   fill('agents', agents.map((a) => {
     const row = [a.id, a.pool, badge(a.health), bar(a.load), a.weight, new Date(a.lastHeartbeat).toLocaleTimeString()];
     row[0] = el('td', a.id);

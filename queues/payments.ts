@@ -10,4 +10,6 @@ export const payments = defineAgentType({
   result: z.object({ action: z.enum(['charge', 'refund']), chargeId: z.string(), amountCents: z.number().int() }),
   defaults: { attempts: 5, timeoutMs: 15_000, backoff: { type: 'exponential', delayMs: 200 } },
   breaker: BREAKER_PRESETS.critical,
+  // The provider takes at most 100 calls a second from us, and 5 a second per merchant (the task's concurrencyKey).
+  limits: { ratePerType: { max: 100, perMs: 1000 }, ratePerKey: { max: 5, perMs: 1000 } },
 });

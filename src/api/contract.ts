@@ -49,6 +49,8 @@ const iso = z.iso.datetime();
 const count = z.number().int().min(0);
 /** A rate: at most `max` tasks started per `perMs`. */
 const rate = z.strictObject({ max: count, perMs: count });
+/** An agent type's flow limits (src/model/agent-type.ts typeLimitsSchema). */
+const typeLimits = z.strictObject({ ratePerType: rate.optional(), ratePerPool: rate.optional(), ratePerKey: rate.optional(), concurrencyPerKey: count.optional() });
 
 export const routingSchema = z.strictObject({
   strategy: z.enum([...STRATEGIES, 'fixed']),
@@ -180,6 +182,7 @@ export const poolOverviewSchema = z.strictObject({
     .strictObject({ max: count, perMs: count, limitedForMs: count.optional().describe('how long the pool waits before starting its next task, when it is at its rate now') })
     .optional()
     .describe("the type's ratePerPool"),
+  limits: typeLimits.optional().describe("the type's flow limits, when it has any"),
   heldForMs: count.optional().describe("a handler of this pool threw RetryAfterError: its agents start nothing for this long"),
   eligible: z.boolean(),
   reasons: z.array(z.string()),
@@ -204,7 +207,7 @@ export const agentTypeSchema = z.strictObject({
   defaults: z.record(z.string(), z.unknown()),
   breaker: z.record(z.string(), z.unknown()),
   strategy: z.enum(STRATEGIES),
-  limits: z.strictObject({ ratePerType: rate.optional(), ratePerPool: rate.optional(), ratePerKey: rate.optional(), concurrencyPerKey: count.optional() }),
+  limits: typeLimits,
   payloadSchema: z.record(z.string(), z.unknown()),
   resultSchema: z.record(z.string(), z.unknown()),
 });

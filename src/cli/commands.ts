@@ -69,14 +69,27 @@ const describeTask = (t: TaskView) =>
 const BATCH_CHUNK = 500;
 
 /** `enqueue --many`: the argument is a JSON array of payloads, sent in batches with a progress bar. */
-async function enqueueMany(c: SwitchyardClient, type: string, payloads: unknown, o: ClientCommandOptions & { pool?: string }, out: Out, err: Out): Promise<number> {
+/** What the enqueue flags set on every task they enqueue. */
+export interface EnqueueFlags {
+  pool?: string;
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
+}
+
+const flagOptions = (o: EnqueueFlags) => ({
+  ...(o.pool ? { pool: o.pool } : {}),
+  ...(o.concurrencyKey !== undefined ? { concurrencyKey: o.concurrencyKey } : {}),
+  ...(o.concurrencyLimit !== undefined ? { concurrencyLimit: o.concurrencyLimit } : {}),
+});
+
+async function enqueueMany(c: SwitchyardClient, type: string, payloads: unknown, o: ClientCommandOptions & EnqueueFlags, out: Out, err: Out): Promise<number> {
   if (!Array.isArray(payloads)) throw new ApiError(0, 'Not a list', 'with --many, the payload argument must be a JSON array of payloads');
   const bar = !o.json && err.isTTY ? new SingleBar({ format: ' {bar} {value}/{total} enqueued', hideCursor: true, stream: err as NodeJS.WriteStream }, Presets.shades_classic) : undefined;
   bar?.start(payloads.length, 0);
   const ids: string[] = [];
   try {
     for (let i = 0; i < payloads.length; i += BATCH_CHUNK) {
-      const chunk = payloads.slice(i, i + BATCH_CHUNK).map((payload) => ({ type, payload, ...(o.pool ? { pool: o.pool } : {}) }));
+      const chunk = payloads.slice(i, i + BATCH_CHUNK).map((payload) => ({ type, payload, ...flagOptions(o) }));
       ids.push(...(await c.enqueueBatch(chunk as never)).map((t) => t.id));
       bar?.update(ids.length);
     }
@@ -90,14 +103,14 @@ async function enqueueMany(c: SwitchyardClient, type: string, payloads: unknown,
 export async function enqueueCommand(
   type: string,
   payloadArg: string,
-  o: ClientCommandOptions & { wait?: boolean; timeout?: number; pool?: string; key?: string; many?: boolean },
+  o: ClientCommandOptions & EnqueueFlags & { wait?: boolean; timeout?: number; key?: string; many?: boolean },
   out: Out = process.stdout,
   err: Out = process.stderr,
 ): Promise<number> {
   return withClient(o, async (c) => {
     const payload = await readJsonArgument(payloadArg);
     if (o.many) return enqueueMany(c, type, payload, o, out, err);
-    const task = await c.enqueue(type, payload as never, { ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { idempotencyKey: o.key } : {}) });
+    const task = await c.enqueue(type, payload as never, { ...flagOptions(o), ...(o.key ? { idempotencyKey: o.key } : {}) });
     if (!o.wait) {
       out.write(o.json ? `${JSON.stringify(task)}\n` : `${task.duplicate ? 'already enqueued' : 'enqueued'} ${task.id} (${task.state}, pool ${task.pool})\n`);
       return EXIT.ok;

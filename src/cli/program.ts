@@ -8,7 +8,7 @@ import { onShutdown } from './signals.ts';
 import { VERSION } from '../version.ts';
 import { runWorkflowFile } from './workflow.ts';
 import { durationMs, MISFIRE_CHOICES, scheduleActionCommand, scheduleAddCommand, schedulesListCommand, type ScheduleAddFlags } from './schedules.ts';
-import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand } from './commands.ts';
+import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand, type EnqueueFlags } from './commands.ts';
 
 // Each command imports only what its role runs: `--help` and the client commands load no server code,
 // `start` (the supervisor) no Express or BullMQ, `worker` no Express, `api` no agent runtime. Every
@@ -164,11 +164,16 @@ function addClientCommands(program: Command): void {
       .description("enqueue a task; <payload> is JSON ('{\"text\":\"hi\"}') or @file.json; exit 0 accepted (with --wait: completed), 4 ended otherwise, 5 timed out")
       .option('--pool <name>', 'send it to this pool', poolName)
       .option('--key <idempotencyKey>', 'idempotency key: resending with the same key enqueues nothing new')
+      .option('--concurrency-key <key>', 'a tenant, a customer: tasks take turns between keys, and run at most --concurrency-limit at once per key')
+      .option('--concurrency-limit <n>', "tasks of the key running at once (default: the type's limits.concurrencyPerKey)", positiveInt)
       .option('--many', '<payload> is a JSON array of payloads: enqueue them all, in batches, with a progress bar')
       .option('--wait', 'wait until it is completed, dead or cancelled, and print it')
       .option('--timeout <s>', 'with --wait: give up after this many seconds (exit 5)', positiveNumber),
-  ).action((type: string, payload: string, o: ClientFlags & { pool?: string; key?: string; wait?: boolean; timeout?: number; many?: boolean }) =>
-    exit(enqueueCommand(type, payload, { ...connect(o), ...(o.pool ? { pool: o.pool } : {}), ...(o.key ? { key: o.key } : {}), ...(o.wait ? { wait: true } : {}), ...(o.timeout ? { timeout: o.timeout } : {}), ...(o.many ? { many: true } : {}) })),
+  ).action((type: string, payload: string, o: ClientFlags & EnqueueFlags & { key?: string; wait?: boolean; timeout?: number; many?: boolean }) => {
+    const { pool, concurrencyKey, concurrencyLimit, key, wait, timeout, many } = o;
+    const flags = { pool, concurrencyKey, concurrencyLimit, key, timeout, ...(wait ? { wait } : {}), ...(many ? { many } : {}) };
+    return exit(enqueueCommand(type, payload, { ...connect(o), ...(Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as typeof flags) }));
+  },
   );
   clientOptions(program.command('task <id>').description('show a task: state, attempts, result or error')).action((id: string, o: ClientFlags) => exit(taskCommand(id, connect(o))));
   clientOptions(

@@ -25,11 +25,7 @@ export function keys(prefix: string) {
      * A type's token buckets (GCRA: each its theoretical arrival time) for its limits ratePerType,
      * ratePerPool and ratePerKey; one slot per type, so a task takes from all of them in one call.
      */
-    rateBuckets: (type: string) => ({
-      type: `${prefix}:rate:{${type}}:type`,
-      pool: (pool: string) => `${prefix}:rate:{${type}}:pool:${pool}`,
-      key: (key: string) => `${prefix}:rate:{${type}}:key:${key}`,
-    }),
+    rateBuckets: (type: string) => rateBucketKeys(prefix, type),
     /** A pool held by a handler's RetryAfterError: its agents start nothing until it expires. */
     poolHold: (ref: PoolRef) => `${prefix}:hold:{${ref.type}}:${ref.pool}`,
     /** pub/sub channel: a pool was held (its agents pause at once rather than at their next task). */
@@ -41,16 +37,7 @@ export function keys(prefix: string) {
      * slots and held tasks (members `<pool>\t<task id>`), and the zset of keys with held tasks; all in
      * the type's slot.
      */
-    keySlots: (type: string) => {
-      const base = `${prefix}:conc:{${type}}:`;
-      return {
-        base,
-        heldKeys: `${base}held-keys`,
-        slots: (key: string) => `${base}slots:${key}`,
-        held: (key: string) => `${base}held:${key}`,
-        heldMember: (pool: string, id: string) => `${pool}\t${id}`,
-      };
-    },
+    keySlots: (type: string) => keySlotKeys(prefix, type),
     /** A client's place in the enqueue rate limit (src/api/rate-limit.ts); one slot per client. */
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */
@@ -124,3 +111,24 @@ function scheduleKeys(prefix: string) {
 export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order'] as const;
 
 export type Keys = ReturnType<typeof keys>;
+
+/** A type's concurrency keys: every one under the type's tag. */
+function keySlotKeys(prefix: string, type: string) {
+  const base = `${prefix}:conc:{${type}}:`;
+  return {
+    base,
+    heldKeys: `${base}held-keys`,
+    slots: (key: string) => `${base}slots:${key}`,
+    held: (key: string) => `${base}held:${key}`,
+    heldMember: (pool: string, id: string) => `${pool}\t${id}`,
+  };
+}
+
+/** A type's token buckets: every one under the type's tag. */
+function rateBucketKeys(prefix: string, type: string) {
+  return {
+    type: `${prefix}:rate:{${type}}:type`,
+    pool: (pool: string) => `${prefix}:rate:{${type}}:pool:${pool}`,
+    key: (key: string) => `${prefix}:rate:{${type}}:key:${key}`,
+  };
+}

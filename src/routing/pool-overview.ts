@@ -2,7 +2,7 @@
  * The fleet by pool, for GET /v1/pools: agents by health, weight, concurrency, backlog and whether
  * the pool may get work. A pool is listed while it has agents or a queue with tasks.
  */
-import type { Rate } from '../model/agent-type.ts';
+import type { Rate, TypeLimits } from '../model/agent-type.ts';
 import type { Health } from '../model/health-state.ts';
 import { HEALTH_STATES, isServing } from '../model/health-state.ts';
 import { PARKED_POOL, poolLabel, type PoolRef } from '../model/names.ts';
@@ -24,6 +24,8 @@ export interface PoolOverview extends PoolRef, Eligibility {
   breaker: BreakerState;
   /** The type's rate per pool, and how long the pool waits for its next start when it is at that rate now. */
   rateLimit?: Rate & { limitedForMs?: number };
+  /** The type's flow limits, when it has any (rates per type, pool and key; concurrency per key). */
+  limits?: TypeLimits;
   /** Set while a handler's RetryAfterError holds the pool: how long its agents still start nothing. */
   heldForMs?: number;
 }
@@ -33,7 +35,7 @@ export async function poolOverview(
   queues: PoolQueues,
   breakerState: (ref: PoolRef) => BreakerState,
   type?: string,
-  rateOf: (type: string) => Rate | undefined = () => undefined,
+  limitsOf: (type: string) => TypeLimits | undefined = () => undefined,
 ): Promise<PoolOverview[]> {
   const [agents] = await Promise.all([registry.list(type ? { type } : {}), queues.refresh()]);
   const byPool = new Map<string, { ref: PoolRef; agents: AgentView[] }>();
@@ -49,7 +51,8 @@ export async function poolOverview(
   const overviews = await Promise.all(
     [...byPool.values()].map(async ({ ref, agents: list }) => {
       const counts = await queues.get(ref).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
-      const rate = rateOf(ref.type);
+      const limits = limitsOf(ref.type);
+      const rate = limits?.ratePerPool;
       const limitedForMs = rate ? await queues.get(ref).getRateLimitTtl(rate.max) : 0;
       const heldForMs = await queues.redis.pttl(keys(queues.prefix).poolHold(ref));
       const byHealth = Object.fromEntries(HEALTH_STATES.map((h) => [h, list.filter((a) => a.health === h).length])) as Record<Health, number>;
@@ -74,6 +77,7 @@ export async function poolOverview(
         },
         breaker,
         ...(rate ? { rateLimit: { ...rate, ...(limitedForMs > 0 ? { limitedForMs } : {}) } } : {}),
+        ...(limits && Object.keys(limits).length > 0 ? { limits } : {}),
         ...(heldForMs > 0 ? { heldForMs } : {}),
         eligible: eligibility.eligible && breaker !== 'OPEN',
         reasons: eligibility.reasons,

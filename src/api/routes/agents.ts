@@ -65,5 +65,5 @@ export const poolQuerySchema = z.strictObject({ type: z.string().regex(NAME_PATT
 
 export async function listPools(registry: Registry, queues: PoolQueues, query: unknown, breakerState: (ref: PoolRef) => BreakerState, catalogue?: Catalogue): Promise<Reply> {
   const q = parseOrThrow(poolQuerySchema, query, 'pool query');
-  return { status: 200, body: await poolOverview(registry, queues, breakerState, q.type, (type) => catalogue?.find(type)?.limits.ratePerPool) };
+  return { status: 200, body: await poolOverview(registry, queues, breakerState, q.type, (type) => catalogue?.find(type)?.limits) };
 }
