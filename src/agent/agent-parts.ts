@@ -170,7 +170,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       log: identity.log,
       inFlight: p.inFlight,
       slots: p.slots,
-      ...(gate.rated ? { rate: (key: string | undefined) => gate.takeRate(key) } : {}),
+      ...(gate.rated ? { rate: (taskId: string, key: string | undefined) => gate.takeRate(taskId, key) } : {}),
       holdPool: (ms) => gate.hold(ms),
       defer: (job, token, untilMs) => defer(job, token, untilMs, redis),
       admit: (jobId) => gate.admit(jobId),

@@ -60,7 +60,7 @@ export class PoolGate {
   /** The buckets every task of the pool takes from (type, pool): keys, script arguments and what each limits. */
   readonly #shared: { keys: string[]; args: Array<string | number>; kinds: LimitKind[] };
   /** The bucket of a concurrency key, by key, when the type has a ratePerKey. */
-  readonly #perKey: { key: (k: string) => string; args: [string, number] } | undefined;
+  readonly #perKey: { key: (k: string) => string; reservations: string; args: [string, number] } | undefined;
   readonly #holdKey: string;
   readonly #holdChannel: string;
   readonly #onHold: (channel: string, message: string) => void;
@@ -92,7 +92,7 @@ export class PoolGate {
       this.#shared.args.push(...bucketArgs(rate));
       this.#shared.kinds.push(kind);
     }
-    this.#perKey = ratePerKey && { key: buckets.key, args: bucketArgs(ratePerKey) };
+    this.#perKey = ratePerKey && { key: buckets.key, reservations: buckets.reservations, args: bucketArgs(ratePerKey) };
     this.#holdKey = k.poolHold(o.ref);
     this.#holdChannel = k.poolHolds;
     const label = poolLabel(o.ref);
@@ -139,19 +139,20 @@ export class PoolGate {
    * all or none. Returns 0 when it may start. Without a type or pool token the task goes back to
    * waiting, its attempt unspent (BullMQ's RateLimitError), and this agent waits until the next token
    * is due (the queue's limiter key, which the worker that throws reads). Without its key's token,
-   * returns how long the key waits: the caller puts that task off, and the pool goes on with others.
+   * the task gets the key's next one reserved and this returns how long until then: the caller puts
+   * the task off until it, and the pool goes on with others.
    */
-  async takeRate(concurrencyKey?: string): Promise<number> {
+  async takeRate(taskId: string, concurrencyKey?: string): Promise<number> {
     const { keys: shared, args, kinds } = this.#shared;
     const perKey = concurrencyKey !== undefined ? this.#perKey : undefined;
     if (shared.length === 0 && !perKey) return 0;
-    const bucketKeys = perKey ? [...shared, perKey.key(concurrencyKey!)] : shared;
-    const [admitted, waitMs, worst] = await scripts.rateLimit.run(this.#o.redis, bucketKeys, perKey ? [1, ...args, ...perKey.args] : [1, ...args]);
+    const bucketKeys = perKey ? [...shared, perKey.key(concurrencyKey!), perKey.reservations] : shared;
+    const [admitted, waitMs, which] = await scripts.rateTake.run(this.#o.redis, bucketKeys, [shared.length, taskId, ...args, ...(perKey ? perKey.args : [])]);
     if (admitted === 1) return 0;
-    const kind = kinds[(worst ?? 1) - 1] ?? 'key-rate';
+    const kind = kinds[(which ?? 1) - 1] ?? 'key-rate';
     this.#o.onLimited?.(kind);
-    if (kind === 'key-rate') return Math.max(1, waitMs);
-    await this.#queue.rateLimit(Math.max(1, waitMs));
+    if (kind === 'key-rate') return Math.max(1, waitMs ?? 1);
+    await this.#queue.rateLimit(Math.max(1, waitMs ?? 1));
     throw Worker.RateLimitError();
   }
 

@@ -39,7 +39,7 @@ export interface ProcessorHooks {
    * Takes a token of each of the type's rates that applies (throws RateLimitError when the type or
    * pool has none yet; returns how long the task's key waits when its key has none, else 0).
    */
-  rate?: (concurrencyKey: string | undefined) => Promise<number>;
+  rate?: (taskId: string, concurrencyKey: string | undefined) => Promise<number>;
   /** A handler threw RetryAfterError: the whole pool waits that long. */
   holdPool?: (ms: number) => Promise<void>;
   /** Puts a task off without spending or starting an attempt (src/task/deferral.ts). */
@@ -233,7 +233,7 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
   const jobId = job.id ?? '';
   if (h.rate) {
     // Before the breaker: a probe permit is not held while waiting for a token.
-    const keyWaitMs = await h.rate(env.concurrency?.key);
+    const keyWaitMs = await h.rate(jobId, env.concurrency?.key);
     if (keyWaitMs > 0) {
       await h.defer(job, token, Date.now() + keyWaitMs);
       throw deferred(`concurrency key ${JSON.stringify(env.concurrency?.key)} is at its rate: put off ${keyWaitMs} ms`);

@@ -55,7 +55,7 @@ export function rateLimiter(redis: RedisConnection, prefix: string, limit: RateL
         `this request holds ${n} tasks, more than a client may send at once (SWITCHYARD_RATE_BURST=${limit.burst}); split it into requests of at most ${limit.burst}`,
       );
     }
-    const [admitted, value] = await withRedis(redis, () => scripts.rateLimit.run(redis, [k.rateLimit(clientOf(req, keyed))], [n, per.toFixed(6), limit.burst]));
+    const [admitted, value] = await withRedis(redis, () => scripts.rateLimit.run(redis, [k.rateLimit(clientOf(req, keyed))], [per.toFixed(6), limit.burst, n]));
     if (admitted === 1) return next();
     throw new RateLimitedError(value, `rate limit: at most ${limit.perSecond} tasks per second per client (bursts of ${limit.burst}); this request of ${n} task(s) fits in ${value} ms, nothing was enqueued`);
   };

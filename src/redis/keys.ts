@@ -130,5 +130,7 @@ function rateBucketKeys(prefix: string, type: string) {
     type: `${prefix}:rate:{${type}}:type`,
     pool: (pool: string) => `${prefix}:rate:{${type}}:pool:${pool}`,
     key: (key: string) => `${prefix}:rate:{${type}}:key:${key}`,
+    /** zset: task id -> the time its key's token is reserved for (rate-take.lua). */
+    reservations: `${prefix}:rate:{${type}}:reserved`,
   };
 }

@@ -118,6 +118,14 @@ describe('rate per key', () => {
     // small's four fit its own bucket: they do not wait behind big's.
     expect(startsOfKey('small').at(-1)! - startsOfKey('small')[0]!).toBeLessThan(KEY_RATE.perMs);
     for (const j of jobs) expect({ made: j.attemptsMade, started: j.attemptsStarted }).toEqual({ made: 1, started: 1 });
+    // Each task without a token gets its key's next one reserved: put off once, not again and again
+    // (at 5/s, bursts of 1: all but the first of each key, 19 + 3).
+    const putOff = await waitFor(async () => {
+      const m = /switchyard_tasks_limited_total\{type="merchant",[^}]*limit="key-rate"\} (\d+)/.exec(await fetch(`${api.url}/metrics`).then((r) => r.text()));
+      return m ? Number(m[1]) : undefined;
+    }, { what: 'the key-rate metric' });
+    expect(putOff).toBeGreaterThanOrEqual(22);
+    expect(putOff).toBeLessThanOrEqual(24);
   });
 });
 
