@@ -1,6 +1,7 @@
 /**
  * The cluster suite (`npm run test:cluster`): the integration and end-to-end tests of tasks,
- * routing, breakers, the registry, agents, workflows and dead letters, the CLI, the dashboard and
+ * routing, breakers, the registry, agents, workflows and dead letters, schedules and flow control
+ * (concurrency keys, fair order, rates, throttle and debounce), the CLI, the dashboard and
  * the examples, run again against a local 3-master Redis Cluster (tests/support/cluster-setup.ts),
  * plus the cluster's own tests (failover).
  * Tests that restart or reconfigure a single Redis (outages, durability) stay in `npm test` only.
@@ -12,7 +13,7 @@ export default defineConfig({
   test: {
     ...base.test,
     include: [
-      'tests/integration/{agent,agent-breaker,agent-health,api,breaker,client,metrics,producer,rate-limit,registry,routing,workflow,workflow-repair}.test.ts',
+      'tests/integration/{agent,agent-breaker,agent-health,api,breaker,client,metrics,producer,rate-limit,registry,routing,workflow,workflow-repair,concurrency-key,fair-order,rate-limits,throttle-debounce,schedules,client-schedules}.test.ts',
       'tests/e2e/{task-flow,fleet,breaker,breaker-watch,dead-letters,pool-loss,workflow,examples,cli,dashboard}.test.ts',
       'tests/cluster/**/*.test.ts',
     ],

@@ -77,7 +77,7 @@ export class KeySlots {
     this.#o.onHeld?.();
     // A slot freed between the take and the move may have woken it while it was still here: then it
     // holds a reserved slot, and goes back to its queue now.
-    if ((await this.#o.redis.zscore(this.#k.slots(key), job.id)) !== null) await this.#promote(member);
+    if ((await this.#o.redis.zscore(this.#k.slots(key), job.id)) !== null) await this.#promote(`${key}\t${member}`);
     throw deferred(`concurrency key ${JSON.stringify(key)} is at its limit of ${limit}: held until a slot frees`);
   }
 
@@ -127,9 +127,15 @@ export class KeySlots {
     await Promise.all(members.map((m) => this.#promote(m)));
   }
 
-  /** Puts a woken task back in its queue (it may have come back by itself, or been cancelled: nothing to do then). */
-  async #promote(member: string): Promise<void> {
-    const [pool, id] = member.split('\t') as [string, string];
+  /**
+   * Puts a woken task ("<key>\t<pool>\t<id>") back in its queue. One that came back by itself keeps
+   * its reserved slot; one that is gone (cancelled, moved to another pool) gives it back.
+   */
+  async #promote(entry: string): Promise<void> {
+    const parts = entry.split('\t');
+    const id = parts.pop()!;
+    const pool = parts.pop()!;
+    const key = parts.join('\t');
     let queue = this.#queues.get(pool);
     if (!queue) {
       queue = new Queue(queueName({ type: this.#o.type, pool }), { connection: this.#o.redis, prefix: this.#o.prefix });
@@ -137,6 +143,7 @@ export class KeySlots {
       this.#queues.set(pool, queue);
     }
     const job = await Job.fromId<TaskEnvelope>(queue, id);
-    await job?.promote().catch(() => undefined);
+    if (job) return void (await job.promote().catch(() => undefined));
+    await this.#promoteAll(await scripts.keySlotRelease.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, this.#o.leaseMs, id, key]));
   }
 }

@@ -13,6 +13,7 @@ import { defineWorker } from '../../src/agent/worker-definition.ts';
 import { defineAgentType } from '../../src/model/agent-type.ts';
 import { Catalogue } from '../../src/model/catalogue.ts';
 import { ValidationError } from '../../src/model/errors.ts';
+import { TaskCanceller } from '../../src/task/cancel.ts';
 import { queueName } from '../../src/model/names.ts';
 import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { producerSystem, silentLog, testConfig } from '../support/system.ts';
@@ -93,6 +94,26 @@ describe('concurrency per key', () => {
     expect(held).toMatchObject({ state: 'delayed', attempts: { made: 0, started: 0 } });
     expect(held.runAt).toBeUndefined();
     await completed('tenant-job', 46);
+  });
+
+  it('gives the slot of a held task that was cancelled to the next one', async () => {
+    const cancel = new TaskCanceller(sys.redis, prefix, sys.queues, sys.lookup, 60);
+    const ids = (await sys.producer.enqueueBatch([0, 1, 2].map(() => ({ type: 'tenant-job', payload: { tenant: 'cx', ms: 700 }, concurrencyKey: 'cx', concurrencyLimit: 1 })))).map((r) => r.task.id);
+    // One runs, two are held; the first held in the key's order (the batch's) is cancelled: the other
+    // must run as soon as the running one ends, not once the slot reserved for the cancelled one expires.
+    const views = await waitFor(async () => {
+      const vs = await Promise.all(ids.map((id) => sys.lookup.find(id)));
+      return vs.filter((v) => v?.note?.includes('at its limit')).length === 2 ? vs : undefined;
+    }, { what: 'two of the three tasks held' });
+    const [cancelled, last] = views.filter((v) => v?.note?.includes('at its limit')).map((v) => v!.id);
+    const running = views.find((v) => !v?.note)!.id;
+    expect((await cancel.cancel(cancelled!)).state).toBe('cancelled');
+    const done = await waitFor(async () => {
+      const v = await sys.lookup.find(last!);
+      return v?.state === 'completed' ? v : undefined;
+    }, { timeoutMs: 10_000, what: 'the last task completed' });
+    const gap = Date.parse(done.startedAt!) - Date.parse((await sys.lookup.find(running))!.finishedAt!);
+    expect(gap, 'ms from the running task ending to the last one starting').toBeLessThan(500);
   });
 
   it('refuses a limit without a key, a priority with one, a key over 256 bytes and a limit of 0, naming the field', () => {

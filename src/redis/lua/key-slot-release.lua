@@ -1,7 +1,7 @@
 -- KEYS[1] the type's keys with held tasks
 -- ARGV[1] the type's key base, ARGV[2] lease ms (for the woken tasks' reservations), ARGV[3] the
 -- task id ('' for none), ARGV[4] its concurrency key.
--- Returns the woken tasks' held members ("<pool>\t<id>").
+-- Returns the woken tasks as "<concurrency key>\t<pool>\t<id>".
 --
 -- A keyed task ended (ran, failed, or went back to waiting): its slot is freed and the key's held
 -- tasks that now fit are woken. With no task id, wakes the held tasks of every key of the type (up to
