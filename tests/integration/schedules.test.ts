@@ -8,7 +8,7 @@ import { Agent } from '../../src/agent/agent.ts';
 import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
 import { firedBy } from '../../src/model/schedule.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { keysMatching, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { ledger, step, stepWorker } from '../support/workflow-types.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
@@ -34,7 +34,7 @@ afterAll(async () => {
 
 const call = (method: string, path: string, body?: unknown) =>
   fetch(`${api.url}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
-const keysUnder = async (pattern: string) => (await redis.keys(`${prefix}:${pattern}`)).sort();
+const keysUnder = async (pattern: string) => (await keysMatching(redis, `${prefix}:${pattern}`)).sort();
 const executions = (schedule: string) => ledger.filter((e) => firedBy(e.node)?.schedule === schedule);
 
 describe('schedules', () => {

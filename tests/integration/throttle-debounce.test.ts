@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.ts';
 import { Catalogue } from '../../src/model/catalogue.ts';
 import { startApi, type ApiServer } from '../../src/api/server.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
+import { keysMatching, REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { ledger, step, stepWorker } from '../support/workflow-types.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
@@ -84,7 +84,7 @@ describe('debounce', () => {
 
 describe('bad input', () => {
   it('refuses conflicting options and long keys with a 400 naming the field, and writes nothing', async () => {
-    const before = (await redis.keys(`${prefix}:*`)).sort();
+    const before = (await keysMatching(redis, `${prefix}:*`)).sort();
     const cases: Array<[unknown, string]> = [
       [{ type: 'step', payload: {}, throttle: { key: 'k', windowMs: 1000 }, debounce: { key: 'k', windowMs: 1000 } }, 'debounce'],
       [{ type: 'step', payload: {}, debounce: { key: 'k', windowMs: 1000 }, delayMs: 10 }, 'delayMs'],
@@ -98,6 +98,6 @@ describe('bad input', () => {
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
       expect((await json(res)).errors.map((e: { path: string }) => e.path)).toContain(path);
     }
-    expect((await redis.keys(`${prefix}:*`)).sort()).toEqual(before);
+    expect((await keysMatching(redis, `${prefix}:*`)).sort()).toEqual(before);
   });
 });
