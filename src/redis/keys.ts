@@ -57,6 +57,8 @@ export function keys(prefix: string) {
        */
       active: `${prefix}:{workflows}:_active-runs`,
       idempotency: (key: string) => `${prefix}:idem:{workflows}:${key}`,
+      /** zset: sleeping node ("<run id>\t<node id>") -> when it wakes (ms; a claimed one: when its claim ends). */
+      sleeps: `${prefix}:{workflows}:_sleeps`,
       /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
       events: `${prefix}:workflow-events`,
     },

@@ -33,5 +33,6 @@ export const scripts = {
   keySlotTake: defineScript<0 | 1>({ name: 'key-slot-take', numberOfKeys: 1, lua: luaSource('key-slot-take') }),
   keySlotRelease: defineScript<string[]>({ name: 'key-slot-release', numberOfKeys: 1, lua: luaSource('key-slot-release') }),
   keySlotRenew: defineScript<number>({ name: 'key-slot-renew', numberOfKeys: 1, lua: luaSource('key-slot-renew') }),
+  sleepClaim: defineScript<string[]>({ name: 'sleep-claim', numberOfKeys: 1, lua: luaSource('sleep-claim') }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
 } as const;

@@ -1,7 +1,7 @@
 /**
- * The schedule timer: every API process runs one. It sleeps until the earliest tick is due (at most
- * a second, so it sees schedules other processes add), claims the due ticks in one script (each tick
- * goes to one process, for a lease), fires each, and hands back the schedule's next tick. A fire
+ * The schedule timer: every API process runs one, a DueLoop over the schedules' next ticks (it sleeps
+ * until the earliest tick is due, at most a second, and claims the due ticks in one script, each for
+ * one process for a lease); it fires each, and hands back the schedule's next tick. A fire
  * starts an ordinary task (routed now, like any other) or workflow run, whose id names the schedule
  * and the tick and whose idempotency key is the tick's. A process that dies mid-fire loses its claim
  * when the lease ends; another process claims the tick again, and its fire finds the first one's task
@@ -9,6 +9,7 @@
  * (AOF, appendfsync always). Between ticks it costs one ZRANGE a second per process.
  */
 import type { Logger } from '../config/logger.ts';
+import { DueLoop } from '../housekeeping/due-loop.ts';
 import { isSwitchyardError } from '../model/errors.ts';
 import { fireRunId, fireTaskId, MISFIRE_GRACE_MS, tickAfterFire, type ScheduleSpec } from '../model/schedule.ts';
 import type { TaskProducer } from '../task/producer.ts';
@@ -26,67 +27,28 @@ export interface ScheduleTimerOptions {
   onFire?: (fire: FireRecord, delayMs: number) => void;
 }
 
-/** The longest the timer sleeps: a schedule added by another process is seen within this. */
-const MAX_SLEEP_MS = 1000;
-const BATCH = 100;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export class ScheduleTimer {
   readonly #o: ScheduleTimerOptions;
-  #stopping = false;
-  #sleep: { timer: NodeJS.Timeout; wake: () => void } | undefined;
-  #loop: Promise<void> | undefined;
-  #lastError = 0;
+  readonly #loop: DueLoop<ClaimedTick>;
 
   constructor(o: ScheduleTimerOptions) {
     this.#o = o;
+    this.#loop = new DueLoop({ name: 'schedule timer', source: o.store, handle: (c) => this.#fire(c), leaseMs: o.leaseMs, log: o.log });
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
   /** Looks for due ticks now (a schedule was just written). */
   kick(): void {
-    this.#sleep?.wake();
+    this.#loop.kick();
   }
 
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    this.kick();
-    await this.#loop;
-  }
-
-  async #run(): Promise<void> {
-    while (!this.#stopping) {
-      let pause = MAX_SLEEP_MS;
-      try {
-        const claimed = await this.#o.store.claim(Date.now(), this.#o.leaseMs, BATCH);
-        const fired = await Promise.allSettled(claimed.map((c) => this.#fire(c)));
-        const failed = fired.find((f) => f.status === 'rejected');
-        if (failed) throw failed.reason;
-        if (claimed.length === BATCH) continue;
-        const earliest = await this.#o.store.earliest();
-        if (earliest !== undefined) pause = Math.min(MAX_SLEEP_MS, Math.max(0, earliest - Date.now()));
-      } catch (err) {
-        if (Date.now() - this.#lastError > 10_000) this.#o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'schedule timer: Redis did not answer; retrying');
-        this.#lastError = Date.now();
-      }
-      await this.#pause(pause);
-    }
-  }
-
-  #pause(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.#sleep = undefined;
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#sleep = { timer, wake };
-    });
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** One claimed tick: fired (or skipped), recorded, and the next tick handed back. A Redis error leaves the claim to expire: the tick is fired again. */

@@ -25,8 +25,14 @@ export interface NodeContext {
   readonly log: Logger;
 }
 
-/** What the sweep found of a queued node's work. */
-export type NodeProgress = { state: 'missing' } | { state: 'running' } | { state: 'ended'; outcome: Exclude<Outcome, 'skipped'>; payload: string; info: NodeInfo };
+/**
+ * What the sweep found of a queued node's work. A running node may say until when nothing about it
+ * can need repair (`quietUntil`, ms: a sleep until it wakes), so the sweep leaves its run alone till then.
+ */
+export type NodeProgress =
+  | { state: 'missing' }
+  | { state: 'running'; quietUntil?: number }
+  | { state: 'ended'; outcome: Exclude<Outcome, 'skipped'>; payload: string; info: NodeInfo };
 
 /** The fields a kind adds to a node's view (GET /v1/workflows/:id): `type`, `pool`, `attempts`, `compensation` for a task. */
 export type KindView = Record<string, unknown>;

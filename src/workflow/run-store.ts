@@ -36,6 +36,8 @@ export interface RunMeta {
 
 export interface NodeInfo {
   pool?: string;
+  /** A sleep node's wake time (ms). */
+  wakeAt?: number;
   attempts?: number;
   startedAt?: number;
   finishedAt?: number;

@@ -64,23 +64,32 @@ export class WorkflowSweep {
       return;
     }
     const step: Step | undefined = rec.meta.state === 'compensating' ? 'compensation' : isFinal(rec.meta.state) ? undefined : 'node';
+    let quietUntil = Infinity;
     if (step) {
       const states = step === 'node' ? rec.states : rec.compensations;
-      for (const [id, s] of states) if (s === 'queued') await this.#repair(rec, id, step, now);
+      for (const [id, s] of states) if (s === 'queued') quietUntil = Math.min(quietUntil, await this.#repair(rec, id, step, now));
+      // Only waiting nodes that say so (sleeps): look again when the first can change, not every few seconds.
+      if (quietUntil !== Infinity && quietUntil > now + SWEEP_AFTER_MS && rec.states.size > 0 && ![...rec.states.values()].includes('ready')) {
+        await this.redis.zadd(this.activeKey, 'XX', quietUntil - SWEEP_AFTER_MS, runId);
+      }
     }
     await this.engine.kick(runId);
   }
 
-  async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<void> {
+  /** Repairs a queued node if its work ended unseen or went missing; returns until when it needs no look. */
+  async #repair(rec: RunRecord, id: string, step: Step, now: number): Promise<number> {
     const runId = rec.meta.id;
     const kind = step === 'compensation' ? COMPENSATION_KIND : this.engine.kindOf(rec.nodes.get(id)!);
-    if (!kind) return;
     const key = nodeJobId(runId, id, step === 'compensation');
+    if (!kind) return now;
     const progress = await kind.inspect(this.engine.nodes, rec, id, step);
     if (progress.state === 'missing') {
       const first = this.#missing.get(key);
-      if (first === undefined) return void this.#missing.set(key, now);
-      if (now - first < MISSING_GRACE_MS) return;
+      if (first === undefined) {
+        this.#missing.set(key, now);
+        return now;
+      }
+      if (now - first < MISSING_GRACE_MS) return now;
       this.#missing.delete(key);
       if (rec.meta.state === 'running' || step === 'compensation') {
         this.log.warn({ runId, node: id, step }, 'a queued workflow node had not started (interrupted start); starting it again');
@@ -88,9 +97,10 @@ export class WorkflowSweep {
       } else {
         await this.engine.store.settle(runId, step, id, 'skipped', '', {});
       }
-      return;
+      return now;
     }
     this.#missing.delete(key);
     if (progress.state === 'ended') await this.engine.store.settle(runId, step, id, progress.outcome, progress.payload, progress.info);
+    return progress.state === 'running' ? (progress.quietUntil ?? now) : now;
   }
 }

@@ -27,6 +27,8 @@ export interface NodeView {
   error?: string;
   /** Present when a task node declares a compensation. */
   compensation?: { type: string; state: CompensationState };
+  /** A sleep node's wake time. */
+  wakeAt?: string;
 }
 
 export interface CompensationView extends Omit<CompensationEntry, 'at'> {

@@ -258,7 +258,16 @@ export class ValidRequests {
         this.payload(type).map((payload) => ({ payload })),
         fc.constantFrom(...this.typeNames).chain((undo) => this.payload(undo).map((payload) => ({ type: undo, payload }))),
       );
-    return fc.constantFrom(...this.typeNames).chain((type) =>
+    const sleep = fc
+      .record({
+        wait: fc.oneof(
+          fc.integer({ min: 0, max: 86_400_000 }).map((durationMs) => ({ durationMs })),
+          fc.integer({ min: -86_400_000, max: 86_400_000 }).map((ms) => ({ until: new Date(Date.now() + ms).toISOString() })),
+        ),
+        dependsOn: fc.subarray([...earlier]),
+      })
+      .map(({ wait, dependsOn }) => ({ id, kind: 'sleep', ...wait, ...(dependsOn.length ? { dependsOn } : {}) }));
+    const task = fc.constantFrom(...this.typeNames).chain((type) =>
       fc
         .record({
           payload: this.payload(type),
@@ -276,6 +285,7 @@ export class ValidRequests {
           ...(compensate ? { compensate } : {}),
         })),
     );
+    return fc.oneof({ weight: 5, arbitrary: task }, { weight: 1, arbitrary: sleep });
   }
 
   /** A DAG by construction (each node depends on earlier ones only), then listed in any order. */

@@ -74,11 +74,12 @@ describe('the document says exactly what the routes accept', () => {
   const param = (doc: { paths: Record<string, Record<string, { parameters: Array<{ name: string }> }>> }, path: string, name: string) =>
     doc.paths[path]!.get!.parameters.find((p) => p.name === name);
 
-  it('a workflow node is a task with an id, dependencies and a compensation, per agent type', async () => {
+  it('a workflow node is a task with an id, dependencies and a compensation, per agent type, or a node of another kind', async () => {
     const doc = await json(fetch(`${api.url}/openapi.json`));
     const schemas = doc.components.schemas;
     expect(doc.paths['/v1/workflows'].post.requestBody.content['application/json'].schema.properties.nodes.items).toEqual({ $ref: '#/components/schemas/WorkflowNode' });
-    expect(schemas.WorkflowNode.oneOf).toHaveLength(demoTypes.length);
+    expect(schemas.WorkflowNode.oneOf).toHaveLength(demoTypes.length + 1);
+    expect(schemas.SleepWorkflowNode).toMatchObject({ type: 'object', additionalProperties: false, properties: { kind: { const: 'sleep' }, durationMs: { type: 'integer' }, until: { type: 'string' } } });
     const node = schemas.TransformWorkflowNode;
     expect(node).toMatchObject({ type: 'object', additionalProperties: false, required: expect.arrayContaining(['id', 'type', 'payload']) });
     expect(node.properties).toMatchObject({
