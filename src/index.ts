@@ -52,6 +52,7 @@ export {
   type SchedulePatch,
   type ScheduleView,
   type SchedulePage,
+  type SignalReceipt,
 } from './client/client.ts';
 
 // Running Switchyard in your own process (examples, benchmarks, embedding): the API process with or

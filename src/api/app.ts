@@ -34,7 +34,7 @@ import type { PoolRef } from '../model/names.ts';
 import type { Registry } from '../registry/registry.ts';
 import { withRedis } from '../redis/connection.ts';
 import type { WorkflowRuns } from '../workflow/runs.ts';
-import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows } from './routes/workflows.ts';
+import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows, sendSignal } from './routes/workflows.ts';
 import { createSchedule, deleteSchedule, getSchedule, listSchedules, updateSchedule } from './routes/schedules.ts';
 import type { Schedules } from '../schedule/schedules.ts';
 
@@ -152,6 +152,7 @@ function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): voi
   app.get('/v1/workflows', handle((req) => withRedis(d.redis, () => listWorkflows(d.workflows, req.query))));
   app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id), req.query))));
   app.delete('/v1/workflows/:id', body.none, handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
+  app.post('/v1/workflows/:id/signals/:name', body.required, limit(oneTask), handle((req) => withRedis(d.redis, () => sendSignal(d.workflows, String(req.params.id), String(req.params.name), req.body))));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
   app.post('/v1/dlq/replay', body.optional, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
   app.post('/v1/dlq/:id/replay', body.none, handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));

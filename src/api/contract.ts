@@ -268,6 +268,14 @@ export const OPERATIONS: readonly Operation[] = [
   op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with node counts by state (no nodes)', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runOverviewSchema) }), errors: [400] }),
   op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', querySchema: runViewQuerySchema, success: [200], response: runViewSchema, errors: [400, 404] }),
   op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
+  op('POST', '/v1/workflows/:id/signals/:name', {
+    summary: "Send a signal to a run's signal node: its payload (the body) becomes the node's result (200), or is kept until the node is reached (202); once only (409)",
+    body: 'required',
+    bodySchema: z.unknown().describe("the signal's payload: any JSON object or array, checked against the node's schema"),
+    success: [200, 202],
+    response: z.strictObject({ run: z.string(), node: z.string(), signal: z.string(), state: z.enum(['delivered', 'kept']) }),
+    errors: [...BODY_ERRORS, 404, 409],
+  }),
   op('POST', '/v1/schedules', {
     summary: 'Create a schedule: a task or workflow started on a cron expression (IANA time zone) or an interval',
     body: 'required',

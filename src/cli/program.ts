@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../config/env.ts';
 import { TAG_PATTERN } from '../model/agent-record.ts';
 import { onShutdown } from './signals.ts';
 import { VERSION } from '../version.ts';
-import { runWorkflowFile } from './workflow.ts';
+import { runWorkflowFile, signalCommand } from './workflow.ts';
 import { durationMs, MISFIRE_CHOICES, scheduleActionCommand, scheduleAddCommand, schedulesListCommand, type ScheduleAddFlags } from './schedules.ts';
 import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enqueueCommand, EXIT, poolsCommand, taskCommand, type EnqueueFlags } from './commands.ts';
 
@@ -139,7 +139,7 @@ function addProcessCommands(program: Command): void {
     .action(runAgent);
 }
 
-/** workflow run. */
+/** workflow run, workflow signal. */
 function addWorkflowCommands(program: Command): void {
   const workflow = program.command('workflow').description('run and watch workflows (DAGs of tasks)');
   workflow
@@ -154,6 +154,11 @@ function addWorkflowCommands(program: Command): void {
       const apiKey = opts.apiKey ?? process.env.SWITCHYARD_API_KEY;
       process.exitCode = await runWorkflowFile(file, { ...opts, url: opts.url ?? apiUrl(), ...(apiKey ? { apiKey } : {}) });
     });
+  clientOptions(
+    workflow
+      .command('signal <run> <name> <payload>')
+      .description("send a signal to a run's signal node; <payload> is JSON or @file.json (an object or an array); exit 0 delivered or kept, 1 refused"),
+  ).action((run: string, name: string, payload: string, o: ClientFlags) => exit(signalCommand(run, name, payload, connect(o))));
 }
 
 /** The commands that talk to a running API. */

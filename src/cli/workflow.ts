@@ -3,10 +3,11 @@
  * a progress bar of settled nodes and prints how the run ended. Exit codes: 0 completed (or
  * accepted, without --wait), 1 error (invalid file, API refused), 4 the run ended otherwise
  * (compensated, failed, cancelled), 5 gave up waiting.
+ * `switchyard workflow signal <run> <name> <payload>`: sends a signal to a run's signal node.
  */
 import { readFile } from 'node:fs/promises';
 import { SingleBar, Presets } from 'cli-progress';
-import { EXIT, withClient } from './commands.ts';
+import { EXIT, readJsonArgument, withClient, type ClientCommandOptions } from './commands.ts';
 import type { RunView } from '../workflow/view.ts';
 
 export interface WorkflowRunOptions {
@@ -63,4 +64,15 @@ function describe(run: RunView): string {
     for (const c of run.compensations) lines.push(`    ${c.node.padEnd(18)} ${c.state}${c.error ? `  ${c.error}` : ''}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Sends a signal; exit 0 when delivered or kept, 1 when refused (404, 409, an invalid payload). */
+export async function signalCommand(runId: string, name: string, payloadArg: string, o: ClientCommandOptions, out = process.stdout): Promise<number> {
+  return withClient(o, async (c) => {
+    const payload = await readJsonArgument(payloadArg);
+    if (typeof payload !== 'object' || payload === null) throw new Error('a signal\'s payload is a JSON object or array');
+    const sent = await c.signal(runId, name, payload);
+    out.write(o.json ? `${JSON.stringify(sent)}\n` : sent.state === 'delivered' ? `delivered ${name} to ${runId} (node ${sent.node})\n` : `kept ${name} for ${runId}: node ${sent.node} takes it when it is reached\n`);
+    return EXIT.ok;
+  });
 }

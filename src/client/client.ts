@@ -38,6 +38,14 @@ export type TaskHandle<N extends string = string> = TaskSummary & { type: N; dup
 /** A task as read back, with its result typed when its type is known. */
 export type TypedTaskView<R = unknown> = Omit<TaskView, 'result'> & { result?: R };
 /** Everything a task request may say besides its type and payload. */
+/** What a signal's sender gets back. */
+export interface SignalReceipt {
+  run: string;
+  node: string;
+  signal: string;
+  state: 'delivered' | 'kept';
+}
+
 export type TaskOptions = Omit<TaskRequest, 'type' | 'payload'>;
 /** A scheduled task: typed like `enqueue`'s when the types are declared; no idempotencyKey or delayMs (each fire gets its own). */
 type ScheduledTask<Ts extends readonly AgentType[]> = {
@@ -116,6 +124,8 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   /** Every node of a run, in request order, a page at a time. */
   workflowNodes(id: string, pageSize?: number): AsyncGenerator<NodeView>;
   cancelWorkflow(id: string): Promise<RunView>;
+  /** Sends `payload` to the run's signal node `name`: `delivered` (it was waiting) or `kept` (not reached yet); 409 once it had one. */
+  signal(runId: string, name: string, payload: object): Promise<SignalReceipt>;
   /**
    * Polls until the run reaches a final state, reading no nodes (`onProgress` gets views with an
    * empty `nodes`: use `nodeCounts`); answers the final view with the first page of nodes.
@@ -240,6 +250,7 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
       }
     },
     cancelWorkflow: (id) => call('DELETE', `/v1/workflows/${encodeURIComponent(id)}`),
+    signal: (runId, name, payload) => call('POST', `/v1/workflows/${encodeURIComponent(runId)}/signals/${encodeURIComponent(name)}`, payload),
     waitWorkflow: async (id, w = {}) => {
       await pollUntil(() => client.getWorkflow(id, { nodeLimit: 0 }), (v) => isFinal(v.state), w);
       return client.getWorkflow(id);

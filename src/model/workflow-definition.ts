@@ -9,7 +9,7 @@ import type { Catalogue } from './catalogue.ts';
 import { ValidationError, type FieldIssue } from './errors.ts';
 import { taskNode, type TaskNodeSpec } from './task-node.ts';
 import { taskRequestSchema } from './task-request.ts';
-import { kindName, type NodeDefinition, type NodeFields, type NodeSpec } from './workflow-node.ts';
+import { kindName, type NodeCheckContext, type NodeDefinition, type NodeFields, type NodeSpec } from './workflow-node.ts';
 import { summarize, toFieldIssues } from './validation.ts';
 
 export { NODE_ID_PATTERN, DEFAULT_NODE_KIND, kindName, type NodeDefinition, type NodeFields, type NodeSpec, type NodeCheckContext } from './workflow-node.ts';
@@ -48,7 +48,8 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
   const issues: FieldIssue[] = [];
   const index = new Map<string, number>();
   const byName = new Map(kinds.map((k) => [k.name, k]));
-  const nodes = req.nodes.flatMap((rawNode, i) => checkNode(rawNode, i, { catalogue, byName, index }, issues) ?? []);
+  const ctx: CheckContext = { catalogue, byName, index, names: new Map() };
+  const nodes = req.nodes.flatMap((rawNode, i) => checkNode(rawNode, i, ctx, issues) ?? []);
   if (issues.length > 0) throw invalid('workflow', issues);
   checkDependencies(nodes, index, issues);
   if (issues.length > 0) throw invalid('workflow', issues);
@@ -61,8 +62,7 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
   return { name: req.name ?? 'workflow', nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
 }
 
-interface CheckContext {
-  catalogue: Catalogue;
+interface CheckContext extends NodeCheckContext {
   byName: ReadonlyMap<string, NodeDefinition>;
   /** Node id -> its index in the request (filled as nodes are checked). */
   index: Map<string, number>;

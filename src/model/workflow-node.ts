@@ -33,6 +33,8 @@ export interface NodeSpec extends NodeFields {
 /** What a check may look things up in. */
 export interface NodeCheckContext {
   catalogue: Catalogue;
+  /** Names a kind keeps unique within a run (a signal's name) -> the path of the node that took it. */
+  names: Map<string, string>;
 }
 
 /** A node kind's request shape and checks. */

@@ -57,8 +57,8 @@ export function keys(prefix: string) {
        */
       active: `${prefix}:{workflows}:_active-runs`,
       idempotency: (key: string) => `${prefix}:idem:{workflows}:${key}`,
-      /** zset: sleeping node ("<run id>\t<node id>") -> when it wakes (ms; a claimed one: when its claim ends). */
-      sleeps: `${prefix}:{workflows}:_sleeps`,
+      /** zset: a node's timer ("<run id>\t<node id>": a sleep's wake, a signal's timeout) -> when it is due (ms; a claimed one: when its claim ends). */
+      timers: `${prefix}:{workflows}:_timers`,
       /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
       events: `${prefix}:workflow-events`,
     },
@@ -110,7 +110,7 @@ function scheduleKeys(prefix: string) {
 }
 
 /** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}` (`:order`: node ids in request order, for paging). */
-export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order'] as const;
+export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order', ':signals', ':inbox'] as const;
 
 export type Keys = ReturnType<typeof keys>;
 

@@ -33,6 +33,7 @@ export const scripts = {
   keySlotTake: defineScript<0 | 1>({ name: 'key-slot-take', numberOfKeys: 1, lua: luaSource('key-slot-take') }),
   keySlotRelease: defineScript<string[]>({ name: 'key-slot-release', numberOfKeys: 1, lua: luaSource('key-slot-release') }),
   keySlotRenew: defineScript<number>({ name: 'key-slot-renew', numberOfKeys: 1, lua: luaSource('key-slot-renew') }),
-  sleepClaim: defineScript<string[]>({ name: 'sleep-claim', numberOfKeys: 1, lua: luaSource('sleep-claim') }),
+  workflowSignal: defineScript<[0 | 1 | 2 | 3 | 4, string, string]>({ name: 'workflow-signal', numberOfKeys: 1, lua: luaSource('workflow-signal', GENERATED_LUA) }),
+  timerClaim: defineScript<string[]>({ name: 'timer-claim', numberOfKeys: 1, lua: luaSource('timer-claim') }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
 } as const;

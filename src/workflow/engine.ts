@@ -26,6 +26,7 @@ import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import type { NodeContext, NodeKind } from './node-kind.ts';
 import { COMPENSATION_KIND, kindLookup, NODE_KINDS } from './node-kinds.ts';
+import { NodeTimers, type DueTimer } from './node-timers.ts';
 import { isFinal, RunStore, type Step, type StoredNode } from './run-store.ts';
 import { SWEEP_AFTER_MS, WorkflowSweep } from './sweep.ts';
 
@@ -67,7 +68,7 @@ export class WorkflowEngine {
   readonly #defs = new Map<string, Map<string, StoredNode>>();
   #cachedNodes = 0;
   #finalizer: Worker | undefined;
-  #closeKinds: Array<() => Promise<void>> = [];
+  readonly #timers: NodeTimers;
   #onMessage: ((channel: string, message: string) => void) | undefined;
 
   constructor(o: WorkflowEngineOptions) {
@@ -76,7 +77,8 @@ export class WorkflowEngine {
     this.store = new RunStore(o.redis, o.prefix);
     this.kinds = o.kinds ?? NODE_KINDS;
     this.kindOf = kindLookup(this.kinds);
-    this.nodes = { store: this.store, redis: o.redis, prefix: o.prefix, queues: o.queues, producer: o.producer, catalogue: o.catalogue, log: o.log };
+    this.#timers = new NodeTimers(o.redis, o.prefix, o.log, (t) => this.#onTimer(t));
+    this.nodes = { store: this.store, timers: this.#timers, redis: o.redis, prefix: o.prefix, queues: o.queues, producer: o.producer, catalogue: o.catalogue, log: o.log };
     this.#gates = new Queue(GATE_QUEUE, { connection: o.redis, prefix: o.prefix });
     this.#gates.on('error', () => undefined);
     this.#runQueue = new Queue(WORKFLOW_QUEUE, { connection: o.redis, prefix: o.prefix });
@@ -103,14 +105,20 @@ export class WorkflowEngine {
       concurrency: 20,
     });
     this.#finalizer.on('error', (err) => this.#o.log.warn({ err: err.message }, 'workflow finalizer error'));
-    for (const kind of this.kinds) if (kind.open) this.#closeKinds.push(await kind.open(this.nodes));
+    this.#timers.start();
+  }
+
+  /** A node's timer is due: its kind says what happens (a node whose run is gone or whose kind has no timers: nothing). */
+  async #onTimer(t: DueTimer): Promise<void> {
+    const def = (await this.#nodes(t.runId, [t.nodeId])).get(t.nodeId);
+    const kind = def && this.kindOf(def);
+    await kind?.onTimer?.(this.nodes, t.runId, t.nodeId, def!, t.at);
   }
 
   async stop(): Promise<void> {
     if (this.#onMessage) this.#o.subscriber.off('message', this.#onMessage);
     await Promise.allSettled([...this.#runs.values()].map((r) => r.done));
-    await Promise.all([this.#finalizer?.close(), this.#gates.close(), this.#runQueue.close(), ...this.#closeKinds.map((close) => close())]);
-    this.#closeKinds = [];
+    await Promise.all([this.#finalizer?.close(), this.#gates.close(), this.#runQueue.close(), this.#timers.stop()]);
   }
 
   /**

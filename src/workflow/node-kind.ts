@@ -13,10 +13,13 @@ import type { NodeDefinition } from '../model/workflow-definition.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import type { NodeInfo, Outcome, RunRecord, RunStore, Step, StoredNode, CompensationState } from './run-store.ts';
+import type { NodeTimers } from './node-timers.ts';
 
-/** What a kind may use: the engine's store, connection and task machinery. */
+/** What a kind may use: the engine's store, connection, task machinery and node timers. */
 export interface NodeContext {
   readonly store: RunStore;
+  /** Timers of nodes (a sleep's wake, a signal's timeout); a due one goes to its kind's onTimer. */
+  readonly timers: NodeTimers;
   readonly redis: RedisConnection;
   readonly prefix: string;
   readonly queues: PoolQueues;
@@ -54,6 +57,6 @@ export interface NodeKind extends NodeDefinition {
   view(def: StoredNode, info: NodeInfo, compensation: CompensationState | undefined): KindView;
   /** Their shape, for the HTTP contract and the OpenAPI document (a strict object). */
   readonly viewSchema: z.ZodObject;
-  /** Background work of the kind (a timer's worker), started with the engine; returns how to stop it. */
-  open?(ctx: NodeContext): Promise<() => Promise<void>>;
+  /** A node's timer (set with ctx.timers) is due: what the node does then (a sleep wakes, a signal times out). */
+  onTimer?(ctx: NodeContext, runId: string, id: string, def: StoredNode, at: number): Promise<void>;
 }

@@ -8,8 +8,9 @@ import type { NodeKind } from './node-kind.ts';
 import type { StoredNode } from './run-store.ts';
 import { taskKind } from './task-node.ts';
 import { sleepKind } from './sleep-node.ts';
+import { signalKind } from './signal-node.ts';
 
-export const NODE_KINDS: readonly NodeKind[] = [taskKind, sleepKind];
+export const NODE_KINDS: readonly NodeKind[] = [taskKind, sleepKind, signalKind];
 
 /** Finds the kind of a stored node among `kinds`; undefined for a kind not registered (any more: the engine settles such a node dead). */
 export function kindLookup(kinds: readonly NodeKind[]): (def: StoredNode) => NodeKind | undefined {

@@ -7,6 +7,7 @@ import type { RedisConnection } from '../redis/connection.ts';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../model/task-id.ts';
+import { signalName } from '../model/signal-node.ts';
 import type { NodeFields, WorkflowSpec } from '../model/workflow-definition.ts';
 import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type CompensationState } from '../model/workflow-states.ts';
 
@@ -38,6 +39,8 @@ export interface NodeInfo {
   pool?: string;
   /** A sleep node's wake time (ms). */
   wakeAt?: number;
+  /** When a signal node stops waiting (ms). */
+  timeoutAt?: number;
   attempts?: number;
   startedAt?: number;
   finishedAt?: number;
@@ -99,7 +102,10 @@ export class RunStore {
     const next: string[] = [];
     const prev: string[] = [];
     const compensated: string[] = [];
+    const signals: string[] = [];
     spec.nodes.forEach(({ id, ...node }, i) => {
+      const signal = signalName(node);
+      if (signal !== undefined) signals.push(signal, id);
       const def: StoredNode = { ...node, i };
       stored.set(id, def);
       defs.push(id, JSON.stringify(def));
@@ -133,6 +139,7 @@ export class RunStore {
     if (next.length) m.hset(this.key(runId, ':next'), ...next);
     if (prev.length) m.hset(this.key(runId, ':prev'), ...prev);
     if (compensated.length) m.sadd(this.key(runId, ':undo'), ...compensated);
+    if (signals.length) m.hset(this.key(runId, ':signals'), ...signals);
     m.sadd(this.key(runId, ':ready'), ...roots);
     m.rpush(this.key(runId, ':order'), ...spec.nodes.map((n) => n.id));
     await m.exec();
@@ -244,6 +251,26 @@ export class RunStore {
   async settle(runId: string, step: Step, node: string, outcome: Outcome, payload: string, info: NodeInfo, now = Date.now()): Promise<boolean> {
     const r = await scripts.workflowSettle.run(this.redis, [this.key(runId)], [this.#k.workflow.events, step, node, outcome, payload, String(now), JSON.stringify(info)]);
     return r === 1;
+  }
+
+  /**
+   * A signal for the run's signal node `name` (workflow-signal.lua): `waits` (the node waits for it:
+   * settle it), `kept` (not reached yet: kept for it), `late` (settled, or one already delivered or
+   * kept), or why there is no such node.
+   */
+  async signal(runId: string, name: string, payload: string): Promise<{ outcome: 'no-run' | 'no-signal' | 'waits' | 'kept' | 'late'; node: string; state: string }> {
+    const [code, node, state] = await scripts.workflowSignal.run(this.redis, [this.key(runId)], [this.#k.workflow.events, name, payload]);
+    return { outcome: (['no-run', 'no-signal', 'waits', 'kept', 'late'] as const)[code], node, state };
+  }
+
+  /** The node a run's signal `name` goes to, if the run has one. */
+  signalNode(runId: string, name: string): Promise<string | null> {
+    return this.redis.hget(this.key(runId, ':signals'), name);
+  }
+
+  /** Payloads sent to signals before their nodes were reached, by name (absent: none kept). */
+  async inbox(runId: string, names: readonly string[]): Promise<Array<string | null>> {
+    return names.length === 0 ? [] : this.redis.hmget(this.key(runId, ':inbox'), ...names);
   }
 
   /** Cancels a run; returns its state before ('' when there is no such run). */

@@ -6,7 +6,9 @@
 import { FlowProducer } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
-import { SwitchyardError } from '../model/errors.ts';
+import { SwitchyardError, ValidationError } from '../model/errors.ts';
+import { payloadIssues } from '../model/signal-node.ts';
+import { summarize } from '../model/validation.ts';
 import { keys } from '../redis/keys.ts';
 import { GATE_QUEUE, WORKFLOW_QUEUE } from '../model/names.ts';
 import { newRunId, RUN_ID_PATTERN } from '../model/task-id.ts';
@@ -15,7 +17,7 @@ import { validateWorkflow } from '../model/workflow-definition.ts';
 import { waitForReplicas } from '../redis/replication.ts';
 import { type ReplicaWait } from '../config/redis-url.ts';
 import type { WorkflowEngine } from './engine.ts';
-import { isFinal } from './run-store.ts';
+import { isFinal, type NodeInfo } from './run-store.ts';
 import { runOverview, runView, type RunOverview, type RunSummary, type RunView } from './view.ts';
 
 /** Nodes in one view unless the request asks for fewer: every node of the runs the tests and examples make. */
@@ -123,6 +125,38 @@ export class WorkflowRuns {
     if (isFinal(previous)) throw new SwitchyardError('WORKFLOW_FINISHED', `workflow run ${id} already ended ${previous}; there is nothing to cancel`);
     await this.#o.engine.kick(id);
     return this.view(id);
+  }
+
+  /**
+   * Delivers `payload` to the run's signal node `name`, exactly once: `delivered` when the node was
+   * waiting (it is done with the payload as its result), `kept` when the node is not reached yet (it
+   * takes the payload when it is). A payload its node's schema refuses is a 400 and nothing is kept;
+   * a second signal, or one after the node settled or the run stopped, is a 409.
+   */
+  async signal(id: string, name: string, payload: unknown): Promise<{ run: string; node: string; signal: string; state: 'delivered' | 'kept' }> {
+    const store = this.#o.engine.store;
+    const node = RUN_ID_PATTERN.test(id) ? await store.signalNode(id, name) : null;
+    if (node === null) {
+      if (!RUN_ID_PATTERN.test(id) || !(await store.meta(id))) throw notFound(id, this.#o.keepRunsS);
+      throw new SwitchyardError('SIGNAL_NOT_FOUND', `workflow run ${id} has no signal node named ${JSON.stringify(name)}`);
+    }
+    const def = (await store.nodes(id, [node])).get(node);
+    const issues = payloadIssues(def?.schema as Record<string, unknown> | undefined, payload);
+    if (issues.length > 0) throw new ValidationError(`the payload of signal ${JSON.stringify(name)} is invalid: ${summarize(issues)}`, issues);
+    const json = JSON.stringify(payload ?? null);
+    const sent = await store.signal(id, name, json);
+    if (sent.outcome === 'kept') return { run: id, node, signal: name, state: 'kept' };
+    if (sent.outcome === 'waits') {
+      const info = JSON.parse((await this.#o.redis.hget(store.key(id, ':info'), node)) ?? '{}') as NodeInfo;
+      if (await store.settle(id, 'node', node, 'done', json, info)) {
+        await this.#o.engine.nodes.timers.clear(id, node);
+        return { run: id, node, signal: name, state: 'delivered' };
+      }
+    }
+    const meta = await store.meta(id);
+    const waiting = sent.state === 'pending' || sent.state === 'ready';
+    const why = waiting ? (meta?.state === 'running' ? 'one was already sent and is kept for it' : `the run is ${meta?.state}`) : sent.state === 'queued' ? 'another signal was delivered first' : `its node ${node} is already ${sent.state}`;
+    throw new SwitchyardError('SIGNAL_TAKEN', `signal ${JSON.stringify(name)} of workflow run ${id} was not delivered: ${why}`);
   }
 
   close(): Promise<void> {

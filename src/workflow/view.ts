@@ -29,6 +29,9 @@ export interface NodeView {
   compensation?: { type: string; state: CompensationState };
   /** A sleep node's wake time. */
   wakeAt?: string;
+  /** A signal node's name, and when it stops waiting. */
+  name?: string;
+  timeoutAt?: string;
 }
 
 export interface CompensationView extends Omit<CompensationEntry, 'at'> {

@@ -29,7 +29,7 @@ const queues = new PoolQueues(redis, prefix);
 const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
 const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix, keepRunsS: 60, log: silentLog });
 const runs = new WorkflowRuns({ redis, prefix, catalogue, engine, maxNodes: 100, idempotencyTtlS: 60, keepRunsS: 60 });
-const sleeps = keys(prefix).workflow.sleeps;
+const sleeps = keys(prefix).workflow.timers;
 let agent: Agent;
 
 beforeAll(async () => {

@@ -21,7 +21,7 @@ const STEPS = ['node', 'compensation'];
 describe('workflow scripts and the model', () => {
   it('quote no state the model does not list', () => {
     const known = new Set<string>([...RUN_STATES, ...NODE_STATES, ...COMPENSATION_STATES, ...META_FIELDS, ...CAUSES, ...STEPS, ...RUN_KEY_SUFFIXES]);
-    expect(workflowScripts).toEqual(['workflow-settle', 'workflow-claim', 'workflow-cancel']);
+    expect(workflowScripts).toEqual(['workflow-settle', 'workflow-claim', 'workflow-signal', 'workflow-cancel']);
     for (const name of workflowScripts) {
       const unknown = quoted(luaSource(name, GENERATED_LUA)).filter((w) => !known.has(w) && !/^[A-Z]+$/.test(w) && !/^\W|^\d+$|^node $/.test(w));
       expect(unknown, name).toEqual([]);

@@ -1,6 +1,6 @@
 /**
  * POST /v1/workflows, GET /v1/workflows (recent runs, without their nodes), GET /v1/workflows/:id
- * (a page of its nodes), DELETE /v1/workflows/:id.
+ * (a page of its nodes), DELETE /v1/workflows/:id, POST /v1/workflows/:id/signals/:name.
  */
 import { z } from 'zod';
 import { parseOrThrow, queryInteger } from '../../model/validation.ts';
@@ -35,4 +35,10 @@ export const recentRunsQuerySchema = z.strictObject({ limit: queryInteger(z.numb
 export async function listWorkflows(runs: WorkflowRuns, query: unknown): Promise<Reply> {
   const { limit } = parseOrThrow(recentRunsQuerySchema, query, 'workflow list query');
   return { status: 200, body: { runs: await runs.recent(limit) } };
+}
+
+/** 200 when the signal node was waiting and is done with the payload; 202 when it is kept until the node is reached. */
+export async function sendSignal(runs: WorkflowRuns, id: string, name: string, body: unknown): Promise<Reply> {
+  const sent = await runs.signal(id, name, body);
+  return { status: sent.state === 'delivered' ? 200 : 202, body: sent };
 }

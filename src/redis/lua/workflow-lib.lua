@@ -15,6 +15,7 @@
 -- :undo    set of nodes that have a compensation  :undo-state node -> pending | ready | queued | done | failed | none
 -- :undo-wait node -> completed dependents whose compensation has not settled   :undo-ready set
 -- :log     list of compensation outcomes, JSON, in the order they settled
+-- :signals signal name -> its node               :inbox  signal name -> payload JSON sent before its node was reached
 -- ARGV[1] (every script): the pub/sub channel that wakes the engine.
 -- Stored names (the :undo* keys, the undo* fields, a compensation job's `.undo` id suffix) keep the
 -- older word for a compensation, so runs and jobs already written stay readable; code says compensation.
@@ -27,6 +28,7 @@ local base = KEYS[1]
 local META, STATE, INFO, WAIT = base, base .. ':state', base .. ':info', base .. ':wait'
 local NEXT, PREV, RESULTS, READY = base .. ':next', base .. ':prev', base .. ':results', base .. ':ready'
 local COMPENSABLE, CSTATE, CWAIT, CREADY, LOG = base .. ':undo', base .. ':undo-state', base .. ':undo-wait', base .. ':undo-ready', base .. ':log'
+local SIGNALS, INBOX = base .. ':signals', base .. ':inbox'
 local CHANNEL = ARGV[1]
 local runId = string.match(base, '{run:(.*)}$')
 
