@@ -234,7 +234,7 @@ const CLK_TCK = (() => {
 })();
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; NaN once it is gone. */
-function procCpuSeconds(pid: number | undefined): number {
+export function procCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

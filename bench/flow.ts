@@ -15,14 +15,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Agent, buildApiServices, Catalogue, connectApi, createLogger, defineAgentType, defineWorker, freePort, loadConfig, stopApiServices } from '../src/index.ts';
 import demoTypes from '../queues/index.ts';
 import { killLive, PrivateRedis, withServer } from './private-redis.ts';
-import { startAgent, stop } from './processes.ts';
+import { apiReady as ready, startAgent, startApiProcess, stop } from './processes.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 import { fairnessRun, keyLimitRun, type FairnessRun, type KeyLimitRun } from './flow-keys.ts';
 
@@ -43,7 +41,6 @@ export const FLOW_DEFAULTS: FlowBenchOptions = {
   flowFairA: 20_000, flowFairB: 100, flowLimitTasks: 10_000,
 };
 
-const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
 const silent = createLogger({ logLevel: 'silent', logPretty: false });
 const info = async (r: Redis, section: string, field: string) => Number(new RegExp(`^${field}:(\\S+)`, 'm').exec(await r.info(section))?.[1] ?? NaN);
@@ -95,21 +92,6 @@ async function footprint(server: PrivateRedis, o: FlowBenchOptions, progress: Pr
     stats.disconnect();
     await stopApiServices(services);
   }
-}
-
-function startApiProcess(redisUrl: string, port: number, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [BIN, 'api'], {
-    env: { ...process.env, ...env, REDIS_URL: redisUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
-
-async function ready(url: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`bench API at ${url} did not become ready`);
 }
 
 interface FaultRun {

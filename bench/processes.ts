@@ -72,3 +72,20 @@ export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
+
+/** Starts `switchyard api` on `port` (its output ignored but warnings); wait for it with apiReady. */
+export function startApiProcess(redisUrl: string, port: number, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [BIN, 'api'], {
+    env: { ...process.env, ...env, REDIS_URL: redisUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Resolves once the API at `url` answers /readyz. */
+export async function apiReady(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return;
+    await sleep(100);
+  }
+  throw new Error(`bench API at ${url} did not become ready`);
+}

@@ -17,13 +17,14 @@ import { routingScenario } from './routing.ts';
 import { seedScenario } from './seed.ts';
 import { throughputScenario } from './throughput.ts';
 import { workflowScenario } from './workflow.ts';
+import { DURABLE_DEFAULTS, workflowDurableScenario, type DurableBenchOptions } from './workflow-durable.ts';
 
 interface Section extends Report {
   date: string;
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -74,6 +75,9 @@ const program = new Command('switchyard bench')
   .option('--flow-fair-a <n>', "flow: key a's backlog in the fairness run", (v) => Number(v), FLOW_DEFAULTS.flowFairA)
   .option('--flow-fair-b <n>', "flow: key b's tasks, enqueued behind a's backlog", (v) => Number(v), FLOW_DEFAULTS.flowFairB)
   .option('--flow-limit-tasks <n>', 'flow: tasks of the limit-per-key run (50 keys, limit 3, one agent SIGKILLed)', (v) => Number(v), FLOW_DEFAULTS.flowLimitTasks)
+  .option('--durable-runs <n>', 'workflow-durable: runs asleep at once', (v) => Number(v), DURABLE_DEFAULTS.durableRuns)
+  .option('--durable-idle-s <s>', 'workflow-durable: seconds of CPU measured, without runs and with them asleep', (v) => Number(v), DURABLE_DEFAULTS.durableIdleS)
+  .option('--durable-spread-s <s>', 'workflow-durable: seconds the wake times are spread over', (v) => Number(v), DURABLE_DEFAULTS.durableSpreadS)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -82,21 +86,21 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
     shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
-    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500,
+    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}
 `);
 
-const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions, p: Progress) => Promise<Report>> = {
+const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions, p: Progress) => Promise<Report>> = {
   throughput: throughputScenario,
   seed: seedScenario,
   routing: routingScenario,
@@ -107,6 +111,7 @@ const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions, p: Progress
   cluster: clusterScenario,
   dashboard: dashboardScenario,
   flow: flowScenario,
+  'workflow-durable': workflowDurableScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });
