@@ -29,13 +29,16 @@ export const poolLabel = ({ type, pool }: PoolRef): string => `${type}.${pool}`;
 export const queueLabel = (name: string): string => name.replace(/^\{([^}]*)\}/, '$1');
 
 /**
- * BullMQ queue of workflow run jobs, and of the gates that hold them open (a run job is a flow
- * parent of its gate). Both names carry the tag {workflows}: a parent and its child must share a
- * cluster slot. Node jobs are not children of the run job (they live in pool queues, other slots):
- * the run's own keys ({run:<id>}) track its nodes.
+ * BullMQ queue of workflow run jobs: each waits in the delayed set (for RUN_JOB_HOLD_MS at most)
+ * until the engine promotes it when its run ends. Node jobs are not children of the run job (they
+ * live in pool queues, other slots): the run's own keys ({run:<id>}) track its nodes. The gates
+ * queue held the run jobs of runs started by older versions open (a run job was a flow parent of its
+ * gate); the engine still removes those gates.
  */
 export const WORKFLOW_QUEUE = '{workflows}';
 export const GATE_QUEUE = '{workflows}.gates';
+/** How long a run job waits before it is looked at anyway (a run still going waits again). */
+export const RUN_JOB_HOLD_MS = 366 * 86_400_000;
 
 /** The breaker that guards a pool. */
 export const poolBreakerName = (ref: PoolRef): string => `pool:${ref.type}.${ref.pool}`;

@@ -6,22 +6,23 @@
  * finished run.
  *
  * The run's own keys (`{run:<id>}`, run-store.ts) are its truth: which nodes are queued, running,
- * done. The run job (queue `{workflows}`, for Bull Board and for anyone waiting on a job) is a
- * BullMQ flow parent of one gate child (queue `{workflows}.gates`, never processed) that only the
- * engine removes, once the run has ended; the run job then finishes with the run's outcome. Node
- * jobs are not BullMQ children of the run job: they live in pool queues, in other hash slots, and
- * BullMQ's parent-child scripts must stay in one slot to run on a Redis Cluster (bullmq #2589).
+ * done. The run job (queue `{workflows}`, for Bull Board and for anyone waiting on a job) waits in
+ * BullMQ's delayed set while the run goes on; the engine promotes it once the run has ended, and it
+ * then finishes with the run's outcome. (Runs started before this kept their job open with a gate
+ * child in `{workflows}.gates`, which the engine still removes.) Node jobs are not BullMQ children of
+ * the run job: they live in pool queues, in other hash slots, and BullMQ's parent-child scripts must
+ * stay in one slot to run on a Redis Cluster (bullmq #2589).
  *
  * Safe in several processes at once: nodes are claimed atomically before they start (a task's job id
  * is deterministic, `<runId>.<nodeId>`), and a periodic sweep (sweep.ts) repairs what a crash
  * interrupted (a node queued but never started, work finished but never settled).
  */
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
 import type { Logger } from '../config/logger.ts';
 import { keys } from '../redis/keys.ts';
-import { GATE_QUEUE, WORKFLOW_QUEUE } from '../model/names.ts';
+import { GATE_QUEUE, RUN_JOB_HOLD_MS, WORKFLOW_QUEUE } from '../model/names.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import type { NodeContext, NodeKind } from './node-kind.ts';
@@ -99,7 +100,7 @@ export class WorkflowEngine {
     };
     this.#o.subscriber.on('message', this.#onMessage);
     await this.#o.subscriber.subscribe(channel);
-    this.#finalizer = new Worker(WORKFLOW_QUEUE, (job) => this.#finalize(job), {
+    this.#finalizer = new Worker(WORKFLOW_QUEUE, (job, token) => this.#finalize(job, token), {
       connection: finalizerConnection,
       prefix: this.#o.prefix,
       concurrency: 20,
@@ -178,8 +179,24 @@ export class WorkflowEngine {
       const group = byKind.get(kind) ?? new Map<string, StoredNode>();
       byKind.set(kind, group.set(id, def));
     }
-    const claimed = await Promise.all([...byKind].map(([kind, nodes]) => kind.start(this.nodes, runId, step, nodes)));
-    if (claimed.some((c) => c.length > 0)) this.#touch(runId);
+    const started = (await Promise.all([...byKind].map(([kind, nodes]) => kind.start(this.nodes, runId, step, nodes)))).filter((s) => s.claimed.length > 0);
+    if (started.length === 0) return;
+    const quietUntil = started.every((s) => s.quietUntil !== undefined) ? Math.min(...started.map((s) => s.quietUntil!)) : undefined;
+    if (quietUntil === undefined || !(await this.#leaveAlone(runId, started.reduce((n, s) => n + s.claimed.length, 0), quietUntil))) this.#touch(runId);
+  }
+
+  /**
+   * Nodes that only wait (sleeps, signals) just started: when nothing else of the run is in flight,
+   * the sweep need not look at it until the first of them can change (a sleeping run costs nothing
+   * till then). Returns whether it was left alone.
+   */
+  async #leaveAlone(runId: string, started: number, quietUntil: number): Promise<boolean> {
+    const now = Date.now();
+    if (quietUntil - now <= 2 * SWEEP_AFTER_MS) return false;
+    if (Number(await this.#o.redis.hget(this.store.key(runId), 'inflight')) !== started) return false;
+    this.#touched.set(runId, now);
+    await this.#o.redis.zadd(this.#k.workflow.active, 'XX', quietUntil - SWEEP_AFTER_MS, runId);
+    return true;
   }
 
   /** A run that moves is not stale: tells the sweep so, at most twice per sweep period (not per advance). */
@@ -229,20 +246,26 @@ export class WorkflowEngine {
     }
   }
 
-  /** A finished run: remove its gate (the run job then finishes), let its keys expire, stop sweeping it. */
+  /** A finished run: its run job goes on to finish, its keys expire, the sweep stops looking at it. */
   async #release(runId: string): Promise<void> {
     this.#forget(runId);
     this.#touched.delete(runId);
-    await this.#gates.remove(runId);
+    const job = await this.#runQueue.getJob(runId);
+    // Promoted if it waits in the delayed set; a run job of an older run waits for its gate instead.
+    if (job && !(await job.promote().then(() => true, () => false))) await this.#gates.remove(runId);
     await this.store.expire(runId, this.#o.keepRunsS);
     await this.#o.redis.zrem(this.#k.workflow.active, runId);
   }
 
-  /** The run job's processor: runs once the gate is gone; its outcome is the run's. */
-  async #finalize(job: Job): Promise<{ state: string; finishedAt?: number }> {
+  /** The run job's processor: runs once the engine promoted it (or its hold ran out); its outcome is the run's. */
+  async #finalize(job: Job, token: string | undefined): Promise<{ state: string; finishedAt?: number }> {
     const meta = await this.store.meta(job.id ?? '');
     if (!meta) throw new UnrecoverableError(`workflow run ${job.id} has no state left (expired?)`);
-    if (!isFinal(meta.state)) throw new Error(`workflow run ${meta.id} is still ${meta.state}`);
+    if (!isFinal(meta.state)) {
+      // A run longer than the hold (a year-long sleep): the job waits again.
+      await job.moveToDelayed(Date.now() + RUN_JOB_HOLD_MS, token);
+      throw new DelayedError(`workflow run ${meta.id} is still ${meta.state}`);
+    }
     if (meta.state !== 'completed') throw new UnrecoverableError(`workflow ${meta.state}${meta.reason ? `: ${meta.reason}` : ''}`);
     return { state: meta.state, ...(meta.finishedAt ? { finishedAt: meta.finishedAt } : {}) };
   }

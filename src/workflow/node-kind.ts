@@ -28,6 +28,12 @@ export interface NodeContext {
   readonly log: Logger;
 }
 
+/** What a kind's start claimed, and (waiting nodes only) until when they need no look. */
+export interface Started {
+  claimed: readonly string[];
+  quietUntil?: number;
+}
+
 /**
  * What the sweep found of a queued node's work. A running node may say until when nothing about it
  * can need repair (`quietUntil`, ms: a sleep until it wakes), so the sweep leaves its run alone till then.
@@ -44,9 +50,11 @@ export interface NodeKind extends NodeDefinition {
   /**
    * Starts ready nodes of this kind (`step` 'compensation': their compensations): claims them with
    * `ctx.store.claim` (only a claimed node may start: another engine may have taken it) and starts
-   * their work. Returns the ids it claimed.
+   * their work. Returns the ids it claimed, and, for nodes that only wait (a sleep, a signal), until
+   * when none of them can need a repair: a run with nothing else in flight is left alone by the
+   * sweep till then.
    */
-  start(ctx: NodeContext, runId: string, step: Step, nodes: ReadonlyMap<string, StoredNode>): Promise<readonly string[]>;
+  start(ctx: NodeContext, runId: string, step: Step, nodes: ReadonlyMap<string, StoredNode>): Promise<Started>;
   /** The run is stopping: takes back a queued node that has not started (true: settle it skipped); aborts a started one when `abort`. */
   takeBack(ctx: NodeContext, rec: RunRecord, id: string, abort: boolean): Promise<boolean>;
   /** The sweep: where a queued node's work is (its settle may have been lost, or its start cut off). */

@@ -3,14 +3,13 @@
  * returns the same run), read one (a page of its nodes at a time), list the newest (overviews
  * without nodes: one meta hash read per run), cancel one. The engine does the rest.
  */
-import { FlowProducer } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
 import { SwitchyardError, ValidationError } from '../model/errors.ts';
 import { payloadIssues } from '../model/signal-node.ts';
 import { summarize } from '../model/validation.ts';
 import { keys } from '../redis/keys.ts';
-import { GATE_QUEUE, WORKFLOW_QUEUE } from '../model/names.ts';
+import { RUN_JOB_HOLD_MS } from '../model/names.ts';
 import { newRunId, RUN_ID_PATTERN } from '../model/task-id.ts';
 import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from '../task/idempotency.ts';
 import { validateWorkflow } from '../model/workflow-definition.ts';
@@ -44,14 +43,11 @@ export interface WorkflowRunsOptions {
 
 export class WorkflowRuns {
   readonly #o: WorkflowRunsOptions;
-  readonly #flows: FlowProducer;
   readonly #k: ReturnType<typeof keys>;
 
   constructor(o: WorkflowRunsOptions) {
     this.#o = o;
     this.#k = keys(o.prefix);
-    this.#flows = new FlowProducer({ connection: o.redis, prefix: o.prefix });
-    this.#flows.on('error', () => undefined);
   }
 
   /** The node kinds a run may use (the engine's). */
@@ -80,12 +76,11 @@ export class WorkflowRuns {
     }
     const now = Date.now();
     // Run job first, then the sweep's entry, then the state: the sweep drops a run job whose state was never written.
-    await this.#flows.add({
-      name: spec.name,
-      queueName: WORKFLOW_QUEUE,
-      data: { runId, name: spec.name, nodes: spec.nodes.length },
-      opts: { jobId: runId, removeOnComplete: { age: this.#o.keepRunsS }, removeOnFail: { age: this.#o.keepRunsS } },
-      children: [{ name: 'gate', queueName: GATE_QUEUE, data: { runId }, opts: { jobId: runId } }],
+    await this.#o.engine.runQueue.add(spec.name, { nodes: spec.nodes.length }, {
+      jobId: runId,
+      delay: RUN_JOB_HOLD_MS,
+      removeOnComplete: { age: this.#o.keepRunsS },
+      removeOnFail: { age: this.#o.keepRunsS },
     });
     await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
     this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now));
@@ -107,7 +102,7 @@ export class WorkflowRuns {
 
   /** The newest runs, running or finished (as long as they are kept), newest first, without their nodes. */
   async recent(limit: number): Promise<RunOverview[]> {
-    const jobIds = await this.#o.engine.runQueue.getRanges(['waiting-children', 'waiting', 'active', 'completed', 'failed'], 0, limit - 1);
+    const jobIds = await this.#o.engine.runQueue.getRanges(['delayed', 'waiting-children', 'waiting', 'active', 'completed', 'failed'], 0, limit - 1);
     const ids = [...new Set(jobIds.filter((id) => RUN_ID_PATTERN.test(id)))];
     const metas = await Promise.all(ids.map((id) => this.#o.engine.store.meta(id)));
     return metas
@@ -160,7 +155,7 @@ export class WorkflowRuns {
   }
 
   close(): Promise<void> {
-    return this.#flows.close();
+    return Promise.resolve();
   }
 }
 

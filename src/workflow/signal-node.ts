@@ -22,7 +22,7 @@ export const signalKind: NodeKind = {
   ...definition,
 
   async start(ctx, runId, step, nodes) {
-    if (step !== 'node') return []; // a signal has no compensation
+    if (step !== 'node') return { claimed: [] }; // a signal has no compensation
     const now = Date.now();
     const info = new Map<string, NodeInfo>();
     for (const [id, def] of nodes) {
@@ -30,7 +30,7 @@ export const signalKind: NodeKind = {
       info.set(id, { startedAt: now, ...(timeoutMs !== undefined ? { timeoutAt: now + timeoutMs } : {}) });
     }
     const claimed = await ctx.store.claim(runId, step, info);
-    if (claimed.length === 0) return claimed;
+    if (claimed.length === 0) return { claimed };
     // A payload sent before the node was reached is its result now; the others wait (for their timeout).
     const kept = await ctx.store.inbox(runId, claimed.map((id) => spec(nodes.get(id)).name));
     const timers: Array<readonly [string, number]> = [];
@@ -43,7 +43,10 @@ export const signalKind: NodeKind = {
       }),
     );
     await ctx.timers.set(runId, timers);
-    return claimed;
+    // Waiting for a signal, a node needs no look before its timeout (an hour at most without one).
+    const waiting = claimed.filter((_, i) => kept[i] === null || kept[i] === undefined);
+    if (waiting.length < claimed.length) return { claimed };
+    return { claimed, quietUntil: Math.min(...waiting.map((id) => info.get(id)!.timeoutAt ?? now + QUIET_WITHOUT_TIMEOUT_MS)) };
   },
 
   async takeBack(ctx, rec, id) {

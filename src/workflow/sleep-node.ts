@@ -16,13 +16,13 @@ export const sleepKind: NodeKind = {
   ...definition,
 
   async start(ctx, runId, step, nodes) {
-    if (step !== 'node') return []; // a sleep has no compensation
+    if (step !== 'node') return { claimed: [] }; // a sleep has no compensation
     const now = Date.now();
     const info = new Map<string, NodeInfo>();
     for (const [id, def] of nodes) info.set(id, { wakeAt: wakeAt(def as unknown as SleepNodeSpec, now), startedAt: now });
     const claimed = await ctx.store.claim(runId, step, info);
     await ctx.timers.set(runId, claimed.map((id) => [id, info.get(id)!.wakeAt!] as const));
-    return claimed;
+    return { claimed, quietUntil: Math.min(...claimed.map((id) => info.get(id)!.wakeAt!)) };
   },
 
   takeBack: (ctx, rec, id) => ctx.timers.clear(rec.meta.id, id),

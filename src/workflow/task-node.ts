@@ -35,10 +35,10 @@ export const taskKind: NodeKind = {
       info.set(id, { pool: task.routing.pool });
     }
     const claimed = await ctx.store.claim(runId, step, info);
-    if (claimed.length === 0) return claimed;
+    if (claimed.length === 0) return { claimed };
     const results = await ctx.store.results(runId, [...new Set(claimed.flatMap((id) => depsOf(nodes.get(id)!, id, step)))]);
     await add(ctx, claimed.map((id) => withDeps(built.get(id)!, depsOf(nodes.get(id)!, id, step), (d) => results[d])));
-    return claimed;
+    return { claimed };
   },
 
   async takeBack(ctx, rec, id, abort) {

@@ -34,7 +34,7 @@ const holdKind: NodeKind = {
   async start(ctx, runId, _step, nodes) {
     const claimed = await ctx.store.claim(runId, 'node', new Map([...nodes.keys()].map((id) => [id, {}])));
     for (const id of claimed) held.set(`${runId}/${id}`, String(nodes.get(id)!.note));
-    return claimed;
+    return { claimed };
   },
   async takeBack(_ctx, rec, id) {
     return held.delete(`${rec.meta.id}/${id}`);
