@@ -15,6 +15,9 @@ import { summarize, toFieldIssues } from './validation.ts';
 export { NODE_ID_PATTERN, DEFAULT_NODE_KIND, kindName, type NodeDefinition, type NodeFields, type NodeSpec, type NodeCheckContext } from './workflow-node.ts';
 export { nodeSchema, taskNode, type TaskNodeSpec } from './task-node.ts';
 
+/** The name of a run whose request gives none. */
+export const DEFAULT_RUN_NAME = 'workflow';
+
 export const workflowRequestSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   nodes: z.array(z.unknown()).min(1, 'a workflow needs at least one node'),
@@ -59,7 +62,7 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
     const cycle = findCycle(nodes, new Set(order));
     throw invalid('workflow', [{ path: `nodes[${index.get(cycle[0]!)}].dependsOn`, message: `cycle: ${[...cycle, cycle[0]].join(' -> ')}` }]);
   }
-  return { name: req.name ?? 'workflow', nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
+  return { name: req.name ?? DEFAULT_RUN_NAME, nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
 }
 
 interface CheckContext extends NodeCheckContext {

@@ -103,6 +103,9 @@ export class WorkflowEngine {
     this.#finalizer = new Worker(WORKFLOW_QUEUE, (job, token) => this.#finalize(job, token), {
       connection: finalizerConnection,
       prefix: this.#o.prefix,
+      // Finished run jobs are kept as long as runs (a run job written by an older version says so itself).
+      removeOnComplete: { age: this.#o.keepRunsS },
+      removeOnFail: { age: this.#o.keepRunsS },
       concurrency: 20,
     });
     this.#finalizer.on('error', (err) => this.#o.log.warn({ err: err.message }, 'workflow finalizer error'));

@@ -8,7 +8,7 @@ import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../model/task-id.ts';
 import { signalName } from '../model/signal-node.ts';
-import type { NodeFields, WorkflowSpec } from '../model/workflow-definition.ts';
+import { DEFAULT_RUN_NAME, type NodeFields, type WorkflowSpec } from '../model/workflow-definition.ts';
 import { NODE_STATES, type NodeCounts, type NodeState, type Outcome, type RunState, type Step, type CompensationState } from '../model/workflow-states.ts';
 
 export { FINAL_RUN_STATES, isFinal, NODE_STATES, RUN_STATES } from '../model/workflow-states.ts';
@@ -78,6 +78,10 @@ export interface RunRecord {
 
 const num = (v: string | undefined): number => (v === undefined ? 0 : Number(v));
 
+
+/** Runs of more nodes than this keep their request order in a list (a page is one LRANGE); smaller ones save the key. */
+const ORDER_LIST_ABOVE = 100;
+
 export class RunStore {
   readonly #k: ReturnType<typeof keys>;
 
@@ -119,17 +123,17 @@ export class RunStore {
       if (node.compensate) compensated.push(id);
     });
     const roots = spec.nodes.filter((n) => n.dependsOn.length === 0).map((n) => n.id);
+    // Counts that start at 0 are left out (the scripts count with HINCRBY, readers take a missing one
+    // as 0), and so is the default name: a small run's meta hash stays small.
+    const pending = spec.nodes.length - roots.length;
     m.hset(this.key(runId), {
-      name: spec.name,
+      ...(spec.name !== DEFAULT_RUN_NAME ? { name: spec.name } : {}),
       state: 'running',
       total: spec.nodes.length,
       done: 0,
       inflight: 0,
-      pending: spec.nodes.length - roots.length,
-      ready: roots.length,
-      dead: 0,
-      skipped: 0,
-      cancelled: 0,
+      ...(pending > 0 ? { pending } : {}),
+      ...(roots.length > 0 ? { ready: roots.length } : {}),
       createdAt: now,
       ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
     });
@@ -141,7 +145,8 @@ export class RunStore {
     if (compensated.length) m.sadd(this.key(runId, ':undo'), ...compensated);
     if (signals.length) m.hset(this.key(runId, ':signals'), ...signals);
     m.sadd(this.key(runId, ':ready'), ...roots);
-    m.rpush(this.key(runId, ':order'), ...spec.nodes.map((n) => n.id));
+    // Request order, for paging through a big run's nodes; a small run's definitions are sorted on read.
+    if (spec.nodes.length > ORDER_LIST_ABOVE) m.rpush(this.key(runId, ':order'), ...spec.nodes.map((n) => n.id));
     await m.exec();
     return stored;
   }
@@ -166,7 +171,7 @@ export class RunStore {
     if (limit <= 0) return page;
     let ids = await this.redis.lrange(this.key(runId, ':order'), offset, offset + limit - 1);
     if (ids.length === 0 && (await this.redis.exists(this.key(runId, ':order'))) === 0) {
-      // A run written before the order list: sort its definitions once per read.
+      // A small run (or one written before the order list): sort its definitions once per read.
       const defs = Object.entries(await this.redis.hgetall(this.key(runId, ':defs'))).map(([id, json]) => [id, (JSON.parse(json) as StoredNode).i] as const);
       ids = defs.sort(([, a], [, b]) => a - b).slice(offset, offset + limit).map(([id]) => id);
     }
@@ -354,7 +359,7 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
   };
   return {
     id,
-    name: h.name ?? 'workflow',
+    name: h.name ?? DEFAULT_RUN_NAME,
     state: h.state as RunState,
     ...(h.cause ? { cause: h.cause as 'failure' | 'cancel' } : {}),
     ...(h.reason ? { reason: h.reason } : {}),

@@ -76,12 +76,9 @@ export class WorkflowRuns {
     }
     const now = Date.now();
     // Run job first, then the sweep's entry, then the state: the sweep drops a run job whose state was never written.
-    await this.#o.engine.runQueue.add(spec.name, { nodes: spec.nodes.length }, {
-      jobId: runId,
-      delay: RUN_JOB_HOLD_MS,
-      removeOnComplete: { age: this.#o.keepRunsS },
-      removeOnFail: { age: this.#o.keepRunsS },
-    });
+    // Its options stay under 64 bytes, so Redis keeps the job's hash compact (how long finished run jobs
+    // are kept is the engine's finalizer's setting, not each job's).
+    await this.#o.engine.runQueue.add(spec.name, { nodes: spec.nodes.length }, { jobId: runId, delay: RUN_JOB_HOLD_MS });
     await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
     this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now));
     if (this.#o.waitReplicas) await waitForReplicas(this.#o.redis, [this.#k.workflow.run(runId), this.#k.workflow.active], this.#o.waitReplicas);

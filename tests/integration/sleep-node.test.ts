@@ -109,6 +109,16 @@ describe('a sleep node', () => {
     await runs.cancel(run.id);
   });
 
+  it("keeps its run job waiting when the job's hold runs out first, and finishes it with the run", async () => {
+    const { run } = await runs.start(napping({ durationMs: 2500 }));
+    const job = (await engine.runQueue.getJob(run.id))!;
+    expect(await job.getState()).toBe('delayed');
+    await job.promote(); // as if the hold had run out while the run still sleeps
+    await waitFor(async () => (await job.getState()) === 'delayed' && (await stateOf(run.id)) === 'running', { what: 'the run job delayed again' });
+    await waitFor(async () => (await engine.runQueue.getJobState(run.id)) === 'completed', { timeoutMs: 10_000, what: 'the run job completed with the run' });
+    expect(await stateOf(run.id)).toBe('completed');
+  });
+
   it('takes durationMs or until, one of them, up to a year', async () => {
     const refusal = async (nap: Record<string, unknown>) => {
       try {
