@@ -41,7 +41,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   WORKFLOW_NOT_FOUND: [404, 'Workflow run not found'],
   WORKFLOW_FINISHED: [409, 'Workflow run already finished'],
   SIGNAL_NOT_FOUND: [404, 'Signal not found'],
-  SIGNAL_TAKEN: [409, 'Signal already delivered'],
+  SIGNAL_TAKEN: [409, 'Signal not taken'],
   WORKFLOW_NODE: [409, 'Part of a workflow run'],
   IDEMPOTENCY_KEY_REUSED: [422, 'Idempotency key reused with a different request'],
   SCHEDULE_NOT_FOUND: [404, 'Schedule not found'],

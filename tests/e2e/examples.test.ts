@@ -39,6 +39,16 @@ describe('examples', () => {
     expect(out).toMatch(/load\s+done\s+.*inputs: enrich, profile/);
   }, 60_000);
 
+  it('example:approval takes the answer once, sleeps, sends the receipt; without an answer it times out and refunds the charge', async () => {
+    const { code, out } = await npmRun('example:approval');
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/signal approve: (delivered|kept)\n\s+run ended completed/);
+    expect(out).toMatch(/approval\s+done\s+\{"approved":true,"by":"grace"\}/);
+    expect(out).toMatch(/cooling-off\s+done\s+\{"wokeAt":/);
+    expect(out).toMatch(/run ended compensated: node approval failed: no signal "approve" within 2000 ms\n\s+compensation of charge: done/);
+    expect(out).toMatch(/a late answer: 409 /);
+  }, 60_000);
+
   it('example:saga runs the trial activation: the email bounces, the charge and then the account are undone', async () => {
     const { code, out } = await npmRun('example:saga');
     expect(code, out).toBe(0);
