@@ -11,6 +11,7 @@ import type { FieldIssue } from './errors.ts';
 import { MAX_SLEEP_MS } from './sleep-node.ts';
 import { toFieldIssues } from './validation.ts';
 import { nodeIdSchema, type NodeDefinition, type NodeSpec } from './workflow-node.ts';
+import { conditionSchema } from './condition.ts';
 
 export const SIGNAL_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
 
@@ -26,6 +27,8 @@ export const signalNodeSchema = z.strictObject({
   /** A JSON Schema the delivered payload must satisfy. */
   schema: z.record(z.string(), z.unknown()).optional(),
   dependsOn: z.array(nodeIdSchema).max(10_000).default([]),
+  /** Runs only if this holds on a dependency's result; else the node is skipped (model/condition.ts). */
+  when: conditionSchema.optional(),
 });
 
 export type SignalNodeSpec = z.output<typeof signalNodeSchema>;

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { FieldIssue } from './errors.ts';
 import { nodeIdSchema, type NodeDefinition, type NodeSpec } from './workflow-node.ts';
+import { conditionSchema } from './condition.ts';
 
 /** The longest sleep: a year. */
 export const MAX_SLEEP_MS = 366 * 86_400_000;
@@ -18,6 +19,8 @@ export const sleepNodeSchema = z.strictObject({
   /** Or when it wakes (ISO 8601 with an offset); a time already past wakes it at once. */
   until: z.iso.datetime({ offset: true }).optional(),
   dependsOn: z.array(nodeIdSchema).max(10_000).default([]),
+  /** Runs only if this holds on a dependency's result; else the node is skipped (model/condition.ts). */
+  when: conditionSchema.optional(),
 });
 
 export type SleepNodeSpec = z.output<typeof sleepNodeSchema>;

@@ -9,6 +9,7 @@ import { checkTaskRequest } from './task-check.ts';
 import { KEYED_TASK_OPTIONS, LONE_TASK_OPTIONS, payloadSchema, taskRequestSchema } from './task-request.ts';
 import { toFieldIssues } from './validation.ts';
 import { nodeIdSchema as nodeId, type NodeCheckContext, type NodeDefinition, type NodeSpec } from './workflow-node.ts';
+import { conditionSchema } from './condition.ts';
 
 /** A node takes a task's per-task options, minus those that only make sense for a lone task. */
 export const nodeSchema = taskRequestSchema.omit({ ...LONE_TASK_OPTIONS, ...KEYED_TASK_OPTIONS }).extend({
@@ -16,6 +17,8 @@ export const nodeSchema = taskRequestSchema.omit({ ...LONE_TASK_OPTIONS, ...KEYE
   /** Optional for a task: a node without `kind` is a task. */
   kind: z.literal('task').optional(),
   dependsOn: z.array(nodeId).max(10_000).default([]),
+  /** Runs only if this holds on a dependency's result; else the node is skipped (model/condition.ts). */
+  when: conditionSchema.optional(),
   /** What compensates for this node once it completed, should the workflow fail: defaults to the node's type and payload. */
   compensate: z.strictObject({ type: taskRequestSchema.shape.type.optional(), payload: payloadSchema.optional() }).optional(),
 });

@@ -11,6 +11,7 @@ import { taskNode, type TaskNodeSpec } from './task-node.ts';
 import { taskRequestSchema } from './task-request.ts';
 import { kindName, type NodeCheckContext, type NodeDefinition, type NodeFields, type NodeSpec } from './workflow-node.ts';
 import { summarize, toFieldIssues } from './validation.ts';
+import { conditionNode, type Condition } from './condition.ts';
 
 export { NODE_ID_PATTERN, DEFAULT_NODE_KIND, kindName, type NodeDefinition, type NodeFields, type NodeSpec, type NodeCheckContext } from './workflow-node.ts';
 export { nodeSchema, taskNode, type TaskNodeSpec } from './task-node.ts';
@@ -55,6 +56,7 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
   const nodes = req.nodes.flatMap((rawNode, i) => checkNode(rawNode, i, ctx, issues) ?? []);
   if (issues.length > 0) throw invalid('workflow', issues);
   checkDependencies(nodes, index, issues);
+  for (const n of nodes) if (n.when) conditionNode(n.when as Condition, n.dependsOn, `nodes[${index.get(n.id)}]`, issues);
   if (issues.length > 0) throw invalid('workflow', issues);
 
   const { order, dependents } = topologicalOrder(nodes);

@@ -20,6 +20,8 @@ export interface NodeFields {
   /** Absent for a task. */
   kind?: string;
   dependsOn: string[];
+  /** Present when the node runs only if a condition on a dependency's result holds (model/condition.ts). */
+  when?: { node?: string; path: string; op: string; value?: unknown };
   /** Present when the node has a compensation (a task's): its type and validated payload. */
   compensate?: { type: string; payload: unknown };
   readonly [field: string]: unknown;

@@ -28,6 +28,7 @@ import type { TaskProducer } from '../task/producer.ts';
 import type { NodeContext, NodeKind } from './node-kind.ts';
 import { COMPENSATION_KIND, kindLookup, NODE_KINDS } from './node-kinds.ts';
 import { NodeTimers, type DueTimer } from './node-timers.ts';
+import { conditionHolds, type Condition } from '../model/condition.ts';
 import { isFinal, RunStore, type Step, type StoredNode } from './run-store.ts';
 import { SWEEP_AFTER_MS, WorkflowSweep } from './sweep.ts';
 
@@ -170,10 +171,11 @@ export class WorkflowEngine {
   async #startReady(runId: string, step: Step, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const defs = await this.#nodes(runId, ids);
+    const skipped = step === 'node' ? await this.#skipByCondition(runId, ids, defs) : new Set<string>();
     const byKind = new Map<NodeKind, Map<string, StoredNode>>();
     for (const id of ids) {
       const def = defs.get(id);
-      if (!def) continue;
+      if (!def || skipped.has(id)) continue;
       const kind = step === 'compensation' ? COMPENSATION_KIND : this.kindOf(def);
       if (!kind) {
         await this.store.settle(runId, step, id, 'dead', `node kind ${JSON.stringify(def.kind)} is not registered any more`, {});
@@ -186,6 +188,23 @@ export class WorkflowEngine {
     if (started.length === 0) return;
     const quietUntil = started.every((s) => s.quietUntil !== undefined) ? Math.min(...started.map((s) => s.quietUntil!)) : undefined;
     if (quietUntil === undefined || !(await this.#leaveAlone(runId, started.reduce((n, s) => n + s.claimed.length, 0), quietUntil))) this.#touch(runId);
+  }
+
+  /**
+   * Ready nodes whose condition (`when`) is false on their dependency's result: claimed and settled
+   * skipped (their dependents then go on without them, or are skipped in turn: workflow-settle.lua).
+   * Returns them.
+   */
+  async #skipByCondition(runId: string, ids: readonly string[], defs: ReadonlyMap<string, StoredNode>): Promise<Set<string>> {
+    const conditional = ids.filter((id) => defs.get(id)?.when);
+    if (conditional.length === 0) return new Set();
+    const reads = new Map(conditional.map((id) => [id, (defs.get(id)!.when!.node ?? defs.get(id)!.dependsOn[0])!]));
+    const results = await this.store.results(runId, [...new Set(reads.values())]);
+    const skip = conditional.filter((id) => !conditionHolds(defs.get(id)!.when as Condition, results[reads.get(id)!]));
+    if (skip.length === 0) return new Set();
+    const claimed = await this.store.claim(runId, 'node', new Map(skip.map((id) => [id, {}])));
+    for (const id of claimed) await this.store.settle(runId, 'node', id, 'skipped', '', {});
+    return new Set(skip);
   }
 
   /**

@@ -63,6 +63,33 @@ local function saddAll(key, ids)
   for i = 1, #ids, 1000 do rcall('SADD', key, unpack(ids, i, math.min(i + 999, #ids))) end
 end
 
+-- A node skipped while its run runs: each dependent whose last dependency this was becomes ready if
+-- one of its dependencies is done, and is skipped (and its own dependents looked at) if none is.
+-- Returns the nodes to make ready.
+local function skipOnward(id)
+  local ready, queue, i = {}, { id }, 1
+  while i <= #queue do
+    local n = queue[i]
+    i = i + 1
+    for _, d in ipairs(split(rcall('HGET', NEXT, n))) do
+      if rcall('HINCRBY', WAIT, d, -1) == 0 then
+        local anyDone = false
+        for _, p in ipairs(split(rcall('HGET', PREV, d))) do
+          if rcall('HGET', STATE, p) == 'done' then anyDone = true break end
+        end
+        if anyDone then
+          ready[#ready + 1] = d
+        else
+          rcall('HSET', STATE, d, 'skipped')
+          recount('pending', 'skipped', 1)
+          queue[#queue + 1] = d
+        end
+      end
+    end
+  end
+  return ready
+end
+
 -- Final state once every compensation settled.
 local function finish(now)
   local m = rcall('HMGET', META, 'cause', 'undoRan', 'undoFailed')

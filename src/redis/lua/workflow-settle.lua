@@ -3,8 +3,10 @@
 -- ARGV[5] result JSON (done) or error message (dead), ARGV[6] now (ms), ARGV[7] info JSON {pool, attempts, startedAt}
 -- A node (or its compensation) settled. Idempotent: only a queued node settles, so a repeated
 -- call (an agent retrying after a crash, the sweep repairing) changes nothing and returns 0.
--- A done node readies each dependent whose last dependency this was; a dead one stops the run
--- (no new nodes; compensation once the running ones settle). Returns 1 when it changed the run.
+-- A done node readies each dependent whose last dependency this was; a node skipped while the run
+-- runs (its condition was false) does too, unless none of a dependent's dependencies is done (then
+-- that one is skipped as well); a dead one stops the run (no new nodes; compensation once the running
+-- ones settle). Returns 1 when it changed the run.
 --  
 --- @include "workflow-lib"
 
@@ -55,7 +57,7 @@ if outcome == 'done' then
       recount('pending', 'ready', #ready)
       woke = true
     end
-    if done >= tonumber(m[2]) then
+    if done + tonumber(rcall('HGET', META, 'skipped') or '0') >= tonumber(m[2]) then
       rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
       woke = true
     end
@@ -64,6 +66,21 @@ elseif outcome == 'skipped' then
   rcall('HSET', STATE, id, 'skipped')
   recount(nil, 'skipped', 1)
   extra.finishedAt = nil
+  if run == 'running' then
+    -- Skipped by its condition: its dependents go on without it; one whose dependencies were all
+    -- skipped is skipped too, and so on down the graph.
+    local ready = skipOnward(id)
+    if #ready > 0 then
+      hsetAll(STATE, ready, 'ready')
+      saddAll(READY, ready)
+      recount('pending', 'ready', #ready)
+    end
+    local c = rcall('HMGET', META, 'done', 'skipped')
+    if tonumber(c[1] or '0') + tonumber(c[2] or '0') >= tonumber(m[2]) then
+      rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
+    end
+    woke = true
+  end
 else
   extra.error = payload
   local final = run == 'cancelling' and 'cancelled' or 'dead'
