@@ -121,6 +121,15 @@ function drawRuns() {
   }), 6, 'no workflow runs kept');
 }
 
+
+/** What a waiting node waits for: a sleep's wake time, a signal's name and timeout. */
+function waitingFor(n) {
+  if (n.state !== 'queued') return '';
+  if (n.kind === 'sleep' && n.wakeAt) return ` sleeping until ${new Date(n.wakeAt).toLocaleString()}`;
+  if (n.kind === 'signal') return ` waiting for signal ${n.name}${n.timeoutAt ? ` until ${new Date(n.timeoutAt).toLocaleString()}` : ''}`;
+  return '';
+}
+
 function drawOpenRun() {
   const section = document.getElementById('run');
   const v = state.openView;
@@ -135,7 +144,7 @@ function drawOpenRun() {
   if (!v) return;
   for (const n of v.nodes.slice(0, OPEN_RUN_NODES)) {
     const dot = el('span', undefined, n.state);
-    dot.title = `${n.id}: ${n.state}${n.pool ? ` (${n.pool})` : ''}${n.error ? ` ${n.error}` : ''}`;
+    dot.title = `${n.id}: ${n.state}${n.pool ? ` (${n.pool})` : ''}${waitingFor(n)}${n.error ? ` ${n.error}` : ''}`;
     nodes.append(dot);
   }
   const shown = Math.min(v.nodes.length, OPEN_RUN_NODES);
