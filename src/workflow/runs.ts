@@ -7,6 +7,7 @@ import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
 import { SwitchyardError, ValidationError } from '../model/errors.ts';
 import { payloadIssues } from '../model/signal-node.ts';
+import { MAX_PAYLOAD_DEPTH, nestsDeeperThan } from '../model/task-request.ts';
 import { summarize } from '../model/validation.ts';
 import { keys } from '../redis/keys.ts';
 import { RUN_JOB_HOLD_MS } from '../model/names.ts';
@@ -126,6 +127,12 @@ export class WorkflowRuns {
    * a second signal, or one after the node settled or the run stopped, is a 409.
    */
   async signal(id: string, name: string, payload: unknown): Promise<{ run: string; node: string; signal: string; state: 'delivered' | 'kept' }> {
+    if (typeof payload !== 'object' || payload === null) {
+      throw new ValidationError(`a signal's payload is a JSON object or array, got ${payload === null ? 'null' : typeof payload}`, [{ path: 'payload', message: 'a JSON object or array' }]);
+    }
+    if (nestsDeeperThan(payload, MAX_PAYLOAD_DEPTH)) {
+      throw new ValidationError(`a signal's payload may nest at most ${MAX_PAYLOAD_DEPTH} levels deep`, [{ path: 'payload', message: `nested more than ${MAX_PAYLOAD_DEPTH} levels deep` }]);
+    }
     const store = this.#o.engine.store;
     const node = RUN_ID_PATTERN.test(id) ? await store.signalNode(id, name) : null;
     if (node === null) {

@@ -26,7 +26,19 @@ import { waitFor } from '../support/wait.ts';
 import { OPERATIONS, type Operation, problemBody } from './document.ts';
 import { describeRequest, FuzzClient, type FuzzRequest, type FuzzResponse } from './http.ts';
 import { InvalidRequests, type InvalidCase } from './invalid.ts';
-import { type Fixtures, type FuzzContext, postJson, type Prepared, SCHEDULE_FIXTURE, ValidRequests, type ValidCase } from './valid.ts';
+import {
+  type Fixtures,
+  type FuzzContext,
+  postJson,
+  type Prepared,
+  SCHEDULE_FIXTURE,
+  SIGNAL_FIXTURE,
+  SIGNAL_NAMES,
+  SIGNAL_TAKEN_PAYLOAD,
+  signalPath,
+  ValidRequests,
+  type ValidCase,
+} from './valid.ts';
 
 const RUNS = 200;
 /** A small body limit keeps the over-the-limit requests cheap; the limit's handling is the same at any size. */
@@ -126,6 +138,10 @@ beforeAll(async () => {
   for (const type of ['echo', 'transform', 'echo']) await fixtures.dead(type, type === 'echo' ? { message: 'dead' } : { text: 'dead' });
   // The schedule the refused patches aim at (a patch to an unknown schedule is refused before its body is read).
   await fixtures.accepted(postJson('/v1/schedules', SCHEDULE_FIXTURE));
+  // The run the refused signals aim at (none of its signal nodes is ever reached), one of its signals already kept.
+  ctx.signalRun = String((await fixtures.accepted(postJson('/v1/workflows', SIGNAL_FIXTURE))).id);
+  const kept = await fixtures.accepted(postJson(signalPath(ctx.signalRun, SIGNAL_NAMES.taken), SIGNAL_TAKEN_PAYLOAD));
+  if (kept.state !== 'kept') throw new Error(`setup: the fixture's ${SIGNAL_NAMES.taken} signal was ${String(kept.state)}, not kept`);
   // The dispatcher opens the queue of a pool it sees agents in, which writes the queue's meta: let it,
   // before the count, or the count would blame that on a refused request.
   await waitFor(async () => (await redis.exists(`${prefix}:${queueName({ type: 'etl', pool: 'fuzz' })}:meta`)) === 1, { what: 'the fuzz pool queue opened' });
@@ -181,6 +197,7 @@ function checkRefused(c: InvalidCase, res: FuzzResponse): void {
   const body = problemBody.safeParse(parseJson(res, where));
   assert(body.success, () => `not a problem document (${body.error?.message}): ${where}`);
   assert(body.data?.status === res.status, () => `problem status ${body.data?.status} differs from HTTP ${res.status}: ${where}`);
+  assert(c.problem === undefined || body.data?.type === c.problem, () => `problem type ${body.data?.type}, not ${c.problem}: ${where}`);
   const field = c.field;
   if (field !== undefined) {
     const paths = (body.data?.errors ?? []).map((e) => e.path);
@@ -206,7 +223,7 @@ async function checkAccepted(op: Operation, req: FuzzRequest, res: FuzzResponse,
   const body = op.response.safeParse(json);
   assert(body.success, () => `answer does not match the document (${body.error?.message}): ${where}`);
   // The checks read the JSON as sent (the document's parse would rebuild records, `__proto__` keys and all).
-  const problem = await check?.(json, res.headers);
+  const problem = await check?.(json, res.headers, res.status);
   assert(problem === undefined, () => `${problem}: ${where}`);
 }
 

@@ -4,18 +4,43 @@
  * friends, unicode and lone surrogates, long strings, deep nesting), bodies over the size limit,
  * malformed JSON, wrong content types, charsets and encodings, bad path ids and query values, wrong
  * methods; schedules broken one field at a time on purpose (a 400 that names the field), and unknown
- * schedules (404). Whether a mutated input became invalid is decided by the oracle, never assumed.
+ * schedules (404); signals (to SIGNAL_FIXTURE's run, whose signal nodes are never reached) whose
+ * payload its node's schema refuses, one field at a time (a 400 naming `payload.<field>`), that are no
+ * object or array, or nest too deep (400), that come a second time (409), to unknown runs and names
+ * (404). Whether a mutated input became invalid is decided by the oracle, never assumed.
  */
 import fc from 'fast-check';
 import { z } from 'zod';
 import { MAX_PAYLOAD_DEPTH } from '../../src/model/task-request.ts';
 import { schedulePatchSchema } from '../../src/model/schedule.ts';
+import { SIGNAL_NAME_PATTERN } from '../../src/model/signal-node.ts';
+import { RUN_ID_PATTERN } from '../../src/model/task-id.ts';
 import { METHODS, methodsAt, type Operation, PAGE_PATHS } from './document.ts';
 import { describeRequest, type FuzzRequest } from './http.ts';
-import { batchIsValid, queryIsValid, replayFilterIsValid, scheduleIsValid, schedulePatchIsValid, schedulePatchKnownBug, taskIsValid, workflowIsValid } from './oracle.ts';
+import {
+  batchIsValid,
+  queryIsValid,
+  replayFilterIsValid,
+  scheduleIsValid,
+  schedulePatchIsValid,
+  schedulePatchKnownBug,
+  signalPayloadIsValid,
+  taskIsValid,
+  workflowIsValid,
+} from './oracle.ts';
 import { cronExpression, futureInstant, timeZone } from './schedule-arbitrary.ts';
 import { arbitraryOf, type JsonSchema, PROTO_KEYS, text } from './schema-arbitrary.ts';
-import { type FuzzContext, POOL_PATTERN, postJson, SCHEDULE_FIXTURE, type ValidRequests } from './valid.ts';
+import {
+  type FuzzContext,
+  POOL_PATTERN,
+  postJson,
+  SCHEDULE_FIXTURE,
+  SIGNAL_NAMES,
+  SIGNAL_SCHEMA,
+  SIGNAL_TAKEN_PAYLOAD,
+  signalPath,
+  type ValidRequests,
+} from './valid.ts';
 
 export interface InvalidCase {
   why: string;
@@ -24,10 +49,12 @@ export interface InvalidCase {
   expect: readonly number[] | '4xx';
   /** A field the problem's `errors` must name (itself or something inside it), where the case broke one on purpose. */
   field?: string;
+  /** The problem's `type` (`/problems/signal-taken`), where the case aims at one error on purpose. */
+  problem?: string;
 }
 
-const invalidCase = (why: string, req: FuzzRequest, expect: readonly number[] | '4xx', field?: string): InvalidCase =>
-  Object.assign({ why, req, expect, ...(field === undefined ? {} : { field }) }, { [fc.toStringMethod]: () => `${why}: ${describeRequest(req)}` });
+const invalidCase = (why: string, req: FuzzRequest, expect: readonly number[] | '4xx', field?: string, problem?: string): InvalidCase =>
+  Object.assign({ why, req, expect, ...(field === undefined ? {} : { field }), ...(problem === undefined ? {} : { problem }) }, { [fc.toStringMethod]: () => `${why}: ${describeRequest(req)}` });
 
 type Path = ReadonlyArray<string | number>;
 type Mutation =
@@ -183,6 +210,7 @@ export class InvalidRequests {
     if (op.query) kinds.push(...this.#queryCases(op).map((arbitrary) => ({ weight: 3, arbitrary })));
     if (op.method === 'GET' && op.params.length === 0) kinds.push({ weight: 2, arbitrary: this.#extraSegments(op) });
     if (op.path === '/v1/schedules/:id') kinds.push({ weight: 3, arbitrary: this.#unknownSchedule(op) });
+    if (op.path === '/v1/workflows/:id/signals/:name') kinds.push({ weight: 6, arbitrary: this.#signalCases() });
     return fc.oneof(...kinds);
   }
 
@@ -200,7 +228,7 @@ export class InvalidRequests {
 
   #samplePath(op: Operation): string {
     const id = op.path.startsWith('/v1/workflows') ? 'wf_fuzz' : op.path.startsWith('/v1/agents') ? 'fuzz-agent-x' : op.path.startsWith('/v1/schedules') ? String(SCHEDULE_FIXTURE.id) : 'echo~fuzz';
-    const sample: Record<string, string> = { type: 'echo', pool: 'default', id };
+    const sample: Record<string, string> = { type: 'echo', pool: 'default', id, name: SIGNAL_NAMES.open };
     return op.path.replace(/:([a-z]+)/g, (_, p: string) => sample[p]!);
   }
 
@@ -287,6 +315,17 @@ export class InvalidRequests {
             fc.tuple(patch, this.#rawTiming).map(([p, o]) => ({ ...p, ...o })),
           ),
           breaks: patch.chain((p) => this.#scheduleBreak(p, true)),
+        };
+      }
+      case '/v1/workflows/:id/signals/:name': {
+        // Every body goes to the fixture's `fuzz-approve`, which has a schema and is never reached: a payload taken by mistake is kept, not delivered.
+        const payload = this.valid.signalPayload(SIGNAL_SCHEMA);
+        return {
+          path: signalPath(this.#signalRun, SIGNAL_NAMES.schema),
+          valid: payload,
+          isValid: (v) => signalPayloadIsValid(SIGNAL_SCHEMA, v),
+          deep: (d) => `{"decision":"approve","note":null,"meta":${deepText(d)}}`,
+          breaks: payload.chain((p) => this.#signalBreak(p)),
         };
       }
       default:
@@ -391,6 +430,16 @@ export class InvalidRequests {
 
   #badParams(op: Operation): fc.Arbitrary<InvalidCase> {
     const at = (values: Record<string, string>) => op.path.replace(/:([a-z]+)/g, (_, p: string) => values[p]!);
+    if (op.params.includes('name')) {
+      // With a payload its node would take, so that only the run id or the name is wrong.
+      const run = this.#signalRun;
+      const names = new Set<string>(Object.values(SIGNAL_NAMES));
+      const signal = (id: string, name: string) => ({ ...postJson('', SIGNAL_TAKEN_PAYLOAD), path: at({ id, name }) });
+      return fc.oneof(
+        badSegment.filter((s) => decoded(s) !== run).map((id) => invalidCase('bad run id', signal(id, SIGNAL_NAMES.schema), '4xx')),
+        badSegment.filter((s) => !names.has(decoded(s))).map((name) => invalidCase('bad signal name', signal(encodeURIComponent(run), name), '4xx')),
+      );
+    }
     if (op.params.includes('pool')) {
       const typeNames = new Set(this.valid.typeNames);
       return fc.oneof(
@@ -533,6 +582,78 @@ export class InvalidRequests {
       );
     }
     return fc.oneof(...breaks);
+  }
+
+  /** The run of SIGNAL_FIXTURE (api.test.ts starts it before the refusals). */
+  get #signalRun(): string {
+    if (this.ctx.signalRun === undefined) throw new Error('fuzz: the signal fixture run was not started (api.test.ts beforeAll)');
+    return this.ctx.signalRun;
+  }
+
+  /**
+   * A payload SIGNAL_SCHEMA takes, broken in one field on purpose, with the field the answer must
+   * name: a decision it does not know or none, an amount out of range, an empty or long `by`, tags
+   * that are not short strings, a note that is no string, a key it does not know; or the whole
+   * payload of the wrong type (an array is a payload, but not the one the schema wants; a bare value
+   * is none at all, so no field).
+   */
+  #signalBreak(valid: unknown): fc.Arbitrary<{ why: string; body: unknown; field: string | undefined }> {
+    const edit = (why: string, field: string | undefined, change: (b: Record<string, unknown>) => void) => {
+      const body = JSON.parse(JSON.stringify(valid)) as Record<string, unknown>;
+      change(body);
+      return { why, body, field };
+    };
+    const bad = (field: string, values: readonly unknown[]) =>
+      fc.constantFrom(...values).map((v) => edit(`bad ${field} ${JSON.stringify(v).slice(0, 40)}`, `payload.${field}`, (b) => (b[field] = v)));
+    return fc.oneof(
+      bad('decision', ['maybe', 'APPROVE', 'approve ', '', 5, null, true, ['approve'], {}]),
+      fc.constant(edit('no decision', 'payload.decision', (b) => delete b.decision)),
+      bad('amount', [-1, -0.001, 1000.5, 1e6, '5', null, true, []]),
+      bad('by', ['', 'x'.repeat(41), 5, null, ['ada']]),
+      bad('tags', ['a', [1], [null], ['x'.repeat(21)], ['a', 'b', 'c', 'd', 'e', 'f'], {}]),
+      bad('note', [5, true, {}, [], 'x'.repeat(201)]),
+      fc.constantFrom('extra', 'Decision', '__proto__', 'constructor', '').map((key) => edit(`an unknown key ${JSON.stringify(key)}`, 'payload', (b) => Object.defineProperty(b, key, { value: 1, enumerable: true }))),
+      fc.constantFrom<unknown>([valid], [], [{ decision: 'approve' }]).map((body) => ({ why: 'an array where the schema wants an object', body, field: 'payload' })),
+      fc.constantFrom<unknown>('approve', 5, true, null).map((body) => ({ why: 'a bare JSON value', body, field: undefined })),
+    );
+  }
+
+  /**
+   * Signals to the fixture run refused for what they are, not their body's shape: a bare JSON value
+   * or a body nested too deep to the node without a schema (a payload is an object or an array, no
+   * deeper than any other), a second signal to the node that has one kept (409, even with a payload
+   * it would refuse: then a 400 will do), a name the run has no node of, or a run that does not exist
+   * (404, whatever the payload).
+   */
+  #signalCases(): fc.Arbitrary<InvalidCase> {
+    const run = this.#signalRun;
+    const limit = this.ctx.maxBodyBytes;
+    const names = new Set<string>(Object.values(SIGNAL_NAMES));
+    const send = (id: string, name: string, body: string): FuzzRequest => ({ method: 'POST', path: signalPath(id, name), headers: { 'content-type': 'application/json' }, body });
+    const payload = this.valid.signalPayload(SIGNAL_SCHEMA).map((p) => JSON.stringify(p));
+    const bare = fc.oneof(
+      fc.constantFrom<unknown>(null, true, false, 0, -0, 1, '', 'approve', '{}', '[]'),
+      fc.integer(),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      text(0, 40),
+    );
+    const deep = fc
+      .tuple(fc.integer({ min: MAX_PAYLOAD_DEPTH, max: (limit - 512) / 2 }), fc.boolean())
+      .map(([d, array]) => (array ? deepText(d + 1) : `{"k":${deepText(d)}}`));
+    return fc.oneof(
+      bare.map((v) => invalidCase('a bare JSON value, not an object or array', send(run, SIGNAL_NAMES.open, JSON.stringify(v)), [400])),
+      deep.map((body) => invalidCase(`a payload nested ${MAX_PAYLOAD_DEPTH + 1} or more deep`, send(run, SIGNAL_NAMES.open, body), [400])),
+      payload.map((body) => invalidCase('a second signal (one is kept for the node)', send(run, SIGNAL_NAMES.taken, body), [409], undefined, '/problems/signal-taken')),
+      this.#signalBreak(SIGNAL_TAKEN_PAYLOAD).map(({ why, body }) => invalidCase(`a second signal, ${why}`, send(run, SIGNAL_NAMES.taken, JSON.stringify(body)), [400, 409])),
+      fc
+        .tuple(fc.oneof(fc.stringMatching(SIGNAL_NAME_PATTERN), text(1, 120)), payload)
+        .filter(([name]) => !names.has(name))
+        .map(([name, body]) => invalidCase('no signal node of that name', send(run, name, body), [404], undefined, '/problems/signal-not-found')),
+      fc
+        .tuple(fc.oneof(fc.stringMatching(RUN_ID_PATTERN), text(1, 80)), fc.constantFrom(...names), payload)
+        .filter(([id]) => id !== run)
+        .map(([id, name, body]) => invalidCase('no such run', send(id, name, body), [404], undefined, '/problems/workflow-not-found')),
+    );
   }
 
   /** GET, PATCH and DELETE of a schedule that does not exist (a well-formed id): 404, whatever the body. */

@@ -2,7 +2,8 @@
  * Which generated inputs the API must accept, decided from the request schemas in src/ plus the rules
  * the documentation states beside them (a task's type must be declared and its payload fit the type;
  * a node takes what a task takes; a workflow is a DAG of unique ids; a schedule fires what would be
- * valid sent by hand, and a patch is judged by the schedule it makes). Written apart from the server's
+ * valid sent by hand, and a patch is judged by the schedule it makes; a signal's payload is an object
+ * or an array its node's schema accepts). Written apart from the server's
  * own checks on purpose: where they disagree, one of them has a bug.
  */
 import { parse as parseQuery } from 'node:querystring';
@@ -15,7 +16,9 @@ import { schedulePatchSchema, scheduleRequestSchema } from '../../src/model/sche
 import { parseCapability } from '../../src/registry/registry.ts';
 import { backoffSchema } from '../../src/model/backoff.ts';
 import { deadLetterFilterSchema, deadLetterQuerySchema } from '../../src/task/dead-letters.ts';
-import { batchRequestSchema, optionsConflict, taskRequestSchema } from '../../src/model/task-request.ts';
+import { batchRequestSchema, MAX_PAYLOAD_DEPTH, nestsDeeperThan, optionsConflict, taskRequestSchema } from '../../src/model/task-request.ts';
+import { payloadCheck, payloadIssues, signalNodeSchema } from '../../src/model/signal-node.ts';
+import { MAX_SLEEP_MS, sleepNodeSchema } from '../../src/model/sleep-node.ts';
 import { nodeSchema, workflowRequestSchema } from '../../src/model/workflow-definition.ts';
 
 export interface Limits {
@@ -52,12 +55,25 @@ export function workflowIsValid(catalogue: Catalogue, limits: Limits, raw: unkno
   const top = workflowRequestSchema.safeParse(raw);
   if (!top.success || top.data.nodes.length > limits.maxWorkflowNodes) return false;
   const deps = new Map<string, string[]>();
+  const signals = new Set<string>();
+  const conditions: Array<{ when: { node?: string }; dependsOn: string[] }> = [];
   for (const rawNode of top.data.nodes) {
+    const kind = isObject(rawNode) && typeof rawNode.kind === 'string' ? rawNode.kind : 'task';
+    if (kind === 'sleep' || kind === 'signal') {
+      // A sleep takes durationMs or until (a year ahead at most); a signal a name unique in the run and a schema zod can read.
+      const waiting = waitingNodeIsValid(kind, rawNode, signals);
+      if (!waiting || deps.has(waiting.id)) return false;
+      deps.set(waiting.id, waiting.dependsOn);
+      if (waiting.when) conditions.push({ when: waiting.when, dependsOn: waiting.dependsOn });
+      continue;
+    }
+    if (kind !== 'task') return false;
     const parsed = nodeSchema.safeParse(rawNode);
     if (!parsed.success) return false;
-    const { id, dependsOn, compensate, kind: _kind, ...task } = parsed.data;
+    const { id, dependsOn, compensate, kind: _kind, when, ...task } = parsed.data;
     if (deps.has(id) || !taskIsValid(catalogue, task)) return false;
     deps.set(id, dependsOn);
+    if (when) conditions.push({ when, dependsOn });
     if (compensate) {
       const payload = catalogue.get(task.type).payload.parse(task.payload);
       const undo = catalogue.find(compensate.type ?? task.type);
@@ -67,6 +83,8 @@ export function workflowIsValid(catalogue: Catalogue, limits: Limits, raw: unkno
   for (const [id, list] of deps) {
     if (new Set(list).size !== list.length || list.some((d) => d === id || !deps.has(d))) return false;
   }
+  // A condition reads one of its node's dependencies: the one it names, or the only one.
+  if (conditions.some(({ when, dependsOn }) => (when.node === undefined ? dependsOn.length !== 1 : !dependsOn.includes(when.node)))) return false;
   // Acyclic: repeatedly take the nodes whose dependencies are all taken.
   const taken = new Set<string>();
   for (let progress = true; progress; ) {
@@ -79,6 +97,30 @@ export function workflowIsValid(catalogue: Catalogue, limits: Limits, raw: unkno
     }
   }
   return taken.size === deps.size;
+}
+
+/** A sleep or signal node as the README describes it; its id, dependencies and condition, or undefined if invalid. */
+function waitingNodeIsValid(kind: 'sleep' | 'signal', raw: unknown, signals: Set<string>): { id: string; dependsOn: string[]; when?: { node?: string } } | undefined {
+  if (kind === 'sleep') {
+    const p = sleepNodeSchema.safeParse(raw);
+    if (!p.success || (p.data.durationMs === undefined) === (p.data.until === undefined)) return undefined;
+    if (p.data.until !== undefined && Date.parse(p.data.until) - Date.now() > MAX_SLEEP_MS) return undefined;
+    return p.data;
+  }
+  const p = signalNodeSchema.safeParse(raw);
+  if (!p.success || signals.has(p.data.name) || typeof payloadCheck(p.data.schema) === 'string') return undefined;
+  signals.add(p.data.name);
+  return p.data;
+}
+
+/**
+ * POST /v1/workflows/:id/signals/:name, the body: a JSON object or an array (README, and the
+ * operation's body schema), nested no deeper than any payload the API takes (MAX_PAYLOAD_DEPTH: deeper
+ * JSON overflows the stack where it is serialised), that the node's JSON Schema accepts as zod reads it.
+ */
+export function signalPayloadIsValid(schema: Record<string, unknown> | undefined, raw: unknown): boolean {
+  if (typeof raw !== 'object' || raw === null || nestsDeeperThan(raw, MAX_PAYLOAD_DEPTH)) return false;
+  return payloadIssues(schema, raw).length === 0;
 }
 
 /** POST /v1/dlq/replay: no body, `null` and `{}` all mean "every dead task". */

@@ -3,7 +3,8 @@
  * API publishes (GET /v1/agent-types), task options and filters from the request schemas in src/,
  * through schema-arbitrary.ts (schedules' crons, time zones and instants through schedule-arbitrary.ts);
  * what needs state first (a task to read, a dead task to replay, a schedule to read, change or delete)
- * is made by the case itself, so every case stands alone and fast-check can shrink it.
+ * is made by the case itself, so every case stands alone and fast-check can shrink it (a signal's run
+ * too: one whose signal node waits, or one whose node is not reached yet).
  */
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
@@ -14,9 +15,12 @@ import { NAME_PATTERN } from '../../src/model/names.ts';
 import { deadLetterFilterSchema } from '../../src/task/dead-letters.ts';
 import { MAX_PAYLOAD_DEPTH, taskRequestSchema } from '../../src/model/task-request.ts';
 import { nodeSchema } from '../../src/model/workflow-definition.ts';
+import { payloadCheck, SIGNAL_NAME_PATTERN } from '../../src/model/signal-node.ts';
+import { MAX_SLEEP_MS } from '../../src/model/sleep-node.ts';
 import { MISFIRE_POLICIES, scheduledTaskSchema, scheduledWorkflowSchema, schedulePatchSchema } from '../../src/model/schedule.ts';
 import type { Operation } from './document.ts';
 import type { FuzzRequest } from './http.ts';
+import { waitFor } from '../support/wait.ts';
 import {
   batchIsValid,
   expectedFires,
@@ -28,6 +32,7 @@ import {
   scheduleKnownBug,
   schedulePatchIsValid,
   schedulePatchKnownBug,
+  signalPayloadIsValid,
   taskIsValid,
   workflowIsValid,
 } from './oracle.ts';
@@ -40,6 +45,8 @@ export interface FuzzContext {
   maxBodyBytes: number;
   /** Agents registered for the run (POST /v1/agents/:id/drain needs live ones). */
   agentIds: readonly string[];
+  /** The run of SIGNAL_FIXTURE, which api.test.ts starts before the refusals (they aim at it). */
+  signalRun?: string;
 }
 
 export interface Fixtures {
@@ -54,7 +61,15 @@ export interface Fixtures {
 export interface Prepared {
   req: FuzzRequest;
   /** Checks beyond the document's schema (on the answer's JSON, undefined when it has none); returns what is wrong, if anything. */
-  check?: (body: unknown, headers: Record<string, string | string[] | undefined>) => string | undefined | Promise<string | undefined>;
+  check?: (body: unknown, headers: Record<string, string | string[] | undefined>, status: number) => string | undefined | Promise<string | undefined>;
+}
+
+/** A run to signal: its request, the signal node to signal, whether that node waits (reached) or is not reached yet, the payload. */
+export interface SignalRun {
+  workflow: Record<string, unknown>;
+  target: { id: string; name: string };
+  reached: boolean;
+  payload: unknown;
 }
 
 export interface ValidCase {
@@ -98,6 +113,50 @@ export const SCHEDULE_FIXTURE: Readonly<Record<string, unknown>> = {
   misfire: 'skip',
   task: { type: 'echo', payload: { message: 'fixture' } },
 };
+
+/** The names of SIGNAL_FIXTURE's signal nodes. */
+export const SIGNAL_NAMES = { schema: 'fuzz-approve', open: 'fuzz-open', taken: 'fuzz-taken' } as const;
+
+/**
+ * The schema of the fixture's `fuzz-approve` and `fuzz-taken` signals: an object of known keys only
+ * (so a key added anywhere but under `meta` breaks it), one of them required, the others bounded
+ * but `meta`, which takes any JSON.
+ */
+export const SIGNAL_SCHEMA: Readonly<Record<string, unknown>> = {
+  type: 'object',
+  properties: {
+    decision: { enum: ['approve', 'reject'] },
+    amount: { type: 'number', minimum: 0, maximum: 1000 },
+    by: { type: 'string', minLength: 1, maxLength: 40 },
+    tags: { type: 'array', items: { type: 'string', maxLength: 20 }, maxItems: 5 },
+    note: { type: ['string', 'null'], maxLength: 200 },
+    meta: {},
+  },
+  required: ['decision'],
+  additionalProperties: false,
+};
+
+/** What api.test.ts signals `fuzz-taken` with before the refusals: kept, so every later signal to it is a 409. */
+export const SIGNAL_TAKEN_PAYLOAD = { decision: 'approve', by: 'the fixture' };
+
+/**
+ * The run the refused signals aim at (api.test.ts starts it before the refusals, and signals
+ * `fuzz-taken` then): each signal node waits behind a task no agent takes, so none is ever reached,
+ * and a signal the API wrongly took would be kept (a write the refusals' check sees) rather than
+ * move the run on. `fuzz-approve` has SIGNAL_SCHEMA, `fuzz-open` no schema.
+ */
+export const SIGNAL_FIXTURE: Readonly<Record<string, unknown>> = {
+  name: 'what the refused signals aim at',
+  nodes: [
+    { id: 'parked', type: 'echo', payload: { message: 'fixture' } },
+    { id: 'approval', kind: 'signal', name: SIGNAL_NAMES.schema, schema: SIGNAL_SCHEMA, dependsOn: ['parked'] },
+    { id: 'open', kind: 'signal', name: SIGNAL_NAMES.open, dependsOn: ['parked'] },
+    { id: 'taken', kind: 'signal', name: SIGNAL_NAMES.taken, schema: SIGNAL_SCHEMA, dependsOn: ['parked'] },
+  ],
+};
+
+/** The path of a run's signal. */
+export const signalPath = (run: string, name: string): string => `/v1/workflows/${encodeURIComponent(run)}/signals/${encodeURIComponent(name)}`;
 
 const HOUR = 3_600_000;
 /** Active schedules start at least this far ahead (after 2090 in practice), or ended this long ago: none fires while the fuzz runs. */
@@ -168,6 +227,8 @@ export class ValidRequests {
   readonly #nodeOptions: fc.Arbitrary<Record<string, unknown>>;
   /** The longest interval a schedule takes, as its published schema says. */
   readonly #maxEveryMs: number;
+  /** The schemas a generated signal node has: none, a few written here, and every agent type's published payload schema. */
+  readonly #signalSchemas: ReadonlyArray<Readonly<Record<string, unknown>> | undefined>;
 
   /**
    * Numbers each generated idempotencyKey: the same key sent again with another request is refused
@@ -195,6 +256,16 @@ export class ValidRequests {
     >;
     const everyMs = (jsonSchemaOf(schedulePatchSchema).properties?.everyMs ?? {}) as JsonSchema;
     this.#maxEveryMs = everyMs.maximum ?? 86_400_000;
+    const schemas: Array<Readonly<Record<string, unknown>> | undefined> = [
+      undefined,
+      SIGNAL_SCHEMA,
+      {},
+      { type: 'array', items: { type: 'integer', minimum: 0, maximum: 100 }, maxItems: 8 },
+      { type: 'object', properties: { ok: { type: 'boolean' }, reason: { type: 'string', maxLength: 30 } }, required: ['ok'], additionalProperties: false },
+      ...this.#types.map((t) => t.payloadSchema as Record<string, unknown>),
+    ];
+    // Only schemas zod can read: a node with another is refused when its run is started.
+    this.#signalSchemas = schemas.filter((schema) => typeof payloadCheck(schema as Record<string, unknown> | undefined) !== 'string');
   }
 
   /** Task options straight from the request schema's JSON Schema: some break rules it cannot state (a backoff that does not resolve). */
@@ -260,9 +331,10 @@ export class ValidRequests {
       );
     const sleep = fc
       .record({
+        // An hour at least: the fuzz's runs must still be going when a case reads or cancels them.
         wait: fc.oneof(
-          fc.integer({ min: 0, max: 86_400_000 }).map((durationMs) => ({ durationMs })),
-          fc.integer({ min: -86_400_000, max: 86_400_000 }).map((ms) => ({ until: new Date(Date.now() + ms).toISOString() })),
+          fc.integer({ min: 3_600_000, max: 86_400_000 }).map((durationMs) => ({ durationMs })),
+          fc.integer({ min: 3_600_000, max: 86_400_000 }).map((ms) => ({ until: new Date(Date.now() + ms).toISOString() })),
         ),
         dependsOn: fc.subarray([...earlier]),
       })
@@ -388,6 +460,75 @@ export class ValidRequests {
       );
   }
 
+  /**
+   * A payload a signal node with `schema` takes: mostly from the schema itself, else any object or
+   * array it happens to accept, at the edges too (the deepest payload taken, a body just under the limit).
+   */
+  signalPayload(schema: Readonly<Record<string, unknown>> | undefined): fc.Arbitrary<unknown> {
+    const limit = this.ctx.maxBodyBytes;
+    const anyJson = fc.oneof(
+      fc.dictionary(fc.oneof(text(0, 12), fc.constantFrom('__proto__', 'constructor')), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5, noNullPrototype: true }),
+      fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 5 }),
+    );
+    const deepest = fc.integer({ min: MAX_PAYLOAD_DEPTH - 8, max: MAX_PAYLOAD_DEPTH });
+    const edges = fc.oneof(
+      deepest.map(nested),
+      deepest.map((d) => JSON.parse('['.repeat(d) + ']'.repeat(d)) as unknown),
+      fc.integer({ min: 0, max: 1024 }).map((slack) => ({ blob: 'x'.repeat(limit - slack - 64) })),
+    );
+    const kinds: Array<fc.WeightedArbitrary<unknown>> = [
+      { weight: 2, arbitrary: anyJson },
+      { weight: 1, arbitrary: edges },
+    ];
+    if (schema) kinds.push({ weight: 6, arbitrary: arbitraryOf(schema as JsonSchema) });
+    return fc.oneof(...kinds).filter((p) => signalPayloadIsValid(schema as Record<string, unknown> | undefined, p) && Buffer.byteLength(JSON.stringify(p)) <= limit);
+  }
+
+  /**
+   * A run with a signal node to signal (`target`, with or without a schema, a long timeout or none)
+   * and a payload it takes. The node is reached (no dependencies: it waits as soon as the run starts)
+   * or not (behind a task no agent takes, a sleep of an hour or more, or another signal node that
+   * nobody signals); beside it maybe a task that takes its result and another signal node.
+   */
+  signalRun(): fc.Arbitrary<SignalRun> {
+    const nodeId = fc.stringMatching(/^[A-Za-z0-9_-]{1,16}$/);
+    const signalName = fc.oneof(
+      { weight: 6, arbitrary: fc.stringMatching(SIGNAL_NAME_PATTERN) },
+      { weight: 1, arbitrary: fc.constantFrom('.', '..', '...', '-', '_', 'a.b', '.well-known', 'x'.repeat(100)) },
+    );
+    const task = (id: string, dependsOn: readonly string[]) =>
+      fc.constantFrom(...this.typeNames).chain((type) => this.payload(type).map((payload) => ({ id, type, payload, ...(dependsOn.length ? { dependsOn } : {}) })));
+    const long = fc.integer({ min: HOUR, max: MAX_SLEEP_MS });
+    return fc
+      .tuple(fc.uniqueArray(nodeId, { minLength: 4, maxLength: 4 }), fc.uniqueArray(signalName, { minLength: 3, maxLength: 3 }), fc.constantFrom(...this.#signalSchemas))
+      .chain(([ids, names, schema]) => {
+        const [id, beforeId, afterId, otherId] = ids as [string, string, string, string];
+        const [name, beforeName, otherName] = names as [string, string, string];
+        return fc.record({
+          before: fc.oneof(
+            fc.constant(undefined),
+            task(beforeId, []),
+            long.map((durationMs) => ({ id: beforeId, kind: 'sleep', durationMs })),
+            fc.constant({ id: beforeId, kind: 'signal', name: beforeName }),
+          ),
+          options: fc.record({ timeoutMs: long, onTimeout: fc.constantFrom('fail', 'continue') }, { requiredKeys: [] }),
+          after: fc.option(task(afterId, [id]), { nil: undefined }),
+          other: fc.option(fc.constant({ id: otherId, kind: 'signal', name: otherName }), { nil: undefined }),
+          runName: fc.option(text(1, 40), { nil: undefined }),
+          payload: this.signalPayload(schema),
+        }).chain(({ before, options, after, other, runName, payload }) => {
+          const target = { id, kind: 'signal', name, ...options, ...(schema ? { schema } : {}), ...(before ? { dependsOn: [before.id] } : {}) };
+          const nodes: Array<Record<string, unknown>> = [target, before, after, other].filter((n) => n !== undefined);
+          return fc.shuffledSubarray(nodes, { minLength: nodes.length, maxLength: nodes.length }).map((shuffled) => ({
+            workflow: { ...(runName === undefined ? {} : { name: runName }), nodes: shuffled },
+            target: { id, name },
+            reached: before === undefined,
+            payload,
+          }));
+        });
+      });
+  }
+
   /** A body under the size limit (with room for an id). */
   #fits(body: unknown): boolean {
     return Buffer.byteLength(JSON.stringify(body)) <= this.ctx.maxBodyBytes - 100;
@@ -480,6 +621,37 @@ export class ValidRequests {
           validCase(workflow, async (fx) => {
             const run = await fx.accepted(postJson('/v1/workflows', workflow));
             return { req: { method: op.method, path: `/v1/workflows/${idOf(run)}` }, check: sameId(run.id) };
+          }),
+        );
+      case 'POST /v1/workflows/:id/signals/:name':
+        return fc.tuple(this.signalRun(), jsonContentType).map(([s, type]) =>
+          validCase(s, async (fx) => {
+            const run = String((await fx.accepted(postJson('/v1/workflows', s.workflow))).id);
+            const path = signalPath(run, s.target.name);
+            const node = async () => {
+              const view = await fx.send(get(`/v1/workflows/${encodeURIComponent(run)}`));
+              return (view.body as { nodes?: Array<Record<string, unknown>> }).nodes?.find((n) => n.id === s.target.id);
+            };
+            // A reached node waits once the engine has claimed it (queued): a signal then is delivered, not kept.
+            if (s.reached) await waitFor(async () => (await node())?.state === 'queued', { timeoutMs: 10_000, what: `signal node ${s.target.id} of ${run} to wait` });
+            const state = s.reached ? 'delivered' : 'kept';
+            return {
+              req: postJson(path, s.payload, type),
+              check: async (body, _headers, status) => {
+                const want = { run, node: s.target.id, signal: s.target.name, state };
+                if (!isDeepStrictEqual(body, want)) return `answered ${JSON.stringify(body)}, expected ${JSON.stringify(want)}`;
+                if (status !== (s.reached ? 200 : 202)) return `${status} with state ${state}`;
+                // Delivered: the node is done, its result the payload. Kept: the node still waits for its dependencies.
+                const now = await node();
+                const shows = s.reached ? now?.state === 'done' && isDeepStrictEqual(now.result, roundTrip(s.payload)) : now?.state === 'pending';
+                if (!shows) return `the node is now ${JSON.stringify(now)?.slice(0, 300)}`;
+                // Once only: a second signal is a 409.
+                const again = await fx.send(postJson(path, s.payload));
+                const problem = again.body as { type?: unknown } | undefined;
+                if (again.status !== 409 || problem?.type !== '/problems/signal-taken') return `a second signal answered ${again.status} ${JSON.stringify(again.body)?.slice(0, 300)}, not 409 signal-taken`;
+                return undefined;
+              },
+            };
           }),
         );
       case 'POST /v1/schedules':

@@ -113,6 +113,18 @@ describe('a signal node', () => {
     expect((await json(other)).detail).toMatch(/no signal node named "reject"/);
   });
 
+  it('takes only a JSON object or array, nested no deeper than a task payload, and keeps nothing it refused', async () => {
+    const id = await start({}, { payload: { ms: 2000 } });
+    for (const bare of ['"hello"', '5', 'true', 'null']) {
+      const res = await fetch(`${api.url}/v1/workflows/${id}/signals/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bare });
+      expect(res.status, bare).toBe(400);
+    }
+    let deep: unknown = {};
+    for (let i = 0; i < 200; i++) deep = { k: deep };
+    expect((await signal(id, deep)).status).toBe(400);
+    expect((await signal(id, { ok: true })).status).toBe(202);
+  });
+
   it('refuses two signal nodes of one name and a schema it cannot read, naming the field', async () => {
     const res = await post('/v1/workflows', {
       nodes: [
