@@ -222,9 +222,10 @@ async function expectAgree(m: RunModel, r: Real, after: string): Promise<void> {
     { state: m.run, cause: m.cause, done: m.nodesIn('done').length, inflight: m.nodesIn('queued').length, undoRan: m.undoRan, undoFailed: m.undoFailed },
     () => `${at}: run`,
   );
-  // Counts as stored (not as RunStore.meta would recompute them for an old run), and as the API reads them.
+  // Counts as stored (not as RunStore.meta would recompute them for an old run), and as the API reads
+  // them: a count never written is 0 (a run's meta hash leaves out the counts that start at 0).
   const modelCounts = Object.fromEntries(NODE_STATES.map((st) => [st, m.nodesIn(st).length]));
-  const storedCounts = Object.fromEntries(NODE_STATES.map((st) => [st, Number(s.meta[st === 'queued' ? 'inflight' : st] ?? Number.NaN)]));
+  const storedCounts = Object.fromEntries(NODE_STATES.map((st) => [st, Number(s.meta[st === 'queued' ? 'inflight' : st] ?? 0)]));
   expectSame(storedCounts, modelCounts, () => `${at}: node counts in the meta hash`);
   expectSame((await store.meta(r.runId))?.counts, modelCounts, () => `${at}: node counts read by the store`);
   expectSame(s.ready, m.nodesIn('ready').sort(), () => `${at}: ready set`);
