@@ -120,6 +120,8 @@ function keySlotKeys(prefix: string, type: string) {
   return {
     base,
     heldKeys: `${base}held-keys`,
+    /** zset: woken tasks ("<key>\t<pool>\t<id>") not yet promoted -> when another agent promotes them. */
+    waking: `${base}waking`,
     slots: (key: string) => `${base}slots:${key}`,
     held: (key: string) => `${base}held:${key}`,
     heldMember: (pool: string, id: string) => `${pool}\t${id}`,

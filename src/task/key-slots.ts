@@ -6,8 +6,9 @@
  * wakes the next held one (a slot is reserved for it and it is promoted back to its queue, in its
  * place in the fair order). Slots are leases renewed while their tasks run, so the slots of an agent
  * that dies come back when its lease (the job lock's length) ends; every agent of the type wakes the
- * held tasks those free, each renewal tick. A held task also comes back by itself after HOLD_MS,
- * should its wake be lost (its waker died between reserving and promoting it).
+ * held tasks those free, each renewal tick. A woken task stays in the type's waking set until its
+ * waker promoted it: should the waker die in between, another agent's tick promotes it once the
+ * reservation's lease ends. A held task also comes back by itself after HOLD_MS, the last resort.
  */
 import { Job, Queue } from 'bullmq';
 import { defer, deferred } from './deferral.ts';
@@ -143,7 +144,8 @@ export class KeySlots {
       this.#queues.set(pool, queue);
     }
     const job = await Job.fromId<TaskEnvelope>(queue, id);
-    if (job) return void (await job.promote().catch(() => undefined));
-    await this.#promoteAll(await scripts.keySlotRelease.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, this.#o.leaseMs, id, key]));
+    if (job) await job.promote().catch(() => undefined);
+    else await this.#promoteAll(await scripts.keySlotRelease.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, this.#o.leaseMs, id, key]));
+    await this.#o.redis.zrem(this.#k.waking, entry);
   }
 }

@@ -5,7 +5,8 @@
 --
 -- A keyed task ended (ran, failed, or went back to waiting): its slot is freed and the key's held
 -- tasks that now fit are woken. With no task id, wakes the held tasks of every key of the type (up to
--- 200 keys a call), for slots whose agent died and whose leases ended.
+-- 200 keys a call), for slots whose agent died and whose leases ended, and hands back woken tasks
+-- whose waker died before promoting them.
 --- @include "key-slots-lib"
 local base = ARGV[1]
 local now = serverNow()
@@ -16,5 +17,10 @@ if ARGV[3] ~= '' then
   wake(base, KEYS[1], ARGV[4], now, leaseMs, woken)
 else
   for _, key in ipairs(rcall('ZRANGE', KEYS[1], 0, 199)) do wake(base, KEYS[1], key, now, leaseMs, woken) end
+  -- Tasks woken by an agent that died before it promoted them: promote them here.
+  for _, entry in ipairs(rcall('ZRANGEBYSCORE', base .. 'waking', '-inf', now, 'LIMIT', 0, 200)) do
+    rcall('ZADD', base .. 'waking', now + leaseMs, entry)
+    woken[#woken + 1] = entry
+  end
 end
 return woken

@@ -14,7 +14,9 @@ local function slotsKey(base, key) return base .. 'slots:' .. key end
 local function heldKey(base, key) return base .. 'held:' .. key end
 
 -- Frees what the key's limit allows of its held tasks: each gets a slot reserved for `leaseMs` (taken
--- over when it runs) and is returned ("<key>\t<pool>\t<id>"), to be promoted out of its wait.
+-- over when it runs) and is returned ("<key>\t<pool>\t<id>"), to be promoted out of its wait. Until
+-- its waker says it promoted it, it is also in the type's waking set (base .. 'waking', score: when
+-- another agent's tick promotes it instead, should its waker have died in between).
 local function wake(base, heldKeys, key, now, leaseMs, woken)
   local limit = tonumber(rcall('ZSCORE', heldKeys, key))
   if not limit then return end
@@ -26,6 +28,7 @@ local function wake(base, heldKeys, key, now, leaseMs, woken)
     for i = 1, #popped, 2 do
       local member = popped[i]
       rcall('ZADD', slots, now + leaseMs, string.match(member, '\t(.*)$'))
+      rcall('ZADD', base .. 'waking', now + leaseMs, key .. '\t' .. member)
       woken[#woken + 1] = key .. '\t' .. member
     end
     if #popped > 0 then rcall('PEXPIRE', slots, 2 * leaseMs) end
