@@ -21,6 +21,7 @@ import { Agent, buildApiServices, Catalogue, connectApi, createLogger, defineAge
 import demoTypes from '../queues/index.ts';
 import { killLive, PrivateRedis, withServer } from './private-redis.ts';
 import { apiReady as ready, startAgent, startApiProcess, stop } from './processes.ts';
+import { redisCpuSeconds, usedMemory } from './redis-stats.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 import { fairnessRun, keyLimitRun, type FairnessRun, type KeyLimitRun } from './flow-keys.ts';
 
@@ -43,8 +44,6 @@ export const FLOW_DEFAULTS: FlowBenchOptions = {
 
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
 const silent = createLogger({ logLevel: 'silent', logPretty: false });
-const info = async (r: Redis, section: string, field: string) => Number(new RegExp(`^${field}:(\\S+)`, 'm').exec(await r.info(section))?.[1] ?? NaN);
-const redisCpuS = async (r: Redis) => (await info(r, 'cpu', 'used_cpu_user')) + (await info(r, 'cpu', 'used_cpu_sys'));
 
 interface Footprint {
   schedules: number;
@@ -55,11 +54,11 @@ interface Footprint {
 
 /** CPU of Redis and of this process (the API services run here) over `seconds` of nothing to do. */
 async function idleCpu(stats: Redis, seconds: number): Promise<{ redis: number; api: number }> {
-  const r0 = await redisCpuS(stats);
+  const r0 = await redisCpuSeconds(stats);
   const c0 = process.cpuUsage();
   await sleep(seconds * 1000);
   const c = process.cpuUsage(c0);
-  return { redis: ((await redisCpuS(stats)) - r0) * 1000 / seconds, api: (c.user + c.system) / 1000 / seconds };
+  return { redis: ((await redisCpuSeconds(stats)) - r0) * 1000 / seconds, api: (c.user + c.system) / 1000 / seconds };
 }
 
 async function footprint(server: PrivateRedis, o: FlowBenchOptions, progress: Progress): Promise<Footprint> {
@@ -69,19 +68,19 @@ async function footprint(server: PrivateRedis, o: FlowBenchOptions, progress: Pr
   try {
     await sleep(2000); // the API's first reads done
     const none = await idleCpu(stats, o.flowIdleSeconds);
-    const before = await info(stats, 'memory', 'used_memory');
+    const before = await usedMemory(stats);
     for (let i = 0; i < o.flowSchedules; i++) {
       // Daily ticks at times outside the idle stretch that follows: what it measures is the cost between ticks.
       const hour = (new Date().getUTCHours() + 2 + (i % 20)) % 24;
       await services.schedules.create({ id: `s${i}`, cron: `${i % 60} ${hour} * * *`, timeZone: 'Europe/Berlin', task: { type: 'echo', payload: { message: `report ${i}` } } });
     }
-    const created = await info(stats, 'memory', 'used_memory');
+    const created = await usedMemory(stats);
     progress(`flow: ${fmt(o.flowSchedules)} schedules, ${fmt((created - before) / o.flowSchedules)} bytes each`);
     const many = await idleCpu(stats, o.flowIdleSeconds);
     for (let i = 0; i < o.flowSchedules; i++) {
       await services.schedules.store.recordFire(`s${i}`, { tick: Date.now(), at: Date.now(), outcome: 'fired', id: `echo~sched_s${i}_${Date.now()}` });
     }
-    const fired = await info(stats, 'memory', 'used_memory');
+    const fired = await usedMemory(stats);
     return {
       schedules: o.flowSchedules,
       bytesPerSchedule: (created - before) / o.flowSchedules,

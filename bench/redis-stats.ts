@@ -20,4 +20,9 @@ export async function redisCpuSeconds(redis: Redis): Promise<number> {
   return get('used_cpu_sys') + get('used_cpu_user');
 }
 
+/** Bytes the Redis server holds (INFO memory used_memory). */
+export async function usedMemory(redis: Redis): Promise<number> {
+  return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? NaN);
+}
+
 export { deleteKeysUnder as deletePrefix } from '../src/index.ts';

@@ -19,6 +19,7 @@ import { freePort } from '../src/index.ts';
 import { procCpuSeconds } from './cluster.ts';
 import { killLive, withServer, type PrivateRedis } from './private-redis.ts';
 import { apiReady, startApiProcess, stop } from './processes.ts';
+import { redisCpuSeconds, usedMemory } from './redis-stats.ts';
 import { fmt, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface DurableBenchOptions {
@@ -31,8 +32,6 @@ export const DURABLE_DEFAULTS: DurableBenchOptions = { durableRuns: 10_000, dura
 
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
 const PREFIX = 'wd';
-const info = async (r: Redis, section: string, field: string) => Number(new RegExp(`^${field}:(\\S+)`, 'm').exec(await r.info(section))?.[1] ?? NaN);
-const redisCpuS = async (r: Redis) => (await info(r, 'cpu', 'used_cpu_user')) + (await info(r, 'cpu', 'used_cpu_sys'));
 
 interface Api {
   proc: ChildProcess;
@@ -49,11 +48,11 @@ async function startApis(server: PrivateRedis, ports?: number[]): Promise<Api[]>
 
 /** CPU of Redis and of the API processes, ms per s, over `seconds`. */
 async function cpuOver(stats: Redis, apis: readonly Api[], seconds: number): Promise<{ redis: number; api: number }> {
-  const r0 = await redisCpuS(stats);
+  const r0 = await redisCpuSeconds(stats);
   const a0 = apis.reduce((s, a) => s + procCpuSeconds(a.proc.pid), 0);
   await sleep(seconds * 1000);
   const a1 = apis.reduce((s, a) => s + procCpuSeconds(a.proc.pid), 0);
-  return { redis: (((await redisCpuS(stats)) - r0) * 1000) / seconds, api: ((a1 - a0) * 1000) / seconds };
+  return { redis: (((await redisCpuSeconds(stats)) - r0) * 1000) / seconds, api: ((a1 - a0) * 1000) / seconds };
 }
 
 const post = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -74,7 +73,7 @@ async function durableRun(server: PrivateRedis, o: DurableBenchOptions, progress
   try {
     await sleep(2000); // the APIs' first reads done
     const none = await cpuOver(stats, apis, o.durableIdleS);
-    const before = await info(stats, 'memory', 'used_memory');
+    const before = await usedMemory(stats);
     // Wake times: after the creation, the idle stretch and the faults, spread over durableSpreadS.
     const firstWake = Date.now() + 30_000 + o.durableIdleS * 1000 + o.durableRuns * 2;
     const ids: string[] = [];
@@ -91,7 +90,7 @@ async function durableRun(server: PrivateRedis, o: DurableBenchOptions, progress
       ids.push(...batch);
     }
     await sleep(6000); // every run asleep, and looked at once by the sweep
-    const asleepBytes = (await info(stats, 'memory', 'used_memory')) - before;
+    const asleepBytes = (await usedMemory(stats)) - before;
     progress(`workflow-durable: ${fmt(o.durableRuns)} runs asleep, ${fmt(asleepBytes / o.durableRuns)} bytes each`);
     const asleep = await cpuOver(stats, apis, o.durableIdleS);
     if (Date.now() > firstWake - 5000) progress('workflow-durable: the runs were created too slowly: the faults fall after the first wake');

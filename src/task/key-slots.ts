@@ -71,7 +71,6 @@ export class KeySlots {
     const taken = await scripts.keySlotTake.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, key, limit, job.id, this.#o.leaseMs, member, order]);
     if (taken === 1) {
       this.#running.set(job.id, key);
-      this.#schedule();
       return true;
     }
     await defer(job, token, Date.now() + HOLD_MS, this.#o.redis);

@@ -268,6 +268,11 @@ export class RunStore {
     return { outcome: (['no-run', 'no-signal', 'waits', 'kept', 'late'] as const)[code], node, state };
   }
 
+  /** What a node's claim (or settle) recorded of it: its pool, start, wake or timeout time. */
+  async nodeInfo(runId: string, id: string): Promise<NodeInfo> {
+    return JSON.parse((await this.redis.hget(this.key(runId, ':info'), id)) ?? '{}') as NodeInfo;
+  }
+
   /** The node a run's signal `name` goes to, if the run has one. */
   signalNode(runId: string, name: string): Promise<string | null> {
     return this.redis.hget(this.key(runId, ':signals'), name);

@@ -17,7 +17,7 @@ import { validateWorkflow } from '../model/workflow-definition.ts';
 import { waitForReplicas } from '../redis/replication.ts';
 import { type ReplicaWait } from '../config/redis-url.ts';
 import type { WorkflowEngine } from './engine.ts';
-import { isFinal, type NodeInfo } from './run-store.ts';
+import { isFinal } from './run-store.ts';
 import { runOverview, runView, type RunOverview, type RunSummary, type RunView } from './view.ts';
 
 /** Nodes in one view unless the request asks for fewer: every node of the runs the tests and examples make. */
@@ -146,7 +146,7 @@ export class WorkflowRuns {
     const sent = await store.signal(id, name, json);
     if (sent.outcome === 'kept') return { run: id, node, signal: name, state: 'kept' };
     if (sent.outcome === 'waits') {
-      const info = JSON.parse((await this.#o.redis.hget(store.key(id, ':info'), node)) ?? '{}') as NodeInfo;
+      const info = await store.nodeInfo(id, node);
       if (await store.settle(id, 'node', node, 'done', json, info)) {
         await this.#o.engine.nodes.timers.clear(id, node);
         return { run: id, node, signal: name, state: 'delivered' };

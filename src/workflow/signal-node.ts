@@ -70,7 +70,7 @@ export const signalKind: NodeKind = {
 
   async onTimer(ctx, runId, id, def) {
     const node = spec(def);
-    const info = JSON.parse((await ctx.redis.hget(ctx.store.key(runId, ':info'), id)) ?? '{}') as NodeInfo;
+    const info = await ctx.store.nodeInfo(runId, id);
     if (node.onTimeout === 'continue') await ctx.store.settle(runId, 'node', id, 'done', 'null', info);
     else await ctx.store.settle(runId, 'node', id, 'dead', `no signal ${JSON.stringify(node.name)} within ${node.timeoutMs} ms`, info);
   },

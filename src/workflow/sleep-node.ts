@@ -39,7 +39,7 @@ export const sleepKind: NodeKind = {
 
   async onTimer(ctx, runId, id, _def, at) {
     // What the claim recorded (when it fell asleep, when it wakes) stays in the node's info.
-    const claimed = JSON.parse((await ctx.redis.hget(ctx.store.key(runId, ':info'), id)) ?? '{}') as NodeInfo;
+    const claimed = await ctx.store.nodeInfo(runId, id);
     await ctx.store.settle(runId, 'node', id, 'done', JSON.stringify({ wokeAt: iso(Date.now()) }), { wakeAt: at, ...claimed });
   },
 

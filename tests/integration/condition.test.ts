@@ -5,46 +5,13 @@
  * either branch.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent } from '../../src/agent/agent.ts';
-import { Catalogue } from '../../src/model/catalogue.ts';
 import { conditionHolds } from '../../src/model/condition.ts';
 import { ValidationError } from '../../src/model/errors.ts';
-import { createRedis, waitForReady } from '../../src/redis/connection.ts';
-import { fixedRouter } from '../../src/routing/fixed.ts';
-import { PoolQueues } from '../../src/task/pool-queues.ts';
-import { TaskProducer } from '../../src/task/producer.ts';
-import { WorkflowEngine } from '../../src/workflow/engine.ts';
-import { WorkflowRuns } from '../../src/workflow/runs.ts';
-import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
-import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
-import { ledger, step, stepWorker } from '../support/workflow-types.ts';
+import { ledger } from '../support/workflow-types.ts';
+import { useWorkflowSystem } from '../support/workflow-system.ts';
 
-const { prefix } = useRedisPrefix('condition');
-const config = testConfig(prefix);
-const redis = createRedis(REDIS_URL, 'client');
-const subscriber = createRedis(REDIS_URL, 'blocking');
-const background = createRedis(REDIS_URL, 'blocking');
-const catalogue = new Catalogue([step]);
-const queues = new PoolQueues(redis, prefix);
-const producer = new TaskProducer({ redis, queues, catalogue, router: fixedRouter, config });
-const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix, keepRunsS: 60, log: silentLog });
-const runs = new WorkflowRuns({ redis, prefix, catalogue, engine, maxNodes: 100, idempotencyTtlS: 60, keepRunsS: 60 });
-let agent: Agent;
-
-beforeAll(async () => {
-  await waitForReady(redis, 10_000);
-  await engine.start(background);
-  agent = await Agent.start({ definition: stepWorker, redisUrl: REDIS_URL, config, log: silentLog, concurrency: 10 });
-});
-
-afterAll(async () => {
-  await agent.close(0);
-  await Promise.all([runs.close(), engine.stop(), queues.close()]);
-  redis.disconnect();
-  subscriber.disconnect();
-  background.disconnect();
-});
+const { engine, runs } = useWorkflowSystem('condition');
 
 const branching = {
   nodes: [
