@@ -47,31 +47,39 @@ export function keys(prefix: string) {
     /** lock held by the one API process dispatching parked and stranded tasks. */
     dispatcher: `${prefix}:{routing}:dispatcher`,
     /** Workflow runs: each run's keys share the tag {run:<id>}, so its scripts stay in one cluster slot. */
-    workflow: {
-      /** Base key of a run (its meta hash); the scripts derive the run's other keys from it (see lua/workflow-lib.lua). */
-      run: (id: string) => `${prefix}:{run:${id}}`,
-      /**
-       * zset: active run id -> when the engine last looked at it (the sweep picks the stalest). In the
-       * slot of the run queue `{workflows}`, under a name no BullMQ key of that queue can take (its
-       * own `:active` list is `<prefix>:{workflows}:active`; job ids are run ids, `wf_...`).
-       */
-      active: `${prefix}:{workflows}:_active-runs`,
-      idempotency: (key: string) => `${prefix}:idem:{workflows}:${key}`,
-      /** zset: a node's timer ("<run id>\t<node id>": a sleep's wake, a signal's timeout) -> when it is due (ms; a claimed one: when its claim ends). */
-      timers: `${prefix}:{workflows}:_timers`,
-      /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
-      events: `${prefix}:workflow-events`,
-    },
+    workflow: workflowKeys(prefix),
     /** Schedules and their timer. */
     schedules: scheduleKeys(prefix),
     /** Circuit breakers: each one's state and probe permits share its own tag. */
-    breaker: {
-      state: (name: string) => `${prefix}:{breaker:${name}}`,
-      probes: (name: string) => `${prefix}:{breaker:${name}}:probes`,
-      /** Set of every breaker name, for listings. */
-      index: `${prefix}:breakers`,
-      events: `${prefix}:breaker-events`,
-    },
+    breaker: breakerKeys(prefix),
+  } as const;
+}
+
+function workflowKeys(prefix: string) {
+  return {
+    /** Base key of a run (its meta hash); the scripts derive the run's other keys from it (see lua/workflow-lib.lua). */
+    run: (id: string) => `${prefix}:{run:${id}}`,
+    /**
+     * zset: active run id -> when the engine last looked at it (the sweep picks the stalest). In the
+     * slot of the run queue `{workflows}`, under a name no BullMQ key of that queue can take (its
+     * own `:active` list is `<prefix>:{workflows}:active`; job ids are run ids, `wf_...`).
+     */
+    active: `${prefix}:{workflows}:_active-runs`,
+    idempotency: (key: string) => `${prefix}:idem:{workflows}:${key}`,
+    /** zset: a node's timer ("<run id>\t<node id>": a sleep's wake, a signal's timeout) -> when it is due (ms; a claimed one: when its claim ends). */
+    timers: `${prefix}:{workflows}:_timers`,
+    /** pub/sub channel: a run id whose state needs the engine (nodes ready, run stopping or finished). */
+    events: `${prefix}:workflow-events`,
+  } as const;
+}
+
+function breakerKeys(prefix: string) {
+  return {
+    state: (name: string) => `${prefix}:{breaker:${name}}`,
+    probes: (name: string) => `${prefix}:{breaker:${name}}:probes`,
+    /** Set of every breaker name, for listings. */
+    index: `${prefix}:breakers`,
+    events: `${prefix}:breaker-events`,
   } as const;
 }
 
