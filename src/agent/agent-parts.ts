@@ -177,7 +177,8 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
       namedBreaker: (name) => gate.named(name),
       settleNode: async (w, outcome, payload, info) => {
-        await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info);
+        if (w.item !== undefined) await runs.settleItem(w.run, w.node, w.item, outcome, payload);
+        else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info);
       },
       started: () => hooks.started(),
       finished: (ok) => {

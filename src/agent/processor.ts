@@ -88,7 +88,7 @@ class AttemptContext implements TaskContext {
   readonly maxAttempts: number;
   readonly idempotencyKey: string;
   readonly deps: Readonly<Record<string, unknown>>;
-  readonly workflow?: { runId: string; nodeId: string; compensating: boolean };
+  readonly workflow?: { runId: string; nodeId: string; compensating: boolean; item?: number };
   #log: Logger | undefined;
 
   constructor(
@@ -106,7 +106,7 @@ class AttemptContext implements TaskContext {
     this.maxAttempts = job.opts.attempts ?? 1;
     this.idempotencyKey = env.key ?? this.taskId;
     this.deps = env.deps ?? NO_DEPS;
-    if (env.workflow) this.workflow = { runId: env.workflow.run, nodeId: env.workflow.node, compensating: env.workflow.undo === true };
+    if (env.workflow) this.workflow = { runId: env.workflow.run, nodeId: env.workflow.node, compensating: env.workflow.undo === true, ...(env.workflow.item !== undefined ? { item: env.workflow.item } : {}) };
   }
 
   get signal(): AbortSignal {

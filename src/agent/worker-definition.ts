@@ -19,8 +19,8 @@ export interface TaskContext {
   idempotencyKey: string;
   /** Results of this workflow node's dependencies by node id (for a compensation: the compensated node's own result); empty for a lone task. */
   deps: Readonly<Record<string, unknown>>;
-  /** Set when the task is a workflow node: its run, its node id, and whether this run is its compensation. */
-  workflow?: { runId: string; nodeId: string; compensating: boolean };
+  /** Set when the task is a workflow node: its run, its node id, whether this run is its compensation, and for an item of a map node its index. */
+  workflow?: { runId: string; nodeId: string; compensating: boolean; item?: number };
   /** Fires on timeout, cancellation or shutdown past the grace period. */
   signal: AbortSignal;
   log: Logger;

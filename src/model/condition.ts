@@ -32,7 +32,7 @@ export function conditionNode(when: Condition, dependsOn: readonly string[], bas
 }
 
 /** The value at a dot path of a JSON value (undefined when it is not there). */
-function at(value: unknown, path: string): unknown {
+export function valueAt(value: unknown, path: string): unknown {
   if (path === '') return value;
   let v = value;
   for (const key of path.split('.')) {
@@ -44,7 +44,7 @@ function at(value: unknown, path: string): unknown {
 
 /** Whether a condition holds on a dependency's result. Ordering compares numbers with numbers and strings with strings; anything else is false. */
 export function conditionHolds(when: Condition, result: unknown): boolean {
-  const v = at(result, when.path);
+  const v = valueAt(result, when.path);
   const w = when.value;
   switch (when.op) {
     case 'exists':

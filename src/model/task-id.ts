@@ -37,19 +37,23 @@ export const RUN_ID_PATTERN = /^wf_[A-Za-z0-9_-]{1,64}$/;
 /** The job of a workflow node, `<runId>.<nodeId>`, or of its compensation, `<runId>.<nodeId>.undo` (the id's suffix, as public as the id). */
 export const nodeJobId = (runId: string, node: string, compensation = false): string => `${runId}.${node}${compensation ? '.undo' : ''}`;
 
-const NODE_JOB_ID = /^(wf_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})(\.undo)?$/;
+/** The job of item `index` of a map node, `<runId>.<nodeId>.<index>`. */
+export const itemJobId = (runId: string, node: string, index: number): string => `${runId}.${node}.${index}`;
 
-/** The parts of a node job id, or undefined for any other id. */
-export function parseNodeJobId(id: string): { runId: string; node: string; compensation: boolean } | undefined {
+const NODE_JOB_ID = /^(wf_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})(?:(\.undo)|\.(0|[1-9][0-9]{0,4}))?$/;
+
+/** The parts of a node job id (a node's, its compensation's, a map item's), or undefined for any other id. */
+export function parseNodeJobId(id: string): { runId: string; node: string; compensation: boolean; item?: number } | undefined {
   const m = NODE_JOB_ID.exec(id);
-  return m ? { runId: m[1]!, node: m[2]!, compensation: m[3] !== undefined } : undefined;
+  if (!m) return undefined;
+  return { runId: m[1]!, node: m[2]!, compensation: m[3] !== undefined, ...(m[4] !== undefined ? { item: Number(m[4]) } : {}) };
 }
 
 /** The fields every log line about a task carries: its id, and for a workflow node its run and node. */
 export function taskLogFields(id: string | undefined): { taskId: string; runId?: string; node?: string } {
   const taskId = id ?? '';
   const n = parseNodeJobId(taskId);
-  return n ? { taskId, runId: n.runId, node: n.compensation ? `${n.node} (compensation)` : n.node } : { taskId };
+  return n ? { taskId, runId: n.runId, node: n.compensation ? `${n.node} (compensation)` : n.item !== undefined ? `${n.node}[${n.item}]` : n.node } : { taskId };
 }
 
 export function typeOfTaskId(id: string): string | undefined {

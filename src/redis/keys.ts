@@ -118,7 +118,7 @@ function scheduleKeys(prefix: string) {
 }
 
 /** Suffixes of a run's keys after its base key `<prefix>:{run:<id>}` (`:order`: node ids in request order, for paging). */
-export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order', ':signals', ':inbox'] as const;
+export const RUN_KEY_SUFFIXES = ['', ':defs', ':state', ':info', ':wait', ':next', ':prev', ':results', ':ready', ':undo', ':undo-state', ':undo-wait', ':undo-ready', ':log', ':order', ':signals', ':inbox', ':map', ':map-items', ':map-out'] as const;
 
 export type Keys = ReturnType<typeof keys>;
 

@@ -9,8 +9,9 @@ import type { StoredNode } from './run-store.ts';
 import { taskKind } from './task-node.ts';
 import { sleepKind } from './sleep-node.ts';
 import { signalKind } from './signal-node.ts';
+import { mapKind } from './map-node.ts';
 
-export const NODE_KINDS: readonly NodeKind[] = [taskKind, sleepKind, signalKind];
+export const NODE_KINDS: readonly NodeKind[] = [taskKind, sleepKind, signalKind, mapKind];
 
 /** Finds the kind of a stored node among `kinds`; undefined for a kind not registered (any more: the engine settles such a node dead). */
 export function kindLookup(kinds: readonly NodeKind[]): (def: StoredNode) => NodeKind | undefined {

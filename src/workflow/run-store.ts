@@ -41,10 +41,25 @@ export interface NodeInfo {
   wakeAt?: number;
   /** When a signal node stops waiting (ms). */
   timeoutAt?: number;
+  /** A map node's items: how many, and how many of them are done, failed and running. */
+  items?: MapItemCounts;
   attempts?: number;
   startedAt?: number;
   finishedAt?: number;
   error?: string;
+}
+
+export interface MapItemCounts {
+  total: number;
+  done: number;
+  failed: number;
+  running: number;
+}
+
+/** Items of a map to add as tasks: the first one's index and their payloads (JSON). */
+export interface MapItems {
+  first: number;
+  payloads: string[];
 }
 
 export interface CompensationEntry {
@@ -324,6 +339,44 @@ export class RunStore {
     };
   }
 
+  /**
+   * Claims a ready map node with its items' payloads (JSON, in order) and starts its first items
+   * (workflow-map-start.lua); undefined when it was not claimed (claimed elsewhere, or the run stopped).
+   */
+  async mapStart(runId: string, node: string, concurrency: number, tolerate: number, payloads: readonly string[], now = Date.now()): Promise<MapItems | undefined> {
+    const r = await scripts.workflowMapStart.run(this.redis, [this.key(runId)], [this.#k.workflow.events, node, String(concurrency), String(tolerate), String(now), ...payloads]);
+    return r[0] === -1 ? undefined : mapItems(r);
+  }
+
+  /** A map node in the ready set: 'ready' (to start), or the next items it may start now (workflow-map-take.lua). */
+  async mapTake(runId: string, node: string): Promise<'ready' | MapItems> {
+    const r = await scripts.workflowMapTake.run(this.redis, [this.key(runId)], [this.#k.workflow.events, node]);
+    return r[0] === -1 ? 'ready' : mapItems(r);
+  }
+
+  /** Records how item `index` of a map node ended (done: its result JSON; dead: the error); false when it had already. */
+  async settleItem(runId: string, node: string, index: number, outcome: Outcome, payload: string, now = Date.now()): Promise<boolean> {
+    return (await scripts.workflowMapItem.run(this.redis, [this.key(runId)], [this.#k.workflow.events, node, String(index), outcome, payload, String(now)])) === 1;
+  }
+
+  /** A map's items that started and have not settled, with their payloads (for the sweep and a stopping run). */
+  async mapOpen(runId: string, node: string): Promise<Map<number, string>> {
+    const started = Number((await this.redis.hget(this.key(runId, ':map'), `${node}:next`)) ?? 0);
+    const open = new Map<number, string>();
+    for (let i = 0; i < started; i += 1000) {
+      const fields = Array.from({ length: Math.min(1000, started - i) }, (_, j) => `${node}:${i + j}`);
+      const replies = (await this.redis.pipeline().hmget(this.key(runId, ':map-out'), ...fields).hmget(this.key(runId, ':map-items'), ...fields).exec()) ?? [];
+      const [outs, items] = replies.map(([err, v]) => {
+        if (err) throw err;
+        return v as Array<string | null>;
+      });
+      fields.forEach((_, j) => {
+        if (outs![j] === null && items![j] !== null) open.set(i + j, items![j]!);
+      });
+    }
+    return open;
+  }
+
   /** The agent type of a task node's job (`<runId>.<node>` or `<runId>.<node>.undo`), for task lookups. */
   async typeOfJob(jobId: string): Promise<string | undefined> {
     const ref = parseNodeJobId(jobId);
@@ -378,4 +431,8 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
     ...(h.finishedAt ? { finishedAt: num(h.finishedAt) } : {}),
     ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),
   };
+}
+
+function mapItems(r: ReadonlyArray<number | string | null>): MapItems {
+  return { first: Number(r[0]), payloads: r.slice(2, 2 + Number(r[1])).map((p) => String(p)) };
 }

@@ -17,7 +17,8 @@ import type { CancelMessage } from '../task/cancel.ts';
 import type { NodeContext, NodeKind, NodeProgress } from './node-kind.ts';
 import type { NodeInfo, RunRecord, Step, StoredNode } from './run-store.ts';
 
-const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+/** BullMQ states of a job that has not started. */
+export const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 /** The nodes whose results a node's task carries: its dependencies; for a compensation, the node itself. */
 const depsOf = (def: StoredNode, id: string, step: Step): readonly string[] => (step === 'node' ? def.dependsOn : [id]);
@@ -37,7 +38,7 @@ export const taskKind: NodeKind = {
     const claimed = await ctx.store.claim(runId, step, info);
     if (claimed.length === 0) return { claimed };
     const results = await ctx.store.results(runId, [...new Set(claimed.flatMap((id) => depsOf(nodes.get(id)!, id, step)))]);
-    await add(ctx, claimed.map((id) => withDeps(built.get(id)!, depsOf(nodes.get(id)!, id, step), (d) => results[d])));
+    await addTasks(ctx, claimed.map((id) => withDeps(built.get(id)!, depsOf(nodes.get(id)!, id, step), (d) => results[d])));
     return { claimed };
   },
 
@@ -73,7 +74,7 @@ export const taskKind: NodeKind = {
   async restart(ctx, rec, id, step) {
     const def = rec.nodes.get(id)!;
     const task = build(ctx, rec.meta.id, id, def, step);
-    if (task) await add(ctx, [withDeps(task, depsOf(def, id, step), (d) => rec.results.get(d))]);
+    if (task) await addTasks(ctx, [withDeps(task, depsOf(def, id, step), (d) => rec.results.get(d))]);
   },
 
   viewSchema: z.strictObject({
@@ -108,7 +109,8 @@ function build(ctx: NodeContext, runId: string, id: string, def: StoredNode, ste
   return task;
 }
 
-async function add(ctx: NodeContext, tasks: readonly PreparedTask[]): Promise<void> {
+/** Adds tasks to their pools' queues, one bulk add per queue (a repeated job id is a no-op). */
+export async function addTasks(ctx: NodeContext, tasks: readonly PreparedTask[]): Promise<void> {
   const byQueue = new Map<string, PreparedTask[]>();
   for (const t of tasks) byQueue.set(t.queue, [...(byQueue.get(t.queue) ?? []), t]);
   await Promise.all(

@@ -6,7 +6,7 @@
 import { DEFAULT_NODE_KIND } from '../model/workflow-definition.ts';
 import type { NodeKind } from './node-kind.ts';
 import { kindOf } from './node-kinds.ts';
-import type { CompensationEntry, NodeCounts, NodeInfo, NodePage, NodeState, RunMeta, RunState, StoredNode, CompensationState } from './run-store.ts';
+import type { MapItemCounts, CompensationEntry, NodeCounts, NodeInfo, NodePage, NodeState, RunMeta, RunState, StoredNode, CompensationState } from './run-store.ts';
 
 /** A node as GET /v1/workflows/:id shows it: what every node has, and its kind's fields (NodeKind.view). */
 export interface NodeView {
@@ -32,6 +32,9 @@ export interface NodeView {
   /** A signal node's name, and when it stops waiting. */
   name?: string;
   timeoutAt?: string;
+  /** A map node's items at once, and its items so far. */
+  concurrency?: number;
+  items?: MapItemCounts;
 }
 
 export interface CompensationView extends Omit<CompensationEntry, 'at'> {

@@ -103,7 +103,7 @@ describe('a node kind registered with the engine', () => {
     };
     expect(await refusal({ nodes: [{ id: 'w', kind: 'hold' }] })).toEqual(['nodes[0].note: nodes[0].note is required']);
     expect(await refusal({ nodes: [{ id: 'w', kind: 'hold', note: 'x', type: 'step' }] })).toEqual([expect.stringMatching(/^nodes\[0\]: Unrecognized key: "type"/)]);
-    expect(await refusal({ nodes: [{ id: 'w', kind: 'nap' }] })).toEqual(['nodes[0].kind: unknown node kind "nap"; known: task, sleep, signal, hold']);
+    expect(await refusal({ nodes: [{ id: 'w', kind: 'nap' }] })).toEqual(['nodes[0].kind: unknown node kind "nap"; known: task, sleep, signal, map, hold']);
     expect(validateWorkflow({ nodes: [{ id: 'w', kind: 'hold', note: 'x' }] }, catalogue, 10, engine.kinds).nodes).toEqual([{ id: 'w', kind: 'hold', note: 'x', dependsOn: [] }]);
   });
 });

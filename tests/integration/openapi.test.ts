@@ -78,9 +78,10 @@ describe('the document says exactly what the routes accept', () => {
     const doc = await json(fetch(`${api.url}/openapi.json`));
     const schemas = doc.components.schemas;
     expect(doc.paths['/v1/workflows'].post.requestBody.content['application/json'].schema.properties.nodes.items).toEqual({ $ref: '#/components/schemas/WorkflowNode' });
-    expect(schemas.WorkflowNode.oneOf).toHaveLength(demoTypes.length + 2);
+    expect(schemas.WorkflowNode.oneOf).toHaveLength(demoTypes.length + 3);
     expect(schemas.SleepWorkflowNode).toMatchObject({ type: 'object', additionalProperties: false, properties: { kind: { const: 'sleep' }, durationMs: { type: 'integer' }, until: { type: 'string' } } });
     expect(schemas.SignalWorkflowNode).toMatchObject({ properties: { kind: { const: 'signal' }, name: { type: 'string' }, onTimeout: { enum: ['fail', 'continue'] } } });
+    expect(schemas.MapWorkflowNode).toMatchObject({ additionalProperties: false, properties: { kind: { const: 'map' }, over: { type: 'string' }, type: { type: 'string' }, concurrency: { type: 'integer' }, tolerateFailures: { type: 'integer' } } });
     const node = schemas.TransformWorkflowNode;
     expect(node).toMatchObject({ type: 'object', additionalProperties: false, required: expect.arrayContaining(['id', 'type', 'payload']) });
     expect(node.properties).toMatchObject({

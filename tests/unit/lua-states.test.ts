@@ -21,9 +21,9 @@ const STEPS = ['node', 'compensation'];
 describe('workflow scripts and the model', () => {
   it('quote no state the model does not list', () => {
     const known = new Set<string>([...RUN_STATES, ...NODE_STATES, ...COMPENSATION_STATES, ...META_FIELDS, ...CAUSES, ...STEPS, ...RUN_KEY_SUFFIXES]);
-    expect(workflowScripts).toEqual(['workflow-settle', 'workflow-claim', 'workflow-signal', 'workflow-cancel']);
+    expect(workflowScripts).toEqual(['workflow-settle', 'workflow-claim', 'workflow-signal', 'workflow-map-start', 'workflow-map-take', 'workflow-map-item', 'workflow-cancel']);
     for (const name of workflowScripts) {
-      const unknown = quoted(luaSource(name, GENERATED_LUA)).filter((w) => !known.has(w) && !/^[A-Z]+$/.test(w) && !/^\W|^\d+$|^node $/.test(w));
+      const unknown = quoted(luaSource(name, GENERATED_LUA)).filter((w) => !known.has(w) && !/^[A-Z]+$/.test(w) && !/^\W|^\d+$|^node $|^item $/.test(w) && w !== 'null');
       expect(unknown, name).toEqual([]);
     }
   });

@@ -12,7 +12,7 @@ describe('Lua scripts', () => {
     for (const f of files) expect(readFileSync(new URL(f, dir), 'utf8'), f).toMatch(/^-- (KEYS|Shared)/);
     const used = new Set(Object.values(scripts).map((s) => s.name));
     const libs = files.map((f) => f.slice(0, -4)).filter((n) => !used.has(n));
-    expect(libs).toEqual(['gcra-lib', 'key-slots-lib', 'workflow-lib']);
+    expect(libs).toEqual(['gcra-lib', 'key-slots-lib', 'workflow-lib', 'workflow-map-lib']);
   });
 
   it('expand their includes in place, once, with nothing left to include', () => {

@@ -158,3 +158,73 @@ local function maybeBeginCompensation(now)
   local m = rcall('HMGET', META, 'state', 'inflight')
   if (m[1] == 'failing' or m[1] == 'cancelling') and tonumber(m[2] or '0') <= 0 then beginCompensation(now) end
 end
+
+-- A node settled (done, dead or skipped; workflow-settle.lua says what each does). Idempotent: only a
+-- queued node settles; returns 0 for any other, 1 when it changed the run. `extra`: its info (a table).
+local function settleNode(id, outcome, payload, extra, now)
+  if rcall('HGET', STATE, id) ~= 'queued' then return 0 end
+  -- Counts: the node leaves 'queued' (inflight, just below) for the state it settles in.
+  local m = rcall('HMGET', META, 'state', 'total')
+  local run = m[1]
+  extra.finishedAt = tonumber(now)
+  local inflight = rcall('HINCRBY', META, 'inflight', -1)
+  local woke = false
+
+  if outcome == 'done' then
+    rcall('HSET', STATE, id, 'done')
+    rcall('HSET', RESULTS, id, payload)
+    local done = rcall('HINCRBY', META, 'done', 1)
+    if run == 'running' then
+      local ready = {}
+      for _, d in ipairs(split(rcall('HGET', NEXT, id))) do
+        if rcall('HINCRBY', WAIT, d, -1) == 0 then ready[#ready + 1] = d end
+      end
+      if #ready > 0 then
+        hsetAll(STATE, ready, 'ready')
+        saddAll(READY, ready)
+        recount('pending', 'ready', #ready)
+        woke = true
+      end
+      if done + tonumber(rcall('HGET', META, 'skipped') or '0') >= tonumber(m[2]) then
+        rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
+        woke = true
+      end
+    end
+  elseif outcome == 'skipped' then
+    rcall('HSET', STATE, id, 'skipped')
+    recount(nil, 'skipped', 1)
+    extra.finishedAt = nil
+    if run == 'running' then
+      -- Skipped by its condition: its dependents go on without it; one whose dependencies were all
+      -- skipped is skipped too, and so on down the graph.
+      local ready = skipOnward(id)
+      if #ready > 0 then
+        hsetAll(STATE, ready, 'ready')
+        saddAll(READY, ready)
+        recount('pending', 'ready', #ready)
+      end
+      local c = rcall('HMGET', META, 'done', 'skipped')
+      if tonumber(c[1] or '0') + tonumber(c[2] or '0') >= tonumber(m[2]) then
+        rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
+      end
+      woke = true
+    end
+  else
+    extra.error = payload
+    local final = run == 'cancelling' and 'cancelled' or 'dead'
+    rcall('HSET', STATE, id, final)
+    recount(nil, final, 1)
+    if run == 'running' then
+      rcall('HSET', META, 'state', 'failing', 'cause', 'failure', 'reason', 'node ' .. id .. ' failed: ' .. payload)
+      run = 'failing'
+    end
+  end
+  rcall('HSET', INFO, id, cjson.encode(extra))
+  if run == 'failing' or run == 'cancelling' then
+    -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
+    if inflight <= 0 then beginCompensation(now) end
+    woke = true
+  end
+  if woke then wake() end
+  return 1
+end

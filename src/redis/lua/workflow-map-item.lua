@@ -1,0 +1,44 @@
+-- KEYS[1] run base key
+-- ARGV[1] engine channel, ARGV[2] node id, ARGV[3] item index, ARGV[4] outcome: done | dead | skipped (taken
+-- back), ARGV[5] result JSON (done) or error message (dead), ARGV[6] now (ms)
+-- An item of a queued map node settled, once (a repeated call returns 0). While the run runs: the
+-- map's last item settles the node done with every item's result in order; an item failing beyond
+-- the failures tolerated stops the map starting items, and it fails once its running items settled;
+-- else the node goes back to the ready set (and the engine is woken, once until it takes more) for
+-- its next items. When the run stops, the map settles skipped once no item of it runs.
+--  
+--- @include "workflow-lib"
+--- @include "workflow-map-lib"
+
+local node, item, outcome, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if rcall('HGET', STATE, node) ~= 'queued' then return 0 end
+if rcall('HSETNX', OUT, node .. ':' .. item, outcome == 'done' and payload or 'null') == 0 then return 0 end
+rcall('HINCRBY', MAP, node .. ':running', -1)
+if outcome == 'done' then
+  rcall('HINCRBY', MAP, node .. ':done', 1)
+elseif outcome == 'dead' then
+  local failed = rcall('HINCRBY', MAP, node .. ':failed', 1)
+  if failed > tonumber(rcall('HGET', MAP, node .. ':tolerate')) and not rcall('HGET', MAP, node .. ':error') then
+    rcall('HSET', MAP, node .. ':error', 'item ' .. item .. ' failed: ' .. payload)
+  end
+end
+local c = mapCounts(node)
+local run = rcall('HGET', META, 'state')
+local function info() return mapInfo(c, cjson.decode(rcall('HGET', INFO, node) or '{}').startedAt) end
+if run ~= 'running' then
+  if c.running > 0 then return 1 end
+  mapForget(node, c.n)
+  return settleNode(node, 'skipped', '', info(), now)
+end
+if c.error then
+  if c.running > 0 then return 1 end
+  mapForget(node, c.n)
+  return settleNode(node, 'dead', c.error, info(), now)
+end
+if c.done + c.failed >= c.n then
+  local result = mapResult(node, c.n)
+  mapForget(node, c.n)
+  return settleNode(node, 'done', result, info(), now)
+end
+if c.next < c.n and rcall('SADD', READY, node) == 1 then wake() end
+return 1
