@@ -20,7 +20,7 @@ export interface Report {
 /** The command line's options (bench/run.ts declares them). */
 export interface BenchOptions {
   jobs: number; concurrency: number; rounds: number; agents: number; seconds: number; redis: string;
-  shapes: string; workMs: number; wfRounds: number; rate: number; duration: number; saturation: number; memTasks: number;
+  shapes: string; workMs: number; wfRounds: number; mapItems: number; mapConcurrency: number; rate: number; duration: number; saturation: number; memTasks: number;
   httpSeconds: number; httpConnections: number; routeRate: number; routeSeconds: number; smoke?: boolean;
   durJobs: number; durRounds: number; kills: number; killAfterMs: number;
 }

@@ -38,6 +38,8 @@ const program = new Command('switchyard bench')
   .option('--shapes <LxW,...>', 'workflow: DAG shapes, layers x nodes per layer (1 000 nodes each by default)', '100x10,20x50')
   .option('--work-ms <n>', 'workflow: work per node in the makespan run', (v) => Number(v), 100)
   .option('--wf-rounds <n>', 'workflow: rounds after a warm-up', (v) => Number(v), 2)
+  .option('--map-items <n>', 'workflow: items of the map node', (v) => Number(v), 10_000)
+  .option('--map-concurrency <n>', 'workflow: the map node\'s concurrency', (v) => Number(v), 200)
   .option('--rate <n>', 'seed: tasks offered per second', (v) => Number(v), 2500)
   .option('--duration <s>', 'seed: seconds of load', (v) => Number(v), 15)
   .option('--saturation <s>', 'seed: seconds of overload to find the saturation point (0: skip)', (v) => Number(v), 4)
@@ -90,7 +92,7 @@ const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOpt
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
-    shapes: '4x5', workMs: 20, wfRounds: 1, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
+    shapes: '4x5', workMs: 20, wfRounds: 1, mapItems: 200, mapConcurrency: 20, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
     flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3,

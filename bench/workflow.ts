@@ -3,7 +3,9 @@
  * (layers × work): what the engine adds on the path from one node's end to its dependents' start;
  * (2) the engine's cost per node: the same no-op nodes run as a workflow and as plain tasks (Redis
  * commands, and CPU of this process, which holds the engine and producer as an API process would);
- * (3) validation time of a 10 000-node DAG, on a cold process and warm. Agents are real
+ * (3) validation time of a 10 000-node DAG, on a cold process and warm; (4) a map node: makespan of
+ * its items with work against the ideal (items × work / concurrency), and Redis commands per item
+ * with no work against a plain task's. Agents are real
  * `switchyard agent flaky` processes (flaky with latencyMs = the work), as in a deployment.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +31,19 @@ export interface WorkflowBenchOptions {
   /** Agent processes, and the concurrency of each. */
   agents: number;
   agentConcurrency: number;
+  /** The map node: items, and how many run at once. */
+  mapItems: number;
+  mapConcurrency: number;
+}
+
+export interface MapResult {
+  items: number;
+  concurrency: number;
+  workMs: number;
+  idealMs: number;
+  makespansMs: number[];
+  /** Per item, no work. */
+  noWork: CostPerNode;
 }
 
 export interface CostPerNode {
@@ -50,6 +65,7 @@ export interface WorkflowBenchResult {
   workflow: CostPerNode;
   tasks: CostPerNode;
   validation: { nodes: number; coldMs: number; warmMs: number };
+  map: MapResult;
 }
 
 const silent = createLogger({ logLevel: 'silent', logPretty: false });
@@ -146,13 +162,52 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
   }
 
   await Promise.all(agents.map((a) => stop(a)));
+  const map = await mapBench(o, prefix, runs, untilDone, measure, progress);
   await pool.close();
   await services.stop();
   await deletePrefix(stats, prefix);
   await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const perNode = (xs: CostPerNode[]): CostPerNode => ({ commands: med(xs.map((x) => x.commands)) / n, cpuMs: med(xs.map((x) => x.cpuMs)) / n, wallMs: med(xs.map((x) => x.wallMs)) / n });
-  return { makespans, nodes: n, workflow: perNode(wf), tasks: perNode(plain), validation };
+  return { makespans, nodes: n, workflow: perNode(wf), tasks: perNode(plain), validation, map };
+}
+
+type Runs = Awaited<ReturnType<typeof buildWorkflowServices>>['runs'];
+
+/**
+ * A map node over `mapItems` items: a signal node hands it the list (its payload is its result), so
+ * the clock starts when the items are known. Agents: two processes whose slots together are the
+ * map's concurrency.
+ */
+async function mapBench(o: WorkflowBenchOptions, prefix: string, runs: Runs, untilDone: (id: string) => Promise<void>, measure: (run: () => Promise<void>) => Promise<CostPerNode>, progress: (m: string) => void): Promise<MapResult> {
+  const agents = await Promise.all([0, 1].map(() => startAgent({ redisUrl: o.redisUrl, prefix, type: 'flaky', concurrency: Math.ceil(o.mapConcurrency / 2) })));
+  const once = async (ms: number): Promise<number> => {
+    const { run } = await runs.start({
+      name: 'bench-map',
+      nodes: [
+        { id: 'list', kind: 'signal', name: 'items' },
+        { id: 'each', kind: 'map', over: 'list.items', type: 'flaky', concurrency: o.mapConcurrency, dependsOn: ['list'] },
+      ],
+    });
+    const t0 = performance.now();
+    await runs.signal(run.id, 'items', { items: Array.from({ length: o.mapItems }, () => ({ latencyMs: ms })) });
+    await untilDone(run.id);
+    return performance.now() - t0;
+  };
+  const makespansMs: number[] = [];
+  const costs: CostPerNode[] = [];
+  for (let r = 0; r <= o.rounds; r++) {
+    const makespan = await once(o.workMs);
+    const cost = await measure(async () => void (await once(0)));
+    progress(`workflow map ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${o.mapItems} items x ${o.workMs} ms at ${o.mapConcurrency} at once: ${makespan.toFixed(0)} ms; no work: ${(cost.commands / o.mapItems).toFixed(1)} Redis commands per item`);
+    if (r === 0) continue;
+    makespansMs.push(makespan);
+    costs.push(cost);
+  }
+  await Promise.all(agents.map((a) => stop(a)));
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const noWork = { commands: med(costs.map((c) => c.commands)) / o.mapItems, cpuMs: med(costs.map((c) => c.cpuMs)) / o.mapItems, wallMs: med(costs.map((c) => c.wallMs)) / o.mapItems };
+  return { items: o.mapItems, concurrency: o.mapConcurrency, workMs: o.workMs, idealMs: (o.mapItems * o.workMs) / o.mapConcurrency, makespansMs, noWork };
 }
 
 /** The `workflow` scenario of `npm run bench`, measured and described. */
@@ -163,7 +218,7 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
     return { layers: layers!, width: width! };
   });
   const concurrency = Math.max(...shapes.map((s) => s.width));
-  const o = { redisUrl: opts.redis, shapes, workMs: opts.workMs, rounds: opts.wfRounds, agents: 2, agentConcurrency: concurrency };
+  const o = { redisUrl: opts.redis, shapes, workMs: opts.workMs, rounds: opts.wfRounds, agents: 2, agentConcurrency: concurrency, mapItems: opts.mapItems, mapConcurrency: opts.mapConcurrency };
   const r = await workflowBench(o, `bench-wf-${process.pid}`, progress);
   const text = [
     `Layered DAGs (every node after the first layer depends on two nodes of the layer before) with ${o.workMs} ms of work per node. The engine and producer run in the bench process (as in an API process); ${o.agents} agent processes (\`switchyard agent flaky\`, concurrency ${concurrency} each; \`flaky\` with \`latencyMs\` as the work) run the nodes. ${o.rounds} rounds after a warm-up, medians.`,
@@ -187,6 +242,14 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
     `| Redis commands (all connections, including those run inside Lua and BullMQ's parent/child bookkeeping) | ${fmt(r.workflow.commands, 1)} | ${fmt(r.tasks.commands, 1)} | ${fmt(r.workflow.commands - r.tasks.commands, 1)} |`,
     `| CPU of the engine's process (engine, or producer), ms | ${fmt(r.workflow.cpuMs, 3)} | ${fmt(r.tasks.cpuMs, 3)} | ${fmt(r.workflow.cpuMs - r.tasks.cpuMs, 3)} |`,
     `| wall time, ms (the workflow runs its layers one after another) | ${fmt(r.workflow.wallMs, 3)} | ${fmt(r.tasks.wallMs, 3)} | ${fmt(r.workflow.wallMs - r.tasks.wallMs, 3)} |`,
+    '',
+    `A map node over ${fmt(r.map.items)} items (\`flaky\` tasks), ${fmt(r.map.concurrency)} at once, on two agent processes of ${fmt(Math.ceil(r.map.concurrency / 2))} slots each; a signal node hands it the list, and the clock starts with the signal:`,
+    '',
+    '| map | ideal (items × work / concurrency) | makespan, signal to completed | over the ideal |',
+    '|---|---:|---:|---:|',
+    `| ${fmt(r.map.items)} items × ${fmt(r.map.workMs)} ms, ${fmt(r.map.concurrency)} at once | ${fmt(r.map.idealMs)} ms | ${fmt(median(r.map.makespansMs))} ms (${r.map.makespansMs.map((x) => fmt(x)).join(', ')}) | ${fmt((median(r.map.makespansMs) / r.map.idealMs - 1) * 100, 1)} % |`,
+    '',
+    `With no work, per item: ${fmt(r.map.noWork.commands, 1)} Redis commands (a plain task above: ${fmt(r.tasks.commands, 1)}), ${fmt(r.map.noWork.cpuMs, 3)} ms of the engine process's CPU.`,
   ].join('\n');
   const deep = r.makespans[0]!;
   const deepOver = median(deep.makespansMs) / deep.criticalPathMs - 1;
@@ -195,7 +258,9 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
       const over = median(m.makespansMs) / m.criticalPathMs - 1;
       return summaryRow(`workflow makespan, ${fmt(m.nodes)} nodes (${m.layers} × ${m.width}), ms`, `${fmt(m.criticalPathMs)} (critical path)`, fmt(median(m.makespansMs)), `+${fmt(over * 100, 1)} %`, m === deep ? '≤ +10 %' : '', m === deep ? deepOver <= 0.1 : undefined);
     }),
-    summaryRow('workflow: Redis commands per node (vs the same nodes as tasks)', fmt(r.tasks.commands, 1), fmt(r.workflow.commands, 1), (r.workflow.commands / r.tasks.commands).toFixed(2)),
+    summaryRow('workflow: Redis commands per node (vs the same nodes as tasks)', fmt(r.tasks.commands, 1), fmt(r.workflow.commands, 1), (r.workflow.commands / r.tasks.commands).toFixed(2), '≤ 1.3', r.workflow.commands / r.tasks.commands <= 1.3),
+    summaryRow(`workflow map: makespan of ${fmt(r.map.items)} items × ${fmt(r.map.workMs)} ms at ${fmt(r.map.concurrency)}, ms`, `${fmt(r.map.idealMs)} (ideal)`, fmt(median(r.map.makespansMs)), (median(r.map.makespansMs) / r.map.idealMs).toFixed(2), '≤ 1.15', median(r.map.makespansMs) / r.map.idealMs <= 1.15),
+    summaryRow('workflow map: Redis commands per item (vs a plain task)', fmt(r.tasks.commands, 1), fmt(r.map.noWork.commands, 1), (r.map.noWork.commands / r.tasks.commands).toFixed(2), '≤ 1.3', r.map.noWork.commands / r.tasks.commands <= 1.3),
   ];
-  return { summary, title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds}`, text, data: r };
+  return { summary, title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds} --map-items ${o.mapItems} --map-concurrency ${o.mapConcurrency}`, text, data: r };
 }
