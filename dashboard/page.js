@@ -122,8 +122,9 @@ function drawRuns() {
 }
 
 
-/** What a waiting node waits for: a sleep's wake time, a signal's name and timeout. */
+/** What a waiting node waits for: a sleep's wake time, a signal's name and timeout; a map's items so far. */
 function waitingFor(n) {
+  if (n.kind === 'map' && n.items) return ` ${n.items.done}/${n.items.total} items done${n.items.failed ? `, ${n.items.failed} failed` : ''}${n.state === 'queued' ? `, ${n.items.running} running` : ''}`;
   if (n.state !== 'queued') return '';
   if (n.kind === 'sleep' && n.wakeAt) return ` sleeping until ${new Date(n.wakeAt).toLocaleString()}`;
   if (n.kind === 'signal') return ` waiting for signal ${n.name}${n.timeoutAt ? ` until ${new Date(n.timeoutAt).toLocaleString()}` : ''}`;

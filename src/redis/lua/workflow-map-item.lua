@@ -13,16 +13,12 @@
 local node, item, outcome, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if rcall('HGET', STATE, node) ~= 'queued' then return 0 end
 if rcall('HSETNX', OUT, node .. ':' .. item, outcome == 'done' and payload or 'null') == 0 then return 0 end
-rcall('HINCRBY', MAP, node .. ':running', -1)
-if outcome == 'done' then
-  rcall('HINCRBY', MAP, node .. ':done', 1)
-elseif outcome == 'dead' then
-  local failed = rcall('HINCRBY', MAP, node .. ':failed', 1)
-  if failed > tonumber(rcall('HGET', MAP, node .. ':tolerate')) and not rcall('HGET', MAP, node .. ':error') then
-    rcall('HSET', MAP, node .. ':error', 'item ' .. item .. ' failed: ' .. payload)
-  end
-end
+rcall('HINCRBY', MAP, node .. (outcome == 'done' and ':done' or outcome == 'dead' and ':failed' or ':taken'), 1)
 local c = mapCounts(node)
+if outcome == 'dead' and c.failed > c.tolerate and not c.error then
+  c.error = 'item ' .. item .. ' failed: ' .. payload
+  rcall('HSET', MAP, node .. ':error', c.error)
+end
 local run = rcall('HGET', META, 'state')
 local function info() return mapInfo(c, cjson.decode(rcall('HGET', INFO, node) or '{}').startedAt) end
 if run ~= 'running' then

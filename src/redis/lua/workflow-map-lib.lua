@@ -1,6 +1,7 @@
 -- Shared by the map node's scripts (after workflow-lib). A map node's state, in the run's slot:
 -- :map       hash  <node>:n (items), :next (items started so far: item i < next has started),
---                  :running, :done, :failed, :tolerate, :conc, :error (why it fails, once it does)
+--                  :done, :failed, :taken (taken back), :tolerate, :conc, :error (why it fails, once it
+--                  does); running = next - done - failed - taken
 -- :map-items hash  <node>:<i> -> item i's payload JSON (deleted when the map settles)
 -- :map-out   hash  <node>:<i> -> item i's result JSON (`null` for a failed or taken-back item); an item
 --                  settles once (HSETNX), so a repeated settle changes nothing
@@ -9,16 +10,18 @@ local MAP, ITEMS, OUT = base .. ':map', base .. ':map-items', base .. ':map-out'
 
 -- The map's counters: n, next, running, done, failed, tolerate, conc (numbers) and error (or false).
 local function mapCounts(node)
-  local m = rcall('HMGET', MAP, node .. ':n', node .. ':next', node .. ':running', node .. ':done', node .. ':failed', node .. ':tolerate', node .. ':conc', node .. ':error')
-  return { n = tonumber(m[1] or '0'), next = tonumber(m[2] or '0'), running = tonumber(m[3] or '0'), done = tonumber(m[4] or '0'),
-    failed = tonumber(m[5] or '0'), tolerate = tonumber(m[6] or '0'), conc = tonumber(m[7] or '1'), error = m[8] }
+  local m = rcall('HMGET', MAP, node .. ':n', node .. ':next', node .. ':done', node .. ':failed', node .. ':taken', node .. ':tolerate', node .. ':conc', node .. ':error')
+  local c = { n = tonumber(m[1] or '0'), next = tonumber(m[2] or '0'), done = tonumber(m[3] or '0'), failed = tonumber(m[4] or '0'),
+    tolerate = tonumber(m[6] or '0'), conc = tonumber(m[7] or '1'), error = m[8] }
+  c.running = c.next - c.done - c.failed - tonumber(m[5] or '0')
+  return c
 end
 
 -- Starts the next items the map's concurrency allows (none once it fails); returns {first, count, payloads...}.
 local function mapTake(node, c)
   local k = math.min(c.conc - c.running, c.n - c.next)
   if c.error or k <= 0 then return { c.next, 0 } end
-  rcall('HSET', MAP, node .. ':next', c.next + k, node .. ':running', c.running + k)
+  rcall('HSET', MAP, node .. ':next', c.next + k)
   local fields = {}
   for i = c.next, c.next + k - 1 do fields[#fields + 1] = node .. ':' .. i end
   local out = { c.next, k }
@@ -40,7 +43,7 @@ local function mapForget(node, n)
     rcall('HDEL', ITEMS, unpack(fields))
     rcall('HDEL', OUT, unpack(fields))
   end
-  rcall('HDEL', MAP, node .. ':n', node .. ':next', node .. ':running', node .. ':done', node .. ':failed', node .. ':tolerate', node .. ':conc', node .. ':error')
+  rcall('HDEL', MAP, node .. ':n', node .. ':next', node .. ':done', node .. ':failed', node .. ':taken', node .. ':tolerate', node .. ':conc', node .. ':error')
 end
 
 -- The items' results in order, as one JSON array.

@@ -14,8 +14,7 @@ rcall('HSET', STATE, node, 'queued')
 rcall('SREM', READY, node)
 recount('ready', 'inflight', 1)
 local n = #ARGV - 5
-rcall('HSET', MAP, node .. ':n', n, node .. ':next', 0, node .. ':running', 0, node .. ':done', 0, node .. ':failed', 0,
-  node .. ':tolerate', ARGV[4], node .. ':conc', ARGV[3])
+rcall('HSET', MAP, node .. ':n', n, node .. ':next', 0, node .. ':tolerate', ARGV[4], node .. ':conc', ARGV[3])
 for i = 0, n - 1, 500 do
   local args = {}
   for j = i, math.min(i + 499, n - 1) do
