@@ -53,7 +53,7 @@ export async function runWorkflowFile(file: string, o: WorkflowRunOptions, out =
 
 function describe(run: RunView): string {
   const lines = [`workflow ${run.name} ${run.id}: ${run.state}${run.reason ? ` (${run.reason})` : ''}`];
-  for (const n of run.nodes) lines.push(`  ${n.id.padEnd(20)} ${n.state.padEnd(9)} ${n.pool ? `${n.type}.${n.pool}` : n.type}${n.error ? `  ${n.error}` : ''}`);
+  for (const n of run.nodes) lines.push(`  ${n.id.padEnd(20)} ${n.state.padEnd(9)} ${n.pool ? `${n.type}.${n.pool}` : (n.type ?? n.kind)}${n.items ? ` ${n.items.done}/${n.items.total} items${n.items.failed ? ` (${n.items.failed} failed)` : ''}` : ''}${n.error ? `  ${n.error}` : ''}`);
   const more = run.progress.total - run.nodes.length;
   if (more > 0) {
     const counts = Object.entries(run.nodeCounts).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');

@@ -87,7 +87,8 @@ export const mapKind: NodeKind = {
 
   view(def, info) {
     const map = asMap(def);
-    return { type: map.type, concurrency: map.concurrency, ...(info.items ? { items: info.items } : {}) };
+    const items = info.items;
+    return { type: map.type, concurrency: map.concurrency, ...(items ? { items: { total: items.total, done: items.done, failed: items.failed, running: items.running } } : {}) };
   },
 };
 

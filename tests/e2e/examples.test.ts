@@ -49,6 +49,14 @@ describe('examples', () => {
     expect(out).toMatch(/a late answer: 409 /);
   }, 60_000);
 
+  it('example:map-reduce counts each document\'s words in a map, adds them up, and fails a map over a path that holds no list', async () => {
+    const { code, out } = await npmRun('example:map-reduce');
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/count: \{"total":5,"done":5,"failed":0,"running":0\}; words per document, in order: \[4,5,3,5,2\]/);
+    expect(out).toMatch(/total: \{"documents":5,"words":19\}/);
+    expect(out).toMatch(/run ended compensated: node count failed: map over docs\.echoed\.message: expected an array, found a string\n\s+compensation of charge: done/);
+  }, 60_000);
+
   it('example:saga runs the trial activation: the email bounces, the charge and then the account are undone', async () => {
     const { code, out } = await npmRun('example:saga');
     expect(code, out).toBe(0);
