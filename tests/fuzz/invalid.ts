@@ -4,7 +4,8 @@
  * friends, unicode and lone surrogates, long strings, deep nesting), bodies over the size limit,
  * malformed JSON, wrong content types, charsets and encodings, bad path ids and query values, wrong
  * methods; schedules broken one field at a time on purpose (a 400 that names the field), and unknown
- * schedules (404); signals (to SIGNAL_FIXTURE's run, whose signal nodes are never reached) whose
+ * schedules (404); workflows whose map node is broken one field at a time (a 400 naming
+ * `nodes[i].<field>`); signals (to SIGNAL_FIXTURE's run, whose signal nodes are never reached) whose
  * payload its node's schema refuses, one field at a time (a 400 naming `payload.<field>`), that are no
  * object or array, or nest too deep (400), that come a second time (409), to unknown runs and names
  * (404). Whether a mutated input became invalid is decided by the oracle, never assumed.
@@ -284,6 +285,7 @@ export class InvalidRequests {
             d % 2
               ? `{"nodes":[{"id":"a","type":"echo","payload":{"k":${deepText(d)}}}]}`
               : `{"nodes":[{"id":"a","type":"echo","payload":{},"compensate":{"payload":{"k":${deepText(d)}}}}]}`,
+          breaks: this.valid.mapWorkflow().chain(({ workflow, index }) => this.#mapBreak(workflow, index)),
         };
       case '/v1/dlq/replay':
         return { valid: this.valid.filter(), isValid: replayFilterIsValid, deep: (d) => `{"error":${deepText(d)}}` };
@@ -582,6 +584,56 @@ export class InvalidRequests {
       );
     }
     return fc.oneof(...breaks);
+  }
+
+  /**
+   * A valid workflow broken in its map node (`nodes[index]`) on purpose, with the field the answer
+   * must name: `over` naming a node that is not one of its dependencies (another node of the run, or
+   * none) or given no dependencies at all, `over` or `payloadFrom` not the documented paths, a type
+   * not declared, a concurrency or a tolerateFailures out of range, a per-task option out of range,
+   * a field a map does not take (a compensation, a payload, a lone task's options: the node is named).
+   */
+  #mapBreak(valid: Record<string, unknown>, index: number): fc.Arbitrary<{ why: string; body: unknown; field: string | undefined }> {
+    const base = `nodes[${index}]`;
+    const edit = (why: string, field: string | undefined, change: (n: Record<string, unknown>) => void) => {
+      const body = JSON.parse(JSON.stringify(valid)) as { nodes: Array<Record<string, unknown>> };
+      change(body.nodes[index]!);
+      return { why: `map node ${base}: ${why}`, body, field: field === undefined ? base : `${base}.${field}` };
+    };
+    const bad = (field: string, values: readonly unknown[]) =>
+      fc.constantFrom(...values).map((v) => edit(`bad ${field} ${JSON.stringify(v)?.slice(0, 40)}`, field, (n) => (n[field] = v)));
+    const nodes = valid.nodes as Array<Record<string, unknown>>;
+    const map = nodes[index]!;
+    const deps = map.dependsOn as string[];
+    const source = String(map.over).split('.')[0]!;
+    const path = String(map.over).slice(source.length);
+    const others = nodes.map((n) => String(n.id)).filter((id) => !deps.includes(id));
+    return fc.oneof(
+      fc
+        .oneof(fc.constantFrom(...others), fc.stringMatching(/^[A-Za-z0-9_-]{1,16}$/))
+        .filter((id) => !deps.includes(id))
+        .map((id) => edit(`over ${JSON.stringify(id)}, not a dependency`, 'over', (n) => (n.over = `${id}${path}`))),
+      fc.constant(
+        edit('over with no dependencies', 'over', (n) => {
+          delete n.dependsOn;
+          delete n.when;
+        }),
+      ),
+      bad('over', ['', '.', `${source}.`, `.${source}`, `${source}..items`, `${source}.${'x'.repeat(500)}`, 5, null, [source]]),
+      fc.constant(edit('no over', 'over', (n) => delete n.over)),
+      bad('type', ['nope', 'Not A Type', '', 5, null]),
+      fc.constant(edit('no type', 'type', (n) => delete n.type)),
+      bad('concurrency', [0, -1, 1001, 1.5, '10', null, true]),
+      bad('tolerateFailures', [-1, 10_001, 0.5, '0', null]),
+      bad('payloadFrom', ['', 'items', 'item.', 'item..job', '.item', 'x.item', 'Item', 5, null]),
+      bad('attempts', [0, 101, 1.5]),
+      bad('timeoutMs', [0, 86_400_001]),
+      bad('priority', [-1, 2 ** 21]),
+      bad('pool', ['Bad Pool', '']),
+      fc
+        .constantFrom<[string, unknown]>(['compensate', {}], ['compensate', { type: 'echo' }], ['payload', {}], ['delayMs', 1000], ['idempotencyKey', 'k'], ['concurrencyKey', 'k'], ['items', []])
+        .map(([key, value]) => edit(`a field a map does not take: ${key}`, undefined, (n) => (n[key] = value))),
+    );
   }
 
   /** The run of SIGNAL_FIXTURE (api.test.ts starts it before the refusals). */

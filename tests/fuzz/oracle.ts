@@ -1,7 +1,8 @@
 /**
  * Which generated inputs the API must accept, decided from the request schemas in src/ plus the rules
  * the documentation states beside them (a task's type must be declared and its payload fit the type;
- * a node takes what a task takes; a workflow is a DAG of unique ids; a schedule fires what would be
+ * a node takes what a task takes; a map node goes over one of its dependencies' results as a declared
+ * type with a task's options; a workflow is a DAG of unique ids; a schedule fires what would be
  * valid sent by hand, and a patch is judged by the schedule it makes; a signal's payload is an object
  * or an array its node's schema accepts). Written apart from the server's
  * own checks on purpose: where they disagree, one of them has a bug.
@@ -19,6 +20,7 @@ import { deadLetterFilterSchema, deadLetterQuerySchema } from '../../src/task/de
 import { batchRequestSchema, MAX_PAYLOAD_DEPTH, nestsDeeperThan, optionsConflict, taskRequestSchema } from '../../src/model/task-request.ts';
 import { payloadCheck, payloadIssues, signalNodeSchema } from '../../src/model/signal-node.ts';
 import { MAX_SLEEP_MS, sleepNodeSchema } from '../../src/model/sleep-node.ts';
+import { mapNodeSchema } from '../../src/model/map-node.ts';
 import { nodeSchema, workflowRequestSchema } from '../../src/model/workflow-definition.ts';
 
 export interface Limits {
@@ -67,6 +69,13 @@ export function workflowIsValid(catalogue: Catalogue, limits: Limits, raw: unkno
       if (waiting.when) conditions.push({ when: waiting.when, dependsOn: waiting.dependsOn });
       continue;
     }
+    if (kind === 'map') {
+      const map = mapNodeIsValid(catalogue, rawNode);
+      if (!map || deps.has(map.id)) return false;
+      deps.set(map.id, map.dependsOn);
+      if (map.when) conditions.push({ when: map.when, dependsOn: map.dependsOn });
+      continue;
+    }
     if (kind !== 'task') return false;
     const parsed = nodeSchema.safeParse(rawNode);
     if (!parsed.success) return false;
@@ -110,6 +119,25 @@ function waitingNodeIsValid(kind: 'sleep' | 'signal', raw: unknown, signals: Set
   const p = signalNodeSchema.safeParse(raw);
   if (!p.success || signals.has(p.data.name) || typeof payloadCheck(p.data.schema) === 'string') return undefined;
   signals.add(p.data.name);
+  return p.data;
+}
+
+/**
+ * A map node as the README describes it: its shape (`over` `<node>.<path>` or `<node>`, a `type`,
+ * `payloadFrom` `item` or `item.<path>`, `concurrency` 1-1000, `tolerateFailures` 0-10 000, a task's
+ * per-task options, no fields beyond those), the `<node>` of `over` one of its dependencies, its type
+ * declared, and a backoff that resolves against the type's (the options apply to each item as to a
+ * task). Its id, dependencies and condition, or undefined if invalid. The items are only checked when
+ * the map starts, so nothing here reads a payload.
+ */
+export function mapNodeIsValid(catalogue: Catalogue, raw: unknown): { id: string; dependsOn: string[]; when?: { node?: string } } | undefined {
+  const p = mapNodeSchema.safeParse(raw);
+  if (!p.success) return undefined;
+  const source = p.data.over.split('.')[0]!;
+  if (!p.data.dependsOn.includes(source)) return undefined;
+  const type = catalogue.find(p.data.type);
+  if (!type) return undefined;
+  if (p.data.backoff && !backoffSchema.safeParse({ ...type.defaults.backoff, ...p.data.backoff }).success) return undefined;
   return p.data;
 }
 

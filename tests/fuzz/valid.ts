@@ -17,6 +17,8 @@ import { MAX_PAYLOAD_DEPTH, taskRequestSchema } from '../../src/model/task-reque
 import { nodeSchema } from '../../src/model/workflow-definition.ts';
 import { payloadCheck, SIGNAL_NAME_PATTERN } from '../../src/model/signal-node.ts';
 import { MAX_SLEEP_MS } from '../../src/model/sleep-node.ts';
+import { mapNodeSchema } from '../../src/model/map-node.ts';
+import { conditionSchema } from '../../src/model/condition.ts';
 import { MISFIRE_POLICIES, scheduledTaskSchema, scheduledWorkflowSchema, schedulePatchSchema } from '../../src/model/schedule.ts';
 import type { Operation } from './document.ts';
 import type { FuzzRequest } from './http.ts';
@@ -25,6 +27,7 @@ import {
   batchIsValid,
   expectedFires,
   type Limits,
+  mapNodeIsValid,
   mergeSchedulePatch,
   queryIsValid,
   replayFilterIsValid,
@@ -98,6 +101,9 @@ const semverRange = fc.oneof(
   fc.constantFrom('*', '^1', '^1.0.0', '~1.0', '1.x', '>=1.0.0 <2.0.0', '1.0.0 - 2.0.0', '<1.0.0 || >=1.0.0', 'x'),
   fc.tuple(fc.constantFrom('', '^', '~', '>=', '<', '='), fc.nat(20), fc.nat(20), fc.nat(20)).map(([op, a, b, c]) => `${op}${a}.${b}.${c}`),
 );
+
+/** A segment of a dot path (`over`, `payloadFrom`): anything but a dot, common keys more often. */
+const dotFree: fc.Arbitrary<string> = fc.oneof(fc.constantFrom('items', 'files', 'data', '0', '12', 'job'), text(1, 12).filter((s) => !s.includes('.')));
 
 /**
  * The schedule the refused PATCH requests aim at (api.test.ts creates it before the refusals): paused,
@@ -225,6 +231,10 @@ export class ValidRequests {
   readonly #payloads = new Map<string, fc.Arbitrary<unknown>>();
   readonly #taskOptions: fc.Arbitrary<Record<string, unknown>>;
   readonly #nodeOptions: fc.Arbitrary<Record<string, unknown>>;
+  /** A map node's own fields and per-task options (payloadFrom, concurrency, tolerateFailures, attempts...), from its schema. */
+  readonly #mapOptions: fc.Arbitrary<Record<string, unknown>>;
+  /** A condition without its `node` (a map's generator names one of the map's dependencies). */
+  readonly #condition: fc.Arbitrary<Record<string, unknown>>;
   /** The longest interval a schedule takes, as its published schema says. */
   readonly #maxEveryMs: number;
   /** The schemas a generated signal node has: none, a few written here, and every agent type's published payload schema. */
@@ -254,6 +264,12 @@ export class ValidRequests {
     this.#nodeOptions = arbitraryOf(jsonSchemaOf(nodeSchema.omit({ type: true, payload: true, id: true, dependsOn: true, compensate: true })), { overrides }) as fc.Arbitrary<
       Record<string, unknown>
     >;
+    // payloadFrom: often `item` itself (its pattern alone seldom gives it), else a path in the item.
+    const payloadFrom = fc.oneof(fc.constant('item'), fc.array(dotFree, { minLength: 1, maxLength: 3 }).map((path) => ['item', ...path].join('.')));
+    this.#mapOptions = arbitraryOf(jsonSchemaOf(mapNodeSchema.omit({ id: true, kind: true, over: true, type: true, dependsOn: true, when: true })), {
+      overrides: { ...overrides, payloadFrom },
+    }) as fc.Arbitrary<Record<string, unknown>>;
+    this.#condition = arbitraryOf(jsonSchemaOf(conditionSchema.omit({ node: true }))) as fc.Arbitrary<Record<string, unknown>>;
     const everyMs = (jsonSchemaOf(schedulePatchSchema).properties?.everyMs ?? {}) as JsonSchema;
     this.#maxEveryMs = everyMs.maximum ?? 86_400_000;
     const schemas: Array<Readonly<Record<string, unknown>> | undefined> = [
@@ -357,7 +373,59 @@ export class ValidRequests {
           ...(compensate ? { compensate } : {}),
         })),
     );
-    return fc.oneof({ weight: 5, arbitrary: task }, { weight: 1, arbitrary: sleep });
+    const kinds: Array<fc.WeightedArbitrary<Record<string, unknown>>> = [
+      { weight: 5, arbitrary: task },
+      { weight: 1, arbitrary: sleep },
+    ];
+    if (earlier.length > 0) kinds.push({ weight: 1, arbitrary: this.#mapNode(id, earlier) });
+    return fc.oneof(...kinds);
+  }
+
+  /**
+   * A map node over one of its dependencies (`earlier`, at least one): `over` names it, with a path
+   * or without (its whole result), as a declared type, with the map's options and a task's. It never
+   * starts in the fuzz (its dependencies are tasks no agent takes, sleeps of an hour or more, or maps
+   * behind those), so its items are never read. Maybe a condition on one of its dependencies.
+   */
+  #mapNode(id: string, earlier: readonly string[]): fc.Arbitrary<Record<string, unknown>> {
+    return fc
+      .record({
+        type: fc.constantFrom(...this.typeNames),
+        dependsOn: fc.shuffledSubarray([...earlier], { minLength: 1 }),
+        path: fc.oneof(fc.constant([]), fc.array(dotFree, { minLength: 1, maxLength: 3 })),
+        options: this.#mapOptions,
+        when: fc.oneof({ weight: 2, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: this.#condition }),
+      })
+      .chain(({ dependsOn, ...rest }) =>
+        fc.record({ source: fc.constantFrom(...dependsOn), whenNode: fc.option(fc.constantFrom(...dependsOn), { nil: undefined }) }).map(({ source, whenNode }) => {
+          const { type, path, options, when } = rest;
+          // A condition names the dependency it reads, or leaves it out when there is only one.
+          const node = whenNode ?? (dependsOn.length > 1 ? source : undefined);
+          return {
+            id,
+            kind: 'map',
+            over: [source, ...path].join('.'),
+            type,
+            ...options,
+            dependsOn,
+            ...(when ? { when: { ...(node === undefined ? {} : { node }), ...when } } : {}),
+          };
+        }),
+      )
+      .filter((node) => mapNodeIsValid(this.ctx.catalogue, node) !== undefined);
+  }
+
+  /** A valid workflow with a map node added at `index` (what the refusals break one field of). */
+  mapWorkflow(): fc.Arbitrary<{ workflow: Record<string, unknown>; index: number }> {
+    return this.workflow({ keyed: false })
+      .chain((w) => {
+        const nodes = w.nodes as Array<Record<string, unknown>>;
+        const ids = nodes.map((n) => String(n.id));
+        return fc
+          .tuple(fc.stringMatching(/^[A-Za-z0-9_-]{1,16}$/).filter((id) => !ids.includes(id)), fc.nat(nodes.length))
+          .chain(([id, index]) => this.#mapNode(id, ids).map((map) => ({ workflow: { ...w, nodes: [...nodes.slice(0, index), map, ...nodes.slice(index)] }, index })));
+      })
+      .filter(({ workflow }) => workflowIsValid(this.ctx.catalogue, this.ctx.limits, workflow));
   }
 
   /** A DAG by construction (each node depends on earlier ones only), then listed in any order. */
