@@ -10,7 +10,7 @@ const LAYERS = [
   { name: 'model', path: '^src/(model/|types/|version\\.ts$)' },
   { name: 'config', path: '^src/config/' },
   { name: 'redis', path: '^src/redis/' },
-  { name: 'stores', path: '^src/(registry|breaker|task|metrics)/|^src/workflow/run-store\\.ts$|^src/schedule/schedule-store\\.ts$' },
+  { name: 'stores', path: '^src/(registry|breaker|task|metrics|events)/|^src/workflow/run-store\\.ts$|^src/schedule/schedule-store\\.ts$' },
   // the workflow engine, its sweep, its node kinds (node-kinds.ts lists them) and the run views
   { name: 'engines', path: '^src/(routing|agent|health|housekeeping)/|^src/workflow/(?!run-store\\.ts$)|^src/schedule/(?!schedule-store\\.ts$)' },
   { name: 'wiring', path: '^src/wiring/' },

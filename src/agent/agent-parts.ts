@@ -36,13 +36,15 @@ import { InFlight } from './in-flight.ts';
 import { PoolGate } from './pool-gate.ts';
 import { Presence } from './presence.ts';
 import { createProcessor, TIMEOUT } from './processor.ts';
+import { DEFAULT_EVENTS_RETENTION_MS } from '../config/env.ts';
+import { EventLog } from '../events/event-log.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 
 export type AgentConfig = Pick<
   Config,
   | 'prefix' | 'lockMs' | 'stalledIntervalMs' | 'maxStalled' | 'shutdownGraceMs' | 'heartbeatMs' | 'agentTtlMs'
   | 'health' | 'readyTimeoutMs' | 'concurrency' | 'pool' | 'weight' | 'tags'
->;
+> & Partial<Pick<Config, 'eventsRetentionMs'>>;
 
 export interface AgentOptions {
   definition: WorkerDefinition;
@@ -98,6 +100,8 @@ export interface AgentParts extends AgentIdentity {
   metrics: AgentMetrics;
   presence: Presence;
   housekeeper: Housekeeper;
+  /** Where the agent tells task state changes (GET /v1/events). */
+  events: EventLog;
 }
 
 export function connectAgent(redisUrl: string): AgentConnections {
@@ -155,13 +159,14 @@ interface WorkerParts {
   inFlight: InFlight;
   outcomes: OutcomeWindow;
   hooks: AgentHooks;
+  events: EventLog;
 }
 
 /** The BullMQ Worker of the agent's pool queue, running each task through createProcessor; it does not run yet. */
 function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
   const { definition, config } = opts;
   const { identity, redis, gate, outcomes, hooks } = p;
-  const runs = new RunStore(redis, config.prefix);
+  const runs = new RunStore(redis, config.prefix, p.events);
   return new Worker<TaskEnvelope>(
     queueName({ type: identity.type.name, pool: identity.pool }),
     createProcessor({
@@ -233,9 +238,10 @@ export function buildAgentParts(opts: AgentOptions, connections: AgentConnection
     redis, prefix: config.prefix, type: type.name, limit: type.limits.concurrencyPerKey, leaseMs: config.lockMs, log,
     onHeld: () => metrics.limited('key-concurrency'),
   });
-  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks });
+  const events = new EventLog(redis, config.prefix, config.eventsRetentionMs ?? DEFAULT_EVENTS_RETENTION_MS, (err) => log.debug({ err: err.message }, 'could not append to the event log'));
+  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks, events });
   const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
   const presence = new Presence(registry, identity.record, timing, () => hooks.report(), () => hooks.pullingMayChange(), log);
   const housekeeper = buildHousekeeper(redis, config, identity, registry);
-  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper };
+  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper, events };
 }

@@ -10,6 +10,10 @@
  * agent-parts.ts (buildAgentParts), which it hands its hooks.
  */
 import { EventEmitter } from 'node:events';
+import type { Job } from 'bullmq';
+import type { TaskEventState } from '../events/event-log.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
+import { CANCELLED_PREFIX } from '../task/view.ts';
 import { isServing, type Health } from '../model/health-state.ts';
 import type { HealthTransition } from '../health/tracker.ts';
 import { keys } from '../redis/keys.ts';
@@ -66,14 +70,21 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Metrics, events and logs of what the worker reports. */
   #watchWorker(): void {
-    const { worker, metrics, log } = this.#p;
+    const { worker, metrics, log, events } = this.#p;
+    const tell = (job: Job<TaskEnvelope>, state: TaskEventState, more: { attempt?: number; error?: string } = {}) => {
+      const w = job.data?.workflow;
+      events.append({ kind: 'task', task: job.id ?? '', type: this.type.name, pool: this.pool, state, ...more, ...(w ? { run: w.run, node: w.node } : {}), at: Date.now() });
+    };
     worker.on('error', (err) => log.error({ err }, 'worker error'));
+    worker.on('active', (job) => tell(job, 'active', { attempt: job.attemptsMade + 1 }));
     worker.on('completed', (job) => {
       metrics.completed(job);
+      tell(job, 'completed');
       this.emit('completed', job.id ?? '');
     });
     worker.on('failed', (job, err) => {
       if (job) metrics.failed(job);
+      if (job) tell(job, !job.finishedOn ? 'failed' : job.failedReason?.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead', { attempt: job.attemptsMade, error: err.message });
       if (job) log.warn({ ...taskLogFields(job.id), attempt: job.attemptsMade, err: err.message }, 'task attempt failed');
       this.emit('failed', job?.id ?? '', err);
     });

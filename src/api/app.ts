@@ -34,6 +34,8 @@ import type { PoolRef } from '../model/names.ts';
 import type { Registry } from '../registry/registry.ts';
 import { withRedis } from '../redis/connection.ts';
 import type { WorkflowRuns } from '../workflow/runs.ts';
+import { streamEvents } from './routes/events.ts';
+import type { EventFeed } from '../events/event-feed.ts';
 import { cancelWorkflow, createWorkflow, getWorkflow, listWorkflows, sendSignal } from './routes/workflows.ts';
 import { createSchedule, deleteSchedule, getSchedule, listSchedules, updateSchedule } from './routes/schedules.ts';
 import type { Schedules } from '../schedule/schedules.ts';
@@ -59,6 +61,8 @@ export interface ApiDeps {
   version?: string;
   /** GET /metrics, and the timing of every request. */
   metrics?: ApiMetrics;
+  /** GET /v1/events; absent when the event log is off (404). */
+  events?: EventFeed;
   /** The /dashboard page (dashboard/router.ts), handed in by whoever starts the API: src/ does not import it. */
   dashboard?: express.RequestHandler;
 }
@@ -153,6 +157,7 @@ function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): voi
   app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id), req.query))));
   app.delete('/v1/workflows/:id', body.none, handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
   app.post('/v1/workflows/:id/signals/:name', body.required, limit(oneTask), handle((req) => withRedis(d.redis, () => sendSignal(d.workflows, String(req.params.id), String(req.params.name), req.body))));
+  app.get('/v1/events', (req, res) => streamEvents(d.events, req, res));
   app.get('/v1/dlq', handle((req) => withRedis(d.redis, () => listDeadLetters(d.deadLetters, req.query))));
   app.post('/v1/dlq/replay', body.optional, handle((req) => withRedis(d.redis, () => replayDeadLetters(d.deadLetters, req.body))));
   app.post('/v1/dlq/:id/replay', body.none, handle((req) => withRedis(d.redis, () => replayDeadLetter(d.deadLetters, String(req.params.id)))));

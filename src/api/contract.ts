@@ -16,6 +16,8 @@ import { COMPENSATION_OUTCOMES, NODE_STATES, RUN_STATES } from '../model/workflo
 import { NODE_KINDS } from '../workflow/node-kinds.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';
+import { eventsQuerySchema } from './routes/events.ts';
+import { TASK_EVENT_STATES } from '../events/event-log.ts';
 import { scheduleListQuerySchema } from './routes/schedules.ts';
 import { MISFIRE_POLICIES, SCHEDULE_ID_PATTERN, schedulePatchSchema, scheduleRequestSchema } from '../model/schedule.ts';
 
@@ -43,6 +45,8 @@ export interface Operation {
   errors: readonly number[];
   /** false for the probes, which answer without an API key. */
   auth: boolean;
+  /** Set for a stream (Server-Sent Events): `response` is each event's data, not a JSON body. */
+  stream?: 'text/event-stream';
 }
 
 const iso = z.iso.datetime();
@@ -222,13 +226,23 @@ export const problemSchema = z.strictObject({
 });
 
 
+/** The data of an event of GET /v1/events (src/events/event-log.ts SwitchyardEvent). */
+export const eventSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('task'), task: z.string(), type: z.string(), pool: z.string().optional(), state: z.enum(TASK_EVENT_STATES),
+    attempt: z.number().int().optional(), run: z.string().optional(), node: z.string().optional(), error: z.string().optional(), at: z.number().int(),
+  }),
+  z.strictObject({ kind: z.literal('node'), run: z.string(), node: z.string(), state: z.enum(['done', 'dead', 'skipped']), at: z.number().int() }),
+  z.strictObject({ kind: z.literal('run'), run: z.string(), name: z.string().optional(), state: z.string(), reason: z.string().optional(), at: z.number().int() }),
+]);
+
 /** On a task an enqueue answered with because a throttle or debounce window already held it. */
 const flowFlags = {
   throttled: z.literal(true).optional().describe("this request's throttle window already held this task: nothing new was enqueued"),
   debounced: z.literal(true).optional().describe('the pending task of this debounce window took this request (its payload, run windowMs from now)'),
 };
 
-type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth'>>;
+type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth' | 'stream'>>;
 
 const op = (method: Method, path: string, o: OperationSpec): Operation => ({
   id: `${method} ${path}`,
@@ -301,6 +315,14 @@ export const OPERATIONS: readonly Operation[] = [
     errors: [...BODY_ERRORS, 404],
   }),
   op('DELETE', '/v1/schedules/:id', { summary: 'Delete a schedule', success: [204], response: z.undefined(), errors: [404] }),
+  op('GET', '/v1/events', {
+    summary: 'Server-Sent Events of task, node and run state changes (event: task | node | run | gap), filtered; resumable with Last-Event-ID within the retention',
+    querySchema: eventsQuerySchema,
+    success: [200],
+    stream: 'text/event-stream',
+    response: eventSchema,
+    errors: [400, 404],
+  }),
   op('GET', '/v1/dlq', { summary: 'Dead tasks, newest first', querySchema: deadLetterQuerySchema, success: [200], response: z.strictObject({ tasks: z.array(taskViewSchema) }), errors: [400] }),
   op('POST', '/v1/dlq/replay', {
     summary: 'Replay every dead task matching a filter',

@@ -56,6 +56,7 @@ function operationObject(o: Operation, catalogue: Catalogue): Record<string, unk
   const responses: Record<string, unknown> = {};
   for (const status of o.success) {
     if (status === 204) responses['204'] = { description: 'No content' };
+    else if (o.stream) responses[String(status)] = { description: 'A stream of events: `id: <entry id>`, `event: <kind>`, `data: <the event, JSON, as this schema>`', content: { [o.stream]: { schema: schemaOf(o.response, 'output') } } };
     else responses[String(status)] = { description: SUCCESS_TEXT[status] ?? 'OK', content: { 'application/json': { schema: schemaOf(o.response, 'output') } } };
   }
   const errors = new Set([...o.errors, ...(o.auth ? [401, 503] : []), ...EDGE_ERRORS, ...(o.method === 'GET' ? [] : WRITE_ERRORS)]);

@@ -95,6 +95,7 @@ export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
       // Stop accepting first, and answer what is in flight while everything it needs still runs.
       // Keep-alive connections that finish a request later would hold close() for the whole
       // keep-alive timeout: close each one as soon as it is idle, and all of them after a deadline.
+      await services.events?.stop(); // event streams end now: they would hold their connections open
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

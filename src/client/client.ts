@@ -3,6 +3,7 @@
  * package). Errors come back as ApiError with the problem+json fields, so callers can show the
  * server's own explanation.
  */
+import { eventStream, type EventConnector, type EventFilter, type EventStreamOptions, type StreamedEvent } from './event-stream.ts';
 import type { z } from 'zod';
 import type { AgentTypeDescription } from '../model/catalogue.ts';
 import type { AgentType } from '../model/agent-type.ts';
@@ -99,7 +100,11 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   /** Enqueues many tasks at once, validated all or nothing. */
   enqueueBatch(tasks: ReadonlyArray<{ [N in NameOf<Ts>]: { type: N; payload: PayloadFor<Ts, N> } & TaskOptions }[NameOf<Ts>]>): Promise<TaskHandle<NameOf<Ts>>[]>;
   get<N extends NameOf<Ts>>(task: TaskHandle<N> | string): Promise<TypedTaskView<ResultFor<Ts, N>>>;
-  /** Polls until the task is completed, dead or cancelled (or the timeout passes: WaitTimeoutError). */
+  /**
+   * Waits until the task is completed, dead or cancelled (or the timeout passes: WaitTimeoutError):
+   * woken by its events (GET /v1/events), reading its state after each; polls every `intervalMs`
+   * where the API has no event log.
+   */
   wait<N extends NameOf<Ts>>(task: TaskHandle<N> | string, opts?: WaitOptions<TypedTaskView<ResultFor<Ts, N>>>): Promise<TypedTaskView<ResultFor<Ts, N>>>;
   /** Cancels a task: removed if it has not started, aborted if it runs. */
   cancel(task: TaskHandle | string): Promise<TaskView>;
@@ -127,10 +132,17 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   /** Sends `payload` to the run's signal node `name`: `delivered` (it was waiting) or `kept` (not reached yet); 409 once it had one. */
   signal(runId: string, name: string, payload: object): Promise<SignalReceipt>;
   /**
-   * Polls until the run reaches a final state, reading no nodes (`onProgress` gets views with an
-   * empty `nodes`: use `nodeCounts`); answers the final view with the first page of nodes.
+   * Waits until the run reaches a final state, woken by its events (or polling where the API has no
+   * event log), reading no nodes (`onProgress` gets views with an empty `nodes`: use `nodeCounts`;
+   * at most one read per `intervalMs` while nodes settle); answers the final view with the first page of nodes.
    */
   waitWorkflow(id: string, opts?: WaitOptions): Promise<RunView>;
+  /**
+   * Task, node and run events as they happen (GET /v1/events), filtered; after a dropped connection it
+   * reconnects and resumes after the last event it yielded (each once, within the API's retention).
+   * Stop with `opts.signal` or by leaving the loop.
+   */
+  events(filter?: EventFilter, opts?: EventStreamOptions): AsyncGenerator<StreamedEvent>;
 
   /** Creates a schedule (its view: next fire times included); 400 names the field, 409 if its id is taken. */
   createSchedule(request: ScheduleRequest<Ts>): Promise<ScheduleView>;
@@ -148,15 +160,73 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
   deleteSchedule(id: string): Promise<void>;
 }
 
-/** Polls `read` until `done` says so, or the timeout passes. */
-async function pollUntil<V extends { state: string }>(read: () => Promise<V>, done: (v: V) => boolean, w: WaitOptions<V>): Promise<V> {
+/** Without events, how often a wait reads the state anyway (an event lost to a Redis error, a proxy that buffers). */
+const SAFETY_READ_MS = 5000;
+
+/**
+ * Reads until `done` says so or the timeout passes. Woken by `events` (opened first, so nothing that
+ * happens after the first read is missed); an `urgent` event is read at once, others at most every
+ * `minGapMs`. Where the stream cannot be had (no event log: 404; an older API), it polls every `intervalMs`.
+ */
+async function waitUntil<V extends { state: string }>(
+  read: () => Promise<V>,
+  done: (v: V) => boolean,
+  w: WaitOptions<V>,
+  events: (o: EventStreamOptions) => AsyncGenerator<StreamedEvent>,
+  urgent: (e: StreamedEvent) => boolean,
+  minGapMs: number,
+): Promise<V> {
   const deadline = Date.now() + (w.timeoutMs ?? Infinity);
-  for (;;) {
-    const last = await read();
-    w.onProgress?.(last);
-    if (done(last)) return last;
-    if (Date.now() > deadline) throw new WaitTimeoutError(last, w.timeoutMs ?? 0);
-    await new Promise((r) => setTimeout(r, w.intervalMs ?? 250));
+  const stop = new AbortController();
+  /** What arrived since the last read: nothing, events to read soon, or one to read now. */
+  const got: { woken: 'no' | 'soon' | 'now' } = { woken: 'no' };
+  let wake: (() => void) | undefined;
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((r) => (opened = r));
+  let polling = false;
+  let isOpen = false;
+  const pump = (async () => {
+    try {
+      for await (const e of events({ signal: stop.signal, onOpen: () => ((isOpen = true), opened()) })) {
+        got.woken = urgent(e) || got.woken === 'now' ? 'now' : 'soon';
+        if (got.woken === 'now') wake?.();
+      }
+    } catch {
+      polling = true; // refused (no event log): poll
+    } finally {
+      opened();
+    }
+  })();
+  try {
+    await Promise.race([open, new Promise((r) => setTimeout(r, 2000))]);
+    if (!isOpen) polling = true; // no stream in time (unreachable, a proxy): poll, and still take its events if it opens
+    let lastRead = 0;
+    for (;;) {
+      got.woken = 'no';
+      lastRead = Date.now();
+      const last = await read();
+      w.onProgress?.(last);
+      if (done(last)) return last;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new WaitTimeoutError(last, w.timeoutMs ?? 0);
+      const nap = Math.min(left, polling ? (w.intervalMs ?? 250) : SAFETY_READ_MS);
+      await new Promise<void>((resolve) => {
+        const finish = () => {
+          clearTimeout(nap_);
+          clearInterval(tick);
+          wake = undefined;
+          resolve();
+        };
+        const nap_ = setTimeout(finish, nap);
+        // events that are not urgent: read at most every minGapMs
+        const tick = setInterval(() => got.woken !== 'no' && Date.now() - lastRead >= minGapMs && finish(), Math.max(10, Math.min(minGapMs, 100)));
+        wake = finish;
+        if (got.woken === 'now' || (got.woken === 'soon' && Date.now() - lastRead >= minGapMs)) finish();
+      });
+    }
+  } finally {
+    stop.abort();
+    await pump;
   }
 }
 
@@ -185,13 +255,34 @@ function caller(url: string, apiKey: string | undefined): Call {
     } catch (err) {
       throw new ApiError(0, 'Unreachable', `could not reach the Switchyard API at ${base} (${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}); is it running? set --url or SWITCHYARD_URL`);
     }
+    if (!res.ok) throw await apiError(res);
     const text = await res.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
-    if (!res.ok) {
-      const p = (parsed ?? {}) as { title?: string; detail?: string; errors?: Array<{ path: string; message: string }> };
-      throw new ApiError(res.status, p.title ?? res.statusText, p.detail ?? text, p.errors ?? []);
-    }
-    return parsed as T;
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+}
+
+/** The ApiError of a refused answer (its problem+json fields). */
+async function apiError(res: Response): Promise<ApiError> {
+  const text = await res.text();
+  let p: { title?: string; detail?: string; errors?: Array<{ path: string; message: string }> } = {};
+  try {
+    p = JSON.parse(text) as typeof p;
+  } catch {
+    // not JSON: the text is the detail
+  }
+  return new ApiError(res.status, p.title ?? res.statusText, p.detail ?? text, p.errors ?? []);
+}
+
+/** Opens GET /v1/events with `filter` (for eventStream). */
+function eventConnector(url: string, apiKey: string | undefined, filter: EventFilter): EventConnector {
+  const path = `${url.replace(/\/+$/, '')}/v1/events${query({ ...filter } as Record<string, string>)}`;
+  return async (lastEventId, signal) => {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+    if (lastEventId) headers['last-event-id'] = lastEventId;
+    const res = await fetch(path, { headers, signal });
+    if (!res.ok) throw await apiError(res);
+    return res;
   };
 }
 
@@ -230,7 +321,10 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     enqueue: (type, payload, options = {}) => call('POST', '/v1/tasks', { ...options, type, payload }),
     enqueueBatch: async (tasks) => (await call<{ tasks: TaskHandle<NameOf<Ts>>[] }>('POST', '/v1/tasks/batch', { tasks })).tasks,
     get: (task) => call('GET', `/v1/tasks/${idOf(task)}`),
-    wait: (task, w = {}) => pollUntil(() => client.get(task), (v) => final.includes(v.state), w),
+    wait: (task, w = {}) => {
+      const id = typeof task === 'string' ? task : task.id;
+      return waitUntil(() => client.get(task), (v) => final.includes(v.state), w, (e) => client.events({ task: id }, e), () => true, 0);
+    },
     cancel: (task) => call('DELETE', `/v1/tasks/${idOf(task)}`),
     agents: (filter = {}) => call('GET', `/v1/agents${query(filter)}`),
     pools: (type) => call('GET', `/v1/pools${query(type ? { type } : {})}`),
@@ -252,9 +346,10 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     cancelWorkflow: (id) => call('DELETE', `/v1/workflows/${encodeURIComponent(id)}`),
     signal: (runId, name, payload) => call('POST', `/v1/workflows/${encodeURIComponent(runId)}/signals/${encodeURIComponent(name)}`, payload),
     waitWorkflow: async (id, w = {}) => {
-      await pollUntil(() => client.getWorkflow(id, { nodeLimit: 0 }), (v) => isFinal(v.state), w);
+      await waitUntil(() => client.getWorkflow(id, { nodeLimit: 0 }), (v) => isFinal(v.state), w, (e) => client.events({ run: id }, e), (e) => 'event' in e && e.event.kind === 'run', w.intervalMs ?? 250);
       return client.getWorkflow(id);
     },
+    events: (filter = {}, opts = {}) => eventStream(eventConnector(o.url, o.apiKey, filter), opts),
     ...scheduleCalls<Ts>(call),
   };
   return client;

@@ -8,6 +8,9 @@ import { CLUSTER_URL, clusterUrl, parseClusterUrl } from './redis-url.ts';
 import type { ReplicaWait } from './redis-url.ts';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../model/health-policy.ts';
 
+/** How long the event log keeps events by default (SWITCHYARD_EVENTS_RETENTION_MS). */
+export const DEFAULT_EVENTS_RETENTION_MS = 300_000;
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z
   .string()
@@ -84,6 +87,11 @@ export const envSchema = z.object({
   /** How long a finished workflow run stays readable through GET /v1/workflows/:id. */
   SWITCHYARD_KEEP_WORKFLOWS_S: int(1).default(7 * 86_400),
   /**
+   * How long the event log keeps task and run events (GET /v1/events resumes within it); about 200 bytes of
+   * Redis per event, three events per task. 0: no event log (GET /v1/events answers 404; clients poll).
+   */
+  SWITCHYARD_EVENTS_RETENTION_MS: int(0, 86_400_000).default(DEFAULT_EVENTS_RETENTION_MS),
+  /**
    * Job lock: an agent that dies loses its tasks to the others after the lock expires (renewed every
    * half lock) plus up to two stalled checks: 2-5 s with these defaults. A handler that blocks its
    * event loop longer than the lock loses its task to another agent (see docs/reliability.md).
@@ -158,6 +166,8 @@ export type Config = Readonly<{
   keepCompleted: { age: number; count: number };
   maxWorkflowNodes: number;
   keepWorkflowsS: number;
+  /** 0: no event log. */
+  eventsRetentionMs: number;
   lockMs: number;
   stalledIntervalMs: number;
   maxStalled: number;
@@ -221,6 +231,7 @@ function configOf(e: z.output<typeof envSchema>): Config {
     keepCompleted: { age: e.SWITCHYARD_KEEP_COMPLETED_S, count: e.SWITCHYARD_KEEP_COMPLETED_COUNT },
     maxWorkflowNodes: e.SWITCHYARD_MAX_WORKFLOW_NODES,
     keepWorkflowsS: e.SWITCHYARD_KEEP_WORKFLOWS_S,
+    eventsRetentionMs: e.SWITCHYARD_EVENTS_RETENTION_MS,
     lockMs: e.SWITCHYARD_LOCK_MS,
     stalledIntervalMs: e.SWITCHYARD_STALLED_INTERVAL_MS,
     maxStalled: e.SWITCHYARD_MAX_STALLED,

@@ -96,6 +96,7 @@ export class ApiMetrics {
 
   /** Times every request, labelled by its route pattern (not its path: ids would make a series each). */
   readonly http: RequestHandler = (req, res, next) => {
+    if (req.path === '/v1/events') return next(); // a stream lasts as long as its client listens: not a request time
     const end = this.#http.startTimer();
     res.once('finish', () => {
       const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : req.baseUrl || 'unmatched';

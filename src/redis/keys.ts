@@ -44,6 +44,8 @@ export function keys(prefix: string) {
     cancelled: (type: string, id: string) => `${prefix}:cancelled:{${type}}:${id}`,
     /** pub/sub channel telling agents to abort a running task. */
     taskEvents: `${prefix}:task-events`,
+    /** The event log (a stream: task and run state changes, GET /v1/events), in a slot of its own. */
+    events: `${prefix}:{events}:log`,
     /** lock held by the one API process dispatching parked and stranded tasks. */
     dispatcher: `${prefix}:{routing}:dispatcher`,
     /** Workflow runs: each run's keys share the tag {run:<id>}, so its scripts stay in one cluster slot. */

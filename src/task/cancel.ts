@@ -6,6 +6,7 @@
 import type { Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import { SwitchyardError } from '../model/errors.ts';
+import type { EventLog } from '../events/event-log.ts';
 import { keys } from '../redis/keys.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { TaskLookup } from './lookup.ts';
@@ -27,6 +28,7 @@ export class TaskCanceller {
     private readonly queues: PoolQueues,
     private readonly lookup: TaskLookup,
     private readonly keepS: number,
+    private readonly events?: EventLog,
   ) {
     this.#k = keys(prefix);
   }
@@ -44,6 +46,7 @@ export class TaskCanceller {
         if (job) await job.remove();
         const cancelled: TaskView = { ...view, state: 'cancelled', note: reason, finishedAt: new Date().toISOString() };
         await this.redis.set(this.#k.cancelled(view.type, id), JSON.stringify(cancelled), 'EX', this.keepS);
+        this.events?.append({ kind: 'task', task: id, type: view.type, pool: view.pool, state: 'cancelled', at: Date.now() });
         return cancelled;
       } catch {
         // It started in the meantime (its job is locked): abort it like any running task.

@@ -33,6 +33,8 @@ import { WorkflowEngine } from '../workflow/engine.ts';
 import { RunStore } from '../workflow/run-store.ts';
 import { WorkflowRuns } from '../workflow/runs.ts';
 import { Schedules } from '../schedule/schedules.ts';
+import { EventLog, waitingEvents } from '../events/event-log.ts';
+import { EventFeed } from '../events/event-feed.ts';
 
 const POOL_REFRESH_MS = 5000;
 const DISPATCH_INTERVAL_MS = 500;
@@ -44,6 +46,8 @@ export interface ApiConnections {
   redis: RedisConnection;
   background: RedisConnection;
   subscriber: RedisConnection;
+  /** The event feed's blocking read (GET /v1/events). */
+  eventReader: RedisConnection;
 }
 
 export function connectApi(redisUrl: string, log: Logger): ApiConnections {
@@ -56,8 +60,9 @@ export function connectApi(redisUrl: string, log: Logger): ApiConnections {
   redis.on('ready', () => lastRedisError && log.info('redis connection restored'));
   const background = createRedis(redisUrl, 'blocking', 'switchyard-api-background');
   const subscriber = createRedis(redisUrl, 'blocking', 'switchyard-api-events');
-  for (const c of [background, subscriber]) c.on('error', () => undefined);
-  return { redis, background, subscriber };
+  const eventReader = createRedis(redisUrl, 'blocking', 'switchyard-api-event-feed');
+  for (const c of [background, subscriber, eventReader]) c.on('error', () => undefined);
+  return { redis, background, subscriber, eventReader };
 }
 
 export type ApiServices = Awaited<ReturnType<typeof buildApiServices>>;
@@ -65,6 +70,8 @@ export type ApiServices = Awaited<ReturnType<typeof buildApiServices>>;
 /** Builds every service of an API process and starts the ones that read Redis in the background. */
 export async function buildApiServices(c: ApiConnections, config: Config, catalogue: Catalogue, log: Logger) {
   const { redis, background, subscriber } = c;
+  const eventLog = new EventLog(redis, config.prefix, config.eventsRetentionMs, (err) => log.debug({ err: err.message }, 'could not append to the event log'));
+  const events = eventLog.enabled ? new EventFeed(eventLog, c.eventReader, (err) => log.warn({ err: err.message }, 'event feed: could not read the event log; retrying')) : undefined;
   const queues = new PoolQueues(redis, config.prefix);
   for (const t of catalogue.list()) queues.get({ type: t.name, pool: DEFAULT_POOL });
   const registry = new Registry(redis, config.prefix);
@@ -87,13 +94,14 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
     written: (queue, ids) => {
       acks.record(queue, ids);
       metrics.enqueued(queue, ids.length);
+      eventLog.append(...waitingEvents(queue, ids));
     },
   });
   const runStore = new RunStore(redis, config.prefix);
   const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry, (id) => runStore.typeOfJob(id));
   const deadLetters = new DeadLetters(queues, catalogue, router);
-  const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age);
-  const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log });
+  const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age, eventLog);
+  const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log, events: eventLog });
   const workflows = new WorkflowRuns({
     redis, prefix: config.prefix, catalogue, engine,
     maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS, waitReplicas: config.waitReplicas,
@@ -105,7 +113,7 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
     onFire: (fire, delayMs) => metrics.scheduleFired(fire.outcome, delayMs),
   });
   schedules.start();
-  return { ...c, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
+  return { ...c, eventLog, events, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
 }
 
 /** The leased chores an API process competes for, started; and the pool list refresh. */
@@ -157,9 +165,11 @@ export function startApiChores(s: ApiServices, config: Config, log: Logger) {
 /** Stops every service of buildApiServices, in the order their dependencies need, and closes the connections. */
 export async function stopApiServices(s: ApiServices): Promise<void> {
   s.acks.stop();
+  await s.events?.stop();
   await Promise.all([s.snapshot.stop(), s.breakers.stop()]);
   await s.schedules.stop(); // fires start tasks and runs: stopped before what they use
   await Promise.all([s.engine.stop(), s.workflows.close()]);
   await Promise.all([s.queues.close(), s.backgroundQueues.close()]);
   await Promise.all([s.redis, s.background, s.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+  s.eventReader.disconnect();
 }

@@ -22,6 +22,7 @@ import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
 import type { Logger } from '../config/logger.ts';
 import { keys } from '../redis/keys.ts';
+import type { EventLog } from '../events/event-log.ts';
 import { GATE_QUEUE, RUN_JOB_HOLD_MS, WORKFLOW_QUEUE } from '../model/names.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
@@ -45,6 +46,8 @@ export interface WorkflowEngineOptions {
   log: Logger;
   /** The node kinds runs may use; by default every registered kind (node-kinds.ts). */
   kinds?: readonly NodeKind[];
+  /** Where node settles and finished runs are told (GET /v1/events). */
+  events?: EventLog;
 }
 
 /** Node definitions kept in memory (they never change), across runs, before the oldest runs are dropped. */
@@ -76,7 +79,7 @@ export class WorkflowEngine {
   constructor(o: WorkflowEngineOptions) {
     this.#o = o;
     this.#k = keys(o.prefix);
-    this.store = new RunStore(o.redis, o.prefix);
+    this.store = new RunStore(o.redis, o.prefix, o.events);
     this.kinds = o.kinds ?? NODE_KINDS;
     this.kindOf = kindLookup(this.kinds);
     this.#timers = new NodeTimers(o.redis, o.prefix, o.log, (t) => this.#onTimer(t));
@@ -270,6 +273,7 @@ export class WorkflowEngine {
 
   /** A finished run: its run job goes on to finish, its keys expire, the sweep stops looking at it. */
   async #release(runId: string): Promise<void> {
+    await this.#announce(runId);
     this.#forget(runId);
     this.#touched.delete(runId);
     const job = await this.#runQueue.getJob(runId);
@@ -277,6 +281,13 @@ export class WorkflowEngine {
     if (job && !(await job.promote().then(() => true, () => false))) await this.#gates.remove(runId);
     await this.store.expire(runId, this.#o.keepRunsS);
     await this.#o.redis.zrem(this.#k.workflow.active, runId);
+  }
+
+  /** Tells the event log a run ended, once (the first engine to release it). */
+  async #announce(runId: string): Promise<void> {
+    if (!this.#o.events?.enabled || (await this.#o.redis.hsetnx(this.store.key(runId), 'announced', '1')) === 0) return;
+    const meta = await this.store.meta(runId);
+    if (meta) this.#o.events.append({ kind: 'run', run: runId, name: meta.name, state: meta.state, ...(meta.reason ? { reason: meta.reason } : {}), at: meta.finishedAt ?? Date.now() });
   }
 
   /** The run job's processor: runs once the engine promoted it (or its hold ran out); its outcome is the run's. */

@@ -4,6 +4,7 @@
  * nodes never disagree. Every key shares the run's hash tag `{run:<id>}`.
  */
 import type { RedisConnection } from '../redis/connection.ts';
+import type { EventLog } from '../events/event-log.ts';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
 import { scripts } from '../redis/scripts.ts';
 import { parseNodeJobId } from '../model/task-id.ts';
@@ -103,6 +104,8 @@ export class RunStore {
   constructor(
     readonly redis: RedisConnection,
     readonly prefix: string,
+    /** Where node settles are told (GET /v1/events); absent: nowhere. */
+    readonly events?: EventLog,
   ) {
     this.#k = keys(prefix);
   }
@@ -270,6 +273,7 @@ export class RunStore {
   /** Records how a node (or its compensation) ended; false when it had already settled. */
   async settle(runId: string, step: Step, node: string, outcome: Outcome, payload: string, info: NodeInfo, now = Date.now()): Promise<boolean> {
     const r = await scripts.workflowSettle.run(this.redis, [this.key(runId)], [this.#k.workflow.events, step, node, outcome, payload, String(now), JSON.stringify(info)]);
+    if (r === 1 && step === 'node') this.events?.append({ kind: 'node', run: runId, node, state: outcome === 'done' || outcome === 'skipped' ? outcome : 'dead', at: now });
     return r === 1;
   }
 
@@ -356,7 +360,10 @@ export class RunStore {
 
   /** Records how item `index` of a map node ended (done: its result JSON; dead: the error); false when it had already. */
   async settleItem(runId: string, node: string, index: number, outcome: Outcome, payload: string, now = Date.now()): Promise<boolean> {
-    return (await scripts.workflowMapItem.run(this.redis, [this.key(runId)], [this.#k.workflow.events, node, String(index), outcome, payload, String(now)])) === 1;
+    const r = await scripts.workflowMapItem.run(this.redis, [this.key(runId)], [this.#k.workflow.events, node, String(index), outcome, payload, String(now)]);
+    // 2, 3, 4: the item settled its map, done, dead or skipped
+    if (r >= 2) this.events?.append({ kind: 'node', run: runId, node, state: (['done', 'dead', 'skipped'] as const)[r - 2]!, at: now });
+    return r >= 1;
   }
 
   /** A map's items that started and have not settled, with their payloads (for the sweep and a stopping run). */

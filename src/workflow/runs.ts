@@ -83,6 +83,7 @@ export class WorkflowRuns {
     await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
     this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now));
     if (this.#o.waitReplicas) await waitForReplicas(this.#o.redis, [this.#k.workflow.run(runId), this.#k.workflow.active], this.#o.waitReplicas);
+    this.#o.engine.store.events?.append({ kind: 'run', run: runId, name: spec.name, state: 'running', at: now });
     await this.#o.engine.kick(runId);
     const meta = await this.#o.engine.store.meta(runId);
     return { run: { id: runId, name: spec.name, state: meta?.state ?? 'running' }, created: true };

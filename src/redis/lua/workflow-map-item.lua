@@ -6,6 +6,7 @@
 -- the failures tolerated stops the map starting items, and it fails once its running items settled;
 -- else the node goes back to the ready set (and the engine is woken, once until it takes more) for
 -- its next items. When the run stops, the map settles skipped once no item of it runs.
+-- Returns 0 (settled before), 1, or 2, 3, 4 when the item settled the map done, dead or skipped.
 --  
 --- @include "workflow-lib"
 --- @include "workflow-map-lib"
@@ -24,17 +25,17 @@ local function info() return mapInfo(c, cjson.decode(rcall('HGET', INFO, node) o
 if run ~= 'running' then
   if c.running > 0 then return 1 end
   mapForget(node, c.n)
-  return settleNode(node, 'skipped', '', info(), now)
+  return settleNode(node, 'skipped', '', info(), now) + 3
 end
 if c.error then
   if c.running > 0 then return 1 end
   mapForget(node, c.n)
-  return settleNode(node, 'dead', c.error, info(), now)
+  return settleNode(node, 'dead', c.error, info(), now) + 2
 end
 if c.done + c.failed >= c.n then
   local result = mapResult(node, c.n)
   mapForget(node, c.n)
-  return settleNode(node, 'done', result, info(), now)
+  return settleNode(node, 'done', result, info(), now) + 1
 end
 if c.next < c.n and rcall('SADD', READY, node) == 1 then wake() end
 return 1
