@@ -10,9 +10,9 @@ const LAYERS = [
   { name: 'model', path: '^src/(model/|types/|version\\.ts$)' },
   { name: 'config', path: '^src/config/' },
   { name: 'redis', path: '^src/redis/' },
-  { name: 'stores', path: '^src/(registry|breaker|task|metrics|events)/|^src/workflow/run-store\\.ts$|^src/schedule/schedule-store\\.ts$' },
+  { name: 'stores', path: '^src/(registry|breaker|task|metrics|events)/|^src/callbacks/callback-outbox\\.ts$|^src/workflow/run-store\\.ts$|^src/schedule/schedule-store\\.ts$' },
   // the workflow engine, its sweep, its node kinds (node-kinds.ts lists them) and the run views
-  { name: 'engines', path: '^src/(routing|agent|health|housekeeping)/|^src/workflow/(?!run-store\\.ts$)|^src/schedule/(?!schedule-store\\.ts$)' },
+  { name: 'engines', path: '^src/(routing|agent|health|housekeeping)/|^src/callbacks/(?!callback-outbox\\.ts$)|^src/workflow/(?!run-store\\.ts$)|^src/schedule/(?!schedule-store\\.ts$)' },
   { name: 'wiring', path: '^src/wiring/' },
   { name: 'top', path: '^src/(api|cli|client)/|^src/index\\.ts$' },
 ];

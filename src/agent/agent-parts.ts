@@ -38,6 +38,7 @@ import { Presence } from './presence.ts';
 import { createProcessor, TIMEOUT } from './processor.ts';
 import { DEFAULT_EVENTS_RETENTION_MS } from '../config/env.ts';
 import { EventLog } from '../events/event-log.ts';
+import { CallbackOutbox } from '../callbacks/callback-outbox.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 
 export type AgentConfig = Pick<
@@ -102,6 +103,8 @@ export interface AgentParts extends AgentIdentity {
   housekeeper: Housekeeper;
   /** Where the agent tells task state changes (GET /v1/events). */
   events: EventLog;
+  /** Where the agent queues the callbacks of tasks that end. */
+  callbacks: CallbackOutbox;
 }
 
 export function connectAgent(redisUrl: string): AgentConnections {
@@ -160,6 +163,7 @@ interface WorkerParts {
   outcomes: OutcomeWindow;
   hooks: AgentHooks;
   events: EventLog;
+  callbacks: CallbackOutbox;
 }
 
 /** The BullMQ Worker of the agent's pool queue, running each task through createProcessor; it does not run yet. */
@@ -181,6 +185,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       admit: (jobId) => gate.admit(jobId),
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
       namedBreaker: (name) => gate.named(name),
+      callback: (url, taskId, state) => p.callbacks.add({ kind: 'task', id: taskId, state, url }),
       settleNode: async (w, outcome, payload, info) => {
         if (w.item !== undefined) await runs.settleItem(w.run, w.node, w.item, outcome, payload);
         else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info);
@@ -239,9 +244,10 @@ export function buildAgentParts(opts: AgentOptions, connections: AgentConnection
     onHeld: () => metrics.limited('key-concurrency'),
   });
   const events = new EventLog(redis, config.prefix, config.eventsRetentionMs ?? DEFAULT_EVENTS_RETENTION_MS, (err) => log.debug({ err: err.message }, 'could not append to the event log'));
-  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks, events });
+  const callbacks = new CallbackOutbox(redis, config.prefix);
+  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks, events, callbacks });
   const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
   const presence = new Presence(registry, identity.record, timing, () => hooks.report(), () => hooks.pullingMayChange(), log);
   const housekeeper = buildHousekeeper(redis, config, identity, registry);
-  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper, events };
+  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper, events, callbacks };
 }

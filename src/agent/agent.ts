@@ -218,7 +218,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Stops pulling and deregisters at once; in-flight tasks get the grace period, then go back to waiting. */
   close(graceMs = this.#p.config.shutdownGraceMs): Promise<void> {
-    const { monitor, stopCheck, presence, housekeeper, metrics, inFlight, worker, gate, slots, connections, log } = this.#p;
+    const { monitor, stopCheck, presence, housekeeper, metrics, inFlight, worker, gate, slots, callbacks, connections, log } = this.#p;
     this.#closing ??= (async () => {
       log.info({ graceMs }, 'agent stopping: no new tasks, waiting for in-flight ones');
       monitor.stop();
@@ -229,7 +229,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         await worker.close();
       } finally {
         clearTimeout(timer);
-        await Promise.all([gate.stop(), slots.stop()]);
+        await Promise.all([gate.stop(), slots.stop(), callbacks.close().catch(() => undefined)]);
         const { subscriber, redis } = connections;
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());

@@ -52,6 +52,8 @@ export interface ProcessorHooks {
   namedBreaker(name: string): SharedBreaker;
   /** Records how a workflow node (or compensation) ended, before its job finishes (see src/workflow/engine.ts). */
   settleNode(w: WorkflowRef, outcome: 'done' | 'dead', payload: string, info: NodeInfo): Promise<void>;
+  /** Queues the delivery of a task's callback (its request's), before its job completes or fails for good. */
+  callback?(url: string, taskId: string, state: 'completed' | 'dead' | 'cancelled'): Promise<void>;
   /** Called when a handler run starts and ends, for the agent's load and error-rate figures. */
   started(): void;
   finished(ok: boolean): void;
@@ -174,10 +176,16 @@ const nodeInfo = (job: Job<TaskEnvelope>, pool: string): NodeInfo => ({
 });
 
 /**
- * A workflow node that will not run again tells its run now, before its job fails; should this
- * fail, the engine's sweep finds the failed job and records it.
+ * A task that will not run again: a workflow node tells its run now, before its job fails (should
+ * this fail, the engine's sweep finds the failed job and records it); a task with a callback queues
+ * its delivery (should this fail, the job fails anyway and the callback is lost: logged).
  */
 async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnvelope>, message: string): Promise<void> {
+  if (env.callback && h.callback) {
+    await h.callback(env.callback.url, job.id ?? '', message.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead').catch((e: unknown) =>
+      h.log.warn({ ...taskLogFields(job.id), err: e instanceof Error ? e.message : String(e) }, 'could not queue the callback of a dead task'),
+    );
+  }
   if (!env.workflow) return;
   await h.settleNode(env.workflow, 'dead', message, nodeInfo(job, h.pool)).catch((e: unknown) =>
     h.log.warn({ ...taskLogFields(job.id), err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
@@ -220,7 +228,9 @@ async function checkedTask(h: ProcessorHooks, job: Job<TaskEnvelope>): Promise<{
   }
   const payload = type.payload.safeParse(env.payload);
   if (!payload.success) {
-    throw new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
+    const invalid = new UnrecoverableError(`payload of ${type.name} is invalid: ${summarize(toFieldIssues(payload.error, 'payload'))}`);
+    await settleDead(h, env, job, invalid.message);
+    throw invalid;
   }
   return { env, payload: payload.data };
 }
@@ -297,5 +307,7 @@ async function commitResult(h: ProcessorHooks, job: Job<TaskEnvelope>, env: Task
   }
   // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.
   if (env.workflow) await h.settleNode(env.workflow, 'done', json, nodeInfo(job, h.pool));
+  // Likewise the callback: queued again after a crash, it is the same delivery (a no-op).
+  if (env.callback && h.callback) await h.callback(env.callback.url, job.id ?? '', 'completed');
   return result.data;
 }

@@ -64,7 +64,7 @@ export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
   const app = createApp({
     ...services,
     config,
-    boardQueues: [services.engine.runQueue],
+    boardQueues: [services.engine.runQueue, services.callbacks.queue],
     breakerState: (ref) => breakers.state(poolBreakerName(ref)),
     log,
     version: VERSION,

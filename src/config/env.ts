@@ -91,6 +91,10 @@ export const envSchema = z.object({
    * Redis per event, three events per task. 0: no event log (GET /v1/events answers 404; clients poll).
    */
   SWITCHYARD_EVENTS_RETENTION_MS: int(0, 86_400_000).default(DEFAULT_EVENTS_RETENTION_MS),
+  /** The shared secret completion callbacks are signed with (HMAC-SHA256); without it, requests with a callback are refused. */
+  SWITCHYARD_CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /** Hosts callbacks may go to: names, `*.domain` for its subdomains, `*` for any. */
+  SWITCHYARD_CALLBACK_HOSTS: list.pipe(z.array(z.string().regex(/^(\*|(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/, 'a host name, *.domain or *'))).default(['*']),
   /**
    * Job lock: an agent that dies loses its tasks to the others after the lock expires (renewed every
    * half lock) plus up to two stalled checks: 2-5 s with these defaults. A handler that blocks its
@@ -168,6 +172,8 @@ export type Config = Readonly<{
   keepWorkflowsS: number;
   /** 0: no event log. */
   eventsRetentionMs: number;
+  /** Completion callbacks: the signing secret (none: callbacks refused) and the hosts allowed. */
+  callbacks: { secret?: string; hosts: readonly string[] };
   lockMs: number;
   stalledIntervalMs: number;
   maxStalled: number;
@@ -232,6 +238,7 @@ function configOf(e: z.output<typeof envSchema>): Config {
     maxWorkflowNodes: e.SWITCHYARD_MAX_WORKFLOW_NODES,
     keepWorkflowsS: e.SWITCHYARD_KEEP_WORKFLOWS_S,
     eventsRetentionMs: e.SWITCHYARD_EVENTS_RETENTION_MS,
+    callbacks: { ...(e.SWITCHYARD_CALLBACK_SECRET ? { secret: e.SWITCHYARD_CALLBACK_SECRET } : {}), hosts: Object.freeze(e.SWITCHYARD_CALLBACK_HOSTS.map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1'))) },
     lockMs: e.SWITCHYARD_LOCK_MS,
     stalledIntervalMs: e.SWITCHYARD_STALLED_INTERVAL_MS,
     maxStalled: e.SWITCHYARD_MAX_STALLED,

@@ -41,6 +41,7 @@ export class ApiMetrics {
   readonly #agents: Gauge;
   readonly #fires: Counter;
   readonly #fireDelay: Histogram;
+  readonly #callbacks: Counter;
 
   constructor(private readonly d: ApiMetricsDeps) {
     const registers = [this.registry];
@@ -73,6 +74,7 @@ export class ApiMetrics {
     breakerGauge(d, registers);
     if (d.runQueue) workflowGauge(d.runQueue, registers);
     if (d.schedules) scheduleGauge(d.schedules, registers);
+    this.#callbacks = new Counter({ name: 'switchyard_callbacks_total', help: 'Completion callback attempts by this API process: delivered (a 2xx), retrying (an attempt failed; another follows), dead (every attempt failed: kept in the {callbacks} queue)', labelNames: ['outcome'], registers });
     this.#fires = new Counter({ name: 'switchyard_schedule_fires_total', help: 'Schedule ticks handled by this API process: fired (started its task or run), skipped (misfire: skip), failed (what it starts no longer validates)', labelNames: ['outcome'], registers });
     this.#fireDelay = new Histogram({
       name: 'switchyard_schedule_fire_delay_seconds',
@@ -86,6 +88,11 @@ export class ApiMetrics {
   scheduleFired(outcome: 'fired' | 'skipped' | 'failed', delayMs: number): void {
     this.#fires.inc({ outcome });
     if (outcome === 'fired') this.#fireDelay.observe(Math.max(0, delayMs) / 1000);
+  }
+
+  /** Counts a callback delivery attempt's outcome. */
+  callback(outcome: 'delivered' | 'retrying' | 'dead'): void {
+    this.#callbacks.inc({ outcome });
   }
 
   /** Counts tasks written to a pool queue (by its BullMQ name). */

@@ -37,6 +37,8 @@ export const queueLabel = (name: string): string => name.replace(/^\{([^}]*)\}/,
  */
 export const WORKFLOW_QUEUE = '{workflows}';
 export const GATE_QUEUE = '{workflows}.gates';
+/** BullMQ queue of completion callbacks to deliver (src/callbacks/): retried with backoff, dead ones kept in its failed set. */
+export const CALLBACK_QUEUE = '{callbacks}';
 /**
  * How long a run job waits before it is looked at anyway (a run still going waits again: for 10 000
  * day-long runs, about one look a second). Seven digits, so the job's options (its id, this delay)

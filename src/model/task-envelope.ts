@@ -23,6 +23,8 @@ export const envelopeSchema = z.object({
   /** Set on the tasks of a workflow: the run, the node, whether this is the node's compensation, and a map item's index. */
   /** `undo`: the task is the node's compensation (the stored name, kept for jobs already written). */
   workflow: z.object({ run: z.string(), node: z.string(), undo: z.boolean().optional(), item: z.number().int().min(0).optional() }).optional(),
+  /** Where its final view is POSTed when it ends (the request's callback). */
+  callback: z.object({ url: z.string() }).optional(),
   /** The task's concurrency key, and its own limit per key when it overrides its type's (src/task/key-slots.ts). */
   concurrency: z.object({ key: z.string(), limit: z.number().int().positive().optional() }).optional(),
   /** Results of the node's dependencies (of the node itself, for a compensation), by node id. */

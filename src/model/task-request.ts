@@ -3,6 +3,7 @@ import semver from 'semver';
 import { z } from 'zod';
 import { STRATEGIES } from './routing.ts';
 import { NAME_PATTERN } from './names.ts';
+import { callbackSchema } from './callback.ts';
 
 /** The highest priority BullMQ accepts (its PRIORITY_LIMIT, 2^21 - 1; tests/unit/names.test.ts holds them equal). */
 export const PRIORITY_LIMIT = 2 ** 21 - 1;
@@ -63,10 +64,12 @@ export const taskRequestSchema = z.strictObject({
   concurrencyKey: flowKeySchema.optional(),
   /** Tasks of this key running at once, across every agent and pool of the type; overrides the type's limits.concurrencyPerKey. */
   concurrencyLimit: z.number().int().min(1).max(100_000).optional(),
+  /** Where Switchyard POSTs the task's final view when it ends (model/callback.ts). */
+  callback: callbackSchema.optional(),
 });
 
 /** The per-task options a workflow node or a schedule's task does not take (they hold for one lone request). */
-export const LONE_TASK_OPTIONS = { idempotencyKey: true, delayMs: true, throttle: true, debounce: true } as const;
+export const LONE_TASK_OPTIONS = { idempotencyKey: true, delayMs: true, throttle: true, debounce: true, callback: true } as const;
 
 /** What a workflow node does not take yet besides those: a concurrency key (its fair order is worked out where lone tasks are written). */
 export const KEYED_TASK_OPTIONS = { concurrencyKey: true, concurrencyLimit: true } as const;

@@ -23,12 +23,16 @@ export const workflowRequestSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   nodes: z.array(z.unknown()).min(1, 'a workflow needs at least one node'),
   idempotencyKey: taskRequestSchema.shape.idempotencyKey,
+  /** Where the run's final view is POSTed when it ends (model/callback.ts). */
+  callback: taskRequestSchema.shape.callback,
 });
 
 export interface WorkflowSpec {
   name: string;
   nodes: NodeSpec[];
   idempotencyKey?: string;
+  /** Where the run's final view goes (its host checked by the caller against the allow-list). */
+  callback?: { url: string };
   /** Node ids in a topological order (every node after its dependencies). */
   order: string[];
   /** Node id -> ids of the nodes that depend on it. */
@@ -64,7 +68,7 @@ export function validateWorkflow(raw: unknown, catalogue: Catalogue, maxNodes: n
     const cycle = findCycle(nodes, new Set(order));
     throw invalid('workflow', [{ path: `nodes[${index.get(cycle[0]!)}].dependsOn`, message: `cycle: ${[...cycle, cycle[0]].join(' -> ')}` }]);
   }
-  return { name: req.name ?? DEFAULT_RUN_NAME, nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) };
+  return { name: req.name ?? DEFAULT_RUN_NAME, nodes, order, dependents, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}), ...(req.callback ? { callback: req.callback } : {}) };
 }
 
 interface CheckContext extends NodeCheckContext {

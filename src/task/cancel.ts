@@ -7,6 +7,7 @@ import type { Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import { SwitchyardError } from '../model/errors.ts';
 import type { EventLog } from '../events/event-log.ts';
+import type { CallbackOutbox } from '../callbacks/callback-outbox.ts';
 import { keys } from '../redis/keys.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { TaskLookup } from './lookup.ts';
@@ -29,6 +30,7 @@ export class TaskCanceller {
     private readonly lookup: TaskLookup,
     private readonly keepS: number,
     private readonly events?: EventLog,
+    private readonly callbacks?: CallbackOutbox,
   ) {
     this.#k = keys(prefix);
   }
@@ -47,6 +49,8 @@ export class TaskCanceller {
         const cancelled: TaskView = { ...view, state: 'cancelled', note: reason, finishedAt: new Date().toISOString() };
         await this.redis.set(this.#k.cancelled(view.type, id), JSON.stringify(cancelled), 'EX', this.keepS);
         this.events?.append({ kind: 'task', task: id, type: view.type, pool: view.pool, state: 'cancelled', at: Date.now() });
+        const url = job?.data.callback?.url;
+        if (url) await this.callbacks?.add({ kind: 'task', id, state: 'cancelled', url });
         return cancelled;
       } catch {
         // It started in the meantime (its job is locked): abort it like any running task.

@@ -23,6 +23,7 @@ import { BACKOFF_TYPE } from './backoff-strategy.ts';
 import { newTaskId } from '../model/task-id.ts';
 import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from './idempotency.ts';
 import type { PoolQueues } from './pool-queues.ts';
+import { checkCallback } from '../model/callback.ts';
 import { optionsConflict, taskRequestSchema, type TaskRequest } from '../model/task-request.ts';
 import { FlowControl, flowKeyOf, type FlowKey } from './flow-control.ts';
 import { FairOrder } from './fair-order.ts';
@@ -56,7 +57,7 @@ export interface ProducerDeps {
   queues: PoolQueues;
   catalogue: Catalogue;
   router: Router;
-  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch' | 'maxBacklog'> & Partial<Pick<Config, 'waitReplicas'>>;
+  config: Pick<Config, 'prefix' | 'idempotencyTtlS' | 'keepCompleted' | 'maxBatch' | 'maxBacklog'> & Partial<Pick<Config, 'waitReplicas' | 'callbacks'>>;
   /** Tasks of a type already waiting (from the fleet snapshot); enables the backlog limit. */
   backlog?: (type: string) => number;
   /** Told of the tasks written to each queue, once they are (the acknowledgement audit, metrics). */
@@ -100,6 +101,7 @@ export class TaskProducer {
       const path = base ? `${base}.${conflict.path}` : conflict.path;
       throw new ValidationError(`${base || 'task request'} is invalid: ${path}: ${conflict.message}`, [{ path, message: conflict.message }]);
     }
+    if (req.callback) checkCallback(req.callback.url, this.#d.config.callbacks ?? { hosts: [] }, base ? `${base}.callback` : 'callback');
     const type = this.#d.catalogue.get(req.type);
     const checked = type.payload.safeParse(req.payload);
     const payload = checked.success ? checked.data : parseOrThrow(type.payload, req.payload, `payload of ${type.name}`, base ? `${base}.payload` : 'payload');
@@ -121,6 +123,7 @@ export class TaskProducer {
     if (req.backoff) envelope.backoff = backoff;
     if (req.idempotencyKey) envelope.key = req.idempotencyKey;
     if (req.tags?.length) envelope.tags = req.tags;
+    if (req.callback) envelope.callback = req.callback;
     if (req.pool || req.strategy || req.version) {
       envelope.route = { ...(req.pool ? { pool: req.pool } : {}), ...(req.strategy ? { strategy: req.strategy } : {}), ...(req.version ? { version: req.version } : {}) };
     }

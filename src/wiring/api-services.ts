@@ -35,6 +35,8 @@ import { WorkflowRuns } from '../workflow/runs.ts';
 import { Schedules } from '../schedule/schedules.ts';
 import { EventLog, waitingEvents } from '../events/event-log.ts';
 import { EventFeed } from '../events/event-feed.ts';
+import { CallbackOutbox } from '../callbacks/callback-outbox.ts';
+import { CallbackSender } from '../callbacks/callback-sender.ts';
 
 const POOL_REFRESH_MS = 5000;
 const DISPATCH_INTERVAL_MS = 500;
@@ -100,12 +102,23 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
   const runStore = new RunStore(redis, config.prefix);
   const lookup = new TaskLookup(queues, catalogue, redis, config.prefix, registry, (id) => runStore.typeOfJob(id));
   const deadLetters = new DeadLetters(queues, catalogue, router);
-  const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age, eventLog);
-  const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log, events: eventLog });
+  const callbacks = new CallbackOutbox(redis, config.prefix);
+  const canceller = new TaskCanceller(redis, config.prefix, queues, lookup, config.keepCompleted.age, eventLog, callbacks);
+  const engine = new WorkflowEngine({ redis, subscriber, queues, producer, catalogue, prefix: config.prefix, keepRunsS: config.keepWorkflowsS, log, events: eventLog, callbacks });
   const workflows = new WorkflowRuns({
     redis, prefix: config.prefix, catalogue, engine,
     maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS, waitReplicas: config.waitReplicas,
+    callbacks: config.callbacks,
   });
+  // Only API processes deliver callbacks (they hold the secret and the views).
+  const sender = config.callbacks.secret
+    ? new CallbackSender({
+        connection: background, prefix: config.prefix, secret: config.callbacks.secret, log,
+        views: { task: (id) => lookup.find(id), run: (id) => workflows.view(id, { offset: 0, limit: 1000 }) },
+        onOutcome: (outcome) => metrics.callback(outcome),
+      })
+    : undefined;
+  sender?.start();
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   // The timer reads and writes through the background connection: it waits out a Redis outage.
   const schedules = new Schedules({
@@ -113,7 +126,7 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
     onFire: (fire, delayMs) => metrics.scheduleFired(fire.outcome, delayMs),
   });
   schedules.start();
-  return { ...c, eventLog, events, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
+  return { ...c, eventLog, events, callbacks, sender, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
 }
 
 /** The leased chores an API process competes for, started; and the pool list refresh. */
@@ -168,7 +181,8 @@ export async function stopApiServices(s: ApiServices): Promise<void> {
   await s.events?.stop();
   await Promise.all([s.snapshot.stop(), s.breakers.stop()]);
   await s.schedules.stop(); // fires start tasks and runs: stopped before what they use
-  await Promise.all([s.engine.stop(), s.workflows.close()]);
+  await Promise.all([s.engine.stop(), s.workflows.close(), s.sender?.close()]);
+  await s.callbacks.close();
   await Promise.all([s.queues.close(), s.backgroundQueues.close()]);
   await Promise.all([s.redis, s.background, s.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
   s.eventReader.disconnect();

@@ -23,6 +23,7 @@ import type { Catalogue } from '../model/catalogue.ts';
 import type { Logger } from '../config/logger.ts';
 import { keys } from '../redis/keys.ts';
 import type { EventLog } from '../events/event-log.ts';
+import type { CallbackOutbox } from '../callbacks/callback-outbox.ts';
 import { GATE_QUEUE, RUN_JOB_HOLD_MS, WORKFLOW_QUEUE } from '../model/names.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
@@ -48,6 +49,8 @@ export interface WorkflowEngineOptions {
   kinds?: readonly NodeKind[];
   /** Where node settles and finished runs are told (GET /v1/events). */
   events?: EventLog;
+  /** Where the callbacks of runs that end are queued. */
+  callbacks?: CallbackOutbox;
 }
 
 /** Node definitions kept in memory (they never change), across runs, before the oldest runs are dropped. */
@@ -283,11 +286,14 @@ export class WorkflowEngine {
     await this.#o.redis.zrem(this.#k.workflow.active, runId);
   }
 
-  /** Tells the event log a run ended, once (the first engine to release it). */
+  /** Queues a finished run's callback and tells the event log it ended, once (the first engine to release it marks it announced). */
   async #announce(runId: string): Promise<void> {
-    if (!this.#o.events?.enabled || (await this.#o.redis.hsetnx(this.store.key(runId), 'announced', '1')) === 0) return;
     const meta = await this.store.meta(runId);
-    if (meta) this.#o.events.append({ kind: 'run', run: runId, name: meta.name, state: meta.state, ...(meta.reason ? { reason: meta.reason } : {}), at: meta.finishedAt ?? Date.now() });
+    if (!meta || meta.announced) return;
+    // The callback first (queueing it twice is a no-op), so a crash before the mark below loses none.
+    if (meta.callback) await this.#o.callbacks?.add({ kind: 'run', id: runId, state: meta.state, url: meta.callback });
+    if ((await this.#o.redis.hsetnx(this.store.key(runId), 'announced', '1')) === 0) return;
+    this.#o.events?.append({ kind: 'run', run: runId, name: meta.name, state: meta.state, ...(meta.reason ? { reason: meta.reason } : {}), at: meta.finishedAt ?? Date.now() });
   }
 
   /** The run job's processor: runs once the engine promoted it (or its hold ran out); its outcome is the run's. */

@@ -34,6 +34,10 @@ export interface RunMeta {
   createdAt: number;
   finishedAt?: number;
   idempotencyKey?: string;
+  /** Where the run's final view is POSTed when it ends. */
+  callback?: string;
+  /** Its end was told (event log, callback queued). */
+  announced?: boolean;
 }
 
 export interface NodeInfo {
@@ -154,6 +158,7 @@ export class RunStore {
       ...(roots.length > 0 ? { ready: roots.length } : {}),
       createdAt: now,
       ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+      ...(spec.callback ? { callback: spec.callback.url } : {}),
     });
     m.hset(this.key(runId, ':defs'), ...defs);
     m.hset(this.key(runId, ':state'), ...states);
@@ -437,6 +442,8 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
     createdAt: num(h.createdAt),
     ...(h.finishedAt ? { finishedAt: num(h.finishedAt) } : {}),
     ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),
+    ...(h.callback ? { callback: h.callback } : {}),
+    ...(h.announced ? { announced: true } : {}),
   };
 }
 

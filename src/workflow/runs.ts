@@ -3,6 +3,7 @@
  * returns the same run), read one (a page of its nodes at a time), list the newest (overviews
  * without nodes: one meta hash read per run), cancel one. The engine does the rest.
  */
+import { checkCallback } from '../model/callback.ts';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
 import { SwitchyardError, ValidationError } from '../model/errors.ts';
@@ -40,6 +41,8 @@ export interface WorkflowRunsOptions {
   keepRunsS: number;
   /** Replicas that must hold a new run before it is acknowledged (SWITCHYARD_WAIT_REPLICAS). */
   waitReplicas?: ReplicaWait;
+  /** Completion callbacks: without a secret, a run with a callback is refused. */
+  callbacks?: { secret?: string; hosts: readonly string[] };
 }
 
 export class WorkflowRuns {
@@ -62,6 +65,7 @@ export class WorkflowRuns {
    */
   async start(raw: unknown, runId = newRunId()): Promise<{ run: RunSummary; created: boolean }> {
     const spec = validateWorkflow(raw, this.#o.catalogue, this.#o.maxNodes, this.#o.engine.kinds);
+    if (spec.callback) checkCallback(spec.callback.url, this.#o.callbacks ?? { hosts: [] }, 'callback');
     if (spec.idempotencyKey) {
       // The reservation holds the validated request's fingerprint: the same key with another request is refused.
       const fingerprint = requestFingerprint({ name: spec.name, nodes: spec.nodes });
