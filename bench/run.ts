@@ -80,6 +80,8 @@ const program = new Command('switchyard bench')
   .option('--durable-runs <n>', 'workflow-durable: runs asleep at once', (v) => Number(v), DURABLE_DEFAULTS.durableRuns)
   .option('--durable-idle-s <s>', 'workflow-durable: seconds of CPU measured, without runs and with them asleep', (v) => Number(v), DURABLE_DEFAULTS.durableIdleS)
   .option('--durable-spread-s <s>', 'workflow-durable: seconds the wake times are spread over', (v) => Number(v), DURABLE_DEFAULTS.durableSpreadS)
+  .option('--webhook-rate <n>', 'workflow-durable: tasks with a callback per second while the receiver refuses', (v) => Number(v), DURABLE_DEFAULTS.webhookRate)
+  .option('--webhook-down-s <s>', 'workflow-durable: seconds the receiver refuses connections', (v) => Number(v), DURABLE_DEFAULTS.webhookDownS)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -95,7 +97,7 @@ if (opts.smoke) {
     shapes: '4x5', workMs: 20, wfRounds: 1, mapItems: 200, mapConcurrency: 20, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
-    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3,
+    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3, webhookRate: 20, webhookDownS: 3,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;

@@ -56,6 +56,7 @@ export {
 } from './client/client.ts';
 export type { EventFilter, EventStreamOptions, StreamedEvent } from './client/event-stream.ts';
 export type { SwitchyardEvent, TaskEventState } from './events/event-log.ts';
+export { verifyCallback, signCallback, SIGNATURE_HEADER, DELIVERY_HEADER, type Callback } from './model/callback.ts';
 
 // Running Switchyard in your own process (examples, benchmarks, embedding): the API process with or
 // without HTTP, the workflow engine alone (fixed router), the agent registry, queue names, and Redis helpers.
