@@ -188,7 +188,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       callback: (url, taskId, state) => p.callbacks.add({ kind: 'task', id: taskId, state, url }),
       settleNode: async (w, outcome, payload, info) => {
         if (w.item !== undefined) await runs.settleItem(w.run, w.node, w.item, outcome, payload);
-        else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info);
+        else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info, Date.now(), true);
       },
       started: () => hooks.started(),
       finished: (ok) => {

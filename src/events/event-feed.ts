@@ -5,14 +5,7 @@
  * after its id from the log, then the live ones after the last it got: each entry once, in order.
  */
 import type { RedisConnection } from '../redis/connection.ts';
-import { parseEntries, type EventLog, type LoggedEvent } from './event-log.ts';
-
-/** Whether stream entry id `a` comes after `b` (`<ms>-<seq>`). */
-export function idAfter(a: string, b: string): boolean {
-  const [am, as] = a.split('-').map(Number) as [number, number];
-  const [bm, bs] = b.split('-').map(Number) as [number, number];
-  return am > bm || (am === bm && as > bs);
-}
+import { eventIdParts, idAfter, parseEntries, type EventLog, type LoggedEvent } from './event-log.ts';
 
 type Listener = (events: readonly LoggedEvent[]) => void;
 
@@ -75,7 +68,7 @@ export class EventFeed {
       let gap = false;
       if (resumeAfter !== undefined) {
         const oldest = await this.log.oldest();
-        gap = oldest !== undefined && idAfter(oldest, resumeAfter) && resumeAfter !== '0-0' ? await this.#trimmedSince(resumeAfter, oldest) : false;
+        gap = oldest !== undefined && idAfter(oldest, eventIdParts(resumeAfter).entry) && resumeAfter !== '0-0' ? await this.#trimmedSince(resumeAfter, oldest) : false;
         for (let page = await this.log.after(resumeAfter, BACKLOG_PAGE); page.length > 0; page = await this.log.after(last!, BACKLOG_PAGE)) {
           backlog.push(...page);
           last = page[page.length - 1]!.id;
@@ -98,7 +91,7 @@ export class EventFeed {
 
   /** Whether entries between `after` and the oldest one kept were trimmed (an id older than the retention). */
   async #trimmedSince(after: string, oldest: string): Promise<boolean> {
-    const ms = Number(after.split('-')[0]);
+    const ms = Number(eventIdParts(after).entry.split('-')[0]);
     return Number(oldest.split('-')[0]) > ms && Date.now() - ms > this.log.retentionMs;
   }
 

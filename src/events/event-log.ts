@@ -20,29 +20,55 @@ export type SwitchyardEvent =
 export const TASK_EVENT_STATES = ['waiting', 'active', 'failed', 'completed', 'dead', 'cancelled'] as const;
 export type TaskEventState = (typeof TASK_EVENT_STATES)[number];
 
-/** An event as read back: the stream entry id (the SSE `id`) and the event. */
+/** An event as read back: its id (the SSE `id`: `<stream entry id>.<index in the entry>`) and the event. */
 export interface LoggedEvent {
   id: string;
   event: SwitchyardEvent;
 }
 
-/** Plain-object key/value pairs of a stream entry (['e', json]) into events, skipping any that do not parse. */
+/** An event id: a stream entry id and the event's place in the entry (`1796316309021-0.3`); an entry id alone stands for all of it. */
+export const EVENT_ID = /^\d{1,15}-\d{1,15}(\.\d{1,6})?$/;
+
+/** An event id's parts: its entry, and its index in it (undefined: the whole entry). */
+export function eventIdParts(id: string): { entry: string; index?: number } {
+  const dot = id.indexOf('.');
+  return dot < 0 ? { entry: id } : { entry: id.slice(0, dot), index: Number(id.slice(dot + 1)) };
+}
+
+/** Whether event id `a` comes after `b` (entries by their stream order, then index; an entry alone is its last event). */
+export function idAfter(a: string, b: string): boolean {
+  const pa = eventIdParts(a);
+  const pb = eventIdParts(b);
+  const [am, as] = pa.entry.split('-').map(Number) as [number, number];
+  const [bm, bs] = pb.entry.split('-').map(Number) as [number, number];
+  if (am !== bm || as !== bs) return am > bm || (am === bm && as > bs);
+  return (pa.index ?? Infinity) > (pb.index ?? Infinity);
+}
+
+/** Stream entries (each field `e`: a JSON array of events, or one event) into events, skipping what does not parse. */
 export function parseEntries(entries: ReadonlyArray<[string, string[]]>): LoggedEvent[] {
   const out: LoggedEvent[] = [];
   for (const [id, fields] of entries) {
     const json = fields[fields.indexOf('e') + 1];
     if (!json) continue;
     try {
-      out.push({ id, event: JSON.parse(json) as SwitchyardEvent });
+      const parsed = JSON.parse(json) as SwitchyardEvent | SwitchyardEvent[];
+      (Array.isArray(parsed) ? parsed : [parsed]).forEach((event, i) => out.push({ id: `${id}.${i}`, event }));
     } catch {
-      // not an event of ours
+      // not an entry of ours
     }
   }
   return out;
 }
 
+/** How long events wait to be written together, and how many at most go in one entry. */
+const FLUSH_MS = 5;
+const MAX_BATCH = 500;
+
 export class EventLog {
   readonly key: string;
+  #batch: SwitchyardEvent[] = [];
+  #timer: NodeJS.Timeout | undefined;
 
   /** `retentionMs` 0: a log that records nothing. */
   constructor(
@@ -58,24 +84,37 @@ export class EventLog {
     return this.retentionMs > 0;
   }
 
-  /** Appends events (one pipelined XADD each, trimming what is older than the retention); never throws. */
+  /**
+   * Appends events: they are written together with the others of the next few milliseconds, as one
+   * stream entry (one XADD for many events, trimming what is older than the retention); never throws.
+   */
   append(...events: SwitchyardEvent[]): void {
     if (!this.enabled || events.length === 0) return;
-    const minId = String(Date.now() - this.retentionMs);
-    const add = (e: SwitchyardEvent) => this.redis.xadd(this.key, 'MINID', '~', minId, '*', 'e', JSON.stringify(e));
-    if (events.length === 1) {
-      add(events[0]!).catch((err: Error) => this.onError(err));
-      return;
-    }
-    const p = this.redis.pipeline();
-    for (const e of events) p.xadd(this.key, 'MINID', '~', minId, '*', 'e', JSON.stringify(e));
-    p.exec().catch((err: Error) => this.onError(err));
+    this.#batch.push(...events);
+    if (this.#batch.length >= MAX_BATCH) void this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
   }
 
-  /** Up to `count` events after entry `after` ('-' for the oldest kept). */
+  /** Writes what is waiting now (on close, so nothing appended is dropped). */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const minId = String(Date.now() - this.retentionMs);
+    await this.redis.xadd(this.key, 'MINID', '~', minId, '*', 'e', JSON.stringify(batch)).then(
+      () => undefined,
+      (err: Error) => this.onError(err),
+    );
+  }
+
+  /** Up to about `count` events after event `after` ('-' for the oldest kept). */
   async after(after: string, count: number): Promise<LoggedEvent[]> {
-    const start = after === '-' ? '-' : `(${after}`;
-    return parseEntries((await this.redis.xrange(this.key, start, '+', 'COUNT', count)) as Array<[string, string[]]>);
+    if (after === '-') return parseEntries((await this.redis.xrange(this.key, '-', '+', 'COUNT', count)) as Array<[string, string[]]>);
+    const { entry, index } = eventIdParts(after);
+    const entries = (await this.redis.xrange(this.key, index === undefined ? `(${entry}` : entry, '+', 'COUNT', count)) as Array<[string, string[]]>;
+    return parseEntries(entries).filter((e) => idAfter(e.id, after));
   }
 
   /** The id of the oldest entry kept, or undefined when the log is empty. */

@@ -183,7 +183,7 @@ export async function stopApiServices(s: ApiServices): Promise<void> {
   await s.schedules.stop(); // fires start tasks and runs: stopped before what they use
   await Promise.all([s.engine.stop(), s.workflows.close(), s.sender?.close()]);
   await s.callbacks.close();
-  await Promise.all([s.queues.close(), s.backgroundQueues.close()]);
+  await Promise.all([s.queues.close(), s.backgroundQueues.close(), s.eventLog.flush()]);
   await Promise.all([s.redis, s.background, s.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
   s.eventReader.disconnect();
 }

@@ -275,10 +275,13 @@ export class RunStore {
     return scripts.workflowClaim.run(this.redis, [this.key(runId)], args);
   }
 
-  /** Records how a node (or its compensation) ended; false when it had already settled. */
-  async settle(runId: string, step: Step, node: string, outcome: Outcome, payload: string, info: NodeInfo, now = Date.now()): Promise<boolean> {
+  /**
+   * Records how a node (or its compensation) ended; false when it had already settled. `byItsTask`:
+   * an agent settles its task node, whose task events already say it (no node event).
+   */
+  async settle(runId: string, step: Step, node: string, outcome: Outcome, payload: string, info: NodeInfo, now = Date.now(), byItsTask = false): Promise<boolean> {
     const r = await scripts.workflowSettle.run(this.redis, [this.key(runId)], [this.#k.workflow.events, step, node, outcome, payload, String(now), JSON.stringify(info)]);
-    if (r === 1 && step === 'node') this.events?.append({ kind: 'node', run: runId, node, state: outcome === 'done' || outcome === 'skipped' ? outcome : 'dead', at: now });
+    if (r === 1 && step === 'node' && !byItsTask) this.events?.append({ kind: 'node', run: runId, node, state: outcome === 'done' || outcome === 'skipped' ? outcome : 'dead', at: now });
     return r === 1;
   }
 

@@ -8,18 +8,17 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { EventFeed } from '../../events/event-feed.ts';
-import type { LoggedEvent, SwitchyardEvent } from '../../events/event-log.ts';
+import { EVENT_ID, type LoggedEvent, type SwitchyardEvent } from '../../events/event-log.ts';
 import { parseOrThrow } from '../../model/validation.ts';
 import { SwitchyardError } from '../../model/errors.ts';
 
-const ENTRY_ID = /^\d{1,15}-\d{1,15}$/;
 const KEEP_ALIVE_MS = 15_000;
 
 export const eventsQuerySchema = z.strictObject({
   type: z.string().max(64).optional().describe('only task events of this agent type'),
   run: z.string().max(100).optional().describe("only this workflow run's events: its own, its nodes', its tasks'"),
   task: z.string().max(200).optional().describe("only this task's events"),
-  lastEventId: z.string().regex(ENTRY_ID, 'an event id, <ms>-<seq>').optional().describe('resume after this event (as the Last-Event-ID header)'),
+  lastEventId: z.string().regex(EVENT_ID, 'an event id, <ms>-<seq>.<index>').optional().describe('resume after this event (as the Last-Event-ID header)'),
 });
 
 export type EventsQuery = z.output<typeof eventsQuerySchema>;

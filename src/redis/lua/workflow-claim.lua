@@ -12,13 +12,18 @@ local run = rcall('HGET', META, 'state')
 local claimed = {}
 if kind == 'node' then
   if run ~= 'running' then return claimed end
-  local info = {}
-  for i = 3, #ARGV, 2 do
-    local id = ARGV[i]
-    if rcall('HGET', STATE, id) == 'ready' then
+  local info, ids = {}, {}
+  for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+  local states = {}
+  for i = 1, #ids, 1000 do
+    local part = rcall('HMGET', STATE, unpack(ids, i, math.min(i + 999, #ids)))
+    for j = 1, #part do states[#states + 1] = part[j] end
+  end
+  for k, id in ipairs(ids) do
+    if states[k] == 'ready' then
       claimed[#claimed + 1] = id
       info[#info + 1] = id
-      info[#info + 1] = ARGV[i + 1]
+      info[#info + 1] = ARGV[2 + 2 * k]
     end
   end
   if #claimed == 0 then return claimed end

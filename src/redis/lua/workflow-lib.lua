@@ -161,8 +161,55 @@ end
 
 -- A node settled (done, dead or skipped; workflow-settle.lua says what each does). Idempotent: only a
 -- queued node settles; returns 0 for any other, 1 when it changed the run. `extra`: its info (a table).
+-- The common case, a node done, with one read and one write of the meta hash and one write of the
+-- states: the node done, and each dependent whose last dependency this was ready (while the run runs).
+local function settleDone(id, payload, extra, now)
+  local m = rcall('HMGET', META, 'state', 'total', 'inflight', 'done', 'skipped', 'pending', 'ready')
+  local run = m[1]
+  local inflight, done = tonumber(m[3] or '0') - 1, tonumber(m[4] or '0') + 1
+  local meta = { 'inflight', inflight, 'done', done }
+  local states = { id, 'done' }
+  local ready = {}
+  local woke = false
+  if run == 'running' then
+    for _, d in ipairs(split(rcall('HGET', NEXT, id))) do
+      if rcall('HINCRBY', WAIT, d, -1) == 0 then
+        ready[#ready + 1] = d
+        states[#states + 1] = d
+        states[#states + 1] = 'ready'
+      end
+    end
+    if #ready > 0 then
+      saddAll(READY, ready)
+      meta[#meta + 1], meta[#meta + 2] = 'pending', tonumber(m[6] or '0') - #ready
+      meta[#meta + 1], meta[#meta + 2] = 'ready', tonumber(m[7] or '0') + #ready
+      woke = true
+    end
+    if done + tonumber(m[5] or '0') >= tonumber(m[2]) then
+      meta[#meta + 1], meta[#meta + 2] = 'state', 'completed'
+      meta[#meta + 1], meta[#meta + 2] = 'finishedAt', now
+      woke = true
+    end
+  end
+  for i = 1, #states, 1000 do rcall('HSET', STATE, unpack(states, i, math.min(i + 999, #states))) end
+  rcall('HSET', RESULTS, id, payload)
+  rcall('HSET', META, unpack(meta))
+  rcall('HSET', INFO, id, cjson.encode(extra))
+  if run == 'failing' or run == 'cancelling' then
+    -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
+    if inflight <= 0 then beginCompensation(now) end
+    woke = true
+  end
+  if woke then wake() end
+  return 1
+end
+
 local function settleNode(id, outcome, payload, extra, now)
   if rcall('HGET', STATE, id) ~= 'queued' then return 0 end
+  if outcome == 'done' then
+    extra.finishedAt = tonumber(now)
+    return settleDone(id, payload, extra, now)
+  end
   -- Counts: the node leaves 'queued' (inflight, just below) for the state it settles in.
   local m = rcall('HMGET', META, 'state', 'total')
   local run = m[1]
@@ -170,27 +217,7 @@ local function settleNode(id, outcome, payload, extra, now)
   local inflight = rcall('HINCRBY', META, 'inflight', -1)
   local woke = false
 
-  if outcome == 'done' then
-    rcall('HSET', STATE, id, 'done')
-    rcall('HSET', RESULTS, id, payload)
-    local done = rcall('HINCRBY', META, 'done', 1)
-    if run == 'running' then
-      local ready = {}
-      for _, d in ipairs(split(rcall('HGET', NEXT, id))) do
-        if rcall('HINCRBY', WAIT, d, -1) == 0 then ready[#ready + 1] = d end
-      end
-      if #ready > 0 then
-        hsetAll(STATE, ready, 'ready')
-        saddAll(READY, ready)
-        recount('pending', 'ready', #ready)
-        woke = true
-      end
-      if done + tonumber(rcall('HGET', META, 'skipped') or '0') >= tonumber(m[2]) then
-        rcall('HSET', META, 'state', 'completed', 'finishedAt', now)
-        woke = true
-      end
-    end
-  elseif outcome == 'skipped' then
+  if outcome == 'skipped' then
     rcall('HSET', STATE, id, 'skipped')
     recount(nil, 'skipped', 1)
     extra.finishedAt = nil
