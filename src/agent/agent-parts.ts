@@ -38,6 +38,7 @@ import { Presence } from './presence.ts';
 import { createProcessor, TIMEOUT } from './processor.ts';
 import { DEFAULT_EVENTS_RETENTION_MS } from '../config/env.ts';
 import { EventLog } from '../events/event-log.ts';
+import { MapItemRunner } from './map-items.ts';
 import { CallbackOutbox } from '../callbacks/callback-outbox.ts';
 import type { WorkerDefinition } from './worker-definition.ts';
 
@@ -105,6 +106,8 @@ export interface AgentParts extends AgentIdentity {
   events: EventLog;
   /** Where the agent queues the callbacks of tasks that end. */
   callbacks: CallbackOutbox;
+  /** Adds the map items that follow the ones it settles. */
+  items: MapItemRunner;
 }
 
 export function connectAgent(redisUrl: string): AgentConnections {
@@ -164,13 +167,15 @@ interface WorkerParts {
   hooks: AgentHooks;
   events: EventLog;
   callbacks: CallbackOutbox;
+  runs: RunStore;
+  items: MapItemRunner;
 }
 
 /** The BullMQ Worker of the agent's pool queue, running each task through createProcessor; it does not run yet. */
 function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
   const { definition, config } = opts;
   const { identity, redis, gate, outcomes, hooks } = p;
-  const runs = new RunStore(redis, config.prefix, p.events);
+  const { runs, items } = p;
   return new Worker<TaskEnvelope>(
     queueName({ type: identity.type.name, pool: identity.pool }),
     createProcessor({
@@ -186,8 +191,8 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
       namedBreaker: (name) => gate.named(name),
       callback: (url, taskId, state) => p.callbacks.add({ kind: 'task', id: taskId, state, url }),
-      settleNode: async (w, outcome, payload, info) => {
-        if (w.item !== undefined) await runs.settleItem(w.run, w.node, w.item, outcome, payload);
+      settleNode: async (w, outcome, payload, info, job) => {
+        if (w.item !== undefined) await items.settled(job, w.run, w.node, w.item, outcome, payload);
         else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info, Date.now(), true);
       },
       started: () => hooks.started(),
@@ -245,9 +250,11 @@ export function buildAgentParts(opts: AgentOptions, connections: AgentConnection
   });
   const events = new EventLog(redis, config.prefix, config.eventsRetentionMs ?? DEFAULT_EVENTS_RETENTION_MS, (err) => log.debug({ err: err.message }, 'could not append to the event log'));
   const callbacks = new CallbackOutbox(redis, config.prefix);
-  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks, events, callbacks });
+  const runs = new RunStore(redis, config.prefix, events);
+  const items = new MapItemRunner(runs, redis, config.prefix, queueName({ type: type.name, pool }));
+  const worker = buildWorker(opts, { identity, redis, gate, slots, inFlight, outcomes, hooks, events, callbacks, runs, items });
   const timing = { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs };
   const presence = new Presence(registry, identity.record, timing, () => hooks.report(), () => hooks.pullingMayChange(), log);
   const housekeeper = buildHousekeeper(redis, config, identity, registry);
-  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper, events, callbacks };
+  return { ...identity, config, connections, registry, gate, slots, monitor, stopCheck, inFlight, worker, metrics, presence, housekeeper, events, callbacks, items };
 }

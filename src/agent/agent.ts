@@ -229,7 +229,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         await worker.close();
       } finally {
         clearTimeout(timer);
-        await Promise.all([gate.stop(), slots.stop(), callbacks.close().catch(() => undefined), this.#p.events.flush()]);
+        await Promise.all([gate.stop(), slots.stop(), callbacks.close().catch(() => undefined), this.#p.items.close().catch(() => undefined), this.#p.events.flush()]);
         const { subscriber, redis } = connections;
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());

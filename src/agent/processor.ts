@@ -50,8 +50,8 @@ export interface ProcessorHooks {
   settled(jobId: string, admission: Admission, outcome: PoolOutcome): void;
   /** A shared breaker named by the handler (ctx.breaker). */
   namedBreaker(name: string): SharedBreaker;
-  /** Records how a workflow node (or compensation) ended, before its job finishes (see src/workflow/engine.ts). */
-  settleNode(w: WorkflowRef, outcome: 'done' | 'dead', payload: string, info: NodeInfo): Promise<void>;
+  /** Records how a workflow node (or compensation, or map item: `job`) ended, before its job finishes (see src/workflow/engine.ts). */
+  settleNode(w: WorkflowRef, outcome: 'done' | 'dead', payload: string, info: NodeInfo, job: Job<TaskEnvelope>): Promise<void>;
   /** Queues the delivery of a task's callback (its request's), before its job completes or fails for good. */
   callback?(url: string, taskId: string, state: 'completed' | 'dead' | 'cancelled'): Promise<void>;
   /** Called when a handler run starts and ends, for the agent's load and error-rate figures. */
@@ -187,7 +187,7 @@ async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnv
     );
   }
   if (!env.workflow) return;
-  await h.settleNode(env.workflow, 'dead', message, nodeInfo(job, h.pool)).catch((e: unknown) =>
+  await h.settleNode(env.workflow, 'dead', message, nodeInfo(job, h.pool), job).catch((e: unknown) =>
     h.log.warn({ ...taskLogFields(job.id), err: e instanceof Error ? e.message : String(e) }, 'could not record a failed workflow node; the sweep will'),
   );
 }
@@ -306,7 +306,7 @@ async function commitResult(h: ProcessorHooks, job: Job<TaskEnvelope>, env: Task
     throw unstorable;
   }
   // Settled before the job completes: a crash in between re-runs the node, and settling again is a no-op.
-  if (env.workflow) await h.settleNode(env.workflow, 'done', json, nodeInfo(job, h.pool));
+  if (env.workflow) await h.settleNode(env.workflow, 'done', json, nodeInfo(job, h.pool), job);
   // Likewise the callback: queued again after a crash, it is the same delivery (a no-op).
   if (env.callback && h.callback) await h.callback(env.callback.url, job.id ?? '', 'completed');
   return result.data;

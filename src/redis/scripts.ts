@@ -37,6 +37,6 @@ export const scripts = {
   timerClaim: defineScript<string[]>({ name: 'timer-claim', numberOfKeys: 1, lua: luaSource('timer-claim') }),
   workflowMapStart: defineScript<Array<number | string | null>>({ name: 'workflow-map-start', numberOfKeys: 1, lua: luaSource('workflow-map-start', GENERATED_LUA) }),
   workflowMapTake: defineScript<Array<number | string | null>>({ name: 'workflow-map-take', numberOfKeys: 1, lua: luaSource('workflow-map-take', GENERATED_LUA) }),
-  workflowMapItem: defineScript<number>({ name: 'workflow-map-item', numberOfKeys: 1, lua: luaSource('workflow-map-item', GENERATED_LUA) }),
+  workflowMapItem: defineScript<Array<number | string | null>>({ name: 'workflow-map-item', numberOfKeys: 1, lua: luaSource('workflow-map-item', GENERATED_LUA) }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
 } as const;

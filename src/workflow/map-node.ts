@@ -4,10 +4,10 @@
  * something that is not an array, or an item that is not a payload, fails the node with the reason),
  * then written to the run's slot, and its first items (up to its concurrency) are added as tasks
  * `<runId>.<node>.<index>` to the pools routed for each (late binding, as a task node). An agent
- * settles each item (RunStore.settleItem, workflow-map-item.lua); a settled item puts the map back in
- * the run's ready set, so the engine's next pass over the run takes it here again and adds the
- * next items: many settles between two passes make one batch. The last item settles the node with
- * the results in order. A stopping run takes back the items that have not started; the sweep re-adds
+ * settles each item (RunStore.settleItem, workflow-map-item.lua), which starts the next item in the
+ * slot it freed, and adds that item to its own pool's queue (src/agent/map-items.ts): one round trip
+ * from an item's end to the next one's start. The last item settles the node with the results in
+ * order. A stopping run takes back the items that have not started; the sweep re-adds
  * an item whose job went missing and settles one whose settle was lost.
  */
 import { z } from 'zod';
@@ -62,9 +62,10 @@ export const mapKind: NodeKind = {
       const job = await ctx.queues.find(asMap(rec.nodes.get(id)!).type, itemJobId(runId, id, index));
       if (!job) missing++;
       else if (job.finishedOn) {
-        // Its work ended but its settle was lost (the agent died between the two).
-        if ((await job.getState()) === 'completed') await ctx.store.settleItem(runId, id, index, 'done', JSON.stringify(job.returnvalue ?? null));
-        else await ctx.store.settleItem(runId, id, index, 'dead', job.failedReason || 'failed');
+        // Its work ended but its settle was lost (the agent died between the two): settled now, and the items started in its place added.
+        const completed = (await job.getState()) === 'completed';
+        const { next } = await ctx.store.settleItem(runId, id, index, completed ? 'done' : 'dead', completed ? JSON.stringify(job.returnvalue ?? null) : job.failedReason || 'failed');
+        if (next) await addItems(ctx, runId, id, asMap(rec.nodes.get(id)!), next);
       }
     }
     return missing > 0 ? { state: 'missing' } : { state: 'running' };
@@ -112,7 +113,14 @@ async function addItems(ctx: NodeContext, runId: string, id: string, def: MapNod
   if (items.payloads.length === 0) return;
   const type = ctx.catalogue.find(def.type);
   if (!type) {
-    for (let i = 0; i < items.payloads.length; i++) await ctx.store.settleItem(runId, id, items.first + i, 'dead', `agent type ${def.type} is not declared any more`);
+    // Each fails, and may start the next in its place (tolerated failures): those fail too, until none is left.
+    const queue = [items];
+    for (let batch = queue.pop(); batch; batch = queue.pop()) {
+      for (let i = 0; i < batch.payloads.length; i++) {
+        const { next } = await ctx.store.settleItem(runId, id, batch.first + i, 'dead', `agent type ${def.type} is not declared any more`);
+        if (next) queue.push(next);
+      }
+    }
     return;
   }
   const tasks: PreparedTask[] = items.payloads.map((payload, i) => {

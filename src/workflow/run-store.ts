@@ -226,7 +226,23 @@ export class RunStore {
       const c = compensations[i];
       if (c) page.compensations.set(id, c as CompensationState);
     });
+    await this.#liveItems(runId, page);
     return page;
+  }
+
+  /** A running map's item counts, read from its counters (its info has them once it settles). */
+  async #liveItems(runId: string, page: NodePage): Promise<void> {
+    const maps = page.ids.filter((id) => page.nodes.get(id)?.kind === 'map' && page.states.get(id) === 'queued');
+    if (maps.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const id of maps) p.hmget(this.key(runId, ':map'), ...['n', 'next', 'done', 'failed', 'taken'].map((f) => `${id}:${f}`));
+    const replies = (await p.exec()) ?? [];
+    maps.forEach((id, i) => {
+      const [err, v] = replies[i] ?? [new Error('no reply')];
+      if (err || !v || (v as Array<string | null>)[0] === null) return;
+      const [n, next, done, failed, taken] = (v as Array<string | null>).map((x) => Number(x ?? 0)) as [number, number, number, number, number];
+      page.info.set(id, { ...page.info.get(id), items: { total: n, done, failed, running: next - done - failed - taken } });
+    });
   }
 
   /** The compensation log, in the order compensations settled. */
@@ -366,12 +382,16 @@ export class RunStore {
     return r[0] === -1 ? 'ready' : mapItems(r);
   }
 
-  /** Records how item `index` of a map node ended (done: its result JSON; dead: the error); false when it had already. */
-  async settleItem(runId: string, node: string, index: number, outcome: Outcome, payload: string, now = Date.now()): Promise<boolean> {
+  /**
+   * Records how item `index` of a map node ended (done: its result JSON; dead: the error): whether it
+   * settled (false: it had already), and the next items it started in its place (to add as tasks).
+   */
+  async settleItem(runId: string, node: string, index: number, outcome: Outcome, payload: string, now = Date.now()): Promise<{ settled: boolean; next?: MapItems }> {
     const r = await scripts.workflowMapItem.run(this.redis, [this.key(runId)], [this.#k.workflow.events, node, String(index), outcome, payload, String(now)]);
+    const code = Number(r[0]);
     // 2, 3, 4: the item settled its map, done, dead or skipped
-    if (r >= 2) this.events?.append({ kind: 'node', run: runId, node, state: (['done', 'dead', 'skipped'] as const)[r - 2]!, at: now });
-    return r >= 1;
+    if (code >= 2) this.events?.append({ kind: 'node', run: runId, node, state: (['done', 'dead', 'skipped'] as const)[code - 2]!, at: now });
+    return { settled: code >= 1, ...(code === 1 && Number(r[2]) > 0 ? { next: mapItems(r.slice(1)) } : {}) };
   }
 
   /** A map's items that started and have not settled, with their payloads (for the sweep and a stopping run). */

@@ -1,9 +1,11 @@
 /**
  * A map node under faults: a map of 80 `flaky` items, 8 at once, while every API process is SIGKILLed
- * and Redis is SIGKILLed and restarted (AOF, appendfsync always) in the middle of it. The agents go on
- * settling items meanwhile; started again, the API processes' sweep finds the run and the map goes on.
- * The map completes with one result per item, in order, every item ran (the agent's ledger), and the
- * node after the map ran once.
+ * and Redis is SIGKILLed and restarted (AOF, appendfsync always) in the middle of it, and then the
+ * agent running its items is SIGKILLed (another takes over). The agents go on starting items without
+ * any API process (each settled item starts the next); the items of the killed agent are run again
+ * once their locks lapse, and an item whose start the kill cut short is re-added by the sweep. The map
+ * completes with one result per item, in order, every item ran (the agents' ledger), and the node
+ * after the map ran once.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,11 +22,12 @@ const ledgerFile = join(dir, 'ledger.jsonl');
 let redis: Awaited<ReturnType<typeof spawnRedis>>;
 let env: Record<string, string>;
 let apis: ApiProcess[] = [];
+let agent: Awaited<ReturnType<typeof startAgentProcess>>;
 
 beforeAll(async () => {
   redis = await spawnRedis({ dataDir: join(dir, 'redis') });
-  env = { REDIS_URL: redis.url, SWITCHYARD_PREFIX: 'mk', FLAKY_LEDGER: ledgerFile, SWITCHYARD_HEARTBEAT_MS: '500', SWITCHYARD_AGENT_TTL_MS: '1500' };
-  await startAgentProcess('flaky', env, ['--concurrency', '20']);
+  env = { REDIS_URL: redis.url, SWITCHYARD_PREFIX: 'mk', FLAKY_LEDGER: ledgerFile, SWITCHYARD_HEARTBEAT_MS: '500', SWITCHYARD_AGENT_TTL_MS: '1500', SWITCHYARD_LOCK_MS: '2000' };
+  agent = await startAgentProcess('flaky', env, ['--concurrency', '20']);
   apis = await Promise.all([0, 1].map(() => startApiProcess(env)));
 }, 120_000);
 
@@ -56,6 +59,9 @@ describe('a map node while every API process and Redis die', () => {
     await waitFor(async () => !(await pingRedis('127.0.0.1', port, 200)), { what: 'Redis down' });
     redis = await spawnRedis({ dataDir: join(dir, 'redis'), port });
     apis = await Promise.all([0, 1].map(() => startApiProcess(env)));
+    await waitFor(() => itemEnds().length >= 40, { timeoutMs: 30_000, what: 'half the items done' });
+    await agent.kill('SIGKILL');
+    agent = await startAgentProcess('flaky', env, ['--concurrency', '20']);
 
     const view = await waitFor(async () => {
       const v = (await fetch(`${apis[0]!.url}/v1/workflows/${id}`).then((r) => r.json())) as { state: string; nodes: Array<{ id: string; result?: unknown; items?: unknown }> };
@@ -70,6 +76,6 @@ describe('a map node while every API process and Redis die', () => {
     const ran = new Set(itemEnds().map((l) => Number(l.id.split('.').pop())));
     expect(ran.size).toBe(ITEMS);
     expect(readLedger(ledgerFile).filter((l) => l.ev === 'start' && l.id === `${id}.last`)).toHaveLength(1);
-    console.info(`[reliability] a map of ${ITEMS} items through SIGKILL of every API process and a Redis restart: completed, ${itemEnds().length} item executions for ${ITEMS} items`);
+    console.info(`[reliability] a map of ${ITEMS} items through SIGKILL of every API process, a Redis restart and SIGKILL of its agent: completed, ${itemEnds().length} item executions for ${ITEMS} items`);
   }, 180_000);
 });
