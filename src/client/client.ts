@@ -163,6 +163,65 @@ export interface SwitchyardClient<Ts extends readonly AgentType[] = readonly Age
 /** Without events, how often a wait reads the state anyway (an event lost to a Redis error, a proxy that buffers). */
 const SAFETY_READ_MS = 5000;
 
+/** What a wait has heard from its event stream since its last read, and how to wake it. */
+interface Waker {
+  /** Nothing, events to read soon, or one to read now. */
+  woken: 'no' | 'soon' | 'now';
+  wake: (() => void) | undefined;
+  /** The stream could not be had: poll. */
+  polling: boolean;
+}
+
+/** Listens to `events` in the background for a wait; resolves `open` once the server listens (or it never will). */
+function listen(events: (o: EventStreamOptions) => AsyncGenerator<StreamedEvent>, urgent: (e: StreamedEvent) => boolean) {
+  const stop = new AbortController();
+  const w: Waker = { woken: 'no', wake: undefined, polling: false };
+  let isOpen = false;
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((r) => (opened = r));
+  const pump = (async () => {
+    try {
+      for await (const e of events({ signal: stop.signal, onOpen: () => ((isOpen = true), opened()) })) {
+        w.woken = urgent(e) || w.woken === 'now' ? 'now' : 'soon';
+        if (w.woken === 'now') w.wake?.();
+      }
+    } catch {
+      w.polling = true; // refused (no event log): poll
+    } finally {
+      opened();
+    }
+  })();
+  return {
+    w,
+    /** Waits until the stream is open, at most 2 s; without it by then, the wait polls (and still takes its events if it opens). */
+    ready: async () => {
+      await Promise.race([open, new Promise((r) => setTimeout(r, 2000))]);
+      if (!isOpen) w.polling = true;
+    },
+    close: async () => {
+      stop.abort();
+      await pump;
+    },
+  };
+}
+
+/** Sleeps until `w` is woken (an urgent event, or others once `minGapMs` passed since `lastRead`) or `napMs` pass. */
+function nap(w: Waker, napMs: number, lastRead: number, minGapMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      clearInterval(tick);
+      w.wake = undefined;
+      resolve();
+    };
+    const timer = setTimeout(finish, napMs);
+    // events that are not urgent: read at most every minGapMs
+    const tick = setInterval(() => w.woken !== 'no' && Date.now() - lastRead >= minGapMs && finish(), Math.max(10, Math.min(minGapMs, 100)));
+    w.wake = finish;
+    if (w.woken === 'now' || (w.woken === 'soon' && Date.now() - lastRead >= minGapMs)) finish();
+  });
+}
+
 /**
  * Reads until `done` says so or the timeout passes. Woken by `events` (opened first, so nothing that
  * happens after the first read is missed); an `urgent` event is read at once, others at most every
@@ -177,56 +236,21 @@ async function waitUntil<V extends { state: string }>(
   minGapMs: number,
 ): Promise<V> {
   const deadline = Date.now() + (w.timeoutMs ?? Infinity);
-  const stop = new AbortController();
-  /** What arrived since the last read: nothing, events to read soon, or one to read now. */
-  const got: { woken: 'no' | 'soon' | 'now' } = { woken: 'no' };
-  let wake: (() => void) | undefined;
-  let opened: () => void = () => undefined;
-  const open = new Promise<void>((r) => (opened = r));
-  let polling = false;
-  let isOpen = false;
-  const pump = (async () => {
-    try {
-      for await (const e of events({ signal: stop.signal, onOpen: () => ((isOpen = true), opened()) })) {
-        got.woken = urgent(e) || got.woken === 'now' ? 'now' : 'soon';
-        if (got.woken === 'now') wake?.();
-      }
-    } catch {
-      polling = true; // refused (no event log): poll
-    } finally {
-      opened();
-    }
-  })();
+  const stream = listen(events, urgent);
   try {
-    await Promise.race([open, new Promise((r) => setTimeout(r, 2000))]);
-    if (!isOpen) polling = true; // no stream in time (unreachable, a proxy): poll, and still take its events if it opens
-    let lastRead = 0;
+    await stream.ready();
     for (;;) {
-      got.woken = 'no';
-      lastRead = Date.now();
+      stream.w.woken = 'no';
+      const lastRead = Date.now();
       const last = await read();
       w.onProgress?.(last);
       if (done(last)) return last;
       const left = deadline - Date.now();
       if (left <= 0) throw new WaitTimeoutError(last, w.timeoutMs ?? 0);
-      const nap = Math.min(left, polling ? (w.intervalMs ?? 250) : SAFETY_READ_MS);
-      await new Promise<void>((resolve) => {
-        const finish = () => {
-          clearTimeout(nap_);
-          clearInterval(tick);
-          wake = undefined;
-          resolve();
-        };
-        const nap_ = setTimeout(finish, nap);
-        // events that are not urgent: read at most every minGapMs
-        const tick = setInterval(() => got.woken !== 'no' && Date.now() - lastRead >= minGapMs && finish(), Math.max(10, Math.min(minGapMs, 100)));
-        wake = finish;
-        if (got.woken === 'now' || (got.woken === 'soon' && Date.now() - lastRead >= minGapMs)) finish();
-      });
+      await nap(stream.w, Math.min(left, stream.w.polling ? (w.intervalMs ?? 250) : SAFETY_READ_MS), lastRead, minGapMs);
     }
   } finally {
-    stop.abort();
-    await pump;
+    await stream.close();
   }
 }
 
