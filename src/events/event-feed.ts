@@ -68,7 +68,7 @@ export class EventFeed {
       let gap = false;
       if (resumeAfter !== undefined) {
         const oldest = await this.log.oldest();
-        gap = oldest !== undefined && idAfter(oldest, eventIdParts(resumeAfter).entry) && resumeAfter !== '0-0' ? await this.#trimmedSince(resumeAfter, oldest) : false;
+        gap = oldest !== undefined && idAfter(oldest, eventIdParts(resumeAfter).entry) ? await this.#trimmedSince(resumeAfter, oldest) : false;
         for (let page = await this.log.after(resumeAfter, BACKLOG_PAGE); page.length > 0; page = await this.log.after(last!, BACKLOG_PAGE)) {
           backlog.push(...page);
           last = page[page.length - 1]!.id;
@@ -92,6 +92,7 @@ export class EventFeed {
   /** Whether entries between `after` and the oldest one kept were trimmed (an id older than the retention). */
   async #trimmedSince(after: string, oldest: string): Promise<boolean> {
     const ms = Number(eventIdParts(after).entry.split('-')[0]);
+    if (ms === 0) return false; // `0-0`: everything the log keeps, no gap claimed
     return Number(oldest.split('-')[0]) > ms && Date.now() - ms > this.log.retentionMs;
   }
 
@@ -124,6 +125,11 @@ export class EventFeed {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  /** Listeners now (streams served). */
+  get listening(): number {
+    return this.#listeners.size;
   }
 
   /** Stops the tail (listeners get nothing more). */

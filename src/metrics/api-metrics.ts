@@ -27,6 +27,8 @@ export interface ApiMetricsDeps {
   runQueue?: () => Queue;
   /** Schedules in all, and those with a next tick (the others are paused or ended). */
   schedules?: () => Promise<{ total: number; scheduled: number }>;
+  /** Event streams (GET /v1/events) this process serves now. */
+  eventStreams?: () => number;
 }
 
 const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
@@ -74,6 +76,10 @@ export class ApiMetrics {
     breakerGauge(d, registers);
     if (d.runQueue) workflowGauge(d.runQueue, registers);
     if (d.schedules) scheduleGauge(d.schedules, registers);
+    if (d.eventStreams) {
+      const streams = d.eventStreams;
+      new Gauge({ name: 'switchyard_event_streams', help: 'Event streams (GET /v1/events) this API process serves now', registers, collect: function (this: Gauge) { this.set(streams()); } });
+    }
     this.#callbacks = new Counter({ name: 'switchyard_callbacks_total', help: 'Completion callback attempts by this API process: delivered (a 2xx), retrying (an attempt failed; another follows), dead (every attempt failed: kept in the {callbacks} queue)', labelNames: ['outcome'], registers });
     this.#fires = new Counter({ name: 'switchyard_schedule_fires_total', help: 'Schedule ticks handled by this API process: fired (started its task or run), skipped (misfire: skip), failed (what it starts no longer validates)', labelNames: ['outcome'], registers });
     this.#fireDelay = new Histogram({

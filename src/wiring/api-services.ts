@@ -88,6 +88,7 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
   const metrics = new ApiMetrics({
     redis: background, prefix: config.prefix, queues: backgroundQueues, agents: new Registry(background, config.prefix),
     breakers: () => breakers.states(), runQueue: () => engine.runQueue, schedules: () => schedules.store.counts(),
+    ...(events ? { eventStreams: () => events.listening } : {}),
   });
   const acks = new AckAudit(redis, config.prefix, queues, log);
   await acks.start().catch(() => undefined); // learns the server's run_id now, or on the first connection

@@ -24,7 +24,7 @@ import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
 import { OPERATIONS, type Operation, problemBody } from './document.ts';
-import { describeRequest, FuzzClient, type FuzzRequest, type FuzzResponse } from './http.ts';
+import { describeRequest, FuzzClient, parseEventStream, type FuzzRequest, type FuzzResponse, type StreamRead } from './http.ts';
 import { InvalidRequests, type InvalidCase } from './invalid.ts';
 import {
   type Fixtures,
@@ -32,6 +32,7 @@ import {
   postJson,
   type Prepared,
   SCHEDULE_FIXTURE,
+  type StreamEvent,
   SIGNAL_FIXTURE,
   SIGNAL_NAMES,
   SIGNAL_TAKEN_PAYLOAD,
@@ -48,6 +49,8 @@ const AGENTS = 20;
 const BACKGROUND_KEY = /(:stalled-check|:\{registry\}:housekeeper|:\{routing\}:dispatcher)$/;
 
 const { prefix, redis } = useRedisPrefix('fuzz-api');
+/** A second API, without an event log, for GET /v1/events's 404. */
+const noLog = useRedisPrefix('fuzz-api-nolog');
 const catalogue = new Catalogue(demoTypes);
 const config = testConfig(prefix, { port: 0, maxBodyBytes: MAX_BODY_BYTES });
 const ctx: FuzzContext = {
@@ -55,6 +58,7 @@ const ctx: FuzzContext = {
   limits: { maxBatch: config.maxBatch, maxWorkflowNodes: config.maxWorkflowNodes },
   maxBodyBytes: MAX_BODY_BYTES,
   agentIds: Array.from({ length: AGENTS }, (_, i) => `fuzz-agent-${i}`),
+  eventsRetentionMs: config.eventsRetentionMs,
 };
 const valid = new ValidRequests(ctx);
 const invalid = new InvalidRequests(ctx, valid);
@@ -198,6 +202,11 @@ function checkRefused(c: InvalidCase, res: FuzzResponse): void {
   assert(body.success, () => `not a problem document (${body.error?.message}): ${where}`);
   assert(body.data?.status === res.status, () => `problem status ${body.data?.status} differs from HTTP ${res.status}: ${where}`);
   assert(c.problem === undefined || body.data?.type === c.problem, () => `problem type ${body.data?.type}, not ${c.problem}: ${where}`);
+  const mentions = c.mentions;
+  if (mentions !== undefined) {
+    const messages = (body.data?.errors ?? []).map((e) => e.message);
+    assert(messages.some((m) => m.includes(mentions)), () => `the problem's errors ${JSON.stringify(messages)} do not name ${JSON.stringify(mentions)}: ${where}`);
+  }
   const field = c.field;
   if (field !== undefined) {
     const paths = (body.data?.errors ?? []).map((e) => e.path);
@@ -212,6 +221,7 @@ async function checkAccepted(op: Operation, req: FuzzRequest, res: FuzzResponse,
   const where = `${describeRequest(req)} -> ${res.status} ${res.text.slice(0, 600)}`;
   assert(res.status < 500, () => `server error on ${where}`);
   assert(op.success.includes(res.status), () => `expected ${op.success.join(' or ')}: ${where}`);
+  if (op.stream) return checkStream(op, res, where, check);
   // 204 No Content: no body, which the document says as z.undefined().
   let json: unknown;
   if (res.status === 204) {
@@ -224,6 +234,41 @@ async function checkAccepted(op: Operation, req: FuzzRequest, res: FuzzResponse,
   assert(body.success, () => `answer does not match the document (${body.error?.message}): ${where}`);
   // The checks read the JSON as sent (the document's parse would rebuild records, `__proto__` keys and all).
   const problem = await check?.(json, res.headers, res.status);
+  assert(problem === undefined, () => `${problem}: ${where}`);
+}
+
+/** How long a stream is read: until it is quiet a moment after its first frame (a resume's backlog comes at once), 50 ms at most, or until what the case waits for came (2 s at most). */
+const STREAM_READ: StreamRead = { quietMs: 10, settleMs: 50, maxMs: 2000 };
+
+/**
+ * An event stream (the operation's `stream`) as the contract says: its content type, still open when
+ * the client closed it, a `retry:` first, then frames whose data, where there is any, is JSON the
+ * contract's `response` schema takes (but a `gap` event's: the case's check reads it).
+ */
+async function checkStream(op: Operation, res: FuzzResponse, where: string, check?: Prepared['check']): Promise<void> {
+  const type = String(res.headers['content-type']);
+  assert(type.toLowerCase().replace(/\s/g, '') === `${op.stream};charset=utf-8`, () => `content type ${type}, not ${op.stream}; charset=utf-8: ${where}`);
+  assert(res.cut === true, () => `the stream ended: ${where}`);
+  const frames = parseEventStream(res.text);
+  assert(frames[0]?.retry !== undefined && /^\d+$/.test(frames[0].retry) && frames[0].data === undefined, () => `the stream does not start with retry: ${where}`);
+  const events: StreamEvent[] = [];
+  for (const f of frames.slice(1)) {
+    assert(f.other.length === 0 && f.retry === undefined, () => `a frame with fields ${JSON.stringify(f.other)}${f.retry === undefined ? '' : ' retry'}: ${where}`);
+    let data: unknown;
+    if (f.data !== undefined) {
+      try {
+        data = JSON.parse(f.data) as unknown;
+      } catch {
+        throw new Error(`data that is not JSON (${f.data.slice(0, 200)}): ${where}`);
+      }
+      if (f.event !== 'gap') {
+        const parsed = op.response.safeParse(data);
+        assert(parsed.success, () => `an event does not match the document (${parsed.error?.message}): ${f.data}: ${where}`);
+      }
+    }
+    events.push({ ...(f.id === undefined ? {} : { id: f.id }), ...(f.event === undefined ? {} : { event: f.event }), data, hasData: f.data !== undefined });
+  }
+  const problem = await check?.(events, res.headers, res.status);
   assert(problem === undefined, () => `${problem}: ${where}`);
 }
 
@@ -240,9 +285,9 @@ async function refuse(op: { id: string }, arb: fc.Arbitrary<InvalidCase>): Promi
 async function accept(op: Operation): Promise<void> {
   await fc.assert(
     fc.asyncProperty(valid.cases(op), async (c: ValidCase) => {
-      const { req, check } = await c.prepare(fixtures);
+      const { req, check, read } = await c.prepare(fixtures);
       count(op.id, 'valid');
-      await checkAccepted(op, req, await client.send(req), check);
+      await checkAccepted(op, req, await client.send(req, { ...STREAM_READ, ...read }), check);
     }),
     { numRuns: RUNS, seed: seedOf(`${op.id} valid`) },
   );
@@ -288,6 +333,22 @@ describe('after everything', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text)).toMatchObject({ id: made.id, state: 'parked', payload: { message: 'after the fuzz' } });
     expect((await client.send({ method: 'GET', path: '/readyz' })).status).toBe(200);
+  });
+
+  it('GET /v1/events with the event log off (retention 0): a 404 problem+json, whatever the request', async () => {
+    const log = pino({ level: 'error' }, { write: (line: string) => void loggedErrors.push(line) });
+    const off = await startApi({ config: testConfig(noLog.prefix, { port: 0, eventsRetentionMs: 0 }), catalogue, redisUrl: REDIS_URL, log });
+    const offClient = new FuzzClient('127.0.0.1', off.port);
+    try {
+      const queries = ['', ...fc.sample(valid.query('/v1/events'), { numRuns: 20, seed: seedOf('events off') })];
+      for (const [i, q] of queries.entries()) {
+        const req: FuzzRequest = { method: 'GET', path: q ? `/v1/events?${q}` : '/v1/events', ...(i % 2 ? { headers: { 'last-event-id': '0-0' } } : {}) };
+        checkRefused({ why: 'the event log is off', req, expect: [404] }, await offClient.send(req));
+      }
+    } finally {
+      offClient.close();
+      await off.close();
+    }
   });
 
   it('covered every operation with enough requests, without an unhandled rejection, a logged error or a polluted prototype', () => {

@@ -8,8 +8,10 @@
  * `nodes[i].<field>`); signals (to SIGNAL_FIXTURE's run, whose signal nodes are never reached) whose
  * payload its node's schema refuses, one field at a time (a 400 naming `payload.<field>`), that are no
  * object or array, or nest too deep (400), that come a second time (409), to unknown runs and names
- * (404). Whether a mutated input became invalid is decided by the oracle, never assumed.
+ * (404). GET /v1/events: a bad or unknown query field, or a bad Last-Event-ID header, is a 400 that
+ * names it. Whether a mutated input became invalid is decided by the oracle, never assumed.
  */
+import { parse as parseQuery } from 'node:querystring';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { MAX_PAYLOAD_DEPTH } from '../../src/model/task-request.ts';
@@ -20,6 +22,8 @@ import { METHODS, methodsAt, type Operation, PAGE_PATHS } from './document.ts';
 import { describeRequest, type FuzzRequest } from './http.ts';
 import {
   batchIsValid,
+  EVENT_ID,
+  eventsQueryOf,
   queryIsValid,
   replayFilterIsValid,
   scheduleIsValid,
@@ -52,10 +56,15 @@ export interface InvalidCase {
   field?: string;
   /** The problem's `type` (`/problems/signal-taken`), where the case aims at one error on purpose. */
   problem?: string;
+  /** Text one of the problem's `errors` messages must hold (an unknown key, which has no path of its own). */
+  mentions?: string;
 }
 
-const invalidCase = (why: string, req: FuzzRequest, expect: readonly number[] | '4xx', field?: string, problem?: string): InvalidCase =>
-  Object.assign({ why, req, expect, ...(field === undefined ? {} : { field }), ...(problem === undefined ? {} : { problem }) }, { [fc.toStringMethod]: () => `${why}: ${describeRequest(req)}` });
+const invalidCase = (why: string, req: FuzzRequest, expect: readonly number[] | '4xx', field?: string, problem?: string, mentions?: string): InvalidCase =>
+  Object.assign(
+    { why, req, expect, ...(field === undefined ? {} : { field }), ...(problem === undefined ? {} : { problem }), ...(mentions === undefined ? {} : { mentions }) },
+    { [fc.toStringMethod]: () => `${why}: ${describeRequest(req)}` },
+  );
 
 type Path = ReadonlyArray<string | number>;
 type Mutation =
@@ -212,6 +221,7 @@ export class InvalidRequests {
     if (op.method === 'GET' && op.params.length === 0) kinds.push({ weight: 2, arbitrary: this.#extraSegments(op) });
     if (op.path === '/v1/schedules/:id') kinds.push({ weight: 3, arbitrary: this.#unknownSchedule(op) });
     if (op.path === '/v1/workflows/:id/signals/:name') kinds.push({ weight: 6, arbitrary: this.#signalCases() });
+    if (op.path === '/v1/events') kinds.push({ weight: 4, arbitrary: this.#lastEventIdHeader(op) });
     return fc.oneof(...kinds);
   }
 
@@ -462,6 +472,7 @@ export class InvalidRequests {
       '/v1/workflows': ['limit'],
       '/v1/workflows/:id': ['nodeOffset', 'nodeLimit'],
       '/v1/schedules': ['offset', 'limit'],
+      '/v1/events': ['type', 'run', 'task', 'lastEventId'],
     };
     const known = keys[op.path]!;
     const base = this.valid.query(op.path);
@@ -473,17 +484,29 @@ export class InvalidRequests {
       fc.constantFrom('healthy', 'HEALTHY,BOGUS', 'x@', '@1', 'a@%5E%5E1', 'A@1', 'echo@', 'Echo', '-x', 'a_b', '%2C%2C', 'tag%20with%20space'),
       fc.integer({ min: 200, max: 6000 }).map((n) => 'x'.repeat(n)),
     );
-    const classify = (why: string, q: string) => (queryIsValid(op.path, q) ? undefined : invalidCase(why, { method: 'GET', path: `${op.path}?${q}` }, '4xx'));
+    // GET /v1/events documents its refusals: a 400 naming the field (or the unknown key) that is wrong.
+    const named = op.path === '/v1/events';
+    const classify = (why: string, q: string, name?: { field: string } | { key: string }) => {
+      if (queryIsValid(op.path, q)) return undefined;
+      const req = { method: 'GET', path: `${op.path}?${q}` };
+      if (!named || name === undefined) return invalidCase(why, req, '4xx');
+      return 'field' in name ? invalidCase(why, req, [400], name.field) : invalidCase(why, req, [400], undefined, undefined, name.key);
+    };
     const defined = (c: InvalidCase | undefined): c is InvalidCase => c !== undefined;
     const join = (a: string, b: string) => (a ? `${a}&${b}` : b);
+    /** The key as the server reads it (percent-decoded; `a[b]` stays as is): a known one is then a bad value, not an unknown key. */
+    const readKey = (raw: string) => Object.keys(parseQuery(`${raw}=`))[0] ?? raw;
     return [
       fc
         .tuple(base, awkwardKey.map(encodeLoose), fc.constantFrom('a%5Bb%5D', 'limit%5B%5D', 'a[b]', 'x'), text(0, 10).map(encodeLoose))
-        .map(([q, key, bracket, value]) => classify('unknown query key', join(q, `${key || bracket}=${value}`)))
+        .map(([q, key, bracket, value]) => {
+          const k = readKey(key || bracket);
+          return classify('unknown query key', join(q, `${key || bracket}=${value}`), known.includes(k) ? { field: k } : { key: k });
+        })
         .filter(defined),
       fc
         .tuple(base, fc.constantFrom(...known), rawValue, fc.boolean())
-        .map(([q, key, value, alone]) => classify(`bad ${key}`, alone ? `${key}=${value}` : join(q, `${key}=${value}`)))
+        .map(([q, key, value, alone]) => classify(`bad ${key}`, alone ? `${key}=${value}` : join(q, `${key}=${value}`), { field: key }))
         .filter(defined),
     ];
   }
@@ -705,6 +728,35 @@ export class InvalidRequests {
         .tuple(fc.oneof(fc.stringMatching(RUN_ID_PATTERN), text(1, 80)), fc.constantFrom(...names), payload)
         .filter(([id]) => id !== run)
         .map(([id, name, body]) => invalidCase('no such run', send(id, name, body), [404], undefined, '/problems/workflow-not-found')),
+    );
+  }
+
+  /**
+   * GET /v1/events with a Last-Event-ID header that is no event id (`<ms>-<seq>` of at most 15 digits
+   * each, then maybe `.<index>` of at most 6; printable Latin-1, what a header carries) and a query
+   * that is fine otherwise: a 400 naming `lastEventId`, which the header stands for. Also a good
+   * header beside a bad `lastEventId` in the query (the query's is the one read). The oracle judges a
+   * header both as sent and with the padding the server's parser trims.
+   */
+  #lastEventIdHeader(op: Operation): fc.Arbitrary<InvalidCase> {
+    const base = this.valid.query(op.path).filter((q) => parseQuery(q).lastEventId === undefined);
+    const header = fc.oneof(
+      fc.constantFrom('', ' ', '0', '-', '0-', '-0', '1-1-1', '1_1', '1 - 1', '1-1,2-2', '1-1, 2-2', 'null', 'undefined', '1e3-0', '0x1-0', '+1-0', '1-+1', '1.5-0', '1-0.5', '-1-0', '1--1', '$', '*'),
+      fc.constantFrom('0-0\u00a0', '1-0.', '1-0.1234567', '1-0.-1', '1-0.1.2', '.1', '1-0..1', '1234567890123456-0', '0-1234567890123456', '99999999999999999999-0', `${Date.now()}`, `${Date.now()}-`, `${Date.now()}-0-0`),
+      fc.stringMatching(/^[\x20-\x7e\xa0-\xff]{0,40}$/),
+      fc.tuple(fc.stringMatching(EVENT_ID), fc.nat(40), fc.stringMatching(/^[\x21-\x2f\x3a-\x7e\xa0-\xff]{1,3}$/)).map(([id, at, bad]) => `${id.slice(0, at)}${bad}${id.slice(at)}`),
+    );
+    const trimmed = (h: string) => h.replace(/^[ \t]+|[ \t]+$/g, '');
+    const refused = (q: string, h: string) => eventsQueryOf(q, h) === undefined && eventsQueryOf(q, trimmed(h)) === undefined;
+    return fc.oneof(
+      fc
+        .tuple(fc.option(base, { nil: undefined }), header)
+        .filter(([q, h]) => refused(q ?? '', h))
+        .map(([q, h]) => invalidCase('bad Last-Event-ID header', { method: 'GET', path: q ? `${op.path}?${q}` : op.path, headers: { 'last-event-id': h } }, [400], 'lastEventId')),
+      fc
+        .tuple(fc.stringMatching(EVENT_ID), header.map(encodeLoose))
+        .filter(([h, q]) => refused(`lastEventId=${q}`, h))
+        .map(([h, q]) => invalidCase('bad lastEventId beside a good Last-Event-ID', { method: 'GET', path: `${op.path}?lastEventId=${q}`, headers: { 'last-event-id': h } }, [400], 'lastEventId')),
     );
   }
 

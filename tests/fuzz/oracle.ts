@@ -13,6 +13,7 @@ import type { Catalogue } from '../../src/model/catalogue.ts';
 import { agentQuerySchema, poolQuerySchema } from '../../src/api/routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from '../../src/api/routes/workflows.ts';
 import { scheduleListQuerySchema } from '../../src/api/routes/schedules.ts';
+import { eventsQuerySchema } from '../../src/api/routes/events.ts';
 import { schedulePatchSchema, scheduleRequestSchema } from '../../src/model/schedule.ts';
 import { parseCapability } from '../../src/registry/registry.ts';
 import { backoffSchema } from '../../src/model/backoff.ts';
@@ -170,6 +171,8 @@ export function queryIsValid(path: string, query: string): boolean {
       return runViewQuerySchema.safeParse(parsed).success;
     case '/v1/schedules':
       return scheduleListQuerySchema.safeParse(parsed).success;
+    case '/v1/events':
+      return eventsQuerySchema.safeParse(parsed).success;
     case '/v1/agents': {
       const q = agentQuerySchema.safeParse(parsed);
       if (!q.success) return false;
@@ -184,6 +187,71 @@ export function queryIsValid(path: string, query: string): boolean {
     default:
       throw new Error(`oracle: no query schema for ${path}`);
   }
+}
+
+/**
+ * GET /v1/events: the query, with the Last-Event-ID header standing for `lastEventId` when the query
+ * has none (the query's wins: the route's documentation, a reconnecting EventSource sends the header);
+ * undefined when the request is invalid.
+ */
+export function eventsQueryOf(query: string, lastEventIdHeader?: string): EventsFilter | undefined {
+  const parsed = parseQuery(query);
+  const withHeader = lastEventIdHeader !== undefined && parsed.lastEventId === undefined ? { ...parsed, lastEventId: lastEventIdHeader } : parsed;
+  const q = eventsQuerySchema.safeParse(withHeader);
+  return q.success ? q.data : undefined;
+}
+
+/** What GET /v1/events filters on, and where it resumes. */
+export interface EventsFilter {
+  type?: string;
+  run?: string;
+  task?: string;
+  lastEventId?: string;
+}
+
+/**
+ * An event id (SSE `id`, Last-Event-ID), as the route documents it: its stream entry `<ms>-<seq>`
+ * and its place in the entry `.<index>`; an entry id alone stands for the whole entry (all its events).
+ */
+export const EVENT_ID = /^(\d{1,15})-(\d{1,15})(?:\.(\d{1,6}))?$/;
+
+/**
+ * Event ids compared as the log orders them: by entry (time, then sequence: numbers, so `007-0` is
+ * `7-0`), then index, an entry alone after each of its events; undefined when one is no id.
+ */
+export function compareEventIds(a: string, b: string): number | undefined {
+  const [x, y] = [EVENT_ID.exec(a), EVENT_ID.exec(b)];
+  if (!x || !y) return undefined;
+  const index = (m: RegExpExecArray) => (m[3] === undefined ? Infinity : Number(m[3]));
+  return Math.sign(Number(x[1]) - Number(y[1]) || Number(x[2]) - Number(y[2]) || (index(x) === index(y) ? 0 : index(x) - index(y)));
+}
+
+/**
+ * Whether an event (its data, as the contract's eventSchema reads it) passes the filters, as the
+ * documentation states them: `type` only task events of that agent type, `task` only that task's
+ * events, `run` only the run's own, its nodes' and its tasks' events (those that carry the run).
+ */
+export function eventPasses(e: Record<string, unknown>, f: EventsFilter): boolean {
+  if (f.type !== undefined && (e.kind !== 'task' || e.type !== f.type)) return false;
+  if (f.task !== undefined && (e.kind !== 'task' || e.task !== f.task)) return false;
+  if (f.run !== undefined && e.run !== f.run) return false;
+  return true;
+}
+
+/**
+ * Whether a resumed stream starts with a `gap` event, as the README states it: when the resume id is
+ * older than the retention window (`margin` either side of its edge: either is right), a gap comes
+ * first; never after a younger id, a future one or none (the log trims nothing younger). `0-0`, the id
+ * before every entry, reads the whole log: a gap may come or not. (This holds where the log has
+ * entries younger than the id, as the fuzz's always has.)
+ */
+export function gapExpected(resume: string | undefined, retentionMs: number, now = Date.now(), margin = 5000): 'yes' | 'no' | 'either' {
+  const m = resume === undefined ? null : EVENT_ID.exec(resume);
+  if (m === null) return 'no';
+  const ms = Number(m[1]);
+  if (ms >= now - retentionMs + margin) return 'no';
+  if (ms > now - retentionMs - margin || (ms === 0 && Number(m[2]) === 0)) return 'either';
+  return 'yes';
 }
 
 /** The latest instant an ISO 8601 date-time (RFC 3339: four-digit years) can show. */

@@ -4,7 +4,9 @@
  * through schema-arbitrary.ts (schedules' crons, time zones and instants through schedule-arbitrary.ts);
  * what needs state first (a task to read, a dead task to replay, a schedule to read, change or delete)
  * is made by the case itself, so every case stands alone and fast-check can shrink it (a signal's run
- * too: one whose signal node waits, or one whose node is not reached yet).
+ * too: one whose signal node waits, or one whose node is not reached yet). GET /v1/events is a stream:
+ * each case reads it for a moment (http.ts) and checks the frames that came (eventsCheck), resuming
+ * before a task or run it made (its events must come), from the start, the past or the future.
  */
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
@@ -21,11 +23,17 @@ import { mapNodeSchema } from '../../src/model/map-node.ts';
 import { conditionSchema } from '../../src/model/condition.ts';
 import { MISFIRE_POLICIES, scheduledTaskSchema, scheduledWorkflowSchema, schedulePatchSchema } from '../../src/model/schedule.ts';
 import type { Operation } from './document.ts';
-import type { FuzzRequest } from './http.ts';
+import type { FuzzRequest, StreamRead } from './http.ts';
 import { waitFor } from '../support/wait.ts';
 import {
   batchIsValid,
+  compareEventIds,
+  EVENT_ID,
+  eventPasses,
+  type EventsFilter,
+  eventsQueryOf,
   expectedFires,
+  gapExpected,
   type Limits,
   mapNodeIsValid,
   mergeSchedulePatch,
@@ -50,6 +58,8 @@ export interface FuzzContext {
   agentIds: readonly string[];
   /** The run of SIGNAL_FIXTURE, which api.test.ts starts before the refusals (they aim at it). */
   signalRun?: string;
+  /** How long the event log keeps events (GET /v1/events resumes within it). */
+  eventsRetentionMs: number;
 }
 
 export interface Fixtures {
@@ -63,8 +73,22 @@ export interface Fixtures {
 
 export interface Prepared {
   req: FuzzRequest;
-  /** Checks beyond the document's schema (on the answer's JSON, undefined when it has none); returns what is wrong, if anything. */
+  /**
+   * Checks beyond the document's schema (on the answer's JSON, undefined when it has none; for a
+   * stream its frames, as StreamEvent[]); returns what is wrong, if anything.
+   */
   check?: (body: unknown, headers: Record<string, string | string[] | undefined>, status: number) => string | undefined | Promise<string | undefined>;
+  /** For a stream: how long to read it (http.ts StreamRead; by default a moment after its first frame). */
+  read?: Partial<StreamRead>;
+}
+
+/** A frame of an event stream after its first (`retry:`), as api.test.ts hands it to a check: `data` parsed when it is JSON. */
+export interface StreamEvent {
+  id?: string;
+  event?: string;
+  data?: unknown;
+  /** Whether it carried data at all (a keep-alive is a comment alone). */
+  hasData: boolean;
 }
 
 /** A run to signal: its request, the signal node to signal, whether that node waits (reached) or is not reached yet, the payload. */
@@ -628,6 +652,9 @@ export class ValidRequests {
       case '/v1/workflows/:id':
         model = fc.record({ nodeOffset: fc.nat(2000), nodeLimit: fc.integer({ min: 0, max: 1000 }) }, { requiredKeys: [] });
         break;
+      case '/v1/events':
+        model = fc.record({ ...this.#eventFilters(), lastEventId: fc.stringMatching(EVENT_ID) }, { requiredKeys: [] });
+        break;
       case '/v1/agents':
         model = fc.record(
           {
@@ -644,6 +671,101 @@ export class ValidRequests {
         throw new Error(`no query model for ${path}`);
     }
     return model.map(toQuery).filter((q) => queryIsValid(path, q));
+  }
+
+  /** Filters of GET /v1/events other than a case's own task or run: declared types, the signal fixture's run, ids of the documented shapes, any text within the limits. */
+  #eventFilters() {
+    return {
+      type: fc.oneof(fc.constantFrom(...this.typeNames), text(0, 64)),
+      run: fc.oneof(fc.stringMatching(/^wf_[A-Za-z0-9_-]{1,40}$/), ...(this.ctx.signalRun === undefined ? [] : [fc.constant(this.ctx.signalRun)]), text(0, 100)),
+      task: fc.oneof(fc.stringMatching(/^[a-z]{1,10}~[A-Za-z0-9_-]{1,40}$/), text(0, 200)),
+    };
+  }
+
+  /**
+   * GET /v1/events: a task or a run made first (or nothing), filters that take its events or not
+   * (or others: a declared type, an id, any text), and a place to resume from, sent as `lastEventId`,
+   * as the Last-Event-ID header, or both (the query's wins): a second before what the case made,
+   * `0-0`, an id in the retention window, one older than it (a gap is announced), one in the
+   * future, any id at all (leading zeros too; an entry alone or an event of it), or none (live events only).
+   */
+  #eventsCase(op: Operation): fc.Arbitrary<ValidCase> {
+    const subject = fc.oneof(
+      { weight: 2, arbitrary: fc.constant({ kind: 'none' as const }) },
+      { weight: 3, arbitrary: this.task({ keyed: false }).map((task) => ({ kind: 'task' as const, task })) },
+      { weight: 2, arbitrary: this.workflow({ keyed: false }).map((workflow) => ({ kind: 'run' as const, workflow })) },
+    );
+    /** A filter: left out, the subject's own (`mine`), or another value. */
+    const pick = (other: fc.Arbitrary<string>) =>
+      fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 3, arbitrary: fc.constant('mine' as const) }, { weight: 2, arbitrary: other.map((value) => ({ value })) });
+    const others = this.#eventFilters();
+    const day = 86_400_000;
+    const resume = fc.oneof(
+      { weight: 2, arbitrary: fc.constant(undefined) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('before' as const), seq: fc.nat(5) }) },
+      { weight: 1, arbitrary: fc.constant({ kind: 'id' as const, id: '0-0' }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('ago' as const), ms: fc.integer({ min: 0, max: this.ctx.eventsRetentionMs - 10_000 }), seq: fc.nat(1000) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('ago' as const), ms: fc.integer({ min: this.ctx.eventsRetentionMs + 10_000, max: 365 * day }), seq: fc.nat(1000) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('ahead' as const), ms: fc.oneof(fc.integer({ min: 10_000, max: day }), fc.constant(999_999_999_999_999)), seq: fc.nat(1000) }) },
+      { weight: 1, arbitrary: fc.stringMatching(EVENT_ID).map((id) => ({ kind: 'id' as const, id })) },
+    );
+    return fc
+      .record({
+        subject,
+        type: pick(others.type),
+        run: pick(others.run),
+        task: pick(others.task),
+        resume,
+        /** Leading zeros on the resume id's time: the same id, written otherwise. */
+        zeros: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) }),
+        /** The resume id's index in its entry, or none (the whole entry). */
+        index: fc.option(fc.oneof(fc.nat(5), fc.constant(999_999)), { nil: undefined }),
+        via: fc.constantFrom('query', 'header', 'both'),
+        headerElse: fc.stringMatching(EVENT_ID),
+        accept: fc.option(fc.constantFrom('text/event-stream', '*/*', 'text/event-stream, */*;q=0.1'), { nil: undefined }),
+      })
+      .map((m) =>
+        validCase(m, async (fx) => {
+          const before = Date.now();
+          // What the case makes, and the events of it that must come when the stream resumes before it.
+          let mine: { type?: string; run?: string; task?: string } = {};
+          let made: Record<string, unknown> | undefined;
+          if (m.subject.kind === 'task') {
+            const id = String((await fx.accepted(postJson('/v1/tasks', m.subject.task))).id);
+            mine = { task: id, type: String(m.subject.task.type) };
+            made = { kind: 'task', task: id, type: m.subject.task.type, state: 'waiting' };
+          } else if (m.subject.kind === 'run') {
+            const id = String((await fx.accepted(postJson('/v1/workflows', m.subject.workflow))).id);
+            mine = { run: id };
+            made = { kind: 'run', run: id, state: 'running' };
+          }
+          const value = (p: undefined | 'mine' | { value: string }, own: string | undefined) => (p === undefined ? undefined : p === 'mine' ? own : p.value);
+          const filter: EventsFilter = { type: value(m.type, mine.type), run: value(m.run, mine.run), task: value(m.task, mine.task) };
+          let resumeId: string | undefined;
+          const r = m.resume;
+          if (r?.kind === 'id') resumeId = r.id;
+          else if (r !== undefined) {
+            const ms = r.kind === 'before' ? before - 1000 : r.kind === 'ago' ? Math.max(0, Date.now() - r.ms) : Math.min(999_999_999_999_999, Date.now() + r.ms);
+            resumeId = `${String(ms).padStart(Math.min(15, String(ms).length + m.zeros), '0')}-${r.seq}${m.index === undefined ? '' : `.${m.index}`}`;
+          }
+          const query = toQuery({ ...filter, ...(resumeId !== undefined && m.via !== 'header' ? { lastEventId: resumeId } : {}) });
+          const header = resumeId === undefined ? undefined : m.via === 'header' ? resumeId : m.via === 'both' ? m.headerElse : undefined;
+          const effective = eventsQueryOf(query, header);
+          if (effective === undefined || effective.lastEventId !== resumeId) throw new Error(`fuzz: the events request it made is not one the oracle takes: ?${query} [Last-Event-ID: ${header}]`);
+          // What made it must come when the stream resumes before it and the filters take it (it is in the log already).
+          const expected = made !== undefined && resumeId !== undefined && compareEventIds(resumeId, `${before - 500}-0`)! < 0 && eventPasses(made, filter) ? made : undefined;
+          const needle = expected === undefined ? undefined : JSON.stringify(expected.kind === 'task' ? expected.task : expected.run);
+          return {
+            req: {
+              method: 'GET',
+              path: query ? `${op.path}?${query}` : op.path,
+              headers: { ...(header === undefined ? {} : { 'last-event-id': header }), ...(m.accept === undefined ? {} : { accept: m.accept }) },
+            },
+            read: needle === undefined ? {} : { until: (text: string) => text.includes(needle) },
+            check: (body) => eventsCheck(body as StreamEvent[], filter, resumeId, this.ctx.eventsRetentionMs, expected),
+          };
+        }),
+      );
   }
 
   #scheduleListQuery(): fc.Arbitrary<{ offset?: number; limit?: number }> {
@@ -827,6 +949,8 @@ export class ValidRequests {
             check: (body) => ((body as { name: string }).name === `pool:${type}.${pool}` ? undefined : 'reset another breaker'),
           })),
         );
+      case 'GET /v1/events':
+        return this.#eventsCase(op);
       default:
         // Operations without input: vary what a client may add that the API must ignore.
         return fc
@@ -834,6 +958,44 @@ export class ValidRequests {
           .map((headers) => validCase(headers, async () => ({ req: { method: op.method, path: op.path, headers } })));
     }
   }
+}
+
+/**
+ * What is wrong with the frames a GET /v1/events stream sent after its `retry:` (each event's data
+ * already checked against the contract's eventSchema): a `gap` first where the resume id is older
+ * than the retention, and nowhere else (its data naming that id); every other frame with data an
+ * event of the kind its data says, with an id, ids rising, each after the resume id, each passing the
+ * filters; and the event the case made (`expected`) among them when the stream resumed before it.
+ */
+export function eventsCheck(frames: readonly StreamEvent[], filter: EventsFilter, resumeId: string | undefined, retentionMs: number, expected?: Record<string, unknown>): string | undefined {
+  let last: string | undefined;
+  let found = expected === undefined;
+  const gap = gapExpected(resumeId, retentionMs);
+  if (gap === 'yes' && frames[0]?.event !== 'gap') return `resumed from ${resumeId}, older than the ${retentionMs} ms retention, the stream does not start with a gap (${frames.length} frames)`;
+  for (const [i, f] of frames.entries()) {
+    const what = `frame ${i + 1} after retry (${JSON.stringify(f).slice(0, 300)})`;
+    if (!f.hasData) {
+      if (f.id !== undefined || f.event !== undefined) return `${what}: an id or event without data`;
+      continue;
+    }
+    if (f.event === 'gap') {
+      if (i !== 0) return `${what}: a gap not first`;
+      if (gap === 'no') return `${what}: a gap, resuming from ${resumeId ?? '(no id)'}, which is not older than the ${retentionMs} ms retention`;
+      const data = f.data as { after?: unknown; detail?: unknown } | undefined;
+      if (data === undefined || data.after !== resumeId || typeof data.detail !== 'string') return `${what}: a gap that does not name ${resumeId}`;
+      continue;
+    }
+    const data = f.data as Record<string, unknown>;
+    if (f.event !== data.kind) return `${what}: event ${f.event} carries a ${String(data.kind)} event`;
+    if (f.id === undefined || !EVENT_ID.test(f.id)) return `${what}: id ${f.id} is not an event id`;
+    if (last !== undefined && compareEventIds(f.id, last)! <= 0) return `${what}: id ${f.id} after ${last}`;
+    if (resumeId !== undefined && compareEventIds(f.id, resumeId)! <= 0) return `${what}: id ${f.id} is not after the resume id ${resumeId}`;
+    if (!eventPasses(data, filter)) return `${what}: does not pass the filters ${JSON.stringify(filter)}`;
+    last = f.id;
+    if (!found && Object.entries(expected!).every(([k, v]) => data[k] === v)) found = true;
+  }
+  if (!found) return `resumed from ${resumeId} before it was made, the stream did not send ${JSON.stringify(expected)} (${frames.length} frames)`;
+  return undefined;
 }
 
 /** The generated part of a schedule id; each request adds a number of its own (ids are letters, digits and -, up to 40). */

@@ -131,6 +131,26 @@ describe('GET /v1/events', () => {
     expect(runEvents.filter((e) => e.kind === 'task' && e.state === 'completed').map((e) => e.node)).toEqual(['a', 'b']);
   });
 
+  it('leaves no stream behind when clients go away, even during its first reads', async () => {
+    const streams = async () => Number(/^switchyard_event_streams (\d+)/m.exec(await (await fetch(`${api.url}/metrics`)).text())?.[1]);
+    const open: Frame[] = [];
+    const stop = new AbortController();
+    await listen(api.url, '?type=none', open, stop.signal);
+    expect(await streams()).toBe(1);
+    stop.abort();
+    // A long log to read from 0-0 (empty entries), and clients that leave while the stream reads it.
+    const filler = redis.pipeline();
+    for (let i = 0; i < 30_000; i++) filler.xadd(keys(prefix).events, '*', 'e', '[]');
+    await filler.exec();
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      const quick = new AbortController();
+      const req = fetch(`${api.url}/v1/events?type=none&lastEventId=0-0`, { signal: quick.signal }).catch(() => undefined);
+      setTimeout(() => quick.abort(), 2);
+      await req;
+    }));
+    await waitFor(async () => (await streams()) === 0, { what: 'every stream closed' });
+  });
+
   it('says so with a gap event when the resume id is older than the log keeps', async () => {
     const got: Frame[] = [];
     const stop = new AbortController();

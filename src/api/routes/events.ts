@@ -1,7 +1,7 @@
 /**
  * GET /v1/events: Server-Sent Events of task, node and run state changes from the event log
- * (src/events/), filtered by `type`, `run` and `task`. Each event's `id` is its log entry; a client
- * that reconnects with `Last-Event-ID` (or `?lastEventId=`) gets every event after it that the log
+ * (src/events/), filtered by `type`, `run` and `task`. Each event's `id` is its place in the log; a client
+ * that reconnects with `Last-Event-ID` (or `?lastEventId=`, which wins over the header) gets every event after it that the log
  * still keeps (SWITCHYARD_EVENTS_RETENTION_MS), then the live ones, each once; when the log no longer
  * holds all of them, a `gap` event says so first. A comment every 15 s keeps proxies from closing it.
  */
@@ -42,14 +42,19 @@ export async function streamEvents(feed: EventFeed | undefined, req: Request, re
     const out = events.filter((e) => eventMatches(e.event, q)).map(frame).join('');
     if (out) res.write(out);
   };
+  // Listen for the client leaving before the subscription's first reads: one that leaves meanwhile
+  // must not leave a subscription behind.
+  let gone = false;
+  const left = new Promise<void>((resolve) => res.on('close', () => ((gone = true), resolve())));
   const sub = await feed.subscribe(write, q.lastEventId);
+  if (gone) return sub.close();
   res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   res.write('retry: 1000\n\n');
   if (sub.gap) res.write(`event: gap\ndata: ${JSON.stringify({ after: q.lastEventId, detail: 'events after this id were dropped by the retention window; read the state you need again' })}\n\n`);
   write(sub.backlog);
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
-  await Promise.race([new Promise<void>((resolve) => res.on('close', resolve)), sub.ended]);
+  await Promise.race([left, sub.ended]);
   clearInterval(keepAlive);
   sub.close();
   res.end();
