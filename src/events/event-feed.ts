@@ -69,9 +69,12 @@ export class EventFeed {
       if (resumeAfter !== undefined) {
         const oldest = await this.log.oldest();
         gap = oldest !== undefined && idAfter(oldest, eventIdParts(resumeAfter).entry) ? await this.#trimmedSince(resumeAfter, oldest) : false;
-        for (let page = await this.log.after(resumeAfter, BACKLOG_PAGE); page.length > 0; page = await this.log.after(last!, BACKLOG_PAGE)) {
-          backlog.push(...page);
-          last = page[page.length - 1]!.id;
+        let from: string | undefined = resumeAfter;
+        while (from !== undefined) {
+          const page = await this.log.after(from, BACKLOG_PAGE);
+          backlog.push(...page.events);
+          if (page.events.length > 0) last = page.events[page.events.length - 1]!.id;
+          from = page.next;
           if (backlog.length >= BACKLOG_MAX) {
             gap = true;
             break;

@@ -109,12 +109,16 @@ export class EventLog {
     );
   }
 
-  /** Up to about `count` events after event `after` ('-' for the oldest kept). */
-  async after(after: string, count: number): Promise<LoggedEvent[]> {
-    if (after === '-') return parseEntries((await this.redis.xrange(this.key, '-', '+', 'COUNT', count)) as Array<[string, string[]]>);
+  /**
+   * The events of up to `count` entries after event `after` ('-' for the oldest kept), and the id to
+   * read on from (absent when the log ends there).
+   */
+  async after(after: string, count: number): Promise<{ events: LoggedEvent[]; next?: string }> {
     const { entry, index } = eventIdParts(after);
-    const entries = (await this.redis.xrange(this.key, index === undefined ? `(${entry}` : entry, '+', 'COUNT', count)) as Array<[string, string[]]>;
-    return parseEntries(entries).filter((e) => idAfter(e.id, after));
+    const start = after === '-' ? '-' : index === undefined ? `(${entry}` : entry;
+    const entries = (await this.redis.xrange(this.key, start, '+', 'COUNT', count)) as Array<[string, string[]]>;
+    const events = parseEntries(entries).filter((e) => after === '-' || idAfter(e.id, after));
+    return { events, ...(entries.length === count ? { next: entries[entries.length - 1]![0] } : {}) };
   }
 
   /** The id of the oldest entry kept, or undefined when the log is empty. */
