@@ -68,7 +68,7 @@ export class EventFeed {
       let gap = false;
       if (resumeAfter !== undefined) {
         const oldest = await this.log.oldest();
-        gap = oldest !== undefined && idAfter(oldest, eventIdParts(resumeAfter).entry) ? await this.#trimmedSince(resumeAfter, oldest) : false;
+        gap = oldest !== undefined && idAfter(oldest, eventIdParts(resumeAfter).entry) ? this.#trimmedSince(resumeAfter, oldest) : false;
         let from: string | undefined = resumeAfter;
         while (from !== undefined) {
           const page = await this.log.after(from, BACKLOG_PAGE);
@@ -93,7 +93,7 @@ export class EventFeed {
   }
 
   /** Whether entries between `after` and the oldest one kept were trimmed (an id older than the retention). */
-  async #trimmedSince(after: string, oldest: string): Promise<boolean> {
+  #trimmedSince(after: string, oldest: string): boolean {
     const ms = Number(eventIdParts(after).entry.split('-')[0]);
     if (ms === 0) return false; // `0-0`: everything the log keeps, no gap claimed
     return Number(oldest.split('-')[0]) > ms && Date.now() - ms > this.log.retentionMs;

@@ -161,6 +161,19 @@ end
 
 -- A node settled (done, dead or skipped; workflow-settle.lua says what each does). Idempotent: only a
 -- queued node settles; returns 0 for any other, 1 when it changed the run. `extra`: its info (a table).
+-- What every settle ends with: the node's info kept; a stopping run whose last node in flight this
+-- was begins compensating; the engine woken when it has something to do. Returns 1.
+local function settled(id, extra, run, inflight, woke, now)
+  rcall('HSET', INFO, id, cjson.encode(extra))
+  if run == 'failing' or run == 'cancelling' then
+    -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
+    if inflight <= 0 then beginCompensation(now) end
+    woke = true
+  end
+  if woke then wake() end
+  return 1
+end
+
 -- The common case, a node done, with one read and one write of the meta hash and one write of the
 -- states: the node done, and each dependent whose last dependency this was ready (while the run runs).
 local function settleDone(id, payload, extra, now)
@@ -194,26 +207,16 @@ local function settleDone(id, payload, extra, now)
   for i = 1, #states, 1000 do rcall('HSET', STATE, unpack(states, i, math.min(i + 999, #states))) end
   rcall('HSET', RESULTS, id, payload)
   rcall('HSET', META, unpack(meta))
-  rcall('HSET', INFO, id, cjson.encode(extra))
-  if run == 'failing' or run == 'cancelling' then
-    -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
-    if inflight <= 0 then beginCompensation(now) end
-    woke = true
-  end
-  if woke then wake() end
-  return 1
+  return settled(id, extra, run, inflight, woke, now)
 end
 
 local function settleNode(id, outcome, payload, extra, now)
   if rcall('HGET', STATE, id) ~= 'queued' then return 0 end
-  if outcome == 'done' then
-    extra.finishedAt = tonumber(now)
-    return settleDone(id, payload, extra, now)
-  end
+  extra.finishedAt = tonumber(now)
+  if outcome == 'done' then return settleDone(id, payload, extra, now) end
   -- Counts: the node leaves 'queued' (inflight, just below) for the state it settles in.
   local m = rcall('HMGET', META, 'state', 'total')
   local run = m[1]
-  extra.finishedAt = tonumber(now)
   local inflight = rcall('HINCRBY', META, 'inflight', -1)
   local woke = false
 
@@ -246,12 +249,5 @@ local function settleNode(id, outcome, payload, extra, now)
       run = 'failing'
     end
   end
-  rcall('HSET', INFO, id, cjson.encode(extra))
-  if run == 'failing' or run == 'cancelling' then
-    -- The engine takes back queued nodes that have not started; once none runs, compensation begins.
-    if inflight <= 0 then beginCompensation(now) end
-    woke = true
-  end
-  if woke then wake() end
-  return 1
+  return settled(id, extra, run, inflight, woke, now)
 end
