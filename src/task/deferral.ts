@@ -7,8 +7,17 @@ import { DelayedError, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 
 export async function defer(job: Job, token: string | undefined, untilMs: number, redis: RedisConnection): Promise<void> {
-  await job.moveToDelayed(untilMs, token);
-  await redis.hincrby(`${job.queueQualifiedName}:${job.id}`, 'ats', -1);
+  // Uncounted first, so whoever sees it delayed also sees the attempt not started (a reader between the two
+  // sees it active and not started: it is not running its handler yet). Increments commute, so giving the
+  // count back when the move fails (its lock lost) leaves it right whoever fetched it meanwhile.
+  const key = `${job.queueQualifiedName}:${job.id}`;
+  await redis.hincrby(key, 'ats', -1);
+  try {
+    await job.moveToDelayed(untilMs, token);
+  } catch (error) {
+    await redis.hincrby(key, 'ats', 1);
+    throw error;
+  }
 }
 
 /** What a processor throws after defer(): BullMQ leaves the job where it was put. */
