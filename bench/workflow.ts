@@ -9,12 +9,12 @@
  * `switchyard agent flaky` processes (flaky with latencyMs = the work), as in a deployment.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { buildWorkflowServices, Catalogue, createLogger, createRedis, loadConfig, queueName, validateWorkflow } from '../src/index.ts';
 import demoTypes from '../queues/index.ts';
-import { startAgent, stop } from './processes.ts';
-import { deletePrefix, totalCommands } from './redis-stats.ts';
+import { startAgent, startBareWorker, stop } from './processes.ts';
+import { commandCalls, deletePrefix } from './redis-stats.ts';
 import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 export interface DagShape {
@@ -42,12 +42,16 @@ export interface MapResult {
   workMs: number;
   idealMs: number;
   makespansMs: number[];
+  /** The same items as bare BullMQ jobs, all added at once, on two bare workers of the same slots. */
+  bareMakespansMs: number[];
   /** Per item, no work. */
   noWork: CostPerNode;
 }
 
 export interface CostPerNode {
   commands: number;
+  /** Per command name. */
+  byCommand: Record<string, number>;
   cpuMs: number;
   wallMs: number;
 }
@@ -56,6 +60,8 @@ export interface MakespanResult extends DagShape {
   nodes: number;
   criticalPathMs: number;
   makespansMs: number[];
+  /** The same layers as bare BullMQ jobs (each layer added when the last job of the one before completed). */
+  bareMakespansMs: number[];
 }
 
 export interface WorkflowBenchResult {
@@ -120,17 +126,19 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
     }
   };
   const measure = async (run: () => Promise<void>): Promise<CostPerNode> => {
-    const c0 = await totalCommands(stats);
+    const c0 = await commandCalls(stats);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await run();
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    const commands = (await totalCommands(stats)) - c0;
-    return { commands, cpuMs: (cpu.user + cpu.system) / 1000, wallMs };
+    const byCommand: Record<string, number> = {};
+    for (const [name, calls] of await commandCalls(stats)) if (calls > (c0.get(name) ?? 0)) byCommand[name] = calls - (c0.get(name) ?? 0);
+    const commands = Object.values(byCommand).reduce((a, b) => a + b, 0);
+    return { commands, byCommand, cpuMs: (cpu.user + cpu.system) / 1000, wallMs };
   };
 
-  const makespans: MakespanResult[] = o.shapes.map((sh) => ({ ...sh, nodes: sh.layers * sh.width, criticalPathMs: sh.layers * o.workMs, makespansMs: [] }));
+  const makespans: MakespanResult[] = o.shapes.map((sh) => ({ ...sh, nodes: sh.layers * sh.width, criticalPathMs: sh.layers * o.workMs, makespansMs: [], bareMakespansMs: [] }));
   const wf: CostPerNode[] = [];
   const plain: CostPerNode[] = [];
   const first = o.shapes[0]!;
@@ -162,14 +170,59 @@ export async function workflowBench(o: WorkflowBenchOptions, prefix: string, pro
   }
 
   await Promise.all(agents.map((a) => stop(a)));
+  for (const m of makespans) m.bareMakespansMs = await bareLayers(o, `${prefix}-bare`, m, progress);
   const map = await mapBench(o, prefix, runs, untilDone, measure, progress);
   await pool.close();
   await services.stop();
   await deletePrefix(stats, prefix);
   await Promise.all([redis, background, subscriber, stats].map((c) => c.quit()));
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const perNode = (xs: CostPerNode[]): CostPerNode => ({ commands: med(xs.map((x) => x.commands)) / n, cpuMs: med(xs.map((x) => x.cpuMs)) / n, wallMs: med(xs.map((x) => x.wallMs)) / n });
-  return { makespans, nodes: n, workflow: perNode(wf), tasks: perNode(plain), validation, map };
+  return { makespans, nodes: n, workflow: perItem(wf, n), tasks: perItem(plain, n), validation, map };
+}
+
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Medians of rounds, per node (or item). */
+function perItem(xs: CostPerNode[], n: number): CostPerNode {
+  const names = new Set(xs.flatMap((x) => Object.keys(x.byCommand)));
+  const byCommand = Object.fromEntries([...names].map((name) => [name, med(xs.map((x) => x.byCommand[name] ?? 0)) / n]));
+  return { commands: med(xs.map((x) => x.commands)) / n, byCommand, cpuMs: med(xs.map((x) => x.cpuMs)) / n, wallMs: med(xs.map((x) => x.wallMs)) / n };
+}
+
+/**
+ * The reference for the engine time per layer: the same layers as bare BullMQ jobs on two bare
+ * worker processes of the same concurrency, each layer added (one addBulk) as soon as the last job of
+ * the one before completed (QueueEvents): what BullMQ's own add, fetch and completion cost per layer.
+ */
+async function bareLayers(o: WorkflowBenchOptions, prefix: string, shape: DagShape, progress: (m: string) => void): Promise<number[]> {
+  const workers = await Promise.all([0, 1].map(() => startBareWorker({ redisUrl: o.redisUrl, prefix, queue: 'layers', concurrency: shape.width })));
+  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('layers', { connection, prefix });
+  const events = new QueueEvents('layers', { connection: new Redis(o.redisUrl, { maxRetriesPerRequest: null }), prefix });
+  await events.waitUntilReady();
+  let completed = 0;
+  let wake = (): void => undefined;
+  events.on('completed', () => {
+    completed++;
+    wake();
+  });
+  const makespans: number[] = [];
+  for (let r = 0; r <= o.rounds; r++) {
+    const t0 = performance.now();
+    for (let l = 0; l < shape.layers; l++) {
+      const target = completed + shape.width;
+      await queue.addBulk(Array.from({ length: shape.width }, () => ({ name: 'node', data: { latencyMs: o.workMs }, opts: { removeOnComplete: true } })));
+      while (completed < target) await new Promise<void>((resolve) => (wake = resolve));
+    }
+    const makespan = performance.now() - t0;
+    progress(`workflow bare BullMQ ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${shape.layers} x ${shape.width} layers ${makespan.toFixed(0)} ms`);
+    if (r > 0) makespans.push(makespan);
+  }
+  await Promise.all(workers.map((w) => stop(w)));
+  await Promise.all([queue.close(), events.close()]);
+  await deletePrefix(connection, prefix);
+  connection.disconnect();
+  return makespans;
 }
 
 type Runs = Awaited<ReturnType<typeof buildWorkflowServices>>['runs'];
@@ -205,9 +258,41 @@ async function mapBench(o: WorkflowBenchOptions, prefix: string, runs: Runs, unt
     costs.push(cost);
   }
   await Promise.all(agents.map((a) => stop(a)));
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const noWork = { commands: med(costs.map((c) => c.commands)) / o.mapItems, cpuMs: med(costs.map((c) => c.cpuMs)) / o.mapItems, wallMs: med(costs.map((c) => c.wallMs)) / o.mapItems };
-  return { items: o.mapItems, concurrency: o.mapConcurrency, workMs: o.workMs, idealMs: (o.mapItems * o.workMs) / o.mapConcurrency, makespansMs, noWork };
+  const noWork = perItem(costs, o.mapItems);
+  const bareMakespansMs = await bareItems(o, `${prefix}-bare`, progress);
+  return { items: o.mapItems, concurrency: o.mapConcurrency, workMs: o.workMs, idealMs: (o.mapItems * o.workMs) / o.mapConcurrency, makespansMs, bareMakespansMs, noWork };
+}
+
+/** The map's reference: its items as bare BullMQ jobs, added at once (one addBulk), on two bare workers with the map's slots between them. */
+async function bareItems(o: WorkflowBenchOptions, prefix: string, progress: (m: string) => void): Promise<number[]> {
+  const workers = await Promise.all([0, 1].map(() => startBareWorker({ redisUrl: o.redisUrl, prefix, queue: 'items', concurrency: Math.ceil(o.mapConcurrency / 2) })));
+  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('items', { connection, prefix });
+  const makespans: number[] = [];
+  for (let r = 0; r <= o.rounds; r++) {
+    const t0 = performance.now();
+    await queue.addBulk(Array.from({ length: o.mapItems }, () => ({ name: 'item', data: { latencyMs: o.workMs }, opts: { removeOnComplete: true } })));
+    for (;;) {
+      const c = await queue.getJobCounts('wait', 'active', 'delayed');
+      if (c.wait! + c.active! + c.delayed! === 0) break;
+      await sleep(5);
+    }
+    const makespan = performance.now() - t0;
+    progress(`workflow map, bare BullMQ ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${o.mapItems} jobs x ${o.workMs} ms at ${o.mapConcurrency}: ${makespan.toFixed(0)} ms`);
+    if (r > 0) makespans.push(makespan);
+  }
+  await Promise.all(workers.map((w) => stop(w)));
+  await queue.close();
+  await deletePrefix(connection, prefix);
+  connection.disconnect();
+  return makespans;
+}
+
+/** The `limit` commands whose count per node differs most between two measures: [name, a, b]. */
+function commandDifferences(a: CostPerNode, b: CostPerNode, limit: number): [string, number, number][] {
+  const names = [...new Set([...Object.keys(a.byCommand), ...Object.keys(b.byCommand)])];
+  const rows = names.map((name): [string, number, number] => [name, a.byCommand[name] ?? 0, b.byCommand[name] ?? 0]);
+  return rows.sort((x, y) => Math.abs(y[1] - y[2]) - Math.abs(x[1] - x[2])).slice(0, limit);
 }
 
 /** The `workflow` scenario of `npm run bench`, measured and described. */
@@ -223,15 +308,16 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
   const text = [
     `Layered DAGs (every node after the first layer depends on two nodes of the layer before) with ${o.workMs} ms of work per node. The engine and producer run in the bench process (as in an API process); ${o.agents} agent processes (\`switchyard agent flaky\`, concurrency ${concurrency} each; \`flaky\` with \`latencyMs\` as the work) run the nodes. ${o.rounds} rounds after a warm-up, medians.`,
     '',
-    '| DAG | critical path | makespan, POST to completed | over the critical path | engine time per layer |',
-    '|---|---:|---:|---:|---:|',
+    '| DAG | critical path | makespan, POST to completed | over the critical path | engine time per layer | bare BullMQ, the same layers (each added when the one before completed) | its time per layer |',
+    '|---|---:|---:|---:|---:|---:|---:|',
     ...r.makespans.map((m) => {
       const makespan = median(m.makespansMs);
       const over = (makespan / m.criticalPathMs - 1) * 100;
-      return `| ${fmt(m.nodes)} nodes: ${m.layers} layers × ${m.width} | ${fmt(m.criticalPathMs)} ms | ${fmt(makespan)} ms (${m.makespansMs.map((x) => fmt(x)).join(', ')}) | ${over >= 0 ? '+' : ''}${fmt(over, 1)} % | ${fmt((makespan - m.criticalPathMs) / m.layers, 1)} ms |`;
+      const bare = median(m.bareMakespansMs);
+      return `| ${fmt(m.nodes)} nodes: ${m.layers} layers × ${m.width} | ${fmt(m.criticalPathMs)} ms | ${fmt(makespan)} ms (${m.makespansMs.map((x) => fmt(x)).join(', ')}) | ${over >= 0 ? '+' : ''}${fmt(over, 1)} % | ${fmt((makespan - m.criticalPathMs) / m.layers, 1)} ms | ${fmt(bare)} ms (${m.bareMakespansMs.map((x) => fmt(x)).join(', ')}) | ${fmt((bare - m.criticalPathMs) / m.layers, 1)} ms |`;
     }),
     '',
-    'Engine time per layer is what passes between the last dependency of a layer finishing and the layer running, averaged: the settle script, the engine routing and adding the newly ready nodes, and the agents fetching them. It grows with the width of a layer: every node of a layer is settled, enqueued and fetched on the same two cores as Redis and the agents.',
+    "Engine time per layer is what passes between the last dependency of a layer finishing and the layer running, averaged: the settle script, the engine routing and adding the newly ready nodes, and the agents fetching them. It grows with the width of a layer: every node of a layer is settled, enqueued and fetched on the same two cores as Redis and the agents. Bare BullMQ's column is the floor under it: the same layers as plain jobs on two bare workers of the same concurrency, each layer added the moment the last job of the one before completed; most of a layer's time there is BullMQ's fetch, one Lua call per job per worker (a layer of 50 starts over several ms) and its completion.",
     '',
     `Validation of a ${fmt(r.validation.nodes)}-node DAG: ${fmt(r.validation.coldMs)} ms on the first call in a process (zod compiling its parsers, the JIT cold), ${fmt(r.validation.warmMs)} ms warm (median of 7).`,
     '',
@@ -243,14 +329,21 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
     `| CPU of the engine's process (engine, or producer), ms | ${fmt(r.workflow.cpuMs, 3)} | ${fmt(r.tasks.cpuMs, 3)} | ${fmt(r.workflow.cpuMs - r.tasks.cpuMs, 3)} |`,
     `| wall time, ms (the workflow runs its layers one after another) | ${fmt(r.workflow.wallMs, 3)} | ${fmt(r.tasks.wallMs, 3)} | ${fmt(r.workflow.wallMs - r.tasks.wallMs, 3)} |`,
     '',
+    'Where the extra Redis commands of a node go, per command (INFO commandstats; the ten that differ most):',
+    '',
+    '| command, per node | workflow | plain tasks | workflow − tasks |',
+    '|---|---:|---:|---:|',
+    ...commandDifferences(r.workflow, r.tasks, 10).map(([name, w, t]) => `| ${name} | ${fmt(w, 2)} | ${fmt(t, 2)} | ${fmt(w - t, 2)} |`),
+    '',
     `A map node over ${fmt(r.map.items)} items (\`flaky\` tasks), ${fmt(r.map.concurrency)} at once, on two agent processes of ${fmt(Math.ceil(r.map.concurrency / 2))} slots each; a signal node hands it the list, and the clock starts with the signal:`,
     '',
-    '| map | ideal (items × work / concurrency) | makespan, signal to completed | over the ideal |',
-    '|---|---:|---:|---:|',
-    `| ${fmt(r.map.items)} items × ${fmt(r.map.workMs)} ms, ${fmt(r.map.concurrency)} at once | ${fmt(r.map.idealMs)} ms | ${fmt(median(r.map.makespansMs))} ms (${r.map.makespansMs.map((x) => fmt(x)).join(', ')}) | ${fmt((median(r.map.makespansMs) / r.map.idealMs - 1) * 100, 1)} % |`,
+    '| map | ideal (items × work / concurrency) | makespan, signal to completed | over the ideal | bare BullMQ: the items as jobs added at once, same slots | bare over the ideal |',
+    '|---|---:|---:|---:|---:|---:|',
+    `| ${fmt(r.map.items)} items × ${fmt(r.map.workMs)} ms, ${fmt(r.map.concurrency)} at once | ${fmt(r.map.idealMs)} ms | ${fmt(median(r.map.makespansMs))} ms (${r.map.makespansMs.map((x) => fmt(x)).join(', ')}) | ${fmt((median(r.map.makespansMs) / r.map.idealMs - 1) * 100, 1)} % | ${fmt(median(r.map.bareMakespansMs))} ms (${r.map.bareMakespansMs.map((x) => fmt(x)).join(', ')}) | ${fmt((median(r.map.bareMakespansMs) / r.map.idealMs - 1) * 100, 1)} % |`,
     '',
     `With no work, per item: ${fmt(r.map.noWork.commands, 1)} Redis commands (a plain task above: ${fmt(r.tasks.commands, 1)}), ${fmt(r.map.noWork.cpuMs, 3)} ms of the engine process's CPU.`,
   ].join('\n');
+  const wide = r.makespans.find((m) => m.width >= 50);
   const deep = r.makespans[0]!;
   const deepOver = median(deep.makespansMs) / deep.criticalPathMs - 1;
   const summary = [
@@ -258,8 +351,20 @@ export async function workflowScenario(opts: BenchOptions, progress: Progress): 
       const over = median(m.makespansMs) / m.criticalPathMs - 1;
       return summaryRow(`workflow makespan, ${fmt(m.nodes)} nodes (${m.layers} × ${m.width}), ms`, `${fmt(m.criticalPathMs)} (critical path)`, fmt(median(m.makespansMs)), `+${fmt(over * 100, 1)} %`, m === deep ? '≤ +10 %' : '', m === deep ? deepOver <= 0.1 : undefined);
     }),
+    ...(wide
+      ? [
+          summaryRow(
+            `workflow: engine time per ${wide.width}-wide layer, ms (vs bare BullMQ's own time per layer)`,
+            fmt((median(wide.bareMakespansMs) - wide.criticalPathMs) / wide.layers, 1),
+            fmt((median(wide.makespansMs) - wide.criticalPathMs) / wide.layers, 1),
+            ((median(wide.makespansMs) - wide.criticalPathMs) / (median(wide.bareMakespansMs) - wide.criticalPathMs)).toFixed(2),
+            '≤ 5 ms',
+            (median(wide.makespansMs) - wide.criticalPathMs) / wide.layers <= 5,
+          ),
+        ]
+      : []),
     summaryRow('workflow: Redis commands per node (vs the same nodes as tasks)', fmt(r.tasks.commands, 1), fmt(r.workflow.commands, 1), (r.workflow.commands / r.tasks.commands).toFixed(2), '≤ 1.3', r.workflow.commands / r.tasks.commands <= 1.3),
-    summaryRow(`workflow map: makespan of ${fmt(r.map.items)} items × ${fmt(r.map.workMs)} ms at ${fmt(r.map.concurrency)}, ms`, `${fmt(r.map.idealMs)} (ideal)`, fmt(median(r.map.makespansMs)), (median(r.map.makespansMs) / r.map.idealMs).toFixed(2), '≤ 1.15', median(r.map.makespansMs) / r.map.idealMs <= 1.15),
+    summaryRow(`workflow map: makespan of ${fmt(r.map.items)} items × ${fmt(r.map.workMs)} ms at ${fmt(r.map.concurrency)}, ms (bare BullMQ, same jobs: ${fmt(median(r.map.bareMakespansMs))})`, `${fmt(r.map.idealMs)} (ideal)`, fmt(median(r.map.makespansMs)), (median(r.map.makespansMs) / r.map.idealMs).toFixed(2), '≤ 1.15', median(r.map.makespansMs) / r.map.idealMs <= 1.15),
     summaryRow('workflow map: Redis commands per item (vs a plain task)', fmt(r.tasks.commands, 1), fmt(r.map.noWork.commands, 1), (r.map.noWork.commands / r.tasks.commands).toFixed(2), '≤ 1.3', r.map.noWork.commands / r.tasks.commands <= 1.3),
   ];
   return { summary, title: 'Workflows', command: `npm run bench -- workflow --shapes ${opts.shapes} --work-ms ${o.workMs} --wf-rounds ${o.rounds} --map-items ${o.mapItems} --map-concurrency ${o.mapConcurrency}`, text, data: r };
