@@ -3,7 +3,8 @@
 // run are read only while the user has it open, one bounded page; the run list is read less often
 // while nothing in it can change (every shown run has ended); schedules (issue 20), which change rarely,
 // are read every SCHEDULE_TICKS ticks, the first SCHEDULE_LIMIT of them, while their relative times are
-// redrawn from what was read; nothing is polled while the tab is hidden.
+// redrawn from what was read; the one task opened (by id, or a task node of the open run) is read each
+// tick until it ends, with its progress (issue 22); nothing is polled while the tab is hidden.
 // Every value goes in through textContent, never as HTML.
 'use strict';
 
@@ -26,7 +27,10 @@ const state = {
   tick: 0, runs: [], runsText: '', runsIdleTicks: 0, open: undefined, openView: undefined, openError: undefined, timer: undefined, running: false,
   /** The last page of schedules read, and the tick it was read at (-Infinity: read at the next tick). */
   schedules: undefined, schedulesTick: -Infinity, scheduleRows: [],
+  /** The task shown (GET /v1/tasks/:id), its last view, and why it could not be read. */
+  task: undefined, taskView: undefined, taskError: undefined,
 };
+const FINAL_TASK = new Set(['completed', 'dead', 'cancelled']);
 
 function el(tag, text, className) {
   const e = document.createElement(tag);
@@ -146,6 +150,12 @@ function drawOpenRun() {
   for (const n of v.nodes.slice(0, OPEN_RUN_NODES)) {
     const dot = el('span', undefined, n.state);
     dot.title = `${n.id}: ${n.state}${n.pool ? ` (${n.pool})` : ''}${waitingFor(n)}${n.error ? ` ${n.error}` : ''}`;
+    // A task node's job id is `<run>.<node>`: a click shows the task (its attempts, progress, result).
+    if (n.type && !n.kind && n.state !== 'pending' && n.state !== 'ready' && n.state !== 'skipped') {
+      dot.classList.add('task');
+      dot.dataset.node = n.id;
+      dot.addEventListener('click', () => showTask(`${v.id}.${n.id}`));
+    }
     nodes.append(dot);
   }
   const shown = Math.min(v.nodes.length, OPEN_RUN_NODES);
@@ -254,6 +264,68 @@ function openRun(id) {
   if (id) void refreshOpenRun().then(drawOpenRun);
 }
 
+/** What a handler last reported: a percentage as a bar with its number, anything else as its JSON. */
+function progressCell(progress) {
+  if (typeof progress === 'number' && progress >= 0 && progress <= 100) {
+    const td = bar(progress / 100);
+    td.append(` ${progress} %`);
+    return td;
+  }
+  return el('td', JSON.stringify(progress));
+}
+
+function drawTask() {
+  const table = document.getElementById('task');
+  table.hidden = !state.task;
+  if (!state.task) return;
+  const v = state.taskView;
+  const rows = [['task', `${state.task}${v ? '' : `: ${state.taskError ?? 'loading…'}`}`]];
+  if (v) {
+    rows.push(['state', badge(v.state)], ['type', `${v.type} in ${v.pool}`], ['attempts', `${v.attempts.made} of ${v.attempts.max} ended, ${v.attempts.started} started`]);
+    if (v.progress !== undefined) rows.push(['progress', progressCell(v.progress)]);
+    if (v.startedAt) rows.push(['started', new Date(v.startedAt).toLocaleTimeString()]);
+    if (v.finishedAt) rows.push(['finished', new Date(v.finishedAt).toLocaleTimeString()]);
+    if (v.note) rows.push(['note', v.note]);
+    if (v.error) rows.push(['error', v.error]);
+    if (v.result !== undefined) rows.push(['result', JSON.stringify(v.result).slice(0, 500)]);
+  }
+  const body = table.tBodies[0];
+  body.replaceChildren(...rows.map(([name, value]) => {
+    const tr = el('tr');
+    const th = el('th', name);
+    const td = value instanceof HTMLElement && value.tagName === 'TD' ? value : el('td');
+    if (td !== value) td.append(value);
+    td.dataset.field = name;
+    tr.append(th, td);
+    return tr;
+  }));
+}
+
+async function refreshTask() {
+  const id = state.task;
+  if (!id || (state.taskView && FINAL_TASK.has(state.taskView.state))) return;
+  try {
+    const view = JSON.parse(await getJson(`/v1/tasks/${encodeURIComponent(id)}`));
+    if (state.task === id) [state.taskView, state.taskError] = [view, undefined];
+  } catch (err) {
+    if (state.task === id) state.taskError = `cannot read it (${err.message})`;
+  }
+}
+
+function showTask(id) {
+  state.task = id || undefined;
+  state.taskView = undefined;
+  state.taskError = undefined;
+  document.getElementById('task-id').value = id ?? '';
+  drawTask();
+  if (state.task) void refreshTask().then(drawTask);
+}
+
+document.getElementById('task-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  showTask(document.getElementById('task-id').value.trim());
+});
+
 /** A pool's flow limits in a few words: its type's rates and limit per key, and what holds it now. */
 function limitsText(p) {
   const l = p.limits ?? {};
@@ -277,6 +349,7 @@ async function refresh() {
     readRuns ? getJson('/v1/workflows?limit=10') : Promise.resolve(state.runsText),
     readSchedules ? getJson(`/v1/schedules?limit=${SCHEDULE_LIMIT}`).then(JSON.parse) : Promise.resolve(state.schedules),
     refreshOpenRun(),
+    refreshTask(),
   ]);
   fill('pools', pools.map((p) => [
     p.name, `${p.agents.HEALTHY + p.agents.DEGRADED} of ${p.agents.total} serving`, p.weight, `${p.running} / ${p.concurrency}`,
@@ -297,6 +370,7 @@ async function refresh() {
     drawRuns();
   }
   drawOpenRun();
+  drawTask();
   if (readSchedules) {
     [state.schedules, state.schedulesTick] = [schedules, state.tick];
     drawSchedules();

@@ -20,6 +20,8 @@ export const flaky = defineAgentType({
     blockFirstRunMs: z.number().int().min(0).max(600_000).default(0),
     /** Fail only on attempts up to this number, then succeed (deterministic retries). */
     failUntilAttempt: z.number().int().min(0).max(100).default(0),
+    /** Report progress (ctx.progress, a percentage) after each of this many equal parts of latencyMs. */
+    progressSteps: z.number().int().min(0).max(100).default(0),
   }),
   result: z.object({ ok: z.literal(true), attempt: z.number().int(), tookMs: z.number() }),
   defaults: { attempts: 3, timeoutMs: 60_000, backoff: { type: 'exponential', delayMs: 200, jitter: 0.2 } },

@@ -31,7 +31,12 @@ export default defineWorker(
       }
     }
     const delay = p.latencyMs + slowdownMs + (p.jitterMs ? Math.round((Math.random() * 2 - 1) * p.jitterMs) : 0);
-    if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
+    if (p.progressSteps > 0) {
+      for (let step = 1; step <= p.progressSteps; step++) {
+        await sleep(Math.max(0, delay) / p.progressSteps, undefined, { signal: ctx.signal });
+        await ctx.progress(Math.round((100 * step) / p.progressSteps));
+      }
+    } else if (delay > 0) await sleep(Math.max(0, delay), undefined, { signal: ctx.signal });
     if (dependency) {
       const res = await fetch(dependency, { signal: ctx.signal });
       if (!res.ok) throw new Error(`downstream ${dependency} answered ${res.status}`);

@@ -11,7 +11,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Job } from 'bullmq';
-import type { TaskEventState } from '../events/event-log.ts';
+import { PROGRESS_EVENT_BYTES, type TaskEventState } from '../events/event-log.ts';
+import { progressOf, type TaskProgress } from '../model/task-progress.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
 import { isServing, type Health } from '../model/health-state.ts';
@@ -71,12 +72,16 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Metrics, events and logs of what the worker reports. */
   #watchWorker(): void {
     const { worker, metrics, log, events } = this.#p;
-    const tell = (job: Job<TaskEnvelope>, state: TaskEventState, more: { attempt?: number; error?: string } = {}) => {
+    const tell = (job: Job<TaskEnvelope>, state: TaskEventState, more: { attempt?: number; error?: string; progress?: TaskProgress } = {}) => {
       const w = job.data?.workflow;
       events.append({ kind: 'task', task: job.id ?? '', type: this.type.name, pool: this.pool, state, ...more, ...(w ? { run: w.run, node: w.node } : {}), at: Date.now() });
     };
     worker.on('error', (err) => log.error({ err }, 'worker error'));
     worker.on('active', (job) => tell(job, 'active', { attempt: job.attemptsMade + 1 }));
+    worker.on('progress', (job, value) => {
+      const progress = progressOf(value);
+      tell(job, 'progress', progress !== undefined && Buffer.byteLength(JSON.stringify(progress)) <= PROGRESS_EVENT_BYTES ? { progress } : {});
+    });
     worker.on('completed', (job) => {
       metrics.completed(job);
       tell(job, 'completed');

@@ -17,7 +17,8 @@ import { NODE_KINDS } from '../workflow/node-kinds.ts';
 import { agentQuerySchema, poolQuerySchema } from './routes/agents.ts';
 import { recentRunsQuerySchema, runViewQuerySchema } from './routes/workflows.ts';
 import { eventsQuerySchema } from './routes/events.ts';
-import { TASK_EVENT_STATES } from '../events/event-log.ts';
+import { PROGRESS_EVENT_BYTES, TASK_EVENT_STATES } from '../events/event-log.ts';
+import { taskProgressSchema } from '../model/task-progress.ts';
 import { scheduleListQuerySchema } from './routes/schedules.ts';
 import { MISFIRE_POLICIES, SCHEDULE_ID_PATTERN, schedulePatchSchema, scheduleRequestSchema } from '../model/schedule.ts';
 
@@ -77,6 +78,7 @@ export const taskViewSchema = taskSummarySchema.extend({
   priority: count,
   idempotencyKey: z.string().optional(),
   payload: z.unknown(),
+  progress: taskProgressSchema.optional(),
   result: z.unknown().optional(),
   error: z.string().optional(),
   errors: z.array(z.string()),
@@ -230,7 +232,8 @@ export const problemSchema = z.strictObject({
 export const eventSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('task'), task: z.string(), type: z.string(), pool: z.string().optional(), state: z.enum(TASK_EVENT_STATES),
-    attempt: z.number().int().optional(), run: z.string().optional(), node: z.string().optional(), error: z.string().optional(), at: z.number().int(),
+    attempt: z.number().int().optional(), run: z.string().optional(), node: z.string().optional(), error: z.string().optional(),
+    progress: taskProgressSchema.optional().describe(`on a progress event: the value, when its JSON is at most ${PROGRESS_EVENT_BYTES} bytes (else read the task)`), at: z.number().int(),
   }),
   z.strictObject({ kind: z.literal('node'), run: z.string(), node: z.string(), state: z.enum(['done', 'dead', 'skipped']), at: z.number().int() }),
   z.strictObject({ kind: z.literal('run'), run: z.string(), name: z.string().optional(), state: z.string(), reason: z.string().optional(), at: z.number().int() }),

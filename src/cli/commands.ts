@@ -61,6 +61,7 @@ export async function readJsonArgument(arg: string, what = 'the payload'): Promi
 
 const describeTask = (t: TaskView) =>
   `${t.id}  ${t.state}  ${t.type}.${t.pool}  attempts ${t.attempts.made}/${t.attempts.max}` +
+  (t.progress !== undefined ? `  progress ${typeof t.progress === 'number' ? `${t.progress} %` : JSON.stringify(t.progress)}` : '') +
   (t.error ? `\n  error: ${t.error}` : '') +
   (t.result !== undefined ? `\n  result: ${JSON.stringify(t.result)}` : '') +
   (t.note ? `\n  note: ${t.note}` : '');

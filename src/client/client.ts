@@ -347,7 +347,9 @@ export function createClient<const Ts extends readonly AgentType[] = readonly Ag
     get: (task) => call('GET', `/v1/tasks/${idOf(task)}`),
     wait: (task, w = {}) => {
       const id = typeof task === 'string' ? task : task.id;
-      return waitUntil(() => client.get(task), (v) => final.includes(v.state), w, (e) => client.events({ task: id }, e), () => true, 0);
+      // A progress event is read at most every 250 ms (onProgress sees it); any other is read at once.
+      const urgent = (e: StreamedEvent) => !('event' in e) || e.event.kind !== 'task' || e.event.state !== 'progress';
+      return waitUntil(() => client.get(task), (v) => final.includes(v.state), w, (e) => client.events({ task: id }, e), urgent, 250);
     },
     cancel: (task) => call('DELETE', `/v1/tasks/${idOf(task)}`),
     agents: (filter = {}) => call('GET', `/v1/agents${query(filter)}`),

@@ -9,15 +9,23 @@
 import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { parseQueueName } from '../model/names.ts';
+import type { TaskProgress } from '../model/task-progress.ts';
 
 /** The kinds of events and what each carries. */
 export type SwitchyardEvent =
-  | { kind: 'task'; task: string; type: string; pool?: string; state: TaskEventState; attempt?: number; run?: string; node?: string; error?: string; at: number }
+  | { kind: 'task'; task: string; type: string; pool?: string; state: TaskEventState; attempt?: number; run?: string; node?: string; error?: string; progress?: TaskProgress; at: number }
   | { kind: 'node'; run: string; node: string; state: 'done' | 'dead' | 'skipped'; at: number }
   | { kind: 'run'; run: string; name?: string; state: string; reason?: string; at: number };
 
-/** waiting: enqueued; active: an attempt started; failed: an attempt failed and the task will retry; dead, completed, cancelled: final. */
-export const TASK_EVENT_STATES = ['waiting', 'active', 'failed', 'completed', 'dead', 'cancelled'] as const;
+/**
+ * waiting: enqueued; active: an attempt started; progress: the handler reported progress (ctx.progress;
+ * the value rides along when its JSON is at most PROGRESS_EVENT_BYTES); failed: an attempt failed and the
+ * task will retry; dead, completed, cancelled: final.
+ */
+export const TASK_EVENT_STATES = ['waiting', 'active', 'progress', 'failed', 'completed', 'dead', 'cancelled'] as const;
+
+/** The largest progress value (as JSON) a progress event carries; a larger one is read from the task. */
+export const PROGRESS_EVENT_BYTES = 1024;
 export type TaskEventState = (typeof TASK_EVENT_STATES)[number];
 
 /** An event as read back: its id (the SSE `id`: `<stream entry id>.<index in the entry>`) and the event. */

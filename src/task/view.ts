@@ -3,6 +3,7 @@ import type { Job, JobState } from 'bullmq';
 import { PARKED_POOL, parseQueueName } from '../model/names.ts';
 import { expandDecision, type RoutingDecision } from '../model/routing.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
+import { progressOf, type TaskProgress } from '../model/task-progress.ts';
 
 export const TASK_STATES = ['parked', 'waiting', 'delayed', 'active', 'completed', 'retrying', 'dead', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
@@ -26,6 +27,8 @@ export interface TaskView extends TaskSummary {
   priority: number;
   idempotencyKey?: string;
   payload: unknown;
+  /** What the handler last reported with ctx.progress() (absent until it reports one other than 0). */
+  progress?: TaskProgress;
   result?: unknown;
   /** The last error, and one entry per failed attempt (newest last). */
   error?: string;
@@ -98,6 +101,8 @@ export function viewOf(job: TaskJob, state: TaskState): TaskView {
   };
   if (job.data.key) view.idempotencyKey = job.data.key;
   if (job.data.previousErrors?.length) view.previousErrors = job.data.previousErrors;
+  const progress = progressOf(job.progress);
+  if (progress !== undefined) view.progress = progress;
   if (state === 'completed') view.result = job.returnvalue;
   if (job.failedReason) view.error = firstLine(job.failedReason);
   if (view.error && errors.length === 0) view.errors = [view.error];

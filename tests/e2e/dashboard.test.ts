@@ -120,4 +120,22 @@ describe.skipIf(!chromiumPath)('the dashboard in a browser', () => {
     await expect.poll(() => page.locator('#run-title').innerText(), { timeout: 10_000 }).toBe(`scheduled-pair ${runId}: completed`);
     expect(await page.locator('#run-nodes span.done').count()).toBe(1);
   }, 60_000);
+
+  it("shows a running task node's progress in the Task panel, moving until it completes", async () => {
+    const res = await post('/v1/workflows', { name: 'progress-demo', nodes: [{ id: 'slow', type: 'flaky', payload: { latencyMs: 6000, progressSteps: 6 } }] });
+    expect(res.status).toBe(202);
+    const { id: runId } = (await res.json()) as { id: string };
+    const runLink = page.locator('#runs tbody button.link', { hasText: runId });
+    await expect.poll(() => runLink.count(), { timeout: 15_000 }).toBe(1);
+    await runLink.click();
+    const dot = page.locator('#run-nodes span.task[data-node="slow"]');
+    await expect.poll(() => dot.count(), { timeout: 10_000 }).toBe(1);
+    await dot.click();
+    expect(await page.inputValue('#task-id')).toBe(`${runId}.slow`);
+    const progress = page.locator('#task td[data-field="progress"]');
+    // A value under 100 while it runs (read every 2 s; steps of 17 %), then 100 % once completed.
+    await expect.poll(async () => ((await progress.count()) ? await progress.innerText() : ''), { timeout: 15_000 }).toMatch(/^\s*(17|33|50|67|83) %$/);
+    await expect.poll(() => page.locator('#task td[data-field="state"]').innerText(), { timeout: 20_000 }).toBe('completed');
+    expect((await progress.innerText()).trim()).toBe('100 %');
+  }, 60_000);
 });
