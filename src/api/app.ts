@@ -13,6 +13,8 @@ import type { TaskLookup } from '../task/lookup.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import { authorizer } from './auth.ts';
+import type { KeyRing } from './key-ring.ts';
+import { batchTypes, requireScope, requireTypes, scheduleTypes, taskTypes, workflowTypes } from './scopes.ts';
 import { docsPage } from './docs-page.ts';
 import { openApiDocument } from './openapi.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
@@ -41,7 +43,9 @@ import { createSchedule, deleteSchedule, getSchedule, listSchedules, updateSched
 import type { Schedules } from '../schedule/schedules.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'apiKeys' | 'allowedHosts' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
+  config: Pick<Config, 'allowedHosts' | 'maxBodyBytes' | 'keepCompleted' | 'prefix' | 'rateLimit'>;
+  /** The API keys accepted (none: protected mode, loopback clients only, decided when the app is built). */
+  keys: KeyRing;
   redis: RedisConnection;
   queues: PoolQueues;
   producer: TaskProducer;
@@ -121,7 +125,7 @@ function useEdge(app: express.Express, d: ApiDeps): void {
   app.use(closeUnreadBodies);
 
   // Without keys, loopback is the only protection: refuse names that are not ours (DNS rebinding).
-  if (d.config.apiKeys.length === 0) app.use(hostCheck(d.config.allowedHosts));
+  if (d.keys.size === 0) app.use(hostCheck(d.config.allowedHosts));
   // Browsers send stored credentials from any page: no route changes state for another site's page.
   app.use(refuseCrossSite);
 
@@ -133,12 +137,18 @@ function useEdge(app: express.Express, d: ApiDeps): void {
   app.get('/readyz', handle(() => readyz(d.redis)));
 }
 
-/** Every route below needs a key when keys are set; browsers opening a page get a Basic-auth prompt. */
+/**
+ * Every route below needs a key when keys are set (browsers opening a page get a Basic-auth prompt),
+ * and the key the scope of its route (scopes.ts).
+ */
 function useAuth(app: express.Express, d: ApiDeps): void {
-  const authorize = authorizer(d.config.apiKeys);
+  const authorize = authorizer(d.keys, d.keys.size > 0);
   app.use((req, res, next) => {
     const result = authorize(req);
-    if (result.ok) return next();
+    if (result.ok) {
+      res.locals.principal = result.principal;
+      return requireScope(req, res, next);
+    }
     const browserPage = req.path.startsWith(BOARD_PATH) || req.path.startsWith('/dashboard');
     res.set('www-authenticate', browserPage ? 'Basic realm="switchyard", charset="UTF-8"' : 'Bearer realm="switchyard"');
     send(res, problem(401, 'Unauthorized', result.reason, 'UNAUTHORIZED'));
@@ -147,12 +157,12 @@ function useAuth(app: express.Express, d: ApiDeps): void {
 
 /** Tasks, workflows and dead letters. */
 function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
-  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.config.apiKeys.length > 0);
-  app.post('/v1/tasks', body.required, limit(oneTask), handle((req) => createTask(d.producer, req.body)));
-  app.post('/v1/tasks/batch', body.required, limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.keys.size > 0);
+  app.post('/v1/tasks', body.required, requireTypes(taskTypes), limit(oneTask), handle((req) => createTask(d.producer, req.body)));
+  app.post('/v1/tasks/batch', body.required, requireTypes(batchTypes), limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
   app.delete('/v1/tasks/:id', body.none, handle((req) => withRedis(d.redis, () => cancelTask(d.canceller, String(req.params.id)))));
-  app.post('/v1/workflows', body.required, limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
+  app.post('/v1/workflows', body.required, requireTypes(workflowTypes), limit(lengthOf('nodes')), handle((req) => withRedis(d.redis, () => createWorkflow(d.workflows, req.body))));
   app.get('/v1/workflows', handle((req) => withRedis(d.redis, () => listWorkflows(d.workflows, req.query))));
   app.get('/v1/workflows/:id', handle((req) => withRedis(d.redis, () => getWorkflow(d.workflows, String(req.params.id), req.query))));
   app.delete('/v1/workflows/:id', body.none, handle((req) => withRedis(d.redis, () => cancelWorkflow(d.workflows, String(req.params.id)))));
@@ -165,12 +175,12 @@ function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): voi
 
 /** Schedules: what starts tasks and workflows on a cron or an interval. */
 function useScheduleRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
-  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.config.apiKeys.length > 0);
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.keys.size > 0);
   const id = (req: Request) => String(req.params.id);
-  app.post('/v1/schedules', body.required, limit(oneTask), handle((req) => withRedis(d.redis, () => createSchedule(d.schedules, req.body))));
+  app.post('/v1/schedules', body.required, requireTypes(scheduleTypes), limit(oneTask), handle((req) => withRedis(d.redis, () => createSchedule(d.schedules, req.body))));
   app.get('/v1/schedules', handle((req) => withRedis(d.redis, () => listSchedules(d.schedules, req.query))));
   app.get('/v1/schedules/:id', handle((req) => withRedis(d.redis, () => getSchedule(d.schedules, id(req)))));
-  app.patch('/v1/schedules/:id', body.required, limit(oneTask), handle((req) => withRedis(d.redis, () => updateSchedule(d.schedules, id(req), req.body))));
+  app.patch('/v1/schedules/:id', body.required, requireTypes(scheduleTypes), limit(oneTask), handle((req) => withRedis(d.redis, () => updateSchedule(d.schedules, id(req), req.body))));
   app.delete('/v1/schedules/:id', body.none, handle((req) => withRedis(d.redis, () => deleteSchedule(d.schedules, id(req)))));
 }
 

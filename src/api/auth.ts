@@ -1,13 +1,12 @@
 /**
- * API keys from SWITCHYARD_API_KEYS, as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP
- * Basic with the key as password (so a browser can open Bull Board and the dashboard). With no
- * key configured only loopback clients are served, like Redis's protected mode.
+ * API keys (key-ring.ts), as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the
+ * key as password (so a browser can open Bull Board and the dashboard). With no key configured only
+ * loopback clients are served, like Redis's protected mode, with every scope.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
+import { LOOPBACK, type Principal } from '../model/api-key.ts';
 import { isLoopbackAddress } from './host-check.ts';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
+import type { KeyRing } from './key-ring.ts';
 
 /** The key a request presents. Scheme names are case-insensitive (RFC 9110 §11.1): `BEARER k` is `Bearer k`. */
 export function presentedKey(req: Request): string | undefined {
@@ -25,20 +24,20 @@ export function presentedKey(req: Request): string | undefined {
   return typeof apiKey === 'string' ? apiKey : undefined;
 }
 
-export type AuthResult = { ok: true } | { ok: false; reason: string };
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: string };
 
-export function authorizer(keys: readonly string[]): (req: Request) => AuthResult {
-  const digests = keys.map(digest);
-  if (digests.length === 0) {
+/** Who a request is. Protected mode is decided once, at start (`keyed`): a reload never turns it on. */
+export function authorizer(ring: KeyRing, keyed: boolean): (req: Request) => AuthResult {
+  if (!keyed) {
     return (req) =>
       isLoopbackAddress(req.socket.remoteAddress)
-        ? { ok: true }
-        : { ok: false, reason: 'no API keys are configured (SWITCHYARD_API_KEYS), so only loopback clients are served' };
+        ? { ok: true, principal: LOOPBACK }
+        : { ok: false, reason: 'no API keys are configured (SWITCHYARD_API_KEYS, SWITCHYARD_API_KEYS_FILE), so only loopback clients are served' };
   }
   return (req) => {
     const key = presentedKey(req);
     if (!key) return { ok: false, reason: 'send an API key: Authorization: Bearer <key> or X-API-Key: <key>' };
-    const d = digest(key);
-    return digests.some((k) => timingSafeEqual(k, d)) ? { ok: true } : { ok: false, reason: 'the API key is not valid' };
+    const principal = ring.lookup(key);
+    return principal ? { ok: true, principal } : { ok: false, reason: 'the API key is not valid' };
   };
 }

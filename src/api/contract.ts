@@ -4,6 +4,7 @@
  * document (openapi.ts) is generated from it, and the fuzz (tests/fuzz) checks every answer against
  * it, so the document cannot drift from what the API does.
  */
+import type { Scope } from '../model/api-key.ts';
 import { z } from 'zod';
 import { BREAKER_STATES } from '../model/breaker-state.ts';
 import { HEALTH_STATES } from '../model/health-state.ts';
@@ -46,6 +47,8 @@ export interface Operation {
   errors: readonly number[];
   /** false for the probes, which answer without an API key. */
   auth: boolean;
+  /** The scope a key needs for it (src/model/api-key.ts): by default `read` for a GET, `admin` otherwise. */
+  scope: Scope;
   /** Set for a stream (Server-Sent Events): `response` is each event's data, not a JSON body. */
   stream?: 'text/event-stream';
 }
@@ -245,7 +248,7 @@ const flowFlags = {
   debounced: z.literal(true).optional().describe('the pending task of this debounce window took this request (its payload, run windowMs from now)'),
 };
 
-type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth' | 'stream'>>;
+type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth' | 'stream' | 'scope'>>;
 
 const op = (method: Method, path: string, o: OperationSpec): Operation => ({
   id: `${method} ${path}`,
@@ -256,6 +259,7 @@ const op = (method: Method, path: string, o: OperationSpec): Operation => ({
   query: o.querySchema !== undefined,
   auth: o.auth ?? true,
   errors: o.errors ?? [],
+  scope: o.scope ?? (method === 'GET' ? 'read' : 'admin'),
   ...o,
 });
 
@@ -263,8 +267,8 @@ const BODY_ERRORS = [400, 413, 415, 429];
 
 /** Every route of app.ts (Bull Board and the dashboard are pages, not operations). */
 export const OPERATIONS: readonly Operation[] = [
-  op('POST', '/v1/tasks', { summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema.extend(flowFlags), errors: [...BODY_ERRORS, 404, 422] }),
-  op('POST', '/v1/tasks/batch', {
+  op('POST', '/v1/tasks', { scope: 'produce', summary: 'Enqueue a task', body: 'required', bodySchema: taskRequestSchema, success: [202, 200], response: taskSummarySchema.extend(flowFlags), errors: [...BODY_ERRORS, 404, 422] }),
+  op('POST', '/v1/tasks/batch', { scope: 'produce',
     summary: 'Enqueue a batch of tasks, validated all or nothing',
     body: 'required',
     bodySchema: batchRequestSchema,
@@ -273,8 +277,8 @@ export const OPERATIONS: readonly Operation[] = [
     errors: [...BODY_ERRORS, 422],
   }),
   op('GET', '/v1/tasks/:id', { summary: 'A task: state, attempts, result or errors, routing', success: [200], response: taskViewSchema, errors: [404] }),
-  op('DELETE', '/v1/tasks/:id', { summary: 'Cancel a task (remove it, or abort it if running)', success: [200, 202], response: taskViewSchema, errors: [404, 409] }),
-  op('POST', '/v1/workflows', {
+  op('DELETE', '/v1/tasks/:id', { scope: 'produce', summary: 'Cancel a task (remove it, or abort it if running)', success: [200, 202], response: taskViewSchema, errors: [404, 409] }),
+  op('POST', '/v1/workflows', { scope: 'produce',
     summary: 'Start a workflow (a DAG of tasks, with compensations)',
     body: 'required',
     bodySchema: workflowRequestSchema,
@@ -284,8 +288,8 @@ export const OPERATIONS: readonly Operation[] = [
   }),
   op('GET', '/v1/workflows', { summary: 'Recent workflow runs, newest first, with node counts by state (no nodes)', querySchema: recentRunsQuerySchema, success: [200], response: z.strictObject({ runs: z.array(runOverviewSchema) }), errors: [400] }),
   op('GET', '/v1/workflows/:id', { summary: 'A workflow run: state, node counts, a page of its nodes, compensation log', querySchema: runViewQuerySchema, success: [200], response: runViewSchema, errors: [400, 404] }),
-  op('DELETE', '/v1/workflows/:id', { summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
-  op('POST', '/v1/workflows/:id/signals/:name', {
+  op('DELETE', '/v1/workflows/:id', { scope: 'produce', summary: 'Cancel a workflow run', success: [200, 202], response: runViewSchema, errors: [404, 409] }),
+  op('POST', '/v1/workflows/:id/signals/:name', { scope: 'produce',
     summary: "Send a signal to a run's signal node: its payload (the body) becomes the node's result (200), or is kept until the node is reached (202); once only (409)",
     body: 'required',
     bodySchema: z.unknown().describe("the signal's payload: any JSON object or array, checked against the node's schema"),
@@ -293,7 +297,7 @@ export const OPERATIONS: readonly Operation[] = [
     response: z.strictObject({ run: z.string(), node: z.string(), signal: z.string(), state: z.enum(['delivered', 'kept']) }),
     errors: [...BODY_ERRORS, 404, 409],
   }),
-  op('POST', '/v1/schedules', {
+  op('POST', '/v1/schedules', { scope: 'produce',
     summary: 'Create a schedule: a task or workflow started on a cron expression (IANA time zone) or an interval',
     body: 'required',
     bodySchema: scheduleRequestSchema,
@@ -309,7 +313,7 @@ export const OPERATIONS: readonly Operation[] = [
     errors: [400],
   }),
   op('GET', '/v1/schedules/:id', { summary: 'A schedule: its definition, next fire times and last fire', success: [200], response: scheduleViewSchema, errors: [404] }),
-  op('PATCH', '/v1/schedules/:id', {
+  op('PATCH', '/v1/schedules/:id', { scope: 'produce',
     summary: 'Change a schedule (paused: true pauses it, false resumes it)',
     body: 'required',
     bodySchema: schedulePatchSchema,
@@ -317,7 +321,7 @@ export const OPERATIONS: readonly Operation[] = [
     response: scheduleViewSchema,
     errors: [...BODY_ERRORS, 404],
   }),
-  op('DELETE', '/v1/schedules/:id', { summary: 'Delete a schedule', success: [204], response: z.undefined(), errors: [404] }),
+  op('DELETE', '/v1/schedules/:id', { scope: 'produce', summary: 'Delete a schedule', success: [204], response: z.undefined(), errors: [404] }),
   op('GET', '/v1/events', {
     summary: 'Server-Sent Events of task, node and run state changes (event: task | node | run | gap), filtered; resumable with Last-Event-ID within the retention',
     querySchema: eventsQuerySchema,

@@ -59,7 +59,7 @@ function operationObject(o: Operation, catalogue: Catalogue): Record<string, unk
     else if (o.stream) responses[String(status)] = { description: 'A stream of events: `id: <entry id>`, `event: <kind>`, `data: <the event, JSON, as this schema>`', content: { [o.stream]: { schema: schemaOf(o.response, 'output') } } };
     else responses[String(status)] = { description: SUCCESS_TEXT[status] ?? 'OK', content: { 'application/json': { schema: schemaOf(o.response, 'output') } } };
   }
-  const errors = new Set([...o.errors, ...(o.auth ? [401, 503] : []), ...EDGE_ERRORS, ...(o.method === 'GET' ? [] : WRITE_ERRORS)]);
+  const errors = new Set([...o.errors, ...(o.auth ? [401, 403, 503] : []), ...EDGE_ERRORS, ...(o.method === 'GET' ? [] : WRITE_ERRORS)]);
   for (const status of [...errors].sort()) {
     responses[String(status)] = { description: 'Problem (RFC 7807)', content: { 'application/problem+json': { schema: ref('Problem') } } };
   }
@@ -67,6 +67,7 @@ function operationObject(o: Operation, catalogue: Catalogue): Record<string, unk
   return {
     operationId: o.id.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, ''),
     summary: o.summary,
+    ...(o.auth ? { description: `Needs an API key with the scope \`${o.scope}\` (or \`admin\`); 403 names the scope a key lacks.`, 'x-switchyard-scope': o.scope } : {}),
     ...(parameters.length ? { parameters } : {}),
     ...(body ? { requestBody: body } : {}),
     responses,

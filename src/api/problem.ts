@@ -30,6 +30,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   NOT_FOUND: [404, 'Not found'],
   AGENT_NOT_FOUND: [404, 'Agent not found'],
   UNAUTHORIZED: [401, 'Unauthorized'],
+  FORBIDDEN: [403, 'Forbidden'],
   UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
   REDIS_UNAVAILABLE: [503, 'Service unavailable'],

@@ -17,12 +17,15 @@ import { createApp } from './app.ts';
 import { rawProblem } from './problem.ts';
 import { limitedServer } from './connections.ts';
 import { assertLoopbackListen } from './host-check.ts';
+import { KeyRing } from './key-ring.ts';
 
 export interface ApiServer {
   url: string;
   port: number;
   /** The Express app, for tests that walk its routes. */
   app: Express;
+  /** Reads the API keys again (what SIGHUP does); throws CONFIG_INVALID, keeping the keys in use, when they are bad. Returns how many there are. */
+  reloadKeys(): number;
   close(): Promise<void>;
 }
 
@@ -56,14 +59,34 @@ export interface StartApiOptions {
   dashboard?: RequestHandler;
 }
 
+/** SIGHUP reloads the API keys (rotation without a restart); a bad file is logged and changes nothing. */
+function reloadOnHangUp(keys: KeyRing, log: Logger): { reload(): number; stop(): void } {
+  const reload = () => {
+    const n = keys.reload();
+    log.info({ keys: n }, 'API keys reloaded');
+    return n;
+  };
+  const onHangUp = () => {
+    try {
+      reload();
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'API keys not reloaded: the keys in use are kept');
+    }
+  };
+  process.on('SIGHUP', onHangUp);
+  return { reload, stop: () => void process.off('SIGHUP', onHangUp) };
+}
+
 export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
   const { config, catalogue, log } = opts;
-  if (config.apiKeys.length === 0) await assertLoopbackListen(config.host);
+  const keys = new KeyRing(config);
+  if (keys.size === 0) await assertLoopbackListen(config.host);
   const services = await buildApiServices(connectApi(opts.redisUrl, log), config, catalogue, log);
   const { redis, breakers } = services;
   const app = createApp({
     ...services,
     config,
+    keys,
     boardQueues: [services.engine.runQueue, services.callbacks.queue],
     breakerState: (ref) => breakers.state(poolBreakerName(ref)),
     log,
@@ -80,7 +103,8 @@ export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  if (config.apiKeys.length === 0) log.warn('no SWITCHYARD_API_KEYS set: serving loopback clients only, without a key');
+  if (keys.size === 0) log.warn('no SWITCHYARD_API_KEYS or SWITCHYARD_API_KEYS_FILE set: serving loopback clients only, without a key');
+  const rotation = reloadOnHangUp(keys, log);
   void checkDurability(redis).then(
     ({ problems }) => problems.forEach((p) => log.warn(p)),
     () => undefined,
@@ -91,7 +115,9 @@ export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
     url,
     port,
     app,
+    reloadKeys: rotation.reload,
     async close() {
+      rotation.stop();
       // Stop accepting first, and answer what is in flight while everything it needs still runs.
       // Keep-alive connections that finish a request later would hold close() for the whole
       // keep-alive timeout: close each one as soon as it is idle, and all of them after a deadline.

@@ -5,6 +5,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config } from '../config/env.ts';
 import { TAG_PATTERN } from '../model/agent-record.ts';
 import { onShutdown } from './signals.ts';
+import { hashKeyCommand, newKeyCommand, type NewKeyFlags } from './keys.ts';
+import { SCOPES } from '../model/api-key.ts';
 import { VERSION } from '../version.ts';
 import { runWorkflowFile, signalCommand } from './workflow.ts';
 import { durationMs, MISFIRE_CHOICES, scheduleActionCommand, scheduleAddCommand, schedulesListCommand, type ScheduleAddFlags } from './schedules.ts';
@@ -93,8 +95,25 @@ export function buildProgram(): Command {
   addWorkflowCommands(program);
   addClientCommands(program);
   addScheduleCommands(program);
+  addKeyCommands(program);
   addBenchCommand(program);
   return program;
+}
+
+/** API keys for SWITCHYARD_API_KEYS_FILE: made and hashed here, read by the API on SIGHUP. */
+function addKeyCommands(program: Command): void {
+  const keys = program.command('keys').description('make API keys for SWITCHYARD_API_KEYS_FILE (scoped, stored hashed)');
+  keys
+    .command('new')
+    .description('print a new random key (once) and its entry for the keys file')
+    .requiredOption('--id <name>', 'a name for the key (logs and the rate limit use it)')
+    .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`)
+    .option('--types <list>', 'comma-separated agent types the key may produce or work for (default: any)')
+    .action((o: NewKeyFlags) => void (process.exitCode = newKeyCommand(o)));
+  keys
+    .command('hash <key>')
+    .description('print the sha256:<hex> hash of a key, as the keys file stores it')
+    .action((key: string) => void (process.exitCode = hashKeyCommand(key)));
 }
 
 const apiUrl = () => process.env.SWITCHYARD_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;

@@ -47,6 +47,8 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only (1-32 characters)')
     .default('sw'),
   SWITCHYARD_API_KEYS: list.default([]),
+  /** A JSON file of scoped, hashed API keys (src/model/api-key.ts), read at start and on SIGHUP. */
+  SWITCHYARD_API_KEYS_FILE: z.string().min(1).optional(),
   /**
    * Without API keys only these Host names are answered, besides localhost and loopback addresses (any
    * port): a page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) is refused with 421.
@@ -154,7 +156,10 @@ export type Config = Readonly<{
   host: string;
   port: number;
   prefix: string;
+  /** Keys (or their sha256:<hex> hashes) with every scope. */
   apiKeys: readonly string[];
+  /** The scoped keys' file (src/api/key-ring.ts). */
+  apiKeysFile: string | undefined;
   /** Host names answered without API keys besides the loopback ones: lowercase, no trailing dot, IPv6 without brackets. */
   allowedHosts: readonly string[];
   connections: Readonly<ConnectionLimits>;
@@ -217,6 +222,7 @@ function configOf(e: z.output<typeof envSchema>): Config {
     port: e.PORT,
     prefix: e.SWITCHYARD_PREFIX,
     apiKeys: Object.freeze(e.SWITCHYARD_API_KEYS),
+    apiKeysFile: e.SWITCHYARD_API_KEYS_FILE,
     allowedHosts: Object.freeze(e.SWITCHYARD_ALLOWED_HOSTS.map((h) => h.toLowerCase().replace(/\.$/, '').replace(/^\[(.*)\]$/, '$1'))),
     connections: Object.freeze({
       max: e.SWITCHYARD_MAX_CONNECTIONS,

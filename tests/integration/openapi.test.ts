@@ -59,13 +59,18 @@ describe('GET /openapi.json', () => {
     const doc = await json(fetch(`${api.url}/openapi.json`));
     const get = doc.paths['/v1/tasks/{id}'].get;
     expect(get.parameters).toEqual([{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]);
-    expect(Object.keys(get.responses).sort()).toEqual(['200', '401', '404', '408', '421', '429', '503']);
+    expect(Object.keys(get.responses).sort()).toEqual(['200', '401', '403', '404', '408', '421', '429', '503']);
     // The edge's refusals of a write (cross-site, not JSON, too large, a body on a bodiless route) are documented too.
     expect(Object.keys(doc.paths['/v1/breakers/{type}/{pool}/reset'].post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '408', '413', '415', '421', '429', '503']);
     expect(get.responses['404'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
     const dlq = doc.paths['/v1/dlq'].get.parameters.map((p: { name: string }) => p.name);
     expect(dlq).toEqual(expect.arrayContaining(['type', 'pool', 'error', 'since', 'until', 'limit']));
     expect(doc.paths['/healthz'].get.security).toEqual([]);
+    // Each authenticated operation names the scope a key needs.
+    expect(get['x-switchyard-scope']).toBe('read');
+    expect(doc.paths['/v1/tasks'].post['x-switchyard-scope']).toBe('produce');
+    expect(doc.paths['/v1/breakers/{type}/{pool}/reset'].post['x-switchyard-scope']).toBe('admin');
+    expect(doc.paths['/v1/breakers/{type}/{pool}/reset'].post.description).toMatch(/scope `admin`/);
   });
 });
 
