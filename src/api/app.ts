@@ -203,7 +203,7 @@ function useDocuments(app: express.Express, d: ApiDeps): void {
   app.get('/docs', (_req, res) => void res.type('html').send(docs));
   const metrics = d.metrics;
   // Bounded like every route that reads Redis: while Redis is down the scrape gets a 503 at once, not a hang.
-  if (metrics) app.get('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await withRedis(d.redis, () => metrics.metrics())));
+  if (metrics) app.get('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.scrape(() => withRedis(d.redis, () => metrics.metrics()))));
 }
 
 /** 404 for an unknown route; every error as problem+json (an unexpected one logged). */

@@ -46,6 +46,9 @@ export class AgentMetrics {
     });
     this.#limited = Object.fromEntries(LIMIT_KINDS.map((limit) => [limit, limited.labels({ ...labels, limit })])) as Record<LimitKind, Counter.Internal>;
     this.#run = new Histogram({ name: 'switchyard_task_run_seconds', help: 'Run time of completed attempts', labelNames, buckets: BUCKETS, registers }).labels(labels);
+    // Every counter's series exists from the start, at 0: rate() and increase() over a pool that has not
+    // failed yet give 0, not nothing (the dead-letters alert and the dashboard's panels rely on it).
+    for (const c of [this.#completed, this.#failed, this.#dead, ...Object.values(this.#limited)]) c.inc(0);
   }
 
   completed(job: Job): void {

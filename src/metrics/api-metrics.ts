@@ -12,6 +12,7 @@ import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, R
 import type { BreakerState } from '../model/breaker-state.ts';
 import { keys } from '../redis/keys.ts';
 import { parseQueueName } from '../model/names.ts';
+import { RedisUnavailableError } from '../model/errors.ts';
 import type { Registry as AgentRegistry } from '../registry/registry.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 
@@ -35,6 +36,8 @@ const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, O
 const QUEUE_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
 /** BullMQ's final `failed` is Switchyard's `dead`; its `delayed` holds delayed and retrying tasks. */
 const STATE_LABEL: Record<(typeof QUEUE_STATES)[number], string> = { waiting: 'waiting', prioritized: 'prioritized', active: 'active', delayed: 'delayed', failed: 'dead', completed: 'completed' };
+
+const REDIS_UP = '# HELP switchyard_redis_up Whether this API process reached Redis for this scrape (1) or not (0)\n# TYPE switchyard_redis_up gauge\nswitchyard_redis_up ';
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -120,6 +123,20 @@ export class ApiMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  /**
+   * What GET /metrics answers: `read` (metrics() behind the Redis deadline) with `switchyard_redis_up 1`,
+   * or, while Redis does not answer, only `switchyard_redis_up 0`: a scrape that succeeds, so an alert
+   * tells Redis being unreachable from the API process being gone (dashboard/alerts.yml).
+   */
+  async scrape(read: () => Promise<string>): Promise<string> {
+    try {
+      return `${await read()}\n${REDIS_UP}1\n`;
+    } catch (err) {
+      if (!(err instanceof RedisUnavailableError)) throw err;
+      return `${REDIS_UP}0\n`;
+    }
   }
 
   /** The text Prometheus scrapes: this process's metrics and the fleet's, summed over live agents. */

@@ -67,7 +67,10 @@ describe('API while Redis is down', () => {
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${api.url}/v1/tasks/echo~abc`)).status).toBe(503);
     const scrape = Date.now();
-    expect((await fetch(`${api.url}/metrics`)).status).toBe(503); // at once, not after the scrape's reads hang
+    // The scrape still succeeds, at once (not after its reads hang), saying only that Redis is down.
+    const metricsDown = await fetch(`${api.url}/metrics`);
+    expect(metricsDown.status).toBe(200);
+    expect(await metricsDown.text()).toMatch(/^switchyard_redis_up 0$/m);
     expect(Date.now() - scrape).toBeLessThan(1000);
     const invalid = await fetch(`${api.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"echo","payload":{},"x":1}' });
     expect(invalid.status).toBe(400);
@@ -75,6 +78,7 @@ describe('API while Redis is down', () => {
     redis = await spawnRedis({ dataDir: join(dataDir, 'c'), port });
     await waitFor(async () => (await task()).status === 202, { timeoutMs: 20_000, what: 'the API to recover' });
     expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${api.url}/metrics`)).text()).toMatch(/^switchyard_redis_up 1$/m);
     // Acknowledged before the restart, kept by the AOF across it.
     expect(await json(fetch(`${api.url}/v1/tasks/${first.id}`))).toMatchObject({ id: first.id, state: 'parked' });
   });

@@ -42,3 +42,17 @@ export const CHROMIUM: OptionalTool = {
   envVar: 'CHROMIUM_PATH',
   install: 'on Debian/Ubuntu: sudo apt-get install chromium',
 };
+
+export const PROMETHEUS: OptionalTool = {
+  name: 'Prometheus',
+  candidates: ['/usr/bin/prometheus', '/usr/local/bin/prometheus'],
+  envVar: 'PROMETHEUS_PATH',
+  install: 'on Debian/Ubuntu: sudo apt-get install prometheus (it brings promtool)',
+};
+
+export const PROMTOOL: OptionalTool = {
+  name: 'promtool',
+  candidates: ['/usr/bin/promtool', '/usr/local/bin/promtool'],
+  envVar: 'PROMTOOL_PATH',
+  install: 'on Debian/Ubuntu: sudo apt-get install prometheus',
+};
