@@ -198,7 +198,8 @@ async function bareLayers(o: WorkflowBenchOptions, prefix: string, shape: DagSha
   const workers = await Promise.all([0, 1].map(() => startBareWorker({ redisUrl: o.redisUrl, prefix, queue: 'layers', concurrency: shape.width })));
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue('layers', { connection, prefix });
-  const events = new QueueEvents('layers', { connection: new Redis(o.redisUrl, { maxRetriesPerRequest: null }), prefix });
+  const eventsConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+  const events = new QueueEvents('layers', { connection: eventsConnection, prefix });
   await events.waitUntilReady();
   let completed = 0;
   let wake = (): void => undefined;
@@ -221,7 +222,9 @@ async function bareLayers(o: WorkflowBenchOptions, prefix: string, shape: DagSha
   await Promise.all(workers.map((w) => stop(w)));
   await Promise.all([queue.close(), events.close()]);
   await deletePrefix(connection, prefix);
+  // A connection handed to BullMQ stays open after close(): left open, it would keep the bench process alive.
   connection.disconnect();
+  eventsConnection.disconnect();
   return makespans;
 }
 
