@@ -16,6 +16,7 @@ import type { BenchOptions, Progress, Report } from './report.ts';
 import { routingScenario } from './routing.ts';
 import { seedScenario } from './seed.ts';
 import { throughputScenario } from './throughput.ts';
+import { tracingScenario } from './tracing.ts';
 import { workflowScenario } from './workflow.ts';
 import { DURABLE_DEFAULTS, workflowDurableScenario, type DurableBenchOptions } from './workflow-durable.ts';
 
@@ -24,7 +25,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -116,6 +117,7 @@ const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBen
   dashboard: dashboardScenario,
   flow: flowScenario,
   'workflow-durable': workflowDurableScenario,
+  tracing: tracingScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });

@@ -28,6 +28,7 @@ export {
   type FieldIssue,
 } from './model/errors.ts';
 export { createLogger, type Logger } from './config/logger.ts';
+export { startTracing, stopTracing, tracingOn } from './config/tracing.ts';
 export { createRedis, type RedisConnection, type ConnectionRole } from './redis/connection.ts';
 export { clusterUrl } from './config/redis-url.ts';
 export { startLocalCluster, type LocalCluster } from './redis/local-cluster.ts';

@@ -3,6 +3,8 @@
  * timeout, check the result, and tell BullMQ what to do when it fails (retry, fail for good, or
  * put the task back untouched when the agent shuts down).
  */
+import { SpanKind } from '@opentelemetry/api';
+import { annotate, contextOf, inSpan, pastSpan, tracingOn } from '../config/tracing.ts';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Admission, BreakerOpenError, SharedBreaker } from '../breaker/breaker.ts';
 import { isNonRetryable, retryAfterMs, TimeoutError } from '../model/errors.ts';
@@ -193,6 +195,20 @@ async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnv
 }
 
 export function createProcessor(h: ProcessorHooks): Processor {
+  const run = processTask(h);
+  const type = h.definition.type.name;
+  return (job, token) => {
+    if (!tracingOn()) return run(job, token);
+    // The producer's trace continues here: the wait in the pool (first attempt), then this attempt, active
+    // while the handler runs, so its own spans hang under it.
+    const parent = contextOf(job.data?.trace);
+    const attributes = { 'messaging.system': 'switchyard', 'switchyard.task.id': job.id ?? '', 'switchyard.task.type': type, 'switchyard.pool': h.pool, 'switchyard.attempt': job.attemptsMade + 1 };
+    if (job.attemptsMade === 0) pastSpan(`wait ${type}`, { parent, startTime: job.timestamp, attributes });
+    return inSpan(`attempt ${type}`, { kind: SpanKind.CONSUMER, parent, attributes: { ...attributes, 'messaging.operation.type': 'process' } }, () => run(job, token));
+  };
+}
+
+function processTask(h: ProcessorHooks): Processor {
   return async (job, token) => {
     const { env, payload } = await checkedTask(h, job);
     // A keyed task first takes a slot of its key (before the rate and the breaker: a held task spends neither).
@@ -251,6 +267,7 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
   }
   const gate = h.admit(jobId);
   const admission = typeof gate === 'string' ? gate : await gate;
+  annotate({ 'switchyard.breaker.admission': admission });
   // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
   if (admission === 'DENIED') throw Worker.RateLimitError();
   const timeoutMs = env.timeoutMs ?? type.defaults.timeoutMs;
@@ -273,7 +290,9 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
       await h.holdPool(retryAfter).catch((e: unknown) => h.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not hold the pool for a RetryAfterError'));
     }
     const verdict = await classify(err, job, token, attempt, timeoutMs);
-    if (isFinalFailure(verdict, job)) await settleDead(h, env, job, verdict.message);
+    const final = isFinalFailure(verdict, job);
+    annotate({ 'switchyard.attempt.outcome': final ? 'dead' : verdict instanceof DelayedError ? 'delayed' : verdict instanceof WaitingError ? 'back to waiting' : 'retry' });
+    if (final) await settleDead(h, env, job, verdict.message);
     // Fatal errors, shutdowns and delays say nothing about the pool's health.
     if (!(verdict instanceof TimeoutError) && (verdict instanceof UnrecoverableError || verdict instanceof WaitingError || verdict instanceof DelayedError)) {
       outcome = 'neutral';

@@ -13,6 +13,7 @@ import type { TaskLookup } from '../task/lookup.ts';
 import type { PoolQueues } from '../task/pool-queues.ts';
 import type { TaskProducer } from '../task/producer.ts';
 import { authorizer } from './auth.ts';
+import { traceRequests, withinRequest } from './trace-requests.ts';
 import type { KeyRing } from './key-ring.ts';
 import { batchTypes, requireScope, requireTypes, scheduleTypes, taskTypes, workflowTypes } from './scopes.ts';
 import { docsPage } from './docs-page.ts';
@@ -75,7 +76,7 @@ const send = sendReply;
 
 const handle =
   (fn: (req: Request) => Reply | Promise<Reply>): RequestHandler =>
-  async (req, res) => send(res, await fn(req));
+  async (req, res) => send(res, await withinRequest(res, () => fn(req)));
 
 /**
  * Bull Board's page: no third-party host may serve it anything. Its inline style attributes need
@@ -122,6 +123,7 @@ function useEdge(app: express.Express, d: ApiDeps): void {
   app.disable('x-powered-by');
   app.set('etag', false);
   if (d.metrics) app.use(d.metrics.http);
+  app.use(traceRequests);
   app.use(closeUnreadBodies);
 
   // Without keys, loopback is the only protection: refuse names that are not ours (DNS rebinding).

@@ -16,8 +16,8 @@ import { agentsCommand, breakersCommand, dlqListCommand, dlqReplayCommand, enque
 // `start` (the supervisor) no Express or BullMQ, `worker` no Express, `api` no agent runtime. Every
 // process of `npm start` then holds only its own role's modules (issue 18: the fleet's memory).
 const roles = {
-  api: async () => ({ ...(await import('../api/server.ts')), ...(await import('../config/logger.ts')), ...(await import('./modules.ts')) }),
-  worker: async () => ({ ...(await import('../agent/agent.ts')), ...(await import('../config/logger.ts')), ...(await import('./modules.ts')) }),
+  api: async () => ({ ...(await import('../api/server.ts')), ...(await import('../config/logger.ts')), ...(await import('./modules.ts')), ...(await import('../config/tracing.ts')) }),
+  worker: async () => ({ ...(await import('../agent/agent.ts')), ...(await import('../config/logger.ts')), ...(await import('./modules.ts')), ...(await import('../config/tracing.ts')) }),
   start: async () => ({ ...(await import('./start.ts')), ...(await import('../config/logger.ts')) }),
 };
 
@@ -59,19 +59,24 @@ function config(): Config {
 
 async function runApi(): Promise<void> {
   const cfg = config();
-  const { createLogger, loadCatalogue, loadDashboard, startApi } = await roles.api();
+  const { createLogger, loadCatalogue, loadDashboard, startApi, startTracing, stopTracing } = await roles.api();
   const log = createLogger(cfg, { role: 'api' });
+  if (await startTracing('switchyard-api')) log.info('tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT');
   const catalogue = await loadCatalogue(cfg.typesModule);
   const dashboard = await loadDashboard();
   if (!dashboard) log.warn('dashboard/router.ts not found: the API serves no /dashboard');
   const api = await startApi({ config: cfg, catalogue, redisUrl: cfg.redisUrl ?? DEFAULT_REDIS, log, ...(dashboard ? { dashboard } : {}) });
-  onShutdown(() => api.close(), log, cfg.supervisorPid);
+  onShutdown(async () => {
+    await api.close();
+    await stopTracing();
+  }, log, cfg.supervisorPid);
 }
 
 async function runAgent(type: string, opts: { pool?: string; concurrency?: number; weight?: number; tags?: string[] }): Promise<void> {
   const cfg = config();
-  const { Agent, createLogger, loadWorker } = await roles.worker();
+  const { Agent, createLogger, loadWorker, startTracing, stopTracing } = await roles.worker();
   const log = createLogger(cfg, { role: 'agent' });
+  if (await startTracing(`switchyard-agent-${type}`)) log.info('tracing on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT');
   const definition = await loadWorker(cfg.workersDir, type);
   const agent = await Agent.start({
     definition,
@@ -83,7 +88,10 @@ async function runAgent(type: string, opts: { pool?: string; concurrency?: numbe
     weight: opts.weight ?? cfg.weight,
     tags: opts.tags ?? cfg.tags,
   });
-  onShutdown(() => agent.close(), log, cfg.supervisorPid);
+  onShutdown(async () => {
+    await agent.close();
+    await stopTracing();
+  }, log, cfg.supervisorPid);
 }
 
 /** A fresh `switchyard` program; nothing runs until it is parsed. */

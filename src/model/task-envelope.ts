@@ -27,6 +27,8 @@ export const envelopeSchema = z.object({
   callback: z.object({ url: z.string() }).optional(),
   /** The task's concurrency key, and its own limit per key when it overrides its type's (src/task/key-slots.ts). */
   concurrency: z.object({ key: z.string(), limit: z.number().int().positive().optional() }).optional(),
+  /** The W3C trace context of the span that enqueued it (src/config/tracing.ts), when tracing is on. */
+  trace: z.object({ traceparent: z.string().max(128).optional(), tracestate: z.string().max(512).optional() }).optional(),
   /** Results of the node's dependencies (of the node itself, for a compensation), by node id. */
   deps: z.record(z.string(), z.unknown()).optional(),
   /** The routing decision, compacted (model/routing.ts compactDecision; absent in the common case): read it with expandDecision. */

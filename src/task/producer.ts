@@ -5,6 +5,8 @@
  * id, if the first request died between the reservation and the add). The reservation also holds
  * the request's fingerprint: the same key with a different request is refused (idempotency.ts).
  */
+import { SpanKind } from '@opentelemetry/api';
+import { currentCarrier, inSpan, tracingOn } from '../config/tracing.ts';
 import type { Job, JobsOptions } from 'bullmq';
 import type { Catalogue } from '../model/catalogue.ts';
 import type { AgentType } from '../model/agent-type.ts';
@@ -204,7 +206,17 @@ export class TaskProducer {
         if (waiting + n > this.#d.config.maxBacklog) throw new BacklogFullError(type, waiting, this.#d.config.maxBacklog);
       }
     }
-    return withRedis(this.#d.redis, () => this.#writeAll(tasks, batch));
+    const write = () => withRedis(this.#d.redis, () => this.#writeAll(tasks, batch));
+    if (!tracingOn()) return write();
+    // One span for the write; every task carries its context, so the agents' spans join this trace.
+    const first = tasks[0]!;
+    const attributes = { 'messaging.system': 'switchyard', 'messaging.operation.type': 'send', 'messaging.batch.message_count': tasks.length, 'switchyard.task.type': first.type.name, 'switchyard.pool': first.routing.pool, ...(tasks.length === 1 ? { 'switchyard.task.id': first.id } : {}) };
+    return inSpan(`enqueue ${first.type.name}`, { kind: SpanKind.PRODUCER, attributes }, async (span) => {
+      const carrier = currentCarrier();
+      if (carrier) for (const t of tasks) t.envelope.trace = carrier;
+      span?.setAttribute('switchyard.routing.strategy', first.routing.strategy);
+      return write();
+    });
   }
 
   async #writeAll(tasks: PreparedTask[], batch: boolean): Promise<EnqueueResult[]> {

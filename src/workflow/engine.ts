@@ -17,6 +17,7 @@
  * is deterministic, `<runId>.<nodeId>`), and a periodic sweep (sweep.ts) repairs what a crash
  * interrupted (a node queued but never started, work finished but never settled).
  */
+import { tracingOn, type TraceCarrier } from '../config/tracing.ts';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
@@ -55,6 +56,8 @@ export interface WorkflowEngineOptions {
 
 /** Node definitions kept in memory (they never change), across runs, before the oldest runs are dropped. */
 const CACHED_NODES = 200_000;
+/** Runs whose trace context is kept in memory. */
+const CACHED_TRACES = 10_000;
 
 export class WorkflowEngine {
   readonly store: RunStore;
@@ -75,6 +78,8 @@ export class WorkflowEngine {
   /** runId -> its node definitions, as written when the run started (oldest run first). */
   readonly #defs = new Map<string, Map<string, StoredNode>>();
   #cachedNodes = 0;
+  /** runId -> its trace context (tracing on only), oldest first. */
+  readonly #traces = new Map<string, TraceCarrier | undefined>();
   #finalizer: Worker | undefined;
   readonly #timers: NodeTimers;
   #onMessage: ((channel: string, message: string) => void) | undefined;
@@ -86,7 +91,7 @@ export class WorkflowEngine {
     this.kinds = o.kinds ?? NODE_KINDS;
     this.kindOf = kindLookup(this.kinds);
     this.#timers = new NodeTimers(o.redis, o.prefix, o.log, (t) => this.#onTimer(t));
-    this.nodes = { store: this.store, timers: this.#timers, redis: o.redis, prefix: o.prefix, queues: o.queues, producer: o.producer, catalogue: o.catalogue, log: o.log };
+    this.nodes = { store: this.store, timers: this.#timers, redis: o.redis, prefix: o.prefix, queues: o.queues, producer: o.producer, catalogue: o.catalogue, log: o.log, runTrace: (runId) => this.#runTrace(runId) };
     this.#gates = new Queue(GATE_QUEUE, { connection: o.redis, prefix: o.prefix });
     this.#gates.on('error', () => undefined);
     this.#runQueue = new Queue(WORKFLOW_QUEUE, { connection: o.redis, prefix: o.prefix });
@@ -253,7 +258,24 @@ export class WorkflowEngine {
     return this.store.nodes(runId, ids);
   }
 
+  /** A run's trace context (read once per run and process, only while tracing is on). */
+  async #runTrace(runId: string): Promise<TraceCarrier | undefined> {
+    if (!tracingOn()) return undefined;
+    if (this.#traces.has(runId)) return this.#traces.get(runId);
+    const raw = await this.#o.redis.hget(this.store.key(runId), 'trace');
+    let carrier: TraceCarrier | undefined;
+    try {
+      carrier = raw ? (JSON.parse(raw) as TraceCarrier) : undefined;
+    } catch {
+      carrier = undefined; // not ours to fail on: the nodes start new traces
+    }
+    if (this.#traces.size >= CACHED_TRACES) this.#traces.delete(this.#traces.keys().next().value!);
+    this.#traces.set(runId, carrier);
+    return carrier;
+  }
+
   #forget(runId: string): void {
+    this.#traces.delete(runId);
     const m = this.#defs.get(runId);
     if (!m) return;
     this.#defs.delete(runId);

@@ -123,10 +123,12 @@ async function addItems(ctx: NodeContext, runId: string, id: string, def: MapNod
     }
     return;
   }
+  const trace = await ctx.runTrace(runId);
   const tasks: PreparedTask[] = items.payloads.map((payload, i) => {
     const index = items.first + i;
     const task = ctx.producer.build(def, type, JSON.parse(payload) as unknown, itemJobId(runId, id, index));
     task.envelope.workflow = { run: runId, node: id, item: index };
+    if (trace) task.envelope.trace = trace;
     return task;
   });
   await addTasks(ctx, tasks);

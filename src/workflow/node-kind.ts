@@ -5,6 +5,7 @@
  * the sweep, and shown. A task is one kind (task-node.ts); a new kind is one module here plus a line
  * in node-kinds.ts. Every kind settles its nodes through `RunStore.settle`, whose script moves the run.
  */
+import type { TraceCarrier } from '../config/tracing.ts';
 import type { z } from 'zod';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
@@ -26,6 +27,8 @@ export interface NodeContext {
   readonly producer: TaskProducer;
   readonly catalogue: Catalogue;
   readonly log: Logger;
+  /** The trace context a run's node tasks carry (its start's span), when tracing is on. */
+  runTrace(runId: string): Promise<TraceCarrier | undefined>;
 }
 
 /** What a kind's start claimed, and (waiting nodes only) until when they need no look. */

@@ -3,6 +3,7 @@
  * atomic scripts (claim, settle, cancel), so engines in several processes and agents settling
  * nodes never disagree. Every key shares the run's hash tag `{run:<id>}`.
  */
+import type { TraceCarrier } from '../config/tracing.ts';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { EventLog } from '../events/event-log.ts';
 import { keys, RUN_KEY_SUFFIXES } from '../redis/keys.ts';
@@ -38,6 +39,8 @@ export interface RunMeta {
   callback?: string;
   /** Its end was told (event log, callback queued). */
   announced?: boolean;
+  /** The W3C trace context of the span that started it (tracing on): its node tasks' spans join that trace. */
+  trace?: string;
 }
 
 export interface NodeInfo {
@@ -119,7 +122,7 @@ export class RunStore {
   }
 
   /** Writes a validated workflow as a new run in one MULTI (all keys in one slot); returns the stored definitions. */
-  async create(runId: string, spec: WorkflowSpec, now: number): Promise<Map<string, StoredNode>> {
+  async create(runId: string, spec: WorkflowSpec, now: number, trace?: TraceCarrier): Promise<Map<string, StoredNode>> {
     const stored = new Map<string, StoredNode>();
     const m = this.redis.multi();
     const defs: string[] = [];
@@ -159,6 +162,7 @@ export class RunStore {
       createdAt: now,
       ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
       ...(spec.callback ? { callback: spec.callback.url } : {}),
+      ...(trace ? { trace: JSON.stringify(trace) } : {}),
     });
     m.hset(this.key(runId, ':defs'), ...defs);
     m.hset(this.key(runId, ':state'), ...states);
@@ -467,6 +471,7 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
     ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),
     ...(h.callback ? { callback: h.callback } : {}),
     ...(h.announced ? { announced: true } : {}),
+    ...(h.trace ? { trace: h.trace } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * returns the same run), read one (a page of its nodes at a time), list the newest (overviews
  * without nodes: one meta hash read per run), cancel one. The engine does the rest.
  */
+import { currentCarrier, inSpan } from '../config/tracing.ts';
 import { checkCallback } from '../model/callback.ts';
 import type { RedisConnection } from '../redis/connection.ts';
 import type { Catalogue } from '../model/catalogue.ts';
@@ -14,7 +15,7 @@ import { keys } from '../redis/keys.ts';
 import { RUN_JOB_HOLD_MS } from '../model/names.ts';
 import { newRunId, RUN_ID_PATTERN } from '../model/task-id.ts';
 import { IdempotencyKeyReusedError, readReservation, requestFingerprint, reservationValue } from '../task/idempotency.ts';
-import { validateWorkflow } from '../model/workflow-definition.ts';
+import { validateWorkflow, type WorkflowSpec } from '../model/workflow-definition.ts';
 import { waitForReplicas } from '../redis/replication.ts';
 import { type ReplicaWait } from '../config/redis-url.ts';
 import type { WorkflowEngine } from './engine.ts';
@@ -79,13 +80,18 @@ export class WorkflowRuns {
         runId = first; // reserved by a request that died before writing the run: write it now
       }
     }
+    return inSpan(`workflow ${spec.name}`, { attributes: { 'switchyard.run.id': runId, 'switchyard.run.nodes': spec.nodes.length } }, () => this.#create(runId, spec));
+  }
+
+  /** Writes a new run (inside its span, when tracing is on: its node tasks carry the span's context) and moves it. */
+  async #create(runId: string, spec: WorkflowSpec): Promise<{ run: RunSummary; created: boolean }> {
     const now = Date.now();
     // Run job first, then the sweep's entry, then the state: the sweep drops a run job whose state was never written.
     // Its options stay under 64 bytes, so Redis keeps the job's hash compact (how long finished run jobs
     // are kept is the engine's finalizer's setting, not each job's).
     await this.#o.engine.runQueue.add(spec.name, { nodes: spec.nodes.length }, { jobId: runId, delay: RUN_JOB_HOLD_MS });
     await this.#o.redis.zadd(this.#k.workflow.active, now, runId);
-    this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now));
+    this.#o.engine.remember(runId, await this.#o.engine.store.create(runId, spec, now, currentCarrier()));
     if (this.#o.waitReplicas) await waitForReplicas(this.#o.redis, [this.#k.workflow.run(runId), this.#k.workflow.active], this.#o.waitReplicas);
     this.#o.engine.store.events?.append({ kind: 'run', run: runId, name: spec.name, state: 'running', at: now });
     await this.#o.engine.kick(runId);

@@ -4,6 +4,7 @@
  * an agent settles it (src/agent/processor.ts). A compensation is a task too. Job ids are
  * deterministic (`<runId>.<node>`, `.undo` for a compensation), so a repeated add is a no-op.
  */
+import type { TraceCarrier } from '../config/tracing.ts';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import { asTaskNode } from '../model/workflow-definition.ts';
@@ -29,8 +30,9 @@ export const taskKind: NodeKind = {
   async start(ctx, runId, step, nodes) {
     const built = new Map<string, PreparedTask>();
     const info = new Map<string, NodeInfo>();
+    const trace = await ctx.runTrace(runId);
     for (const [id, def] of nodes) {
-      const task = build(ctx, runId, id, def, step);
+      const task = build(ctx, runId, id, def, step, trace);
       if (!task) continue;
       built.set(id, task);
       info.set(id, { pool: task.routing.pool });
@@ -73,7 +75,7 @@ export const taskKind: NodeKind = {
 
   async restart(ctx, rec, id, step) {
     const def = rec.nodes.get(id)!;
-    const task = build(ctx, rec.meta.id, id, def, step);
+    const task = build(ctx, rec.meta.id, id, def, step, await ctx.runTrace(rec.meta.id));
     if (task) await addTasks(ctx, [withDeps(task, depsOf(def, id, step), (d) => rec.results.get(d))]);
   },
 
@@ -96,7 +98,7 @@ export const taskKind: NodeKind = {
 };
 
 /** The task of a node (or its compensation), routed now; undefined (and the node settled dead) if its type is no longer declared. */
-function build(ctx: NodeContext, runId: string, id: string, def: StoredNode, step: Step): PreparedTask | undefined {
+function build(ctx: NodeContext, runId: string, id: string, def: StoredNode, step: Step, trace: TraceCarrier | undefined): PreparedTask | undefined {
   const node = asTaskNode(def);
   const spec = step === 'node' ? { type: node.type, payload: node.payload, options: node } : node.compensate && { ...node.compensate, options: {} };
   const type = spec && ctx.catalogue.find(spec.type);
@@ -106,6 +108,7 @@ function build(ctx: NodeContext, runId: string, id: string, def: StoredNode, ste
   }
   const task = ctx.producer.build(spec.options, type, spec.payload, nodeJobId(runId, id, step === 'compensation'));
   task.envelope.workflow = { run: runId, node: id, ...(step === 'compensation' ? { undo: true } : {}) };
+  if (trace) task.envelope.trace = trace;
   return task;
 }
 
