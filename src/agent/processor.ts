@@ -201,10 +201,12 @@ export function createProcessor(h: ProcessorHooks): Processor {
     if (!tracingOn()) return run(job, token);
     // The producer's trace continues here: the wait in the pool (first attempt), then this attempt, active
     // while the handler runs, so its own spans hang under it.
+    // Few attributes: each is encoded with every span (the type is in the name, the rest in the enqueue span).
     const parent = contextOf(job.data?.trace);
-    const attributes = { 'messaging.system': 'switchyard', 'switchyard.task.id': job.id ?? '', 'switchyard.task.type': type, 'switchyard.pool': h.pool, 'switchyard.attempt': job.attemptsMade + 1 };
-    if (job.attemptsMade === 0) pastSpan(`wait ${type}`, { parent, startTime: job.timestamp, attributes });
-    return inSpan(`attempt ${type}`, { kind: SpanKind.CONSUMER, parent, attributes: { ...attributes, 'messaging.operation.type': 'process' } }, () => run(job, token));
+    const id = job.id ?? '';
+    if (job.attemptsMade === 0) pastSpan(`wait ${type}`, { parent, startTime: job.timestamp, attributes: { 'switchyard.task.id': id } });
+    const attributes = { 'switchyard.task.id': id, 'switchyard.pool': h.pool, 'switchyard.attempt': job.attemptsMade + 1 };
+    return inSpan(`attempt ${type}`, { kind: SpanKind.CONSUMER, parent, attributes }, () => run(job, token));
   };
 }
 
