@@ -90,6 +90,9 @@ export interface SpanOptions {
   parent?: Context;
 }
 
+/** The API's span options from ours (absent ones left out: exactOptionalPropertyTypes). */
+const startOptions = (o: SpanOptions) => ({ ...(o.kind !== undefined ? { kind: o.kind } : {}), ...(o.attributes ? { attributes: o.attributes } : {}), ...(o.startTime ? { startTime: o.startTime } : {}) });
+
 /**
  * Runs `fn` inside a new span made active (its children, and the handler's own spans, hang under it);
  * the span ends when `fn` settles, with an error status if it threw. With tracing off, just runs `fn`.
@@ -97,7 +100,7 @@ export interface SpanOptions {
 export function inSpan<T>(name: string, o: SpanOptions, fn: (span: Span | undefined) => Promise<T>): Promise<T> {
   if (!on) return fn(undefined);
   const parent = o.parent ?? context.active();
-  const span = tracer().startSpan(name, { ...(o.kind !== undefined ? { kind: o.kind } : {}), ...(o.attributes ? { attributes: o.attributes } : {}), ...(o.startTime ? { startTime: o.startTime } : {}) }, parent);
+  const span = tracer().startSpan(name, startOptions(o), parent);
   return context.with(trace.setSpan(parent, span), async () => {
     try {
       return await fn(span);
@@ -113,7 +116,7 @@ export function inSpan<T>(name: string, o: SpanOptions, fn: (span: Span | undefi
 /** A span that already happened: from `startTime` to now (a wait), under `parent`. No-op with tracing off. */
 export function pastSpan(name: string, o: SpanOptions & { startTime: number }): void {
   if (!on) return;
-  tracer().startSpan(name, { ...(o.kind !== undefined ? { kind: o.kind } : {}), ...(o.attributes ? { attributes: o.attributes } : {}), startTime: o.startTime }, o.parent ?? context.active()).end();
+  tracer().startSpan(name, startOptions(o), o.parent ?? context.active()).end();
 }
 
 /** Marks a span failed with what was thrown. */
@@ -128,7 +131,7 @@ export function failed(span: Span | undefined, err: unknown): void {
 export function openSpan(name: string, o: SpanOptions): { span: Span; context: Context } | undefined {
   if (!on) return undefined;
   const parent = o.parent ?? context.active();
-  const span = tracer().startSpan(name, { ...(o.kind !== undefined ? { kind: o.kind } : {}), ...(o.attributes ? { attributes: o.attributes } : {}) }, parent);
+  const span = tracer().startSpan(name, startOptions(o), parent);
   return { span, context: trace.setSpan(parent, span) };
 }
 
