@@ -1,7 +1,8 @@
 /**
  * OpenTelemetry traces, off unless the standard OTEL_* variables ask for them: OTEL_EXPORTER_OTLP_ENDPOINT
  * or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set, OTEL_TRACES_EXPORTER not `none`, OTEL_SDK_DISABLED not `true`.
- * Then spans go to that OTLP/HTTP endpoint (JSON), named by OTEL_SERVICE_NAME (and OTEL_RESOURCE_ATTRIBUTES).
+ * Then spans go to that OTLP/HTTP endpoint (JSON), named by OTEL_SERVICE_NAME (and OTEL_RESOURCE_ATTRIBUTES),
+ * sampled as OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG say (default: parentbased_always_on).
  * Off, nothing is loaded and every helper below returns at its first line: no span objects, no context
  * switches (a no-op startActiveSpan still costs ~260 ns).
  *
@@ -30,13 +31,32 @@ export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT);
 }
 
+/** Which spans are kept, from OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (SDK 3 alone does not read them). */
+export interface SamplerSpec {
+  /** Root spans: all, none, or this share of traces (by trace id). */
+  root: 'always_on' | 'always_off' | 'traceidratio';
+  ratio: number;
+  /** A span with a parent follows its parent's decision (a caller's sampled flag, the enqueue's). */
+  parentBased: boolean;
+}
+
+/** The standard sampler settings; the spec's default (parentbased_always_on) for none or an unknown name. */
+export function samplerSpec(env: NodeJS.ProcessEnv = process.env): SamplerSpec {
+  const name = (env.OTEL_TRACES_SAMPLER ?? '').trim().toLowerCase();
+  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio = env.OTEL_TRACES_SAMPLER_ARG !== undefined && Number.isFinite(arg) ? Math.min(1, Math.max(0, arg)) : 1;
+  const parentBased = !['always_on', 'always_off', 'traceidratio'].includes(name);
+  const root = name.endsWith('always_off') ? 'always_off' : name.endsWith('traceidratio') ? 'traceidratio' : 'always_on';
+  return { root, ratio, parentBased };
+}
+
 /**
  * Starts exporting spans when the environment asks for it (the SDK is loaded only then). `service` is
  * the default service.name (OTEL_SERVICE_NAME wins). Returns whether tracing is on.
  */
 export async function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   if (on || !tracingWanted(env)) return on;
-  const [{ TracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { AsyncLocalStorageContextManager }, { W3CTraceContextPropagator }, res] = await Promise.all([
+  const [sdk, { OTLPTraceExporter }, { AsyncLocalStorageContextManager }, { W3CTraceContextPropagator }, res] = await Promise.all([
     import('@opentelemetry/sdk-trace'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/context-async-hooks'),
@@ -46,7 +66,10 @@ export async function startTracing(service: string, env: NodeJS.ProcessEnv = pro
   const resource = res
     .resourceFromAttributes({ 'service.name': service })
     .merge(res.detectResources({ detectors: [res.envDetector] }));
-  const provider = new TracerProvider({ resource, spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })] });
+  const spec = samplerSpec(env);
+  const root = spec.root === 'always_off' ? new sdk.AlwaysOffSampler() : spec.root === 'traceidratio' ? new sdk.TraceIdRatioBasedSampler(spec.ratio) : new sdk.AlwaysOnSampler();
+  const sampler = spec.parentBased ? new sdk.ParentBasedSampler({ root }) : root;
+  const provider = new sdk.TracerProvider({ resource, sampler, spanProcessors: [new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter() })] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);

@@ -1,6 +1,6 @@
 /** When tracing is on (the standard OTEL_* variables), and that with it off every helper is a pass-through. */
 import { describe, expect, it } from 'vitest';
-import { contextOf, currentCarrier, inSpan, openSpan, pastSpan, tracingOn, tracingWanted } from '../../src/config/tracing.ts';
+import { contextOf, currentCarrier, inSpan, openSpan, pastSpan, samplerSpec, tracingOn, tracingWanted } from '../../src/config/tracing.ts';
 
 describe('tracing configuration', () => {
   it('is wanted only with an OTLP endpoint, and not when turned off', () => {
@@ -21,5 +21,20 @@ describe('tracing configuration', () => {
     expect(() => pastSpan('x', { startTime: Date.now() - 10 })).not.toThrow();
     // A malformed carrier is no error either.
     expect(() => contextOf({ traceparent: 'garbage' })).not.toThrow();
+  });
+});
+
+describe('sampler settings', () => {
+  it('reads OTEL_TRACES_SAMPLER and its argument, with the default for none or an unknown name', () => {
+    expect(samplerSpec({})).toEqual({ root: 'always_on', ratio: 1, parentBased: true });
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' })).toEqual({ root: 'traceidratio', ratio: 0.1, parentBased: true });
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' })).toEqual({ root: 'traceidratio', ratio: 0.25, parentBased: false });
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'always_off' })).toEqual({ root: 'always_off', ratio: 1, parentBased: false });
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' })).toEqual({ root: 'always_off', ratio: 1, parentBased: true });
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'ALWAYS_ON' })).toEqual({ root: 'always_on', ratio: 1, parentBased: false });
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'jaeger_remote' })).toEqual({ root: 'always_on', ratio: 1, parentBased: true });
+    // A ratio out of range is clamped; one that is not a number means all.
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '7' }).ratio).toBe(1);
+    expect(samplerSpec({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }).ratio).toBe(1);
   });
 });
