@@ -190,16 +190,37 @@ function perItem(xs: CostPerNode[], n: number): CostPerNode {
 }
 
 /**
+ * Bare BullMQ beside the engine: two bare worker processes of `concurrency` on one queue, and the
+ * makespan of `run` per round (the first a warm-up, not kept).
+ */
+async function bareRounds(o: WorkflowBenchOptions, prefix: string, concurrency: number, what: string, progress: (m: string) => void, run: (queue: Queue) => Promise<void>): Promise<number[]> {
+  const workers = await Promise.all([0, 1].map(() => startBareWorker({ redisUrl: o.redisUrl, prefix, queue: 'bare', concurrency })));
+  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('bare', { connection, prefix });
+  const makespans: number[] = [];
+  for (let r = 0; r <= o.rounds; r++) {
+    const t0 = performance.now();
+    await run(queue);
+    const makespan = performance.now() - t0;
+    progress(`workflow bare BullMQ ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${what} ${makespan.toFixed(0)} ms`);
+    if (r > 0) makespans.push(makespan);
+  }
+  await Promise.all(workers.map((w) => stop(w)));
+  await queue.close();
+  await deletePrefix(connection, prefix);
+  // A connection handed to BullMQ stays open after close(): left open, it would keep the bench process alive.
+  connection.disconnect();
+  return makespans;
+}
+
+/**
  * The reference for the engine time per layer: the same layers as bare BullMQ jobs on two bare
  * worker processes of the same concurrency, each layer added (one addBulk) as soon as the last job of
  * the one before completed (QueueEvents): what BullMQ's own add, fetch and completion cost per layer.
  */
 async function bareLayers(o: WorkflowBenchOptions, prefix: string, shape: DagShape, progress: (m: string) => void): Promise<number[]> {
-  const workers = await Promise.all([0, 1].map(() => startBareWorker({ redisUrl: o.redisUrl, prefix, queue: 'layers', concurrency: shape.width })));
-  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue('layers', { connection, prefix });
   const eventsConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-  const events = new QueueEvents('layers', { connection: eventsConnection, prefix });
+  const events = new QueueEvents('bare', { connection: eventsConnection, prefix });
   await events.waitUntilReady();
   let completed = 0;
   let wake = (): void => undefined;
@@ -207,23 +228,14 @@ async function bareLayers(o: WorkflowBenchOptions, prefix: string, shape: DagSha
     completed++;
     wake();
   });
-  const makespans: number[] = [];
-  for (let r = 0; r <= o.rounds; r++) {
-    const t0 = performance.now();
+  const makespans = await bareRounds(o, prefix, shape.width, `${shape.layers} x ${shape.width} layers`, progress, async (queue) => {
     for (let l = 0; l < shape.layers; l++) {
       const target = completed + shape.width;
       await queue.addBulk(Array.from({ length: shape.width }, () => ({ name: 'node', data: { latencyMs: o.workMs }, opts: { removeOnComplete: true } })));
       while (completed < target) await new Promise<void>((resolve) => (wake = resolve));
     }
-    const makespan = performance.now() - t0;
-    progress(`workflow bare BullMQ ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${shape.layers} x ${shape.width} layers ${makespan.toFixed(0)} ms`);
-    if (r > 0) makespans.push(makespan);
-  }
-  await Promise.all(workers.map((w) => stop(w)));
-  await Promise.all([queue.close(), events.close()]);
-  await deletePrefix(connection, prefix);
-  // A connection handed to BullMQ stays open after close(): left open, it would keep the bench process alive.
-  connection.disconnect();
+  });
+  await events.close();
   eventsConnection.disconnect();
   return makespans;
 }
@@ -267,28 +279,15 @@ async function mapBench(o: WorkflowBenchOptions, prefix: string, runs: Runs, unt
 }
 
 /** The map's reference: its items as bare BullMQ jobs, added at once (one addBulk), on two bare workers with the map's slots between them. */
-async function bareItems(o: WorkflowBenchOptions, prefix: string, progress: (m: string) => void): Promise<number[]> {
-  const workers = await Promise.all([0, 1].map(() => startBareWorker({ redisUrl: o.redisUrl, prefix, queue: 'items', concurrency: Math.ceil(o.mapConcurrency / 2) })));
-  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue('items', { connection, prefix });
-  const makespans: number[] = [];
-  for (let r = 0; r <= o.rounds; r++) {
-    const t0 = performance.now();
+function bareItems(o: WorkflowBenchOptions, prefix: string, progress: (m: string) => void): Promise<number[]> {
+  return bareRounds(o, prefix, Math.ceil(o.mapConcurrency / 2), `${o.mapItems} jobs x ${o.workMs} ms at ${o.mapConcurrency}`, progress, async (queue) => {
     await queue.addBulk(Array.from({ length: o.mapItems }, () => ({ name: 'item', data: { latencyMs: o.workMs }, opts: { removeOnComplete: true } })));
     for (;;) {
       const c = await queue.getJobCounts('wait', 'active', 'delayed');
       if (c.wait! + c.active! + c.delayed! === 0) break;
       await sleep(5);
     }
-    const makespan = performance.now() - t0;
-    progress(`workflow map, bare BullMQ ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`}: ${o.mapItems} jobs x ${o.workMs} ms at ${o.mapConcurrency}: ${makespan.toFixed(0)} ms`);
-    if (r > 0) makespans.push(makespan);
-  }
-  await Promise.all(workers.map((w) => stop(w)));
-  await queue.close();
-  await deletePrefix(connection, prefix);
-  connection.disconnect();
-  return makespans;
+  });
 }
 
 /** The `limit` commands whose count per node differs most between two measures: [name, a, b]. */

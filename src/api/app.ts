@@ -127,7 +127,7 @@ function useEdge(app: express.Express, d: ApiDeps): void {
   app.use(closeUnreadBodies);
 
   // Without keys, loopback is the only protection: refuse names that are not ours (DNS rebinding).
-  if (d.keys.size === 0) app.use(hostCheck(d.config.allowedHosts));
+  if (!d.keys.keyed) app.use(hostCheck(d.config.allowedHosts));
   // Browsers send stored credentials from any page: no route changes state for another site's page.
   app.use(refuseCrossSite);
 
@@ -144,7 +144,7 @@ function useEdge(app: express.Express, d: ApiDeps): void {
  * and the key the scope of its route (scopes.ts).
  */
 function useAuth(app: express.Express, d: ApiDeps): void {
-  const authorize = authorizer(d.keys, d.keys.size > 0);
+  const authorize = authorizer(d.keys);
   app.use((req, res, next) => {
     const result = authorize(req);
     if (result.ok) {
@@ -159,7 +159,7 @@ function useAuth(app: express.Express, d: ApiDeps): void {
 
 /** Tasks, workflows and dead letters. */
 function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
-  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.keys.size > 0);
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.keys.keyed);
   app.post('/v1/tasks', body.required, requireTypes(taskTypes), limit(oneTask), handle((req) => createTask(d.producer, req.body)));
   app.post('/v1/tasks/batch', body.required, requireTypes(batchTypes), limit(lengthOf('tasks')), handle((req) => createBatch(d.producer, req.body)));
   app.get('/v1/tasks/:id', handle((req) => getTask(d.lookup, String(req.params.id), d.config.keepCompleted.age)));
@@ -177,7 +177,7 @@ function useTaskRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): voi
 
 /** Schedules: what starts tasks and workflows on a cron or an interval. */
 function useScheduleRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): void {
-  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.keys.size > 0);
+  const limit = rateLimiter(d.redis, d.config.prefix, d.config.rateLimit, d.keys.keyed);
   const id = (req: Request) => String(req.params.id);
   app.post('/v1/schedules', body.required, requireTypes(scheduleTypes), limit(oneTask), handle((req) => withRedis(d.redis, () => createSchedule(d.schedules, req.body))));
   app.get('/v1/schedules', handle((req) => withRedis(d.redis, () => listSchedules(d.schedules, req.query))));

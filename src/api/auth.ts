@@ -26,9 +26,9 @@ export function presentedKey(req: Request): string | undefined {
 
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: string };
 
-/** Who a request is. Protected mode is decided once, at start (`keyed`): a reload never turns it on. */
-export function authorizer(ring: KeyRing, keyed: boolean): (req: Request) => AuthResult {
-  if (!keyed) {
+/** Who a request is. Protected mode is the ring's, decided at start (KeyRing.keyed). */
+export function authorizer(ring: KeyRing): (req: Request) => AuthResult {
+  if (!ring.keyed) {
     return (req) =>
       isLoopbackAddress(req.socket.remoteAddress)
         ? { ok: true, principal: LOOPBACK }

@@ -6,7 +6,7 @@
  * API with no key, is refused and the keys in use are kept.
  */
 import { readFileSync } from 'node:fs';
-import { apiKeyEntrySchema, hashKey, KEY_HASH, keysFileSchema, principalOf, type Principal } from '../model/api-key.ts';
+import { apiKeyEntrySchema, hashKey, KEY_HASH, keysFileSchema, toPrincipal, type Principal } from '../model/api-key.ts';
 import { SwitchyardError } from '../model/errors.ts';
 import { summarize, toFieldIssues } from '../model/validation.ts';
 
@@ -17,14 +17,12 @@ export interface KeySources {
 
 export class KeyRing {
   #byHash: ReadonlyMap<string, Principal>;
+  /** Whether the API started with keys (false: protected mode, loopback clients only). Fixed at start: a reload never turns protected mode on or off. */
+  readonly keyed: boolean;
 
   constructor(private readonly sources: KeySources) {
     this.#byHash = read(sources);
-  }
-
-  /** How many keys are accepted (0: protected mode, loopback clients only). */
-  get size(): number {
-    return this.#byHash.size;
+    this.keyed = this.#byHash.size > 0;
   }
 
   /** The principal of a presented key, or undefined for a key not accepted. */
@@ -35,7 +33,7 @@ export class KeyRing {
   /** Reads the keys again; throws CONFIG_INVALID (the keys in use kept) when the file is bad or would leave none. Returns how many keys it holds now. */
   reload(): number {
     const next = read(this.sources);
-    if (next.size === 0 && this.#byHash.size > 0) {
+    if (next.size === 0 && this.keyed) {
       throw new SwitchyardError('CONFIG_INVALID', `${this.sources.apiKeysFile ?? 'the keys'} would leave no API key: an API started with keys keeps serving with keys (the old ones kept)`);
     }
     this.#byHash = next;
@@ -47,7 +45,7 @@ function read(s: KeySources): Map<string, Principal> {
   const byHash = new Map<string, Principal>();
   s.apiKeys.forEach((key, i) => {
     const hash = KEY_HASH.test(key) ? key : hashKey(key);
-    byHash.set(hash, principalOf(apiKeyEntrySchema.parse({ id: `env-${i + 1}`, hash, scopes: ['admin'] })));
+    byHash.set(hash, toPrincipal(apiKeyEntrySchema.parse({ id: `env-${i + 1}`, hash, scopes: ['admin'] })));
   });
   if (s.apiKeysFile === undefined) return byHash;
   let text: string;
@@ -66,7 +64,7 @@ function read(s: KeySources): Map<string, Principal> {
   if (!parsed.success) throw new SwitchyardError('CONFIG_INVALID', `SWITCHYARD_API_KEYS_FILE=${s.apiKeysFile}: ${summarize(toFieldIssues(parsed.error))}`);
   for (const entry of parsed.data.keys) {
     if (byHash.has(entry.hash)) throw new SwitchyardError('CONFIG_INVALID', `SWITCHYARD_API_KEYS_FILE=${s.apiKeysFile}: the key of ${entry.id} is also in SWITCHYARD_API_KEYS`);
-    byHash.set(entry.hash, principalOf(entry));
+    byHash.set(entry.hash, toPrincipal(entry));
   }
   return byHash;
 }

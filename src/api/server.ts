@@ -80,7 +80,7 @@ function reloadOnHangUp(keys: KeyRing, log: Logger): { reload(): number; stop():
 export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
   const { config, catalogue, log } = opts;
   const keys = new KeyRing(config);
-  if (keys.size === 0) await assertLoopbackListen(config.host);
+  if (!keys.keyed) await assertLoopbackListen(config.host);
   const services = await buildApiServices(connectApi(opts.redisUrl, log), config, catalogue, log);
   const { redis, breakers } = services;
   const app = createApp({
@@ -103,7 +103,7 @@ export async function startApi(opts: StartApiOptions): Promise<ApiServer> {
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  if (keys.size === 0) log.warn('no SWITCHYARD_API_KEYS or SWITCHYARD_API_KEYS_FILE set: serving loopback clients only, without a key');
+  if (!keys.keyed) log.warn('no SWITCHYARD_API_KEYS or SWITCHYARD_API_KEYS_FILE set: serving loopback clients only, without a key');
   const rotation = reloadOnHangUp(keys, log);
   void checkDurability(redis).then(
     ({ problems }) => problems.forEach((p) => log.warn(p)),

@@ -121,10 +121,10 @@ const startOptions = (o: SpanOptions) => ({ ...(o.kind !== undefined ? { kind: o
  * the span ends when `fn` settles, with an error status if it threw. With tracing off, just runs `fn`.
  */
 export function inSpan<T>(name: string, o: SpanOptions, fn: (span: Span | undefined) => Promise<T>): Promise<T> {
-  if (!on) return fn(undefined);
-  const parent = o.parent ?? context.active();
-  const span = tracer().startSpan(name, startOptions(o), parent);
-  return context.with(trace.setSpan(parent, span), async () => {
+  const opened = openSpan(name, o);
+  if (!opened) return fn(undefined);
+  const { span } = opened;
+  return context.with(opened.context, async () => {
     try {
       return await fn(span);
     } catch (err) {
@@ -143,8 +143,7 @@ export function pastSpan(name: string, o: SpanOptions & { startTime: number }): 
 }
 
 /** Marks a span failed with what was thrown. */
-export function failed(span: Span | undefined, err: unknown): void {
-  if (!span) return;
+function failed(span: Span, err: unknown): void {
   const message = err instanceof Error ? err.message : String(err);
   span.recordException(err instanceof Error ? err : message);
   span.setStatus({ code: SpanStatusCode.ERROR, message });

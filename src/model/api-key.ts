@@ -45,7 +45,7 @@ export interface Principal {
 /** What a loopback client gets when no key is configured (protected mode): everything. */
 export const LOOPBACK: Principal = Object.freeze({ id: 'loopback', scopes: new Set<Scope>(['admin']) });
 
-export const principalOf = (e: ApiKeyEntry): Principal => ({ id: e.id, scopes: new Set(e.scopes), ...(e.types ? { types: new Set(e.types) } : {}) });
+export const toPrincipal = (e: ApiKeyEntry): Principal => ({ id: e.id, scopes: new Set(e.scopes), ...(e.types ? { types: new Set(e.types) } : {}) });
 
 /** Whether a principal holds a scope (admin holds them all). */
 export const grants = (p: Principal, scope: Scope): boolean => p.scopes.has(scope) || p.scopes.has('admin');

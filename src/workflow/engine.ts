@@ -262,13 +262,7 @@ export class WorkflowEngine {
   async #runTrace(runId: string): Promise<TraceCarrier | undefined> {
     if (!tracingOn()) return undefined;
     if (this.#traces.has(runId)) return this.#traces.get(runId);
-    const raw = await this.#o.redis.hget(this.store.key(runId), 'trace');
-    let carrier: TraceCarrier | undefined;
-    try {
-      carrier = raw ? (JSON.parse(raw) as TraceCarrier) : undefined;
-    } catch {
-      carrier = undefined; // not ours to fail on: the nodes start new traces
-    }
+    const carrier = await this.store.trace(runId);
     if (this.#traces.size >= CACHED_TRACES) this.#traces.delete(this.#traces.keys().next().value!);
     this.#traces.set(runId, carrier);
     return carrier;

@@ -39,8 +39,6 @@ export interface RunMeta {
   callback?: string;
   /** Its end was told (event log, callback queued). */
   announced?: boolean;
-  /** The W3C trace context of the span that started it (tracing on): its node tasks' spans join that trace. */
-  trace?: string;
 }
 
 export interface NodeInfo {
@@ -252,6 +250,16 @@ export class RunStore {
   /** The compensation log, in the order compensations settled. */
   async log(runId: string): Promise<CompensationEntry[]> {
     return (await this.redis.lrange(this.key(runId, ':log'), 0, -1)).map((e) => JSON.parse(e) as CompensationEntry);
+  }
+
+  /** The W3C trace context of the span that started a run (written by create when tracing was on); undefined if none or unreadable. */
+  async trace(runId: string): Promise<TraceCarrier | undefined> {
+    const raw = await this.redis.hget(this.key(runId), 'trace');
+    try {
+      return raw ? (JSON.parse(raw) as TraceCarrier) : undefined;
+    } catch {
+      return undefined; // not ours to fail on: the nodes start new traces
+    }
   }
 
   /** A run's state and what is ready in its current phase, in one round trip (the engine's first look). */
@@ -471,7 +479,6 @@ function parseMeta(id: string, h: Record<string, string>): RunMeta | undefined {
     ...(h.idempotencyKey ? { idempotencyKey: h.idempotencyKey } : {}),
     ...(h.callback ? { callback: h.callback } : {}),
     ...(h.announced ? { announced: true } : {}),
-    ...(h.trace ? { trace: h.trace } : {}),
   };
 }
 
