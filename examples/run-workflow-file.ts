@@ -4,6 +4,7 @@
  * how each node and compensation ended. Run: `npm run example:etl`, `npm run example:saga`. Against
  * a running Switchyard the same file goes through `switchyard workflow run <file> --wait`.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import types from '../queues/index.ts';
 import type { WorkerDefinition } from '../src/index.ts';
@@ -17,7 +18,8 @@ const workers = await Promise.all(used.map(async (type) => ((await import(`../wo
 
 const system = await startLocalSystem(types, workers.map((definition) => ({ definition })));
 try {
-  const run = await system.client.runWorkflow(workflow);
+  // With an idempotencyKey the client may send the request again if the API answers 503 for a moment.
+  const run = await system.client.runWorkflow({ ...workflow, idempotencyKey: `example-${randomUUID()}` });
   console.log(`started ${workflow.name ?? 'workflow'} ${run.id} with agents for ${used.join(', ')}`);
   const end = await system.client.waitWorkflow(run.id, { timeoutMs: 60_000, intervalMs: 100 });
   console.log(`ended ${end.state}${end.reason ? ` (${end.reason})` : ''}`);

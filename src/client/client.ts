@@ -26,6 +26,13 @@ export interface ClientOptions<Ts extends readonly AgentType[] = readonly AgentT
    * checks each payload against its type and `wait` returns its result type.
    */
   types?: Ts;
+  /**
+   * How many times a request is sent again when the API answers 503 (Redis unreachable for a moment)
+   * or cannot be reached: reads always, writes only when they carry an `idempotencyKey` (so a retry
+   * finds what the first try may have written instead of writing it twice). Waits 200 ms, then 400,
+   * 800, ... (with jitter) between tries. Default 3; 0 turns it off.
+   */
+  retries?: number;
 }
 
 /** A name of one of the declared types, and what its tasks take and give back. */
@@ -267,9 +274,9 @@ const idOf = (task: { id: string } | string) => encodeURIComponent(typeof task =
 /** One HTTP call to the API: the parsed JSON answer, or an ApiError with the problem's fields. */
 type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;
 
-function caller(url: string, apiKey: string | undefined): Call {
+function caller(url: string, apiKey: string | undefined, retries: number): Call {
   const base = url.replace(/\/+$/, '');
-  return async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const once = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
@@ -283,7 +290,21 @@ function caller(url: string, apiKey: string | undefined): Call {
     const text = await res.text();
     return (text ? JSON.parse(text) : undefined) as T;
   };
+  return async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const mayRetry = method === 'GET' || isKeyed(body);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await once<T>(method, path, body);
+      } catch (err) {
+        if (!mayRetry || attempt >= retries || !(err instanceof ApiError) || (err.status !== 503 && err.status !== 0)) throw err;
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt * (0.75 + Math.random() / 2)));
+      }
+    }
+  };
 }
+
+/** A write the API answers once however often it is sent: it carries an idempotencyKey. */
+const isKeyed = (body: unknown): boolean => typeof body === 'object' && body !== null && typeof (body as { idempotencyKey?: unknown }).idempotencyKey === 'string';
 
 /** The ApiError of a refused answer (its problem+json fields). */
 async function apiError(res: Response): Promise<ApiError> {
@@ -339,7 +360,7 @@ function scheduleCalls<Ts extends readonly AgentType[]>(call: Call): ScheduleCal
 }
 
 export function createClient<const Ts extends readonly AgentType[] = readonly AgentType[]>(o: ClientOptions<Ts>): SwitchyardClient<Ts> {
-  const call = caller(o.url, o.apiKey);
+  const call = caller(o.url, o.apiKey, o.retries ?? 3);
   const final: readonly string[] = FINAL_TASK_STATES;
   const client: SwitchyardClient<Ts> = {
     enqueue: (type, payload, options = {}) => call('POST', '/v1/tasks', { ...options, type, payload }),

@@ -2,6 +2,7 @@
  * The typed client against a real API and agents in this process: payload and result types come
  * from the agent-type declarations (the @ts-expect-error lines are checked by `npm run typecheck`).
  */
+import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.ts';
 import { Catalogue } from '../../src/model/catalogue.ts';
@@ -53,6 +54,48 @@ describe('createClient', () => {
     const bad = client().enqueue('transform', { text: 5 } as unknown as { text: string });
     await expect(bad).rejects.toBeInstanceOf(ApiError);
     await expect(bad).rejects.toMatchObject({ status: 400, errors: [{ path: 'payload.text' }] });
+  });
+
+  it('sends reads and keyed writes again after a 503, and never a write without an idempotencyKey', async () => {
+    // A front that answers the first `failing` requests 503 (as the API does while Redis is unreachable)
+    // and forwards the rest to the real API.
+    let failing = 0;
+    let seen = 0;
+    const front: Server = createServer((req, res) => {
+      seen++;
+      if (failing > 0) {
+        failing--;
+        res.writeHead(503, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ title: 'Service unavailable', detail: 'Redis is unreachable' }));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => {
+        const body = chunks.length ? Buffer.concat(chunks) : undefined;
+        void fetch(api.url + (req.url ?? '/'), { method: req.method, headers: { 'content-type': 'application/json' }, ...(body ? { body } : {}) }).then(async (r) =>
+          res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' }).end(await r.text()),
+        );
+      });
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    const { port } = front.address() as { port: number };
+    const flaky = createClient({ url: `http://127.0.0.1:${port}`, types: demoTypes });
+    try {
+      failing = 2;
+      const key = `retry-${Date.now()}`;
+      const task = await flaky.enqueue('echo', { message: 'again' }, { idempotencyKey: key });
+      expect(seen).toBe(3);
+      failing = 2;
+      expect((await flaky.get(task)).id).toBe(task.id);
+      expect(seen).toBe(6);
+      failing = 1;
+      await expect(flaky.enqueue('echo', { message: 'once' })).rejects.toMatchObject({ status: 503 });
+      expect(seen).toBe(7);
+      failing = 10;
+      await expect(createClient({ url: `http://127.0.0.1:${port}`, retries: 1 }).get(task.id)).rejects.toMatchObject({ status: 503 });
+      expect(seen).toBe(9);
+    } finally {
+      await new Promise((r) => front.close(r));
+    }
   });
 });
 
