@@ -35,7 +35,7 @@ import { RunStore } from '../workflow/run-store.ts';
 import { InFlight } from './in-flight.ts';
 import { PoolGate } from './pool-gate.ts';
 import { Presence } from './presence.ts';
-import { createProcessor, TIMEOUT } from './processor.ts';
+import { createProcessor, TIMEOUT, type TaskSteps } from './processor.ts';
 import { DEFAULT_EVENTS_RETENTION_MS } from '../config/env.ts';
 import { EventLog } from '../events/event-log.ts';
 import { MapItemRunner } from './map-items.ts';
@@ -191,10 +191,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       settled: (jobId, admission, outcome) => gate.settled(jobId, admission, outcome),
       namedBreaker: (name) => gate.named(name),
       callback: (url, taskId, state) => p.callbacks.add({ kind: 'task', id: taskId, state, url }),
-      settleNode: async (w, outcome, payload, info, job) => {
-        if (w.item !== undefined) await items.settled(job, w.run, w.node, w.item, outcome, payload);
-        else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info, Date.now(), true);
-      },
+      settleNode: nodeSettler(runs, items),
       started: () => hooks.started(),
       finished: (ok) => {
         hooks.finished();
@@ -213,6 +210,14 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       autorun: false,
     },
   );
+}
+
+/** How a task's end reaches its workflow: a map item through the map's runner (which starts the next item), a node or compensation through its run. */
+export function nodeSettler(runs: RunStore, items: MapItemRunner): TaskSteps['settleNode'] {
+  return async (w, outcome, payload, info, job) => {
+    if (w.item !== undefined) await items.settled(job, w.run, w.node, w.item, outcome, payload);
+    else await runs.settle(w.run, w.undo ? 'compensation' : 'node', w.node, outcome, payload, info, Date.now(), true);
+  };
 }
 
 /** The agent's leased chore: expiring agents whose heartbeats stopped (API processes compete for the same lease). */

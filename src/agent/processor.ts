@@ -29,10 +29,22 @@ export const SHUTDOWN = 'switchyard:shutdown';
 /** What a task's outcome says about its pool: `neutral` when the handler judged the request itself (fatal). */
 export type PoolOutcome = 'success' | 'failure' | 'neutral';
 
-export interface ProcessorHooks {
-  definition: WorkerDefinition;
+/**
+ * What checking a task and committing its end take: an agent's processor, and the HTTP worker
+ * protocol's lease desk (lease-desk.ts), which runs the same steps for a worker in another process.
+ */
+export interface TaskSteps {
+  definition: Pick<WorkerDefinition, 'type'>;
   pool: string;
   log: Logger;
+  /** Records how a workflow node (or compensation, or map item: `job`) ended, before its job finishes (see src/workflow/engine.ts). */
+  settleNode(w: WorkflowRef, outcome: 'done' | 'dead', payload: string, info: NodeInfo, job: Job<TaskEnvelope>): Promise<void>;
+  /** Queues the delivery of a task's callback (its request's), before its job completes or fails for good. */
+  callback?(url: string, taskId: string, state: 'completed' | 'dead' | 'cancelled'): Promise<void>;
+}
+
+export interface ProcessorHooks extends TaskSteps {
+  definition: WorkerDefinition;
   /** The attempts this agent is running: deadlines, signals, cancel and shutdown. */
   inFlight: InFlight;
   /** Slots of concurrency keys: taken before a keyed task runs (held when its key is at its limit), freed when it ends. */
@@ -52,10 +64,6 @@ export interface ProcessorHooks {
   settled(jobId: string, admission: Admission, outcome: PoolOutcome): void;
   /** A shared breaker named by the handler (ctx.breaker). */
   namedBreaker(name: string): SharedBreaker;
-  /** Records how a workflow node (or compensation, or map item: `job`) ended, before its job finishes (see src/workflow/engine.ts). */
-  settleNode(w: WorkflowRef, outcome: 'done' | 'dead', payload: string, info: NodeInfo, job: Job<TaskEnvelope>): Promise<void>;
-  /** Queues the delivery of a task's callback (its request's), before its job completes or fails for good. */
-  callback?(url: string, taskId: string, state: 'completed' | 'dead' | 'cancelled'): Promise<void>;
   /** Called when a handler run starts and ends, for the agent's load and error-rate figures. */
   started(): void;
   finished(ok: boolean): void;
@@ -166,7 +174,7 @@ function describeThrown(value: unknown): string {
 }
 
 /** True when BullMQ will not run this task again: a fatal verdict or the last attempt. */
-function isFinalFailure(verdict: Error, job: Job<TaskEnvelope>): boolean {
+export function isFinalFailure(verdict: Error, job: Job<TaskEnvelope>): boolean {
   if (verdict instanceof DelayedError || verdict instanceof WaitingError) return false;
   return verdict instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
@@ -182,7 +190,7 @@ const nodeInfo = (job: Job<TaskEnvelope>, pool: string): NodeInfo => ({
  * this fail, the engine's sweep finds the failed job and records it); a task with a callback queues
  * its delivery (should this fail, the job fails anyway and the callback is lost: logged).
  */
-async function settleDead(h: ProcessorHooks, env: TaskEnvelope, job: Job<TaskEnvelope>, message: string): Promise<void> {
+export async function settleDead(h: TaskSteps, env: TaskEnvelope, job: Job<TaskEnvelope>, message: string): Promise<void> {
   if (env.callback && h.callback) {
     await h.callback(env.callback.url, job.id ?? '', message.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead').catch((e: unknown) =>
       h.log.warn({ ...taskLogFields(job.id), err: e instanceof Error ? e.message : String(e) }, 'could not queue the callback of a dead task'),
@@ -225,7 +233,7 @@ function processTask(h: ProcessorHooks): Processor {
 }
 
 /** The job's envelope and validated payload; a job that must not run (not ours, poison, bad payload) fails for good. */
-async function checkedTask(h: ProcessorHooks, job: Job<TaskEnvelope>): Promise<{ env: TaskEnvelope; payload: unknown }> {
+export async function checkedTask(h: TaskSteps, job: Job<TaskEnvelope>): Promise<{ env: TaskEnvelope; payload: unknown }> {
   const type = h.definition.type;
   // A cheap shape check on the hot path; zod runs only to explain a job that fails it.
   if (!looksLikeEnvelope(job.data)) {
@@ -308,7 +316,7 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
 }
 
 /** The handler's output, validated and storable as JSON; a workflow node settles before its job completes. */
-async function commitResult(h: ProcessorHooks, job: Job<TaskEnvelope>, env: TaskEnvelope, output: unknown): Promise<unknown> {
+export async function commitResult(h: TaskSteps, job: Job<TaskEnvelope>, env: TaskEnvelope, output: unknown): Promise<unknown> {
   const type = h.definition.type;
   const result = type.result.safeParse(output);
   if (!result.success) {

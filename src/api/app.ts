@@ -15,7 +15,10 @@ import type { TaskProducer } from '../task/producer.ts';
 import { authorizer } from './auth.ts';
 import { traceRequests, withinRequest } from './trace-requests.ts';
 import type { KeyRing } from './key-ring.ts';
-import { batchTypes, requireScope, requireTypes, scheduleTypes, taskTypes, workflowTypes } from './scopes.ts';
+import { batchTypes, requireScope, requireTypes, scheduleTypes, taskTypes, workerTypes, workflowTypes } from './scopes.ts';
+import type { LeaseDesk } from '../agent/lease-desk.ts';
+import { deregisterWorker, extendLeases, heartbeat, lease, registerWorker, reportResults } from './routes/workers.ts';
+import { REQUEST_DEADLINE_MS } from '../redis/connection.ts';
 import { docsPage } from './docs-page.ts';
 import { openApiDocument } from './openapi.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
@@ -68,6 +71,8 @@ export interface ApiDeps {
   metrics?: ApiMetrics;
   /** GET /v1/events; absent when the event log is off (404). */
   events?: EventFeed;
+  /** The worker protocol over HTTP (/v1/workers); absent: those routes answer 404. */
+  desk?: LeaseDesk;
   /** The /dashboard page (dashboard/router.ts), handed in by whoever starts the API: src/ does not import it. */
   dashboard?: express.RequestHandler;
 }
@@ -111,6 +116,7 @@ export function createApp(d: ApiDeps): express.Express {
   useTaskRoutes(app, d, body);
   useScheduleRoutes(app, d, body);
   useFleetRoutes(app, d, body);
+  if (d.desk) useWorkerRoutes(app, d, d.desk, body);
   useDocuments(app, d);
   useFallbacks(app, d);
   return app;
@@ -193,6 +199,24 @@ function useFleetRoutes(app: express.Express, d: ApiDeps, body: BodyParsers): vo
   app.get('/v1/pools', handle((req) => withRedis(d.redis, () => listPools(d.registry, d.queues, req.query, d.breakerState, d.catalogue))));
   app.get('/v1/breakers', handle(() => withRedis(d.redis, () => listBreakers(d.redis, d.config.prefix, d.catalogue))));
   app.post('/v1/breakers/:type/:pool/reset', body.none, handle((req) => withRedis(d.redis, () => resetBreaker(d.redis, d.config.prefix, d.catalogue, String(req.params.type), String(req.params.pool)))));
+}
+
+/** The worker protocol: agents of any language register, heartbeat, lease, extend and report over HTTP. */
+function useWorkerRoutes(app: express.Express, d: ApiDeps, desk: LeaseDesk, body: BodyParsers): void {
+  const types = requireTypes(workerTypes);
+  const id = (req: Request) => String(req.params.id);
+  app.post('/v1/workers', body.required, types, handle((req) => withRedis(d.redis, () => registerWorker(desk, req.body))));
+  app.delete('/v1/workers/:id', body.none, types, handle((req) => withRedis(d.redis, () => deregisterWorker(desk, id(req)))));
+  app.post('/v1/workers/:id/heartbeat', body.required, types, handle((req) => withRedis(d.redis, () => heartbeat(desk, id(req), req.body))));
+  app.post('/v1/workers/:id/leases', body.optional, types, (req: Request, res: Response) => {
+    // A long poll: answered early when the client goes away (nothing is leased after that).
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    const waitMs = typeof req.body?.waitMs === 'number' ? Math.max(0, req.body.waitMs as number) : 0;
+    return handle(() => withRedis(d.redis, () => lease(desk, id(req), req.body, gone.signal), REQUEST_DEADLINE_MS + waitMs))(req, res, () => undefined);
+  });
+  app.post('/v1/workers/:id/leases/extend', body.required, types, handle((req) => withRedis(d.redis, () => extendLeases(desk, id(req), req.body))));
+  app.post('/v1/workers/:id/results', body.required, types, handle((req) => withRedis(d.redis, () => reportResults(desk, id(req), req.body))));
 }
 
 /** The agent types, the OpenAPI document, its HTML page and the metrics. */

@@ -21,6 +21,7 @@ import { eventsQuerySchema } from './routes/events.ts';
 import { PROGRESS_EVENT_BYTES, TASK_EVENT_STATES } from '../events/event-log.ts';
 import { taskProgressSchema } from '../model/task-progress.ts';
 import { scheduleListQuerySchema } from './routes/schedules.ts';
+import { COMMIT_STATES, LEASE_STATES, leaseRefSchema, extendRequestSchema, leaseRequestSchema, resultsRequestSchema, workerHeartbeatSchema, workerRegistrationSchema } from '../model/worker-protocol.ts';
 import { MISFIRE_POLICIES, SCHEDULE_ID_PATTERN, schedulePatchSchema, scheduleRequestSchema } from '../model/schedule.ts';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -248,6 +249,23 @@ const flowFlags = {
   debounced: z.literal(true).optional().describe('the pending task of this debounce window took this request (its payload, run windowMs from now)'),
 };
 
+/** The worker protocol's answers (src/agent/lease-desk.ts). */
+const registeredWorkerSchema = z.strictObject({
+  id: z.string().min(1), type: z.string().min(1), pool: z.string().min(1), concurrency: z.number().int().min(1), weight: z.number().positive(),
+  heartbeatMs: z.number().int().positive(), ttlMs: z.number().int().positive(), leaseMs: z.number().int().positive(),
+});
+const leaseStateSchema = leaseRefSchema.extend({ state: z.enum(LEASE_STATES) });
+const leaseSchema = z.strictObject({
+  task: z.string().min(1), lease: z.string().min(1), type: z.string().min(1), payload: z.unknown(),
+  attempt: z.number().int().min(1), maxAttempts: z.number().int().min(1), idempotencyKey: z.string(),
+  timeoutMs: z.number().int().positive(), deadline: z.number().int().describe('ms since the epoch: past it the attempt has timed out'),
+  leaseMs: z.number().int().positive().describe('extend the lease before this long has passed'),
+  deps: z.record(z.string(), z.unknown()).optional(),
+  workflow: z.strictObject({ runId: z.string(), nodeId: z.string(), compensating: z.boolean(), item: z.number().int().optional() }).optional(),
+  traceparent: z.string().optional(), tracestate: z.string().optional(),
+});
+const WORKER_BODY_ERRORS = [400, 413, 415, 404];
+
 type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth' | 'stream' | 'scope'>>;
 
 const op = (method: Method, path: string, o: OperationSpec): Operation => ({
@@ -345,6 +363,31 @@ export const OPERATIONS: readonly Operation[] = [
   op('GET', '/v1/pools', { summary: 'Pools: agents by health, weight, backlog, breaker, eligibility', querySchema: poolQuerySchema, success: [200], response: z.array(poolOverviewSchema), errors: [400] }),
   op('GET', '/v1/breakers', { summary: 'Every circuit breaker', success: [200], response: z.array(breakerViewSchema) }),
   op('POST', '/v1/breakers/:type/:pool/reset', { summary: "Close a pool's breaker now", success: [200], response: breakerViewSchema.extend({ state: z.literal('CLOSED') }), errors: [400, 404] }),
+  op('POST', '/v1/workers', { scope: 'agent',
+    summary: 'Register a worker of another process or language (the worker protocol): it gets tasks once a heartbeat says it is HEALTHY or DEGRADED',
+    body: 'required', bodySchema: workerRegistrationSchema, success: [201], response: registeredWorkerSchema, errors: WORKER_BODY_ERRORS,
+  }),
+  op('DELETE', '/v1/workers/:id', { scope: 'agent', summary: 'Deregister a worker (a clean stop; leases it holds can still be reported)', success: [204], response: z.undefined(), errors: [404] }),
+  op('POST', '/v1/workers/:id/heartbeat', { scope: 'agent',
+    summary: "A worker's heartbeat: its health and load; the leases it names are extended, and answered cancelled when their task was",
+    body: 'required', bodySchema: workerHeartbeatSchema, success: [200],
+    response: z.strictObject({ draining: z.boolean(), leases: z.array(leaseStateSchema) }), errors: WORKER_BODY_ERRORS,
+  }),
+  op('POST', '/v1/workers/:id/leases', { scope: 'agent',
+    summary: "Lease up to max tasks of the worker's pool, waiting up to waitMs for the first (long poll); none while it is unhealthy, draining, or its pool held (paused says why)",
+    body: 'optional', bodySchema: leaseRequestSchema, success: [200],
+    response: z.strictObject({ leases: z.array(leaseSchema), paused: z.string().optional() }), errors: WORKER_BODY_ERRORS,
+  }),
+  op('POST', '/v1/workers/:id/leases/extend', { scope: 'agent',
+    summary: 'Extend leases: each extended, lost (stop: it runs elsewhere), cancelled (stop: its task was cancelled) or timeout (past its deadline: the attempt failed)',
+    body: 'required', bodySchema: extendRequestSchema, success: [200], response: z.strictObject({ leases: z.array(leaseStateSchema) }), errors: WORKER_BODY_ERRORS,
+  }),
+  op('POST', '/v1/workers/:id/results', { scope: 'agent',
+    summary: 'Report how leased tasks ended (completed with a result checked against the result schema, or failed: retryable, fatal, retryAfterMs); each committed once while its lease holds (conflict: nothing written; 409 for a single one)',
+    body: 'required', bodySchema: resultsRequestSchema, success: [200],
+    response: z.strictObject({ results: z.array(z.strictObject({ task: z.string(), state: z.enum(COMMIT_STATES), error: z.string().optional() })) }),
+    errors: [...WORKER_BODY_ERRORS, 409],
+  }),
   op('GET', '/v1/agent-types', { summary: 'Declared agent types, with the JSON Schemas of their payloads and results', success: [200], response: z.array(agentTypeSchema).min(1) }),
   op('GET', '/healthz', { summary: 'Liveness', success: [200], response: z.strictObject({ status: z.literal('ok') }), auth: false }),
   op('GET', '/readyz', { summary: 'Readiness: Redis answers', success: [200], response: z.strictObject({ status: z.literal('ready'), redis: z.literal('ok') }), auth: false }),

@@ -29,6 +29,8 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   TASK_NOT_FOUND: [404, 'Task not found'],
   NOT_FOUND: [404, 'Not found'],
   AGENT_NOT_FOUND: [404, 'Agent not found'],
+  WORKER_NOT_FOUND: [404, 'Worker not registered'],
+  LEASE_LOST: [409, 'Lease lost'],
   UNAUTHORIZED: [401, 'Unauthorized'],
   FORBIDDEN: [403, 'Forbidden'],
   UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],

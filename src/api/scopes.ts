@@ -37,25 +37,27 @@ export const requireScope: RequestHandler = (req, res, next) => {
   forbidden(res, `${need.what} needs an API key with the scope "${need.scope}" (or "admin"); the key ${who.id} has ${[...who.scopes].map((s) => `"${s}"`).join(', ')}`);
 };
 
-/** The agent types a request body names, read defensively (its validation comes later and explains a bad one). */
-export type TypesOf = (body: unknown) => string[];
+/** The agent types a request names (its body, or a path parameter), read defensively (its validation comes later and explains a bad one). */
+export type TypesOf = (body: unknown, params: Readonly<Record<string, string | undefined>>) => string[];
 
 const field = (v: unknown, name: string): unknown => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[name] : undefined);
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string[] => (typeof v === 'string' ? [v] : []);
 
 export const taskTypes: TypesOf = (b) => str(field(b, 'type'));
-export const batchTypes: TypesOf = (b) => list(field(b, 'tasks')).flatMap(taskTypes);
+export const batchTypes: TypesOf = (b) => list(field(b, 'tasks')).flatMap((t) => taskTypes(t, {}));
 /** A workflow's node types: tasks, maps (their items' type) and compensations. */
-export const workflowTypes: TypesOf = (b) => list(field(b, 'nodes')).flatMap((n) => [...taskTypes(n), ...taskTypes(field(n, 'compensate'))]);
-export const scheduleTypes: TypesOf = (b) => [...taskTypes(field(b, 'task')), ...workflowTypes(field(b, 'workflow'))];
+export const workflowTypes: TypesOf = (b) => list(field(b, 'nodes')).flatMap((n) => [...taskTypes(n, {}), ...taskTypes(field(n, 'compensate'), {})]);
+export const scheduleTypes: TypesOf = (b) => [...taskTypes(field(b, 'task'), {}), ...workflowTypes(field(b, 'workflow'), {})];
+/** A worker's type: the registration's, or the one in its id (`<type>.<pool>.http-<hex>`, src/agent/lease-desk.ts). */
+export const workerTypes: TypesOf = (b, params) => (params.id ? [params.id.split('.')[0] ?? ''] : taskTypes(b, {}));
 
 /** Refuses a request that would enqueue an agent type its key may not touch. */
 export function requireTypes(typesOf: TypesOf): RequestHandler {
   return (req: Request, res, next) => {
     const who = principalOf(res);
     if (!who.types) return next();
-    const refused = [...new Set(typesOf(req.body))].filter((t) => !mayTouch(who, t));
+    const refused = [...new Set(typesOf(req.body, req.params as Record<string, string | undefined>))].filter((t) => !mayTouch(who, t));
     if (refused.length === 0) return next();
     forbidden(res, `the key ${who.id} may not touch the agent type${refused.length > 1 ? 's' : ''} ${refused.map((t) => `"${t}"`).join(', ')}; it may touch ${[...who.types].map((t) => `"${t}"`).join(', ')}`);
   };

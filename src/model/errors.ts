@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'AGENT_SHUTDOWN'
   | 'AGENT_NOT_READY'
   | 'AGENT_NOT_FOUND'
+  | 'WORKER_NOT_FOUND'
+  | 'LEASE_LOST'
   | 'RETRY_AFTER'
   | 'BACKLOG_FULL'
   | 'RATE_LIMITED'

@@ -42,6 +42,11 @@ export function keys(prefix: string) {
     rateLimit: (client: string) => `${prefix}:rate:{${client}}`,
     /** What is left of a cancelled task that was removed before it ran (read by GET /v1/tasks/:id). */
     cancelled: (type: string, id: string) => `${prefix}:cancelled:{${type}}:${id}`,
+    /**
+     * A running task's cancel, kept for workers that hear of it by asking (the HTTP worker protocol's
+     * heartbeats and extends); `queue` is its pool queue's name, so a worker's leases share a slot.
+     */
+    cancelAsked: (queue: string, id: string) => `${prefix}:cancel-asked:${queue}:${id}`,
     /** pub/sub channel telling agents to abort a running task. */
     taskEvents: `${prefix}:task-events`,
     /** The event log (a stream: task and run state changes, GET /v1/events), in a slot of its own. */

@@ -9,10 +9,14 @@ import { SwitchyardError } from '../model/errors.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { CallbackOutbox } from '../callbacks/callback-outbox.ts';
 import { keys } from '../redis/keys.ts';
+import { queueName } from '../model/names.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { TaskLookup } from './lookup.ts';
 import type { PoolQueues } from './pool-queues.ts';
 import type { TaskView } from './view.ts';
+
+/** How long a running task's cancel is kept for HTTP workers to hear of. */
+const CANCEL_KEPT_S = 3600;
 
 export interface CancelMessage {
   kind: 'cancel';
@@ -57,6 +61,8 @@ export class TaskCanceller {
       }
     }
     const message: CancelMessage = { kind: 'cancel', taskId: id, reason };
+    // Kept for an HTTP worker, which hears of it at its next heartbeat or extend (an hour is past any lease).
+    await this.redis.set(this.#k.cancelAsked(queueName({ type: view.type, pool: view.pool }), id), reason, 'EX', CANCEL_KEPT_S);
     await this.redis.publish(this.#k.taskEvents, JSON.stringify(message));
     const deadline = Date.now() + waitMs;
     for (;;) {

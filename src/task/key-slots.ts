@@ -60,7 +60,7 @@ export class KeySlots {
    * limit applies. Throws DelayedError when the key is at its limit: the task is held (moved out of
    * the agent, its attempt unspent) until a slot frees.
    */
-  async take(job: Job<TaskEnvelope>, token: string | undefined): Promise<boolean> {
+  async take(job: Job<TaskEnvelope>, token: string | undefined, track = true): Promise<boolean> {
     const env = job.data;
     const limit = this.limitOf(env);
     if (limit === undefined || !env.concurrency || !job.id) return false;
@@ -70,7 +70,8 @@ export class KeySlots {
     const order = job.opts.priority ?? 0;
     const taken = await scripts.keySlotTake.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, key, limit, job.id, this.#o.leaseMs, member, order]);
     if (taken === 1) {
-      this.#running.set(job.id, key);
+      // Untracked: the task runs elsewhere (an HTTP worker), whose extends renew its slot (renew()).
+      if (track) this.#running.set(job.id, key);
       return true;
     }
     await defer(job, token, Date.now() + HOLD_MS, this.#o.redis);
@@ -82,8 +83,7 @@ export class KeySlots {
   }
 
   /** Frees the task's slot and wakes the key's next held tasks; never throws (a lost release ends with the lease). */
-  release(job: Job<TaskEnvelope>): void {
-    const key = job.id ? this.#running.get(job.id) : undefined;
+  release(job: Job<TaskEnvelope>, key = job.id ? this.#running.get(job.id) : undefined): void {
     if (!key || !job.id) return;
     this.#running.delete(job.id);
     const releasing = scripts.keySlotRelease
@@ -92,6 +92,11 @@ export class KeySlots {
       .catch((err: unknown) => this.#o.log.warn({ err: err instanceof Error ? err.message : String(err), key }, 'could not free a concurrency slot; its lease will'))
       .finally(() => this.#releasing.delete(releasing));
     this.#releasing.add(releasing);
+  }
+
+  /** Renews the slots of keyed tasks run elsewhere (an HTTP worker's, as their leases are extended). */
+  async renew(tasks: ReadonlyArray<{ id: string; key: string }>): Promise<void> {
+    if (tasks.length > 0) await scripts.keySlotRenew.run(this.#o.redis, [this.#k.heldKeys], [this.#k.base, this.#o.leaseMs, ...tasks.flatMap((t) => [t.key, t.id])]);
   }
 
   /** Renews this agent's slots and wakes the tasks that slots whose leases ended make room for. */

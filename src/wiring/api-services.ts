@@ -37,6 +37,7 @@ import { EventLog, waitingEvents } from '../events/event-log.ts';
 import { EventFeed } from '../events/event-feed.ts';
 import { CallbackOutbox } from '../callbacks/callback-outbox.ts';
 import { CallbackSender } from '../callbacks/callback-sender.ts';
+import { LeaseDesk } from '../agent/lease-desk.ts';
 
 const POOL_REFRESH_MS = 5000;
 const DISPATCH_INTERVAL_MS = 500;
@@ -98,6 +99,7 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
       acks.record(queue, ids);
       metrics.enqueued(queue, ids.length);
       eventLog.append(...waitingEvents(queue, ids));
+      desk.wake(queue);
     },
   });
   const runStore = new RunStore(redis, config.prefix);
@@ -122,12 +124,17 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
   sender?.start();
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   // The timer reads and writes through the background connection: it waits out a Redis outage.
+  // The worker protocol over HTTP: its BullMQ workers and gates wait out outages (the background connection).
+  const desk = new LeaseDesk({
+    redis: background, subscriber, config, catalogue, registry, events: eventLog, callbacks,
+    runs: new RunStore(background, config.prefix, eventLog), log: log.child({ component: 'lease-desk' }),
+  });
   const schedules = new Schedules({
     redis: background, prefix: config.prefix, catalogue, producer, runs: workflows, maxNodes: config.maxWorkflowNodes, leaseMs: config.lockMs, log,
     onFire: (fire, delayMs) => metrics.scheduleFired(fire.outcome, delayMs),
   });
   schedules.start();
-  return { ...c, eventLog, events, callbacks, sender, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules };
+  return { ...c, eventLog, events, callbacks, sender, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules, desk };
 }
 
 /** The leased chores an API process competes for, started; and the pool list refresh. */
@@ -182,6 +189,7 @@ export async function stopApiServices(s: ApiServices): Promise<void> {
   await s.events?.stop();
   await Promise.all([s.snapshot.stop(), s.breakers.stop()]);
   await s.schedules.stop(); // fires start tasks and runs: stopped before what they use
+  await s.desk.close();
   await Promise.all([s.engine.stop(), s.workflows.close(), s.sender?.close()]);
   await s.callbacks.close();
   await Promise.all([s.queues.close(), s.backgroundQueues.close(), s.eventLog.flush()]);
