@@ -440,7 +440,7 @@ export class LeaseDesk {
     };
     await gate.start();
     slots.start();
-    metrics.start(config.heartbeatMs);
+    metrics.start(config.heartbeatMs, false);
     // Expired leases go back to waiting (or fail after maxStalled): BullMQ's stalled check, run by this pool's desk.
     void worker.startStalledCheckTimer().catch((err: unknown) => log.warn({ err }, 'stalled check of the lease desk stopped'));
     return { ref, type, worker, gate, slots, metrics, items, steps, jobs: new Map() };

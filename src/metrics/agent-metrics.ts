@@ -25,6 +25,7 @@ export class AgentMetrics {
   readonly #run: Histogram.Internal<Label>;
   readonly #limited: Record<LimitKind, Counter.Internal>;
   #timer: NodeJS.Timeout | undefined;
+  #counted = false;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -52,6 +53,7 @@ export class AgentMetrics {
   }
 
   completed(job: Job): void {
+    this.#counted = true;
     this.#completed.inc();
     if (job.processedOn) {
       this.#wait.observe(Math.max(0, job.processedOn - job.timestamp) / 1000);
@@ -60,6 +62,7 @@ export class AgentMetrics {
   }
 
   failed(job: Job): void {
+    this.#counted = true;
     this.#failed.inc();
     // BullMQ sets finishedOn only when the job leaves for good (no retry left, or unrecoverable).
     if (job.finishedOn && !job.failedReason?.startsWith(CANCELLED_PREFIX)) this.#dead.inc();
@@ -67,11 +70,13 @@ export class AgentMetrics {
 
   /** A task did not start because of a limit, or the pool was held (see LIMIT_KINDS). */
   limited(kind: LimitKind): void {
+    this.#counted = true;
     this.#limited[kind].inc();
   }
 
-  start(intervalMs: number): void {
-    const publish = () => void this.publish(3 * intervalMs).catch(() => undefined);
+  /** Publishes every `intervalMs`; with `idle` false, only once something was counted (the lease desk's pools: nothing for a pool no task went through). */
+  start(intervalMs: number, idle = true): void {
+    const publish = () => void ((idle || this.#counted) && this.publish(3 * intervalMs).catch(() => undefined));
     this.#timer = setInterval(publish, intervalMs);
     this.#timer.unref();
     publish();
