@@ -425,7 +425,7 @@ export class LeaseDesk {
     const type = this.#o.catalogue.get(ref.type);
     const log = parent.child({ pool: `${ref.type}.${ref.pool}`, protocol: 'http' });
     const name = queueName(ref);
-    const metrics = new AgentMetrics(redis, config.prefix, `http.${this.#instance}.${ref.type}.${ref.pool}`, ref);
+    const metrics = new AgentMetrics(redis, config.prefix, `http.${this.#instance}.${ref.type}.${ref.pool}`, ref, true);
     const gate = new PoolGate({ redis, subscriber, prefix: config.prefix, ref, policy: type.breaker, log, onChange: () => this.wake(name), limits: type.limits, onLimited: (kind) => metrics.limited(kind) });
     const slots = new KeySlots({ redis, prefix: config.prefix, type: type.name, limit: type.limits.concurrencyPerKey, leaseMs: config.lockMs, log, onHeld: () => metrics.limited('key-concurrency') });
     const items = new MapItemRunner(this.#o.runs, redis, config.prefix, name);

@@ -32,6 +32,8 @@ export class AgentMetrics {
     private readonly prefix: string,
     private readonly agentId: string,
     labels: { type: string; pool: string },
+    /** Not an agent of the registry (a lease desk's pool): listed where the scrape looks for such counts. */
+    private readonly unlisted = false,
   ) {
     const registers = [this.registry];
     const labelNames = ['type', 'pool'] as const;
@@ -85,7 +87,9 @@ export class AgentMetrics {
   /** Writes this agent's counts where fleet-metrics.ts reads them, for `ttlMs`. */
   async publish(ttlMs: number): Promise<void> {
     const json = JSON.stringify(await this.registry.getMetricsAsJSON());
-    await this.redis.set(keys(this.prefix).agentMetrics(this.agentId), json, 'PX', ttlMs);
+    const k = keys(this.prefix);
+    if (this.unlisted) await this.redis.multi().set(k.agentMetrics(this.agentId), json, 'PX', ttlMs).sadd(k.otherMetrics, this.agentId).exec();
+    else await this.redis.set(k.agentMetrics(this.agentId), json, 'PX', ttlMs);
   }
 
   async stop(): Promise<void> {

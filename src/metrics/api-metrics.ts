@@ -144,7 +144,13 @@ export class ApiMetrics {
     const agents = await this.d.agents.list();
     this.#agents.reset();
     for (const a of agents) this.#agents.inc({ type: a.type, pool: a.pool, health: a.health });
-    const published = agents.length ? await this.d.redis.mget(...agents.map((a) => keys(this.d.prefix).agentMetrics(a.id))) : [];
+    const k = keys(this.d.prefix);
+    // The fleet's counts: each live agent's, and those of the API processes' lease desks (the HTTP workers' tasks).
+    const others = await this.d.redis.smembers(k.otherMetrics);
+    const ids = [...agents.map((a) => a.id), ...others];
+    const published = ids.length ? await this.d.redis.mget(...ids.map((id) => k.agentMetrics(id))) : [];
+    const gone = others.filter((_, i) => published[agents.length + i] == null);
+    if (gone.length > 0) await this.d.redis.srem(k.otherMetrics, ...gone);
     const fleet = published.flatMap((json) => {
       if (!json) return [];
       try {

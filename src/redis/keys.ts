@@ -17,6 +17,8 @@ export function keys(prefix: string) {
     registry: registryKeys(prefix),
     /** An agent's metrics (prom-client JSON), published every heartbeat; one slot for all, so one MGET reads the fleet. */
     agentMetrics: (agentId: string) => `${prefix}:{metrics}:agent:${agentId}`,
+    /** Ids of metrics published under agentMetrics that are not agents' (the lease desks of API processes), for the scrape to find. */
+    otherMetrics: `${prefix}:{metrics}:others`,
     /** A throttle key's window: "<queue> <task id>" of the task it holds, for the window. */
     throttle: (type: string, key: string) => `${prefix}:throttle:{${type}}:${key}`,
     /** A debounce key's window: "<queue> <task id>" of the task its requests fold into, until the window ends. */

@@ -96,6 +96,9 @@ describe('the worker protocol over HTTP', () => {
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({ title: 'Lease lost', detail: expect.stringMatching(/nothing was written/) });
     expect((await task(t)).result).toEqual({ echoed: { message: 'one' } });
+
+    // Counted in the fleet's metrics like a Node agent's task (published by the lease desk every heartbeat).
+    await waitFor(async () => /switchyard_tasks_completed_total\{type="echo",pool="wp-a"\} 1\b/.test(await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${ROOT}` } })).text()), { what: 'the completion in /metrics' });
   });
 
   it('fails an attempt whose result breaks the result schema, retries a retryable failure, and kills a fatal one', async () => {
