@@ -1,6 +1,6 @@
 /**
- * Tools a few tests need beyond what the README's set-up asks for (Node and Redis): a browser, later
- * Prometheus. On a machine without one, its tests skip and say why; CI (`.ci/run`) installs them and sets
+ * Tools a few tests need beyond what the README's set-up asks for (Node and Redis): a browser,
+ * Prometheus, Python 3 (the example worker in another language). On a machine without one, its tests skip and say why; CI (`.ci/run`) installs them and sets
  * SWITCHYARD_REQUIRE_TOOLS=1, so there a missing tool fails the run instead of skipping quietly.
  */
 import { accessSync, constants } from 'node:fs';
@@ -55,4 +55,11 @@ export const PROMTOOL: OptionalTool = {
   candidates: ['/usr/bin/promtool', '/usr/local/bin/promtool'],
   envVar: 'PROMTOOL_PATH',
   install: 'on Debian/Ubuntu: sudo apt-get install prometheus',
+};
+
+export const PYTHON: OptionalTool = {
+  name: 'Python 3',
+  candidates: ['/usr/bin/python3', '/usr/local/bin/python3'],
+  envVar: 'PYTHON_PATH',
+  install: 'on Debian/Ubuntu: sudo apt-get install python3 (the example worker uses its standard library only)',
 };

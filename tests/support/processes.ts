@@ -29,7 +29,12 @@ const all: Spawned[] = [];
 const groups = new Set<number>();
 
 export function spawnSwitchyard(name: string, args: string[], env: Record<string, string>): Spawned {
-  const proc = spawn(process.execPath, [BIN, ...args], {
+  return spawnProcess(name, process.execPath, [BIN, ...args], env);
+}
+
+/** Any program (a worker in another language), with the same output capture and cleanup as Switchyard's processes. */
+export function spawnProcess(name: string, command: string, args: string[], env: Record<string, string>): Spawned {
+  const proc = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, LOG_PRETTY: 'false', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,6 +107,13 @@ export async function startAgentProcess(type: string, env: Record<string, string
   const agent = spawnSwitchyard(`agent ${type}`, ['agent', type, ...args], env);
   await agent.waitForOutput('"msg":"agent started"');
   return agent;
+}
+
+/** The Python worker of examples/python-worker (python: its interpreter), registered for `type` with `args`. */
+export async function startPythonWorker(python: string, type: string, apiUrl: string, env: Record<string, string>, args: string[] = []): Promise<Spawned> {
+  const worker = spawnProcess(`python worker ${type}`, python, ['examples/python-worker/worker.py', '--type', type, ...args], { SWITCHYARD_URL: apiUrl, PYTHONUNBUFFERED: '1', ...env });
+  await worker.waitForOutput('registered ');
+  return worker;
 }
 
 /** Settings for e2e fleets: fast heartbeats and health checks, so changes show in well under a second. */
