@@ -17,6 +17,7 @@ import { routingScenario } from './routing.ts';
 import { seedScenario } from './seed.ts';
 import { throughputScenario } from './throughput.ts';
 import { tracingScenario } from './tracing.ts';
+import { httpWorkerScenario, type HttpWorkerBenchOptions } from './http-worker.ts';
 import { workflowScenario } from './workflow.ts';
 import { DURABLE_DEFAULTS, workflowDurableScenario, type DurableBenchOptions } from './workflow-durable.ts';
 
@@ -25,7 +26,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing', 'http-worker'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -83,6 +84,8 @@ const program = new Command('switchyard bench')
   .option('--durable-spread-s <s>', 'workflow-durable: seconds the wake times are spread over', (v) => Number(v), DURABLE_DEFAULTS.durableSpreadS)
   .option('--webhook-rate <n>', 'workflow-durable: tasks with a callback per second while the receiver refuses', (v) => Number(v), DURABLE_DEFAULTS.webhookRate)
   .option('--webhook-down-s <s>', 'workflow-durable: seconds the receiver refuses connections', (v) => Number(v), DURABLE_DEFAULTS.webhookDownS)
+  .option('--lease-rate <n>', 'http-worker: tasks offered per second in the lease-to-result latency run', (v) => Number(v), 500)
+  .option('--lease-seconds <s>', 'http-worker: seconds of that run per side', (v) => Number(v), 10)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -91,21 +94,21 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
     shapes: '4x5', workMs: 20, wfRounds: 1, mapItems: 200, mapConcurrency: 20, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
-    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3, webhookRate: 20, webhookDownS: 3,
+    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3, webhookRate: 20, webhookDownS: 3, leaseRate: 100, leaseSeconds: 1,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}
 `);
 
-const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions, p: Progress) => Promise<Report>> = {
+const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions, p: Progress) => Promise<Report>> = {
   throughput: throughputScenario,
   seed: seedScenario,
   routing: routingScenario,
@@ -118,6 +121,7 @@ const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBen
   flow: flowScenario,
   'workflow-durable': workflowDurableScenario,
   tracing: tracingScenario,
+  'http-worker': httpWorkerScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });

@@ -213,16 +213,15 @@ class Worker:
                 self.done.put(dict(ref, status="failed", error="%s: %s" % (type(e).__name__, e)))
 
     def reporter(self):
-        """Sends the ends in batches: what finished within a millisecond or two goes in one request."""
+        """Sends ends as they come: one right away when idle, and what finished meanwhile together in the next request."""
         while True:
             first = self.done.get()
             if first is None:
                 return
             batch = [first]
-            deadline = time.monotonic() + 0.002
             while len(batch) < 500:
                 try:
-                    item = self.done.get(timeout=max(0, deadline - time.monotonic()))
+                    item = self.done.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:

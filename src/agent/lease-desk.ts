@@ -244,10 +244,13 @@ export class LeaseDesk {
   /** Commits how leased tasks ended, each once and only while its lease holds (`conflict` otherwise: nothing written). */
   async report(id: string, outcomes: readonly TaskOutcome[]): Promise<Array<{ task: string; state: CommitState; error?: string }>> {
     const c = await this.#counter(poolOfWorker(id));
-    // The lease check first: a held lease is extended, so what follows (settles, callbacks, the move) runs under it.
-    const lost = new Set(await c.worker.backend.extendLocks(outcomes.map((o) => o.task), outcomes.map((o) => o.lease), this.#o.config.lockMs));
-    return Promise.all(outcomes.map(async (o) => {
-      const job = lost.has(o.task) ? undefined : await this.#job(c, o);
+    const jobs = await Promise.all(outcomes.map((o) => this.#job(c, o)));
+    // A task whose end tells others (its workflow node, its callback) has its lease checked first, and extended,
+    // so those run under it; any other's end is one move, which checks the lease itself.
+    const guarded = outcomes.filter((_, i) => jobs[i]?.data?.workflow || jobs[i]?.data?.callback);
+    const lost = new Set(guarded.length > 0 ? await c.worker.backend.extendLocks(guarded.map((o) => o.task), guarded.map((o) => o.lease), this.#o.config.lockMs) : []);
+    return Promise.all(outcomes.map(async (o, i) => {
+      const job = lost.has(o.task) ? undefined : jobs[i];
       c.jobs.delete(o.lease);
       if (!job) return { task: o.task, state: 'conflict' as const, error: 'the lease was lost (expired, or the task was taken back): nothing was written' };
       const state = o.status === 'completed' ? await this.#complete(c, job, o.lease, o.result) : await this.#fail(c, job, o.lease, verdictOf(o), o.retry === 'fatal' ? 'neutral' : 'failure', o.retryAfterMs);
