@@ -336,6 +336,7 @@ export class LeaseDesk {
       // The result failed the type's schema (or cannot be stored): the attempt fails with that error, dead (settled above).
       return this.#fail(c, job, token, err as Error, 'success', undefined, true);
     }
+    const attempt = job.attemptsMade + 1;
     try {
       await job.moveToCompleted(result, token, false);
     } catch {
@@ -344,7 +345,7 @@ export class LeaseDesk {
     this.#ended(c, job, 'success');
     c.metrics.completed(job);
     this.#tell(c, job, 'completed');
-    this.#traceAttempt(c, job, 'completed');
+    this.#traceAttempt(c, job, attempt, 'completed');
     return 'completed';
   }
 
@@ -353,13 +354,14 @@ export class LeaseDesk {
     const final = isFinalFailure(verdict, job);
     if (final && !settled) await settleDead(c.steps, job.data, job, verdict.message);
     if (retryAfterMs !== undefined) await c.gate.hold(retryAfterMs).catch(() => undefined);
+    const attempt = job.attemptsMade + 1;
     try {
       await this.#moveFailed(c, job, token, verdict);
     } catch {
       return 'conflict';
     }
     this.#ended(c, job, outcome);
-    this.#traceAttempt(c, job, final ? 'dead' : 'retry');
+    this.#traceAttempt(c, job, attempt, final ? 'dead' : 'retry');
     return final ? 'dead' : 'retrying';
   }
 
@@ -382,9 +384,10 @@ export class LeaseDesk {
     this.#o.events.append({ kind: 'task', task: job.id ?? '', type: c.ref.type, pool: c.ref.pool, state, ...more, ...(w ? { run: w.run, node: w.node } : {}), at: Date.now() });
   }
 
-  #traceAttempt(c: Counter, job: Job<TaskEnvelope>, outcome: string): void {
+  /** The attempt's span, recorded when it ends (it spans two requests, maybe to two API processes). */
+  #traceAttempt(c: Counter, job: Job<TaskEnvelope>, attempt: number, outcome: string): void {
     if (!tracingOn()) return;
-    const attributes = { 'switchyard.task.id': job.id ?? '', 'switchyard.pool': c.ref.pool, 'switchyard.attempt': job.attemptsMade, 'switchyard.attempt.outcome': outcome, 'switchyard.worker.protocol': 'http' };
+    const attributes = { 'switchyard.task.id': job.id ?? '', 'switchyard.pool': c.ref.pool, 'switchyard.attempt': attempt, 'switchyard.attempt.outcome': outcome, 'switchyard.worker.protocol': 'http' };
     pastSpan(`attempt ${c.type.name}`, { parent: contextOf(job.data?.trace), startTime: job.processedOn ?? Date.now(), attributes });
   }
 

@@ -3,7 +3,8 @@
  * from the caller's traceparent through the HTTP request, the enqueue, the wait in the pool and the
  * attempt to the handler's own span; a retried task's attempts (the failed one marked an error, with
  * its outcome); a workflow's node tasks in the trace of the request that started it, under the run's
- * span; a malformed traceparent starts a new trace and is never an error.
+ * span; a task leased by a worker over HTTP, whose lease carries the trace; a malformed traceparent
+ * starts a new trace and is never an error.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -98,6 +99,14 @@ describe('traces', () => {
     expect(started.status).toBe(202);
     const runId = ((await started.json()) as { id: string }).id;
     await waitFor(async () => ((await (await fetch(`${api.url}/v1/workflows/${runId}`)).json()) as { state: string }).state === 'completed', { what: 'the run completed', timeoutMs: 15_000 });
+    // A task run by a worker over HTTP: its lease carries the trace, the API records the wait and the attempt.
+    const post = async (path: string, body: unknown) => (await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<Record<string, unknown>>;
+    const worker = String((await post('/v1/workers', { type: 'echo', pool: 'http' })).id);
+    await post(`/v1/workers/${worker}/heartbeat`, { health: 'HEALTHY' });
+    const remote = await enqueue({ type: 'echo', payload: {}, pool: 'http' }, { traceparent: `00-${'c'.repeat(32)}-${CALLER}-01` });
+    const [lease] = (await post(`/v1/workers/${worker}/leases`, { waitMs: 5000 })).leases as Array<{ task: string; lease: string; traceparent?: string }>;
+    expect(lease).toMatchObject({ task: remote, traceparent: expect.stringMatching(new RegExp(`^00-${'c'.repeat(32)}-[0-9a-f]{16}-01$`)) });
+    expect(await post(`/v1/workers/${worker}/results`, { results: [{ task: remote, lease: lease!.lease, status: 'completed', result: { echoed: {} } }] })).toEqual({ results: [{ task: remote, state: 'completed' }] });
     await stopTracing(); // flushes what is batched
     const tree = spans.filter((s) => s.traceId === TRACE);
     const one = (name: string) => {
@@ -132,6 +141,17 @@ describe('traces', () => {
     expect(nodeAttempts.map((s) => attr(s, 'switchyard.task.id')).sort()).toEqual([`${runId}.a`, `${runId}.b`]);
     for (const a of nodeAttempts) expect(a.parentSpanId).toBe(runSpan.spanId);
     expect(run.filter((s) => s.name === 'handler work')).toHaveLength(2);
+
+    // Over HTTP: the lease's traceparent is the enqueue span; the wait and the attempt hang under it.
+    const overHttp = spans.filter((s) => s.traceId === 'c'.repeat(32));
+    const remoteEnqueue = overHttp.find((s) => s.name === 'enqueue echo')!;
+    expect(lease!.traceparent).toBe(`00-${'c'.repeat(32)}-${remoteEnqueue.spanId}-01`);
+    const remoteAttempt = overHttp.find((s) => s.name === 'attempt echo')!;
+    expect(remoteAttempt.parentSpanId).toBe(remoteEnqueue.spanId);
+    expect(attr(remoteAttempt, 'switchyard.worker.protocol')).toBe('http');
+    expect(attr(remoteAttempt, 'switchyard.attempt.outcome')).toBe('completed');
+    expect(attr(remoteAttempt, 'switchyard.attempt')).toBe(1);
+    expect(overHttp.find((s) => s.name === 'wait echo')?.parentSpanId).toBe(remoteEnqueue.spanId);
 
     // A malformed traceparent: its task has a trace of its own, rooted at the request.
     const freshEnqueue = spans.find((s) => s.name === 'enqueue echo' && attr(s, 'switchyard.task.id') === fresh)!;
