@@ -113,14 +113,7 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
     maxNodes: config.maxWorkflowNodes, idempotencyTtlS: config.idempotencyTtlS, keepRunsS: config.keepWorkflowsS, waitReplicas: config.waitReplicas,
     callbacks: config.callbacks,
   });
-  // Only API processes deliver callbacks (they hold the secret and the views).
-  const sender = config.callbacks.secret
-    ? new CallbackSender({
-        connection: background, prefix: config.prefix, secret: config.callbacks.secret, log,
-        views: { task: (id) => lookup.find(id), run: (id) => workflows.view(id, { offset: 0, limit: 1000 }) },
-        onOutcome: (outcome) => metrics.callback(outcome),
-      })
-    : undefined;
+  const sender = callbackSender(config, background, log, lookup, workflows, metrics);
   sender?.start();
   await engine.start(background).catch((err: unknown) => log.error({ err }, 'could not start the workflow engine'));
   // The timer reads and writes through the background connection: it waits out a Redis outage.
@@ -135,6 +128,17 @@ export async function buildApiServices(c: ApiConnections, config: Config, catalo
   });
   schedules.start();
   return { ...c, eventLog, events, callbacks, sender, catalogue, queues, backgroundQueues, registry, breakers, snapshot, router, metrics, acks, producer, lookup, deadLetters, canceller, engine, workflows, schedules, desk };
+}
+
+/** Only API processes deliver callbacks (they hold the secret and the views): the sender, when a secret is set. */
+function callbackSender(config: Config, background: RedisConnection, log: Logger, lookup: TaskLookup, workflows: WorkflowRuns, metrics: ApiMetrics): CallbackSender | undefined {
+  const secret = config.callbacks.secret;
+  if (!secret) return undefined;
+  return new CallbackSender({
+    connection: background, prefix: config.prefix, secret, log,
+    views: { task: (id) => lookup.find(id), run: (id) => workflows.view(id, { offset: 0, limit: 1000 }) },
+    onOutcome: (outcome) => metrics.callback(outcome),
+  });
 }
 
 /** The leased chores an API process competes for, started; and the pool list refresh. */
