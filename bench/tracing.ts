@@ -1,6 +1,6 @@
 /**
  * What OpenTelemetry tracing costs: the throughput scenario's Switchyard side (producer and agent in this
- * process, no-op tasks, end to end) with tracing off and on, alternating rounds, in one run. On, every
+ * process, no-op tasks, end to end) with tracing off and on, the order rotated each round, in one run. On, every
  * batch gets an enqueue span and every task a wait and an attempt span, exported over OTLP/HTTP to a
  * receiver in this process that reads and drops them (a collector's cost is not Switchyard's); and on
  * with 10 % of traces sampled, as production tracing at this rate would run.
@@ -45,9 +45,16 @@ export async function tracingScenario(opts: BenchOptions, progress: Progress): P
   try {
     for (let r = 0; r <= opts.rounds; r++) {
       const round = r === 0 ? { ...o, jobs: Math.min(o.jobs, 5000) } : o;
-      const off = await switchyard(round, `bench-trace-${process.pid}-${r}-off`);
-      const on = await traced(round, `bench-trace-${process.pid}-${r}-on`);
-      const sampled = await traced(round, `bench-trace-${process.pid}-${r}-sampled`, SAMPLED);
+      // The sides take turns going first (a round's later runs find a warmer, or a busier, machine).
+      const sides = {
+        off: () => switchyard(round, `bench-trace-${process.pid}-${r}-off`),
+        on: () => traced(round, `bench-trace-${process.pid}-${r}-on`),
+        sampled: () => traced(round, `bench-trace-${process.pid}-${r}-sampled`, SAMPLED),
+      };
+      const order = (['off', 'on', 'sampled'] as const).map((_, i, all) => all[(i + r) % all.length]!);
+      const got: Partial<Record<keyof typeof sides, PhaseResult>> = {};
+      for (const side of order) got[side] = await sides[side]();
+      const { off, on, sampled } = got as Record<keyof typeof sides, PhaseResult>;
       if (r === 0) continue;
       runs.off.push(off);
       runs.on.push(on);
@@ -63,7 +70,7 @@ export async function tracingScenario(opts: BenchOptions, progress: Progress): P
   const label = { enqueuePerSec: 'enqueue alone, tasks/s (batches of 1 000)', processPerSec: 'process a ready backlog, tasks/s', endToEndPerSec: 'end to end, tasks/s' };
   const e2e = rows.find((x) => x.k === 'endToEndPerSec')!;
   const text = [
-    `Switchyard's side of the throughput scenario (producer and agent in the bench process, ${fmt(opts.jobs)} no-op tasks per round, concurrency ${opts.concurrency}), with tracing off and on in alternating rounds after a warm-up; ${opts.rounds} rounds each, medians. On: OTEL_EXPORTER_OTLP_ENDPOINT pointed at a receiver in the bench process that reads each export and drops it (${fmt(exported)} exports, ${fmt(bytes / 1e6, 1)} MB of OTLP JSON over all rounds); the SDK's batch span processor as configured by default (a queue of 2 048 spans, batches of 512 every 5 s: under this load it drops what does not fit, as it would in production, rather than slowing the tasks).`,
+    `Switchyard's side of the throughput scenario (producer and agent in the bench process, ${fmt(opts.jobs)} no-op tasks per round, concurrency ${opts.concurrency}), with tracing off, on, and on sampled, each round in a rotated order, after a warm-up; ${opts.rounds} rounds each, medians. On: OTEL_EXPORTER_OTLP_ENDPOINT pointed at a receiver in the bench process that reads each export and drops it (${fmt(exported)} exports, ${fmt(bytes / 1e6, 1)} MB of OTLP JSON over all rounds); the SDK's batch span processor as configured by default (a queue of 2 048 spans, batches of 512 every 5 s: under this load it drops what does not fit, as it would in production, rather than slowing the tasks).`,
     '',
     `| metric | tracing off | tracing on, every trace | on / off | on, ${SAMPLED * 100} % of traces (parentbased_traceidratio) | that / off |`,
     '|---|---:|---:|---:|---:|---:|',
