@@ -209,41 +209,37 @@ export class LeaseDesk {
    * deadline: the attempt failed as timed out).
    */
   async extend(id: string, refs: readonly LeaseRef[]): Promise<Array<LeaseRef & { state: LeaseState }>> {
-    const c = await this.#counter(poolOfWorker(id));
+    const c = await this.#known(poolOfWorker(id));
+    if (!c) return refs.map((r) => ({ ...r, state: 'lost' as const }));
     const k = keys(this.#o.config.prefix);
     const queue = queueName(c.ref);
-    const asked = await this.#o.redis.mget(...refs.map((r) => k.cancelAsked(queue, r.task)));
-    const states = new Map<LeaseRef, LeaseState>();
-    const live: LeaseRef[] = [];
-    await Promise.all(refs.map(async (r, i) => {
+    // The tokens first (each held lease extended at once), so a cancel or a timeout below acts only under a held lease.
+    const [lost, asked] = await Promise.all([
+      c.worker.backend.extendLocks(refs.map((r) => r.task), refs.map((r) => r.lease), this.#o.config.lockMs).then((ids) => new Set(ids)),
+      this.#o.redis.mget(...refs.map((r) => k.cancelAsked(queue, r.task))),
+    ]);
+    const states = await Promise.all(refs.map(async (r, i): Promise<LeaseState> => {
+      const job = lost.has(r.task) ? undefined : await this.#job(c, r);
+      if (!job) return 'lost';
       const reason = asked[i];
-      const job = await this.#job(c, r);
-      if (!job) return void states.set(r, 'lost');
       if (reason != null) {
         const ended = await this.#fail(c, job, r.lease, new UnrecoverableError(`${CANCELLED_PREFIX}${reason}`), 'neutral');
         if (ended !== 'conflict') await this.#o.redis.del(k.cancelAsked(queue, r.task));
-        return void states.set(r, ended === 'conflict' ? 'lost' : 'cancelled');
+        return ended === 'conflict' ? 'lost' : 'cancelled';
       }
-      if (Date.now() > deadlineOf(c, job)) {
-        const ended = await this.#fail(c, job, r.lease, new TimeoutError(timeoutOf(c, job)), 'failure');
-        return void states.set(r, ended === 'conflict' ? 'lost' : 'timeout');
-      }
-      live.push(r);
+      if (Date.now() > deadlineOf(c, job)) return (await this.#fail(c, job, r.lease, new TimeoutError(timeoutOf(c, job)), 'failure')) === 'conflict' ? 'lost' : 'timeout';
+      const key = job.data?.concurrency?.key;
+      if (key !== undefined) await c.slots.renew([{ id: r.task, key }]);
+      return 'extended';
     }));
-    const lost = new Set(live.length > 0 ? await c.worker.backend.extendLocks(live.map((r) => r.task), live.map((r) => r.lease), this.#o.config.lockMs) : []);
-    for (const r of live) states.set(r, lost.has(r.task) ? 'lost' : 'extended');
-    const keyed = live.flatMap((r) => {
-      const key = c.jobs.get(r.lease)?.data.concurrency?.key;
-      return key !== undefined && !lost.has(r.task) ? [{ id: r.task, key }] : [];
-    });
-    await c.slots.renew(keyed);
-    for (const r of refs) if (states.get(r) !== 'extended') c.jobs.delete(r.lease);
-    return refs.map((r) => ({ task: r.task, lease: r.lease, state: states.get(r) ?? 'lost' }));
+    refs.forEach((r, i) => states[i] !== 'extended' && c.jobs.delete(r.lease));
+    return refs.map((r, i) => ({ task: r.task, lease: r.lease, state: states[i]! }));
   }
 
   /** Commits how leased tasks ended, each once and only while its lease holds (`conflict` otherwise: nothing written). */
   async report(id: string, outcomes: readonly TaskOutcome[]): Promise<Array<{ task: string; state: CommitState; error?: string }>> {
-    const c = await this.#counter(poolOfWorker(id));
+    const c = await this.#known(poolOfWorker(id));
+    if (!c) return outcomes.map((o) => ({ task: o.task, state: 'conflict' as const, error: LOST }));
     const jobs = await Promise.all(outcomes.map((o) => this.#job(c, o)));
     // A task whose end tells others (its workflow node, its callback) has its lease checked first, and extended,
     // so those run under it; any other's end is one move, which checks the lease itself.
@@ -252,7 +248,7 @@ export class LeaseDesk {
     return Promise.all(outcomes.map(async (o, i) => {
       const job = lost.has(o.task) ? undefined : jobs[i];
       c.jobs.delete(o.lease);
-      if (!job) return { task: o.task, state: 'conflict' as const, error: 'the lease was lost (expired, or the task was taken back): nothing was written' };
+      if (!job) return { task: o.task, state: 'conflict' as const, error: LOST };
       const state = o.status === 'completed' ? await this.#complete(c, job, o.lease, o.result) : await this.#fail(c, job, o.lease, verdictOf(o), o.retry === 'fatal' ? 'neutral' : 'failure', o.retryAfterMs);
       return { task: o.task, state, ...(state === 'dead' || state === 'retrying' ? { error: job.failedReason } : {}) };
     }));
@@ -353,13 +349,13 @@ export class LeaseDesk {
   async #fail(c: Counter, job: Job<TaskEnvelope>, token: string, verdict: Error, outcome: PoolOutcome, retryAfterMs?: number, settled = false): Promise<CommitState> {
     const final = isFinalFailure(verdict, job);
     if (final && !settled) await settleDead(c.steps, job.data, job, verdict.message);
-    if (retryAfterMs !== undefined) await c.gate.hold(retryAfterMs).catch(() => undefined);
     const attempt = job.attemptsMade + 1;
     try {
       await this.#moveFailed(c, job, token, verdict);
     } catch {
       return 'conflict';
     }
+    if (retryAfterMs !== undefined) await c.gate.hold(retryAfterMs).catch(() => undefined);
     this.#ended(c, job, outcome);
     this.#traceAttempt(c, job, attempt, final ? 'dead' : 'retry');
     return final ? 'dead' : 'retrying';
@@ -395,7 +391,12 @@ export class LeaseDesk {
   async #job(c: Counter, r: LeaseRef): Promise<Job<TaskEnvelope> | undefined> {
     const known = c.jobs.get(r.lease);
     if (known?.id === r.task) return known;
-    return (await Job.fromId<TaskEnvelope>(c.worker, r.task)) ?? undefined;
+    try {
+      return (await Job.fromId<TaskEnvelope>(c.worker, r.task)) ?? undefined;
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return undefined; // an id naming one of the queue's own keys: no such task
+      throw err;
+    }
   }
 
   #nap(queue: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -412,6 +413,18 @@ export class LeaseDesk {
       waiters.add(done);
       signal?.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /**
+   * The pool's parts, for a request that names a pool by its worker's id alone (extend, results): only a
+   * pool some worker registered in has any (Switchyard's catalogue of pool queues); a made-up one gets
+   * none, and nothing is made or written for it.
+   */
+  async #known(ref: PoolRef): Promise<Counter | undefined> {
+    this.#o.catalogue.get(ref.type); // an undeclared type: 404
+    const name = queueName(ref);
+    if (!this.#counters.has(name) && !(await this.#o.redis.sismember(keys(this.#o.config.prefix).queueCatalogue, name))) return undefined;
+    return this.#counter(ref);
   }
 
   /** The pool's parts in this process, made on first use. */
@@ -452,6 +465,8 @@ export class LeaseDesk {
     return { ref, type, worker, gate, slots, metrics, items, steps, jobs: new Map() };
   }
 }
+
+const LOST = 'the lease was lost (expired, or the task was taken back): nothing was written';
 
 const notRegistered = (id: string) => new SwitchyardError('WORKER_NOT_FOUND', `no registered worker ${JSON.stringify(id)} (its heartbeats lapsed, or it deregistered): POST /v1/workers to register again; leases it holds can still be extended and reported`);
 

@@ -19,6 +19,7 @@ import { batchTypes, requireScope, requireTypes, scheduleTypes, taskTypes, worke
 import type { LeaseDesk } from '../agent/lease-desk.ts';
 import { deregisterWorker, extendLeases, heartbeat, lease, registerWorker, reportResults } from './routes/workers.ts';
 import { REQUEST_DEADLINE_MS } from '../redis/connection.ts';
+import { MAX_LEASE_WAIT_MS } from '../model/worker-protocol.ts';
 import { docsPage } from './docs-page.ts';
 import { openApiDocument } from './openapi.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
@@ -212,7 +213,7 @@ function useWorkerRoutes(app: express.Express, d: ApiDeps, desk: LeaseDesk, body
     // A long poll: answered early when the client goes away (nothing is leased after that).
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const waitMs = typeof req.body?.waitMs === 'number' ? Math.max(0, req.body.waitMs as number) : 0;
+    const waitMs = typeof req.body?.waitMs === 'number' ? Math.min(MAX_LEASE_WAIT_MS, Math.max(0, req.body.waitMs as number)) : 0;
     return handle(() => withRedis(d.redis, () => lease(desk, id(req), req.body, gone.signal), REQUEST_DEADLINE_MS + waitMs))(req, res, () => undefined);
   });
   app.post('/v1/workers/:id/leases/extend', body.required, types, handle((req) => withRedis(d.redis, () => extendLeases(desk, id(req), req.body))));

@@ -17,6 +17,14 @@ export const MAX_LEASE_WAIT_MS = 30_000;
 /** The longest error message kept of a failure a worker reports. */
 const MAX_ERROR_CHARS = 10_000;
 
+const METADATA_BYTES = 4096;
+
+/** Small enough to store with the record (a value too deep to serialize is refused here, not in the registry). */
+function fitsMetadata(m: Record<string, unknown>): boolean {
+  const depth = (v: unknown, d: number): boolean => d <= 16 && (typeof v !== 'object' || v === null || Object.values(v).every((x) => depth(x, d + 1)));
+  return depth(m, 1) && JSON.stringify(m).length <= METADATA_BYTES;
+}
+
 export const workerRegistrationSchema = z.strictObject({
   type: z.string().regex(NAME_PATTERN, 'an agent type name: lowercase letters, digits and -'),
   /** Defaults to the type's declared version. */
@@ -28,7 +36,8 @@ export const workerRegistrationSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(MAX_LEASES_PER_REQUEST).default(1),
   /** Where it runs, for the fleet view. */
   host: z.string().min(1).max(200).optional(),
-  metadata: z.record(z.string(), z.unknown()).default({}),
+  /** Anything to show in the fleet view, at most 4 KiB of JSON. */
+  metadata: z.record(z.string(), z.unknown()).refine(fitsMetadata, `at most ${METADATA_BYTES} bytes of JSON, nested at most 16 deep`).default({}),
 });
 export type WorkerRegistration = z.output<typeof workerRegistrationSchema>;
 

@@ -1,7 +1,8 @@
 /**
  * Fuzz of the HTTP API (issue 14), driven by the route table in document.ts until the OpenAPI document
  * exists: for every operation, at least 200 generated requests it must accept and 200 it must refuse,
- * against a real API in this process on a real Redis, with no agents (accepted tasks are parked).
+ * against a real API in this process on a real Redis, with no agents (accepted tasks are parked; but
+ * the fuzz's HTTP workers, once a valid heartbeat says they serve, get their type's and may lease them).
  * Asserts: no 5xx; every refusal a 4xx problem+json whose `status` is the HTTP status; every success
  * a documented status and shape; no unhandled rejection and no error logged; the refusals wrote
  * nothing to Redis; no prototype polluted; the server still answers normally afterwards.
@@ -39,12 +40,20 @@ import {
   signalPath,
   ValidRequests,
   type ValidCase,
+  WORKER_FIXTURE,
 } from './valid.ts';
 
 const RUNS = 200;
 /** A small body limit keeps the over-the-limit requests cheap; the limit's handling is the same at any size. */
 const MAX_BODY_BYTES = 64 * 1024;
 const AGENTS = 20;
+/** HTTP workers registered before the refusals (POST /v1/workers), which the worker routes' cases speak for. */
+const WORKERS = 4;
+/**
+ * How long an HTTP worker stays registered without a heartbeat: the run's length and more. With the
+ * default (3 s), the fixture workers would expire during the refusals: a write blamed on them.
+ */
+const WORKER_TTL_MS = 600_000;
 /** Keys the API's background work writes on its own schedule (locks, BullMQ's stalled checks). */
 const BACKGROUND_KEY = /(:stalled-check|:\{registry\}:housekeeper|:\{routing\}:dispatcher)$/;
 
@@ -52,13 +61,14 @@ const { prefix, redis } = useRedisPrefix('fuzz-api');
 /** A second API, without an event log, for GET /v1/events's 404. */
 const noLog = useRedisPrefix('fuzz-api-nolog');
 const catalogue = new Catalogue(demoTypes);
-const config = testConfig(prefix, { port: 0, maxBodyBytes: MAX_BODY_BYTES });
+const config = testConfig(prefix, { port: 0, maxBodyBytes: MAX_BODY_BYTES, agentTtlMs: WORKER_TTL_MS });
 const ctx: FuzzContext = {
   catalogue,
   limits: { maxBatch: config.maxBatch, maxWorkflowNodes: config.maxWorkflowNodes },
   maxBodyBytes: MAX_BODY_BYTES,
   agentIds: Array.from({ length: AGENTS }, (_, i) => `fuzz-agent-${i}`),
   eventsRetentionMs: config.eventsRetentionMs,
+  workerTiming: { heartbeatMs: config.heartbeatMs, ttlMs: config.agentTtlMs, leaseMs: config.lockMs },
 };
 const valid = new ValidRequests(ctx);
 const invalid = new InvalidRequests(ctx, valid);
@@ -146,9 +156,15 @@ beforeAll(async () => {
   ctx.signalRun = String((await fixtures.accepted(postJson('/v1/workflows', SIGNAL_FIXTURE))).id);
   const kept = await fixtures.accepted(postJson(signalPath(ctx.signalRun, SIGNAL_NAMES.taken), SIGNAL_TAKEN_PAYLOAD));
   if (kept.state !== 'kept') throw new Error(`setup: the fixture's ${SIGNAL_NAMES.taken} signal was ${String(kept.state)}, not kept`);
+  // The HTTP workers the refused worker requests aim at: registered, UNKNOWN (no heartbeat), none drained.
+  const workerIds: string[] = [];
+  for (let i = 0; i < WORKERS; i++) workerIds.push(String((await fixtures.accepted(postJson('/v1/workers', WORKER_FIXTURE))).id));
+  ctx.workerIds = workerIds;
   // The dispatcher opens the queue of a pool it sees agents in, which writes the queue's meta: let it,
   // before the count, or the count would blame that on a refused request.
-  await waitFor(async () => (await redis.exists(`${prefix}:${queueName({ type: 'etl', pool: 'fuzz' })}:meta`)) === 1, { what: 'the fuzz pool queue opened' });
+  for (const ref of [{ type: 'etl', pool: 'fuzz' }, WORKER_FIXTURE]) {
+    await waitFor(async () => (await redis.exists(`${prefix}:${queueName(ref)}:meta`)) === 1, { what: `the ${ref.type}.${ref.pool} pool queue opened` });
+  }
   keysBefore = await keyFingerprints();
 }, 60_000);
 

@@ -9,7 +9,10 @@
  * payload its node's schema refuses, one field at a time (a 400 naming `payload.<field>`), that are no
  * object or array, or nest too deep (400), that come a second time (409), to unknown runs and names
  * (404). GET /v1/events: a bad or unknown query field, or a bad Last-Event-ID header, is a 400 that
- * names it. Whether a mutated input became invalid is decided by the oracle, never assumed.
+ * names it. The worker protocol: bodies to a registered worker broken one field at a time (a 400 naming
+ * it), ids that are no registered worker's (404, with a body the route takes), a registration of an
+ * undeclared type (404), a single result whose lease is not held (409). Whether a mutated input became
+ * invalid is decided by the oracle, never assumed.
  */
 import { parse as parseQuery } from 'node:querystring';
 import fc from 'fast-check';
@@ -18,6 +21,7 @@ import { MAX_PAYLOAD_DEPTH } from '../../src/model/task-request.ts';
 import { schedulePatchSchema } from '../../src/model/schedule.ts';
 import { SIGNAL_NAME_PATTERN } from '../../src/model/signal-node.ts';
 import { RUN_ID_PATTERN } from '../../src/model/task-id.ts';
+import { MAX_LEASE_WAIT_MS, MAX_LEASES_PER_REQUEST } from '../../src/model/worker-protocol.ts';
 import { METHODS, methodsAt, type Operation, PAGE_PATHS } from './document.ts';
 import { describeRequest, type FuzzRequest } from './http.ts';
 import {
@@ -32,6 +36,9 @@ import {
   signalPayloadIsValid,
   taskIsValid,
   workflowIsValid,
+  WORKER_ID,
+  workerBodyIsValid,
+  workerRegistrationIsValid,
 } from './oracle.ts';
 import { cronExpression, futureInstant, timeZone } from './schedule-arbitrary.ts';
 import { arbitraryOf, type JsonSchema, PROTO_KEYS, text } from './schema-arbitrary.ts';
@@ -45,6 +52,7 @@ import {
   SIGNAL_TAKEN_PAYLOAD,
   signalPath,
   type ValidRequests,
+  WORKER_FIXTURE,
 } from './valid.ts';
 
 export interface InvalidCase {
@@ -206,6 +214,32 @@ const BAD_CONTENT_TYPES = [
   'application/jsonx', 'application/json-seq', 'json', 'application', 'text/html', 'application/octet-stream', 'image/png', 'application/javascript',
 ];
 
+/** Worker bodies invalid only by a value nested `deep` (any nesting where a string or number is wanted). */
+const WORKER_DEEP: Record<string, (deep: string) => string> = {
+  '/v1/workers/:id/heartbeat': (deep) => `{"health":"HEALTHY","leases":[{"task":"a","lease":${deep}}]}`,
+  '/v1/workers/:id/leases': (deep) => `{"max":${deep}}`,
+  '/v1/workers/:id/leases/extend': (deep) => `{"leases":[{"task":${deep},"lease":"l"}]}`,
+  '/v1/workers/:id/results': (deep) => `{"results":[{"task":"a","lease":"l","status":"failed","error":${deep}},{"task":"b","lease":"l","status":"completed"}]}`,
+};
+
+/** Ways to spoil a worker id (`<type>.<pool>.http-<12 hex>`) at a place in it; what still is one is left out. */
+const ID_EDITS: ReadonlyArray<(id: string, at: number) => string> = [
+  (id, at) => id.slice(0, at) + id.charAt(at).toUpperCase() + id.slice(at + 1),
+  (id, at) => id.slice(0, at) + id.slice(at + 1),
+  (id, at) => `${id.slice(0, at)}_${id.slice(at)}`,
+  (id, at) => `${id.slice(0, at)} ${id.slice(at)}`,
+  (id, at) => `${id.slice(0, at)}/${id.slice(at)}`,
+  (id) => `${id}0`,
+  (id) => `${id}.`,
+  (id) => ` ${id}`,
+  (id) => id.replace('.http-', '.node-'),
+  (id) => id.replace('.http-', '.http_'),
+  (id) => id.replace(/^[^.]+\./, ''),
+  (id) => id.replace(/\.[^.]+\.http-/, '..http-'),
+  (id) => id.replace(/[0-9a-f]$/, 'g'),
+  (id) => id.toUpperCase(),
+];
+
 export class InvalidRequests {
   constructor(
     private readonly ctx: FuzzContext,
@@ -222,6 +256,7 @@ export class InvalidRequests {
     if (op.path === '/v1/schedules/:id') kinds.push({ weight: 3, arbitrary: this.#unknownSchedule(op) });
     if (op.path === '/v1/workflows/:id/signals/:name') kinds.push({ weight: 6, arbitrary: this.#signalCases() });
     if (op.path === '/v1/events') kinds.push({ weight: 4, arbitrary: this.#lastEventIdHeader(op) });
+    if (op.path.startsWith('/v1/workers')) kinds.push({ weight: 4, arbitrary: this.#workerCases(op) });
     return fc.oneof(...kinds);
   }
 
@@ -238,7 +273,17 @@ export class InvalidRequests {
   }
 
   #samplePath(op: Operation): string {
-    const id = op.path.startsWith('/v1/workflows') ? 'wf_fuzz' : op.path.startsWith('/v1/agents') ? 'fuzz-agent-x' : op.path.startsWith('/v1/schedules') ? String(SCHEDULE_FIXTURE.id) : 'echo~fuzz';
+    // A worker's routes: one of the registered workers (no wrong method is a DELETE of it: DELETE is its route).
+    const worker = () => encodeURIComponent(this.valid.workers[0]!);
+    const id = op.path.startsWith('/v1/workflows')
+      ? 'wf_fuzz'
+      : op.path.startsWith('/v1/agents')
+        ? 'fuzz-agent-x'
+        : op.path.startsWith('/v1/schedules')
+          ? String(SCHEDULE_FIXTURE.id)
+          : op.path.startsWith('/v1/workers/')
+            ? worker()
+            : 'echo~fuzz';
     const sample: Record<string, string> = { type: 'echo', pool: 'default', id, name: SIGNAL_NAMES.open };
     return op.path.replace(/:([a-z]+)/g, (_, p: string) => sample[p]!);
   }
@@ -338,6 +383,30 @@ export class InvalidRequests {
           isValid: (v) => signalPayloadIsValid(SIGNAL_SCHEMA, v),
           deep: (d) => `{"decision":"approve","note":null,"meta":${deepText(d)}}`,
           breaks: payload.chain((p) => this.#signalBreak(p)),
+        };
+      }
+      case '/v1/workers': {
+        const registration = this.valid.workerRegistration();
+        return {
+          valid: registration,
+          isValid: (v) => workerRegistrationIsValid(catalogue, v),
+          // Metadata takes any JSON, however deep: depth is refused where a string is wanted.
+          deep: (d) => `{"type":"etl","host":${deepText(d)}}`,
+          breaks: registration.chain((r) => this.#workerBreak(op, r)),
+        };
+      }
+      case '/v1/workers/:id/heartbeat':
+      case '/v1/workers/:id/leases':
+      case '/v1/workers/:id/leases/extend':
+      case '/v1/workers/:id/results': {
+        // Every body goes to a registered worker: only the body is wrong.
+        const body = this.#workerBody(op.path);
+        return {
+          path: this.#samplePath(op),
+          valid: body,
+          isValid: (v) => workerBodyIsValid(op.path, v),
+          deep: (d) => WORKER_DEEP[op.path]!(deepText(d)),
+          breaks: body.chain((b) => this.#workerBreak(op, b)),
         };
       }
       default:
@@ -461,7 +530,174 @@ export class InvalidRequests {
           .map(([type, pool]) => invalidCase('malformed pool name', { method: op.method, path: at({ type, pool }) }, '4xx')),
       );
     }
+    if (op.path.startsWith('/v1/workers/')) {
+      // With a body the route takes, so that only the id is wrong (and none names a worker: extend and results answer for any).
+      return badSegment
+        .filter((s) => !WORKER_ID.test(decoded(s)))
+        .chain((id) => this.#workerRequest(op, id))
+        .map((req) => invalidCase('bad worker id', req, '4xx'));
+    }
     return badSegment.map((id) => invalidCase('bad id', { method: op.method, path: at({ id }) }, '4xx'));
+  }
+
+  /** A valid body for a worker's heartbeat, lease, extend or results request. */
+  #workerBody(path: string): fc.Arbitrary<Record<string, unknown>> {
+    switch (path) {
+      case '/v1/workers/:id/heartbeat':
+        return this.valid.heartbeat();
+      case '/v1/workers/:id/leases':
+        return this.valid.leaseBody();
+      case '/v1/workers/:id/leases/extend':
+        return this.valid.extendRequest();
+      case '/v1/workers/:id/results':
+        return this.valid.resultsRequest();
+      default:
+        throw new Error(`no worker body for ${path}`);
+    }
+  }
+
+  /** A request to a worker's route (`segment`, the worker's id as it goes in the path) with what the route takes besides: no body for a DELETE, maybe none for a lease. */
+  #workerRequest(op: Operation, segment: string): fc.Arbitrary<FuzzRequest> {
+    const path = `/v1/workers/${segment}${op.path.slice('/v1/workers/:id'.length)}`;
+    if (op.method === 'DELETE') return fc.constant({ method: 'DELETE', path });
+    if (op.path === '/v1/workers/:id/leases') return fc.option(this.valid.leaseBody(), { nil: undefined }).map((b) => (b === undefined ? { method: 'POST', path } : postJson(path, b)));
+    return this.#workerBody(op.path).map((b) => postJson(path, b));
+  }
+
+  /**
+   * Requests refused for the worker they name, each with a body its route takes: an id that is no
+   * worker's (a registered one's, edited) is a 404 on every route; one of an undeclared type a 404
+   * (on extend and results, which read no registry, for the type); one not registered a 404 (but
+   * extend and results answer for it, by design: a worker's leases outlive its registration); a single
+   * result whose lease is not held is a 409, nothing written. A registration of an undeclared type: 404.
+   */
+  #workerCases(op: Operation): fc.Arbitrary<InvalidCase> {
+    const types = new Set(this.valid.typeNames);
+    const undeclared = fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/).filter((t) => !types.has(t));
+    const hex = fc.stringMatching(/^[0-9a-f]{12}$/);
+    const notFound = (why: string, id: string, problem = '/problems/worker-not-found') =>
+      this.#workerRequest(op, encodeURIComponent(id)).map((req) => invalidCase(why, req, [404], undefined, problem));
+    if (op.path === '/v1/workers') {
+      return fc
+        .tuple(this.valid.workerRegistration(), undeclared)
+        .map(([r, type]) => invalidCase(`a worker of undeclared type ${type}`, postJson(op.path, { ...r, type }), [404], undefined, '/problems/unknown-agent-type'));
+    }
+    const registered = new Set(this.valid.workers);
+    const edited = fc
+      .tuple(fc.constantFrom(...registered), fc.nat(), fc.constantFrom(...ID_EDITS))
+      .map(([id, at, edit]) => edit(id, at % id.length))
+      .filter((id) => !WORKER_ID.test(id))
+      .chain((id) => notFound('not a worker id', id));
+    const readsRegistry = op.path !== '/v1/workers/:id/leases/extend' && op.path !== '/v1/workers/:id/results';
+    const ofUndeclared = fc
+      .tuple(undeclared, fc.stringMatching(POOL_PATTERN), hex)
+      .chain(([type, pool, h]) => notFound(`a worker of undeclared type ${type}`, `${type}.${pool}.http-${h}`, readsRegistry ? undefined : '/problems/unknown-agent-type'));
+    const kinds = [edited, ofUndeclared];
+    if (readsRegistry) {
+      kinds.push(
+        fc
+          .tuple(fc.constantFrom(...types), fc.oneof(fc.constant(WORKER_FIXTURE.pool), fc.stringMatching(POOL_PATTERN)), hex)
+          .map(([type, pool, h]) => `${type}.${pool}.http-${h}`)
+          .filter((id) => !registered.has(id))
+          .chain((id) => notFound('a worker not registered', id)),
+      );
+    }
+    if (op.path === '/v1/workers/:id/results') {
+      // To a registered worker, or an unregistered one of its pool, which the API has the parts of already.
+      // Known gap, left to whoever owns src/agent/lease-desk.ts: one of a pool it has not seen has it build
+      // and keep that pool's parts, which writes the queue's meta and stalled-check keys, 409 or not.
+      const worker = fc.oneof(fc.constantFrom(...registered), hex.map((h) => `${WORKER_FIXTURE.type}.${WORKER_FIXTURE.pool}.http-${h}`).filter((id) => !registered.has(id)));
+      kinds.push(
+        fc
+          .tuple(worker, this.valid.resultsRequest())
+          .map(([id, b]) =>
+            invalidCase('a single result whose lease is not held', postJson(`/v1/workers/${encodeURIComponent(id)}/results`, { results: (b.results as unknown[]).slice(0, 1) }), [409], undefined, '/problems/lease-lost'),
+          ),
+      );
+    }
+    return fc.oneof(...kinds);
+  }
+
+  /**
+   * A valid worker body broken in one field on purpose, with the field the answer must name: each
+   * field of a registration (an undeclared type is a 404 instead: #workerCases), a heartbeat's health,
+   * load and leases, a lease request's max and wait (longer than the longest poll too), the leases of
+   * an extend (none, too many, ill-formed), a result's status, error, retry and lease; a key none takes.
+   */
+  #workerBreak(op: Operation, valid: Record<string, unknown>): fc.Arbitrary<{ why: string; body: unknown; field: string | undefined }> {
+    const edit = (why: string, field: string | undefined, change: (b: Record<string, unknown>) => void) => {
+      const body = JSON.parse(JSON.stringify(valid)) as Record<string, unknown>;
+      change(body);
+      return { why, body, field };
+    };
+    const bad = (field: string, values: readonly unknown[]) =>
+      fc.constantFrom(...values).map((v) => edit(`bad ${field} ${JSON.stringify(v)?.slice(0, 40)}`, field, (b) => (b[field] = v)));
+    const unknownKey = (...keys: string[]) => fc.constantFrom(...keys).map((key) => edit(`an unknown key ${JSON.stringify(key)}`, undefined, (b) => define(b, key, 1)));
+    const refs = (n: number, more: Record<string, unknown> = {}) => Array.from({ length: n }, (_, i) => ({ task: `etl~${i}`, lease: 'l', ...more }));
+    // Leases a heartbeat or an extend names, ill-formed (none at all is only an extend's mistake: a heartbeat may name none).
+    const badLeases = ['l', null, {}, [null], [{}], [{ task: 'a' }], [{ task: '', lease: 'l' }], [{ task: 'a', lease: 'l'.repeat(301) }], [{ task: 't'.repeat(301), lease: 'l' }], [{ task: 'a', lease: 'l', state: 'extended' }], refs(MAX_LEASES_PER_REQUEST + 1)];
+    switch (op.path) {
+      case '/v1/workers':
+        return fc.oneof(
+          bad('type', ['', 'ETL', 'e tl', '-etl', 'x'.repeat(64), 5, null]),
+          fc.constant(edit('no type', 'type', (b) => delete b.type)),
+          bad('version', ['', '1', '1.0', '1.0.0.0', '01.0.0', 'latest', '^1.0.0', '1.0.0 - 2.0.0', 5, null]),
+          bad('pool', ['', 'Fuzz', 'a_b', '-a', 'x'.repeat(64), 5, null]),
+          bad('weight', [0, -0, -1, 1_000_001, '1', null, true]),
+          bad('tags', ['t', null, [''], ['a b'], ['x'.repeat(65)], [5], Array.from({ length: 33 }, (_, i) => `t${i}`)]),
+          bad('concurrency', [0, -1, 1.5, MAX_LEASES_PER_REQUEST + 1, '1', null]),
+          bad('host', ['', 'h'.repeat(201), 5, null]),
+          bad('metadata', [[], 'm', 5, null, true]),
+          unknownKey('id', 'health', 'capabilities', 'pid', 'Type'),
+        );
+      case '/v1/workers/:id/heartbeat':
+        return fc.oneof(
+          bad('health', ['healthy', 'UNKNOWN', 'OK', '', 5, null]),
+          fc.constant(edit('no health', 'health', (b) => delete b.health)),
+          bad('reason', ['r'.repeat(501), 5, null]),
+          bad('running', [-1, 1.5, 2 ** 53, '0', null]),
+          bad('responseTimeMs', [-1, -0.001, '5', null]),
+          bad('leases', badLeases),
+          unknownKey('draining', 'load', 'id', 'Health'),
+        );
+      case '/v1/workers/:id/leases':
+        return fc.oneof(
+          bad('max', [0, -1, 1.5, MAX_LEASES_PER_REQUEST + 1, '1', null, true]),
+          bad('waitMs', [-1, 1.5, MAX_LEASE_WAIT_MS + 1, 1e9, '0', null]),
+          unknownKey('wait', 'timeoutMs', 'types', 'Max'),
+        );
+      case '/v1/workers/:id/leases/extend':
+        return fc.oneof(bad('leases', [[], ...badLeases]), fc.constant(edit('no leases', 'leases', (b) => delete b.leases)), unknownKey('worker', 'lease', 'Leases'));
+      case '/v1/workers/:id/results': {
+        const item = (why: string, change: (r: Record<string, unknown>) => void) => edit(`results[0]: ${why}`, 'results[0]', (b) => change((b.results as Array<Record<string, unknown>>)[0]!));
+        const failed = (r: Record<string, unknown>, more: Record<string, unknown>) => {
+          delete r.result;
+          Object.assign(r, { status: 'failed', error: r.error ?? 'e', ...more });
+        };
+        return fc.oneof(
+          bad('results', [[], 'r', null, {}, [null], [{}], refs(MAX_LEASES_PER_REQUEST + 1, { status: 'completed' })]),
+          fc.constant(edit('no results', 'results', (b) => delete b.results)),
+          fc.constantFrom<unknown>('done', 'COMPLETED', 'retrying', '', 5, null).map((status) => item(`status ${JSON.stringify(status)}`, (r) => (r.status = status))),
+          fc.constant(item('no status', (r) => delete r.status)),
+          fc.constantFrom<unknown>('', 'e'.repeat(10_001), 5, null).map((error) => item(`failed with error ${JSON.stringify(error).slice(0, 40)}`, (r) => failed(r, { error }))),
+          fc.constant(
+            item('failed without an error', (r) => {
+              failed(r, {});
+              delete r.error;
+            }),
+          ),
+          fc.constantFrom<unknown>('never', 'RETRYABLE', '', null, true).map((retry) => item(`retry ${JSON.stringify(retry)}`, (r) => failed(r, { retry }))),
+          fc.constantFrom<unknown>(-1, 1.5, 24 * 3_600_000 + 1, '1000', null).map((retryAfterMs) => item(`retryAfterMs ${JSON.stringify(retryAfterMs)}`, (r) => failed(r, { retryAfterMs }))),
+          fc.constant(item('failed with a result', (r) => failed(r, { result: {} }))),
+          fc.constant(item('completed with an error', (r) => Object.assign(r, { status: 'completed', error: 'e' }))),
+          fc.constantFrom<unknown>('', 't'.repeat(301), 5, null).map((task) => item(`task ${JSON.stringify(task).slice(0, 40)}`, (r) => (r.task = task))),
+          fc.constantFrom<unknown>('', 'l'.repeat(301), 5, null).map((lease) => item(`lease ${JSON.stringify(lease).slice(0, 40)}`, (r) => (r.lease = lease))),
+          unknownKey('worker', 'result', 'Results'),
+        );
+      }
+      default:
+        throw new Error(`no worker breaks for ${op.id}`);
+    }
   }
 
   #queryCases(op: Operation): Array<fc.Arbitrary<InvalidCase>> {

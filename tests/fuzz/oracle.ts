@@ -4,7 +4,7 @@
  * a node takes what a task takes; a map node goes over one of its dependencies' results as a declared
  * type with a task's options; a workflow is a DAG of unique ids; a schedule fires what would be
  * valid sent by hand, and a patch is judged by the schedule it makes; a signal's payload is an object
- * or an array its node's schema accepts). Written apart from the server's
+ * or an array its node's schema accepts; a worker registers as a declared type). Written apart from the server's
  * own checks on purpose: where they disagree, one of them has a bug.
  */
 import { parse as parseQuery } from 'node:querystring';
@@ -23,6 +23,7 @@ import { payloadCheck, payloadIssues, signalNodeSchema } from '../../src/model/s
 import { MAX_SLEEP_MS, sleepNodeSchema } from '../../src/model/sleep-node.ts';
 import { mapNodeSchema } from '../../src/model/map-node.ts';
 import { nodeSchema, workflowRequestSchema } from '../../src/model/workflow-definition.ts';
+import { extendRequestSchema, leaseRequestSchema, resultsRequestSchema, workerHeartbeatSchema, workerRegistrationSchema } from '../../src/model/worker-protocol.ts';
 
 export interface Limits {
   maxBatch: number;
@@ -155,6 +156,34 @@ export function signalPayloadIsValid(schema: Record<string, unknown> | undefined
 /** POST /v1/dlq/replay: no body, `null` and `{}` all mean "every dead task". */
 export function replayFilterIsValid(raw: unknown): boolean {
   return raw === null || (isObject(raw) && deadLetterFilterSchema.safeParse(raw).success);
+}
+
+/** What POST /v1/workers names a worker: `<type>.<pool>.http-<12 hex>`. Another id is no worker's (404), whatever it looks like. */
+export const WORKER_ID = /^([a-z][a-z0-9-]{0,62})\.([a-z0-9][a-z0-9-]{0,62})\.http-[0-9a-f]{12}$/;
+
+/** A worker registration (POST /v1/workers): its shape, and a declared type. */
+export function workerRegistrationIsValid(catalogue: Catalogue, raw: unknown): boolean {
+  const r = workerRegistrationSchema.safeParse(raw);
+  return r.success && catalogue.find(r.data.type) !== undefined;
+}
+
+/**
+ * The body of a worker's heartbeat, lease, extend or results request: its shape alone (leases it does
+ * not hold are answered, not refused). A lease request's body is optional: `null` is none, defaults.
+ */
+export function workerBodyIsValid(path: string, raw: unknown): boolean {
+  switch (path) {
+    case '/v1/workers/:id/heartbeat':
+      return workerHeartbeatSchema.safeParse(raw).success;
+    case '/v1/workers/:id/leases':
+      return raw === null || leaseRequestSchema.safeParse(raw).success;
+    case '/v1/workers/:id/leases/extend':
+      return extendRequestSchema.safeParse(raw).success;
+    case '/v1/workers/:id/results':
+      return resultsRequestSchema.safeParse(raw).success;
+    default:
+      throw new Error(`no worker body for ${path}`);
+  }
 }
 
 /** A query string as Express 5 reads it (node:querystring, its "simple" parser), against the route's schema. */
@@ -341,3 +370,6 @@ export function schedulePatchKnownBug(current: ScheduleFields, patch: Record<str
   if (!schedulePatchSchema.safeParse(patch).success) return undefined;
   return scheduleKnownBug(mergeSchedulePatch(current, patch), now);
 }
+
+/** The keys BullMQ (and lua/fair-tag.lua) keep beside a queue's jobs that are no job hash, and those beside each job. */
+export const QUEUE_KEY_NAMES = ['id', 'events', 'wait', 'active', 'paused', 'delayed', 'prioritized', 'completed', 'failed', 'stalled', 'stalled-check', 'limiter', 'marker', 'pc', 'repeat', 'waiting-children', '_fair'] as const;

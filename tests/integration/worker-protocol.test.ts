@@ -17,7 +17,7 @@ import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { silentLog, testConfig } from '../support/system.ts';
 import { waitFor } from '../support/wait.ts';
 
-const { prefix } = useRedisPrefix('worker-protocol');
+const { prefix, redis } = useRedisPrefix('worker-protocol');
 const file = join(mkdtempSync(join(tmpdir(), 'switchyard-wp-')), 'keys.json');
 writeFileSync(file, JSON.stringify({ keys: [
   { id: 'echo-worker', hash: hashKey('wk-echo'), scopes: ['agent'], types: ['echo'] },
@@ -218,6 +218,39 @@ describe('the worker protocol over HTTP', () => {
     expect(l.task).toBe(t.body.id);
     const next = await call<{ id: string; pool: string }>('POST', '/v1/tasks', { type: 'transform', payload: { text: 'def' } });
     expect(next.body.pool).toBe('wp-route');
+  });
+
+  it('acts on a timeout or a cancel only under the held lease: a bogus token settles nothing', async () => {
+    const id = await worker('wp-i');
+    const run = await call<{ id: string }>('POST', '/v1/workflows', { nodes: [
+      { id: 'slow', type: 'echo', payload: {}, pool: 'wp-i', timeoutMs: 300, attempts: 1 },
+      { id: 'after', type: 'echo', payload: {}, pool: 'wp-i', dependsOn: ['slow'] },
+    ] });
+    const l = await leaseOne(id, 5000);
+    await new Promise((r) => setTimeout(r, 500)); // past its deadline
+    const bogus = await call('POST', `/v1/workers/${id}/leases/extend`, { leases: [{ task: l.task, lease: 'bogus' }] });
+    expect(bogus.body).toEqual({ leases: [{ task: l.task, lease: 'bogus', state: 'lost' }] });
+    expect((await call<{ state: string }>('GET', `/v1/workflows/${run.body.id}`)).body.state).toBe('running');
+    expect((await task(l.task)).state).toBe('active');
+    const real = await call('POST', `/v1/workers/${id}/leases/extend`, { leases: [{ task: l.task, lease: l.lease }] });
+    expect(real.body).toEqual({ leases: [{ task: l.task, lease: l.lease, state: 'timeout' }] });
+    expect(await task(l.task)).toMatchObject({ state: 'dead', errors: [expect.stringMatching(/timed out|timeout/i)] });
+    await waitFor(async () => (await call<{ state: string }>('GET', `/v1/workflows/${run.body.id}`)).body.state === 'failed', { what: 'the run to fail' });
+  });
+
+  it('writes nothing for a pool no worker registered in, and refuses metadata too large to store', async () => {
+    const made = 'echo.never-registered.http-0123456789ab';
+    const r = await call('POST', `/v1/workers/${made}/results`, { results: [{ task: 'x', lease: 'y', status: 'completed', result: { echoed: {} } }] });
+    expect(r.status).toBe(409);
+    expect((await call('POST', `/v1/workers/${made}/leases/extend`, { leases: [{ task: 'x', lease: 'y' }] })).body).toEqual({ leases: [{ task: 'x', lease: 'y', state: 'lost' }] });
+    expect(await redis.keys(`${prefix}:*never-registered*`)).toEqual([]);
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 1000; i++) deep = { d: deep };
+    const tooDeep = await call<{ errors: Array<{ path: string }> }>('POST', '/v1/workers', { type: 'echo', pool: 'wp-j', metadata: deep });
+    expect(tooDeep.status).toBe(400);
+    expect(tooDeep.body.errors.map((e) => e.path)).toEqual(['metadata']);
+    expect((await call('POST', '/v1/workers', { type: 'echo', pool: 'wp-j', metadata: { blob: 'x'.repeat(5000) } })).status).toBe(400);
+    expect(await redis.sismember(`${prefix}:{catalogue}:queues`, '{echo.wp-j}')).toBe(0);
   });
 
   it('refuses bad input with a clear error, and keys without the agent scope or the type', async () => {
