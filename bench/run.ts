@@ -18,6 +18,7 @@ import { seedScenario } from './seed.ts';
 import { throughputScenario } from './throughput.ts';
 import { tracingScenario } from './tracing.ts';
 import { httpWorkerScenario, type HttpWorkerBenchOptions } from './http-worker.ts';
+import { PEERS_DEFAULTS, peersScenario, type PeersBenchOptions } from './peers.ts';
 import { workflowScenario } from './workflow.ts';
 import { DURABLE_DEFAULTS, workflowDurableScenario, type DurableBenchOptions } from './workflow-durable.ts';
 
@@ -26,7 +27,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing', 'http-worker'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing', 'http-worker', 'peers'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -86,6 +87,7 @@ const program = new Command('switchyard bench')
   .option('--webhook-down-s <s>', 'workflow-durable: seconds the receiver refuses connections', (v) => Number(v), DURABLE_DEFAULTS.webhookDownS)
   .option('--lease-rate <n>', 'http-worker: tasks offered per second in the lease-to-result latency run', (v) => Number(v), 500)
   .option('--lease-seconds <s>', 'http-worker: seconds of that run per side', (v) => Number(v), 10)
+  .option('--peers-database-url <url>', 'peers: PostgreSQL for graphile-worker and pg-boss (each in its own schema, dropped after each round); skipped if none answers', PEERS_DEFAULTS.peersDatabaseUrl)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -94,7 +96,7 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions & PeersBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
@@ -108,7 +110,7 @@ const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}
 `);
 
-const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions, p: Progress) => Promise<Report>> = {
+const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions & PeersBenchOptions, p: Progress) => Promise<Report>> = {
   throughput: throughputScenario,
   seed: seedScenario,
   routing: routingScenario,
@@ -122,6 +124,7 @@ const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBen
   'workflow-durable': workflowDurableScenario,
   tracing: tracingScenario,
   'http-worker': httpWorkerScenario,
+  peers: peersScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });
