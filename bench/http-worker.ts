@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { createRedis, deleteKeysUnder, freePort, queueName } from '../src/index.ts';
-import { apiReady, startAgent, startApiProcess, stop } from './processes.ts';
+import { apiReady, printed, startAgent, startApiProcess, stop } from './processes.ts';
 import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 
 const WORKER = fileURLToPath(new URL('../examples/python-worker/worker.py', import.meta.url));
@@ -41,14 +41,7 @@ async function startPython(bin: string, url: string, concurrency: number): Promi
     env: { ...process.env, SWITCHYARD_URL: url, PYTHONUNBUFFERED: '1' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('registered ')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`the python worker exited with ${code}: ${out}`)));
-  });
+  await printed(child, 'registered ', 'the python worker');
   return child;
 }
 

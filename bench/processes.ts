@@ -46,15 +46,20 @@ export async function startBareWorker(o: { redisUrl: string; prefix: string; que
     env: { ...process.env, REDIS_URL: o.redisUrl, BENCH_PREFIX: o.prefix, BENCH_QUEUE: o.queue, BENCH_CONCURRENCY: String(o.concurrency) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise<void>((resolve, reject) => {
+  await printed(child, 'ready', 'bare worker');
+  return child;
+}
+
+/** Resolves once `child` (spawned with a piped stdout) has printed `text`; rejects if it exits first. */
+export function printed(child: ChildProcess, text: string, name: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
-      if (out.includes('ready')) resolve();
+      if (out.includes(text)) resolve();
     });
-    child.once('exit', (code) => reject(new Error(`bare worker exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${out}`)));
   });
-  return child;
 }
 
 /** Sends `signal` and waits for the exit; SIGKILL if the process is still there after `killAfterMs`. */

@@ -11,10 +11,10 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Job } from 'bullmq';
-import { PROGRESS_EVENT_BYTES, type TaskEventState } from '../events/event-log.ts';
+import { PROGRESS_EVENT_BYTES, taskEvent, type TaskEventState } from '../events/event-log.ts';
 import { progressOf, type TaskProgress } from '../model/task-progress.ts';
 import type { TaskEnvelope } from '../model/task-envelope.ts';
-import { CANCELLED_PREFIX } from '../task/view.ts';
+import { failedEventState } from '../task/view.ts';
 import { isServing, type Health } from '../model/health-state.ts';
 import type { HealthTransition } from '../health/tracker.ts';
 import { keys } from '../redis/keys.ts';
@@ -72,10 +72,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Metrics, events and logs of what the worker reports. */
   #watchWorker(): void {
     const { worker, metrics, log, events } = this.#p;
-    const tell = (job: Job<TaskEnvelope>, state: TaskEventState, more: { attempt?: number; error?: string; progress?: TaskProgress } = {}) => {
-      const w = job.data?.workflow;
-      events.append({ kind: 'task', task: job.id ?? '', type: this.type.name, pool: this.pool, state, ...more, ...(w ? { run: w.run, node: w.node } : {}), at: Date.now() });
-    };
+    const ref = { type: this.type.name, pool: this.pool };
+    const tell = (job: Job<TaskEnvelope>, state: TaskEventState, more: { attempt?: number; error?: string; progress?: TaskProgress } = {}) => events.append(taskEvent(job, ref, state, more));
     worker.on('error', (err) => log.error({ err }, 'worker error'));
     worker.on('active', (job) => tell(job, 'active', { attempt: job.attemptsMade + 1 }));
     worker.on('progress', (job, value) => {
@@ -89,7 +87,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     worker.on('failed', (job, err) => {
       if (job) metrics.failed(job);
-      if (job) tell(job, !job.finishedOn ? 'failed' : job.failedReason?.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead', { attempt: job.attemptsMade, error: err.message });
+      if (job) tell(job, failedEventState(job), { attempt: job.attemptsMade, error: err.message });
       if (job) log.warn({ ...taskLogFields(job.id), attempt: job.attemptsMade, err: err.message }, 'task attempt failed');
       this.emit('failed', job?.id ?? '', err);
     });

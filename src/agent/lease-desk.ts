@@ -5,7 +5,7 @@
  *
  * Stateless across API processes: a lease is the task's BullMQ lock token, so any API process can
  * extend it or commit its end, and BullMQ's own lock check refuses a stale one (409, nothing written).
- * An expired lease is re-queued by BullMQ's stalled check, which the desk's worker of each pool runs.
+ * An expired lease is re-queued by BullMQ's stalled check, which each pool's worker runs (lease-pool.ts).
  * The steps around the handler are the Node agent's own (processor.ts): the envelope, poison and
  * payload checks, concurrency keys, the type's rates, the pool breaker's admission, then the result
  * schema, the workflow settle and the callback, and the retry policy. Before a reported end settles
@@ -13,82 +13,33 @@
  * A cancel reaches the worker on its next heartbeat or extend (kept in Redis by TaskCanceller).
  */
 import { randomBytes } from 'node:crypto';
-import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config/env.ts';
-import type { Logger } from '../config/logger.ts';
 import { contextOf, pastSpan, tracingOn } from '../config/tracing.ts';
-import type { CallbackOutbox } from '../callbacks/callback-outbox.ts';
-import type { EventLog, TaskEventState } from '../events/event-log.ts';
-import { AgentMetrics } from '../metrics/agent-metrics.ts';
+import { taskEvent, type EventLog } from '../events/event-log.ts';
 import type { AgentRecord } from '../model/agent-record.ts';
-import type { AgentType } from '../model/agent-type.ts';
-import type { Catalogue } from '../model/catalogue.ts';
 import { RetryAfterError, SwitchyardError, TimeoutError } from '../model/errors.ts';
 import { isServing } from '../model/health-state.ts';
 import { queueName, type PoolRef } from '../model/names.ts';
-import type { TaskEnvelope } from '../model/task-envelope.ts';
-import type { CommitState, LeaseRef, LeaseState, TaskOutcome, WorkerHeartbeat, WorkerRegistration } from '../model/worker-protocol.ts';
-import type { RedisConnection } from '../redis/connection.ts';
+import { workflowPlace, type TaskEnvelope } from '../model/task-envelope.ts';
+import {
+  workerId, workerPool,
+  type CommitState, type Lease, type LeaseRef, type LeaseRequest, type LeaseState, type RegisteredWorker, type TaskOutcome, type WorkerHeartbeat, type WorkerRegistration,
+} from '../model/worker-protocol.ts';
 import { keys } from '../redis/keys.ts';
 import type { Registry, RegistryTiming } from '../registry/registry.ts';
-import { backoffStrategy } from '../task/backoff-strategy.ts';
 import { defer } from '../task/deferral.ts';
-import { KeySlots } from '../task/key-slots.ts';
 import { registerPoolQueue } from '../task/pool-queues.ts';
-import { CANCELLED_PREFIX } from '../task/view.ts';
-import type { RunStore } from '../workflow/run-store.ts';
-import { nodeSettler } from './agent-parts.ts';
-import { MapItemRunner } from './map-items.ts';
-import { PoolGate } from './pool-gate.ts';
-import { checkedTask, commitResult, isFinalFailure, settleDead, type PoolOutcome, type TaskSteps } from './processor.ts';
+import { CANCELLED_PREFIX, failedEventState } from '../task/view.ts';
+import { closeLeasePool, deadlineOf, leasedJob, openLeasePool, remember, timeoutOf, type LeasePool, type LeasePoolDeps } from './lease-pool.ts';
+import { checkedTask, commitResult, isFinalFailure, settleDead, type PoolOutcome } from './processor.ts';
 
 export type DeskConfig = Pick<Config, 'prefix' | 'lockMs' | 'stalledIntervalMs' | 'maxStalled' | 'heartbeatMs' | 'agentTtlMs'>;
 
-export interface LeaseDeskOptions {
-  /** Commands and the pools' BullMQ workers (a connection that waits out outages: maxRetriesPerRequest null). */
-  redis: RedisConnection;
-  /** For the pool gates' breaker and hold messages. */
-  subscriber: RedisConnection;
+export interface LeaseDeskOptions extends Omit<LeasePoolDeps, 'instance' | 'wake'> {
   config: DeskConfig;
-  catalogue: Catalogue;
   registry: Registry;
   events: EventLog;
-  callbacks: CallbackOutbox;
-  runs: RunStore;
-  log: Logger;
-}
-
-/** A task handed to a worker. */
-export interface Lease {
-  task: string;
-  lease: string;
-  type: string;
-  payload: unknown;
-  attempt: number;
-  maxAttempts: number;
-  idempotencyKey: string;
-  /** The run's hard limit: past `deadline` (ms since the epoch) the attempt has timed out. */
-  timeoutMs: number;
-  deadline: number;
-  /** Extend the lease before this long has passed (each extend renews it for as long). */
-  leaseMs: number;
-  deps?: Record<string, unknown>;
-  workflow?: { runId: string; nodeId: string; compensating: boolean; item?: number };
-  /** W3C trace context of the span that enqueued the task, so the worker's spans join its trace. */
-  traceparent?: string;
-  tracestate?: string;
-}
-
-export interface RegisteredWorker {
-  id: string;
-  type: string;
-  pool: string;
-  concurrency: number;
-  weight: number;
-  /** Heartbeat this often; a worker silent for ttlMs is removed from the registry. */
-  heartbeatMs: number;
-  ttlMs: number;
-  leaseMs: number;
 }
 
 /** What a lease request gets: the tasks, or why it gets none now. */
@@ -97,38 +48,19 @@ export interface LeaseGrant {
   paused?: string;
 }
 
-/** A pool's parts in this API process, made when a worker of the pool first speaks. */
-interface Counter {
-  ref: PoolRef;
-  type: AgentType;
-  worker: Worker<TaskEnvelope>;
-  gate: PoolGate;
-  slots: KeySlots;
-  metrics: AgentMetrics;
-  items: MapItemRunner;
-  steps: TaskSteps;
-  /** Jobs leased by this process, by lease token: a result that comes back here needs no read. */
-  jobs: Map<string, Job<TaskEnvelope>>;
-}
-
-/** Jobs remembered per pool, at most (the oldest are forgotten first: they are read again when needed). */
-const JOBS_KEPT = 20_000;
 /** A long poll looks again after 5 ms, then 10, 20, ... at most this long (sooner when this process enqueues to the pool). */
 const MAX_POLL_MS = 100;
 
-/** `<type>.<pool>.http-<hex>`: the worker's pool is in its id, so extends and results read no registry. */
-const WORKER_ID = /^([a-z][a-z0-9-]{0,62})\.([a-z0-9][a-z0-9-]{0,62})\.http-[0-9a-f]{12}$/;
-
 export function poolOfWorker(id: string): PoolRef {
-  const m = WORKER_ID.exec(id);
-  if (!m) throw new SwitchyardError('WORKER_NOT_FOUND', `${JSON.stringify(id)} is not a worker id; POST /v1/workers registers one`);
-  return { type: m[1]!, pool: m[2]! };
+  const ref = workerPool(id);
+  if (!ref) throw new SwitchyardError('WORKER_NOT_FOUND', `${JSON.stringify(id)} is not a worker id; POST /v1/workers registers one`);
+  return ref;
 }
 
 export class LeaseDesk {
   readonly #o: LeaseDeskOptions;
   readonly #timing: RegistryTiming;
-  readonly #counters = new Map<string, Promise<Counter>>();
+  readonly #pools = new Map<string, Promise<LeasePool>>();
   /** Long polls waiting for tasks, by queue name. */
   readonly #waiting = new Map<string, Set<() => void>>();
   readonly #instance = randomBytes(4).toString('hex');
@@ -144,7 +76,7 @@ export class LeaseDesk {
   async register(r: WorkerRegistration): Promise<RegisteredWorker> {
     const type = this.#o.catalogue.get(r.type);
     const ref = { type: type.name, pool: r.pool };
-    const id = `${type.name}.${r.pool}.http-${randomBytes(6).toString('hex')}`;
+    const id = workerId(ref, randomBytes(6).toString('hex'));
     const version = r.version ?? type.version;
     const record: AgentRecord = {
       id, type: type.name, pool: r.pool, version, capabilities: [{ name: type.name, version }], tags: r.tags,
@@ -153,7 +85,7 @@ export class LeaseDesk {
     };
     await registerPoolQueue(this.#o.redis, this.#o.config.prefix, ref);
     await this.#o.registry.register(record, this.#timing);
-    await this.#counter(ref);
+    await this.#pool(ref);
     return { id, type: type.name, pool: r.pool, concurrency: r.concurrency, weight: r.weight, ...this.#timing, leaseMs: this.#o.config.lockMs };
   }
 
@@ -180,13 +112,13 @@ export class LeaseDesk {
   }
 
   /** Up to `max` tasks of the worker's pool (at most its concurrency), waiting up to `waitMs` for the first. */
-  async lease(id: string, req: { max: number; waitMs: number }, signal?: AbortSignal): Promise<LeaseGrant> {
+  async lease(id: string, req: LeaseRequest, signal?: AbortSignal): Promise<LeaseGrant> {
     const ref = poolOfWorker(id);
     const view = await this.#o.registry.get(id);
     if (!view) throw notRegistered(id);
     if (view.draining) return { leases: [], paused: 'draining: finish the leases held, take no new ones' };
     if (!isServing(view.health)) return { leases: [], paused: `health is ${view.health}: a heartbeat saying HEALTHY or DEGRADED lets it lease` };
-    const c = await this.#counter(ref);
+    const c = await this.#pool(ref);
     const max = Math.min(req.max, view.concurrency);
     const deadline = Date.now() + req.waitMs;
     for (let pollMs = 5; ; pollMs = Math.min(2 * pollMs, MAX_POLL_MS)) {
@@ -218,8 +150,9 @@ export class LeaseDesk {
       c.worker.backend.extendLocks(refs.map((r) => r.task), refs.map((r) => r.lease), this.#o.config.lockMs).then((ids) => new Set(ids)),
       this.#o.redis.mget(...refs.map((r) => k.cancelAsked(queue, r.task))),
     ]);
+    const keyed: Array<{ id: string; key: string }> = [];
     const states = await Promise.all(refs.map(async (r, i): Promise<LeaseState> => {
-      const job = lost.has(r.task) ? undefined : await this.#job(c, r);
+      const job = lost.has(r.task) ? undefined : await leasedJob(c, r);
       if (!job) return 'lost';
       const reason = asked[i];
       if (reason != null) {
@@ -229,9 +162,10 @@ export class LeaseDesk {
       }
       if (Date.now() > deadlineOf(c, job)) return (await this.#fail(c, job, r.lease, new TimeoutError(timeoutOf(c, job)), 'failure')) === 'conflict' ? 'lost' : 'timeout';
       const key = job.data?.concurrency?.key;
-      if (key !== undefined) await c.slots.renew([{ id: r.task, key }]);
+      if (key !== undefined) keyed.push({ id: r.task, key });
       return 'extended';
     }));
+    await c.slots.renew(keyed); // the slots of the keyed ones, in one call
     refs.forEach((r, i) => states[i] !== 'extended' && c.jobs.delete(r.lease));
     return refs.map((r, i) => ({ task: r.task, lease: r.lease, state: states[i]! }));
   }
@@ -240,7 +174,7 @@ export class LeaseDesk {
   async report(id: string, outcomes: readonly TaskOutcome[]): Promise<Array<{ task: string; state: CommitState; error?: string }>> {
     const c = await this.#known(poolOfWorker(id));
     if (!c) return outcomes.map((o) => ({ task: o.task, state: 'conflict' as const, error: LOST }));
-    const jobs = await Promise.all(outcomes.map((o) => this.#job(c, o)));
+    const jobs = await Promise.all(outcomes.map((o) => leasedJob(c, o)));
     // A task whose end tells others (its workflow node, its callback) has its lease checked first, and extended,
     // so those run under it; any other's end is one move, which checks the lease itself.
     const guarded = outcomes.filter((_, i) => jobs[i]?.data?.workflow || jobs[i]?.data?.callback);
@@ -257,16 +191,12 @@ export class LeaseDesk {
   async close(): Promise<void> {
     this.#closed = true;
     for (const waiters of this.#waiting.values()) for (const w of waiters) w();
-    const counters = await Promise.all([...this.#counters.values()].map((p) => p.catch(() => undefined)));
-    await Promise.all(counters.map(async (c) => {
-      if (!c) return;
-      await c.worker.close();
-      await Promise.all([c.gate.stop(), c.slots.stop(), c.metrics.stop(), c.items.close().catch(() => undefined)]);
-    }));
+    const counters = await Promise.all([...this.#pools.values()].map((p) => p.catch(() => undefined)));
+    await Promise.all(counters.map((c) => c && closeLeasePool(c)));
   }
 
   /** Fetches up to `max` jobs (1, then 2, 4, ... at once while there are more) and admits each; leases of the admitted. */
-  async #take(c: Counter, workerId: string, max: number): Promise<Lease[]> {
+  async #take(c: LeasePool, workerId: string, max: number): Promise<Lease[]> {
     const out: Lease[] = [];
     for (let batch = 1; out.length < max; batch = Math.min(2 * batch, max - out.length)) {
       const jobs = await Promise.all(Array.from({ length: Math.min(batch, max - out.length) }, async () => {
@@ -286,7 +216,7 @@ export class LeaseDesk {
    * key's slot, the rates and the breaker (a task refused by one goes back unspent). Answers its lease,
    * or why not: `skip` it failed its checks (dead), `stop` a limit says fetch no more now.
    */
-  async #admit(c: Counter, job: Job<TaskEnvelope>, token: string): Promise<Lease | 'skip' | 'stop'> {
+  async #admit(c: LeasePool, job: Job<TaskEnvelope>, token: string): Promise<Lease | 'skip' | 'stop'> {
     const id = job.id ?? '';
     let env: TaskEnvelope;
     let payload: unknown;
@@ -317,14 +247,13 @@ export class LeaseDesk {
       }
     }
     if ((await c.gate.admit(id)) === 'DENIED') return giveBack(() => job.moveToWait(token));
-    c.jobs.set(token, job);
-    if (c.jobs.size > JOBS_KEPT) c.jobs.delete(c.jobs.keys().next().value!);
-    this.#tell(c, job, 'active', { attempt: job.attemptsMade + 1 });
+    remember(c, token, job);
+    this.#o.events.append(taskEvent(job, c.ref, 'active', { attempt: job.attemptsMade + 1 }));
     if (tracingOn() && job.attemptsMade === 0) pastSpan(`wait ${c.type.name}`, { parent: contextOf(env.trace), startTime: job.timestamp, attributes: { 'switchyard.task.id': id } });
     return leaseOf(c, job, env, payload, token, this.#o.config.lockMs);
   }
 
-  async #complete(c: Counter, job: Job<TaskEnvelope>, token: string, output: unknown): Promise<CommitState> {
+  async #complete(c: LeasePool, job: Job<TaskEnvelope>, token: string, output: unknown): Promise<CommitState> {
     let result: unknown;
     try {
       result = await commitResult(c.steps, job, job.data, output);
@@ -340,13 +269,13 @@ export class LeaseDesk {
     }
     this.#ended(c, job, 'success');
     c.metrics.completed(job);
-    this.#tell(c, job, 'completed');
+    this.#o.events.append(taskEvent(job, c.ref, 'completed'));
     this.#traceAttempt(c, job, attempt, 'completed');
     return 'completed';
   }
 
   /** Fails the attempt: retried while attempts remain (unless fatal), else dead, its node and callback told first. */
-  async #fail(c: Counter, job: Job<TaskEnvelope>, token: string, verdict: Error, outcome: PoolOutcome, retryAfterMs?: number, settled = false): Promise<CommitState> {
+  async #fail(c: LeasePool, job: Job<TaskEnvelope>, token: string, verdict: Error, outcome: PoolOutcome, retryAfterMs?: number, settled = false): Promise<CommitState> {
     const final = isFinalFailure(verdict, job);
     if (final && !settled) await settleDead(c.steps, job.data, job, verdict.message);
     const attempt = job.attemptsMade + 1;
@@ -361,42 +290,24 @@ export class LeaseDesk {
     return final ? 'dead' : 'retrying';
   }
 
-  async #moveFailed(c: Counter, job: Job<TaskEnvelope>, token: string, err: Error): Promise<void> {
+  async #moveFailed(c: LeasePool, job: Job<TaskEnvelope>, token: string, err: Error): Promise<void> {
     await job.moveToFailed(err, token, false);
     c.metrics.failed(job);
-    const state: TaskEventState = !job.finishedOn ? 'failed' : job.failedReason?.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead';
-    this.#tell(c, job, state, { attempt: job.attemptsMade, error: err.message });
+    this.#o.events.append(taskEvent(job, c.ref, failedEventState(job), { attempt: job.attemptsMade, error: err.message }));
   }
 
   /** The attempt ended: its key's slot is freed and the breaker told. */
-  #ended(c: Counter, job: Job<TaskEnvelope>, outcome: PoolOutcome): void {
+  #ended(c: LeasePool, job: Job<TaskEnvelope>, outcome: PoolOutcome): void {
     const key = job.data.concurrency?.key;
     if (key !== undefined) c.slots.release(job, key);
     c.gate.settled(job.id ?? '', c.gate.state === 'CLOSED' ? 'CLOSED' : 'PROBE', outcome);
   }
 
-  #tell(c: Counter, job: Job<TaskEnvelope>, state: TaskEventState, more: { attempt?: number; error?: string } = {}): void {
-    const w = job.data?.workflow;
-    this.#o.events.append({ kind: 'task', task: job.id ?? '', type: c.ref.type, pool: c.ref.pool, state, ...more, ...(w ? { run: w.run, node: w.node } : {}), at: Date.now() });
-  }
-
   /** The attempt's span, recorded when it ends (it spans two requests, maybe to two API processes). */
-  #traceAttempt(c: Counter, job: Job<TaskEnvelope>, attempt: number, outcome: string): void {
+  #traceAttempt(c: LeasePool, job: Job<TaskEnvelope>, attempt: number, outcome: string): void {
     if (!tracingOn()) return;
     const attributes = { 'switchyard.task.id': job.id ?? '', 'switchyard.pool': c.ref.pool, 'switchyard.attempt': attempt, 'switchyard.attempt.outcome': outcome, 'switchyard.worker.protocol': 'http' };
     pastSpan(`attempt ${c.type.name}`, { parent: contextOf(job.data?.trace), startTime: job.processedOn ?? Date.now(), attributes });
-  }
-
-  /** The leased job: remembered here, or read (it was leased by another API process, or forgotten). */
-  async #job(c: Counter, r: LeaseRef): Promise<Job<TaskEnvelope> | undefined> {
-    const known = c.jobs.get(r.lease);
-    if (known?.id === r.task) return known;
-    try {
-      return (await Job.fromId<TaskEnvelope>(c.worker, r.task)) ?? undefined;
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return undefined; // an id naming one of the queue's own keys: no such task
-      throw err;
-    }
   }
 
   #nap(queue: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -420,49 +331,23 @@ export class LeaseDesk {
    * pool some worker registered in has any (Switchyard's catalogue of pool queues); a made-up one gets
    * none, and nothing is made or written for it.
    */
-  async #known(ref: PoolRef): Promise<Counter | undefined> {
+  async #known(ref: PoolRef): Promise<LeasePool | undefined> {
     this.#o.catalogue.get(ref.type); // an undeclared type: 404
     const name = queueName(ref);
-    if (!this.#counters.has(name) && !(await this.#o.redis.sismember(keys(this.#o.config.prefix).queueCatalogue, name))) return undefined;
-    return this.#counter(ref);
+    if (!this.#pools.has(name) && !(await this.#o.redis.sismember(keys(this.#o.config.prefix).queueCatalogue, name))) return undefined;
+    return this.#pool(ref);
   }
 
   /** The pool's parts in this process, made on first use. */
-  #counter(ref: PoolRef): Promise<Counter> {
+  #pool(ref: PoolRef): Promise<LeasePool> {
     const name = queueName(ref);
-    let c = this.#counters.get(name);
+    let c = this.#pools.get(name);
     if (!c) {
-      c = this.#build(ref);
-      this.#counters.set(name, c);
-      c.catch(() => this.#counters.delete(name));
+      c = openLeasePool(ref, { ...this.#o, instance: this.#instance, wake: () => this.wake(name) });
+      this.#pools.set(name, c);
+      c.catch(() => this.#pools.delete(name));
     }
     return c;
-  }
-
-  async #build(ref: PoolRef): Promise<Counter> {
-    const { redis, subscriber, config, log: parent } = this.#o;
-    const type = this.#o.catalogue.get(ref.type);
-    const log = parent.child({ pool: `${ref.type}.${ref.pool}`, protocol: 'http' });
-    const name = queueName(ref);
-    const metrics = new AgentMetrics(redis, config.prefix, `http.${this.#instance}.${ref.type}.${ref.pool}`, ref, true);
-    const gate = new PoolGate({ redis, subscriber, prefix: config.prefix, ref, policy: type.breaker, log, onChange: () => this.wake(name), limits: type.limits, onLimited: (kind) => metrics.limited(kind) });
-    const slots = new KeySlots({ redis, prefix: config.prefix, type: type.name, limit: type.limits.concurrencyPerKey, leaseMs: config.lockMs, log, onHeld: () => metrics.limited('key-concurrency') });
-    const items = new MapItemRunner(this.#o.runs, redis, config.prefix, name);
-    const worker = new Worker<TaskEnvelope>(name, undefined, {
-      connection: redis, prefix: config.prefix, name: `http-lease-desk-${this.#instance}`, lockDuration: config.lockMs,
-      stalledInterval: config.stalledIntervalMs, maxStalledCount: config.maxStalled, settings: { backoffStrategy: backoffStrategy(type.defaults.backoff) }, autorun: false,
-    });
-    worker.on('error', (err) => log.warn({ err: err.message }, 'lease desk worker error'));
-    const steps: TaskSteps = {
-      definition: { type }, pool: ref.pool, log, settleNode: nodeSettler(this.#o.runs, items),
-      callback: (url, taskId, state) => this.#o.callbacks.add({ kind: 'task', id: taskId, state, url }),
-    };
-    await gate.start();
-    slots.start();
-    metrics.start(config.heartbeatMs, false);
-    // Expired leases go back to waiting (or fail after maxStalled): BullMQ's stalled check, run by this pool's desk.
-    void worker.startStalledCheckTimer().catch((err: unknown) => log.warn({ err }, 'stalled check of the lease desk stopped'));
-    return { ref, type, worker, gate, slots, metrics, items, steps, jobs: new Map() };
   }
 }
 
@@ -475,17 +360,13 @@ function verdictOf(o: Extract<TaskOutcome, { status: 'failed' }>): Error {
   return o.retryAfterMs !== undefined ? new RetryAfterError(o.retryAfterMs, o.error) : new Error(o.error);
 }
 
-const timeoutOf = (c: Counter, job: Job<TaskEnvelope>): number => job.data?.timeoutMs ?? c.type.defaults.timeoutMs;
-const deadlineOf = (c: Counter, job: Job<TaskEnvelope>): number => (job.processedOn ?? Date.now()) + timeoutOf(c, job);
-
-function leaseOf(c: Counter, job: Job<TaskEnvelope>, env: TaskEnvelope, payload: unknown, token: string, leaseMs: number): Lease {
-  const w = env.workflow;
+function leaseOf(c: LeasePool, job: Job<TaskEnvelope>, env: TaskEnvelope, payload: unknown, token: string, leaseMs: number): Lease {
   return {
     task: job.id ?? '', lease: token, type: c.type.name, payload,
     attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, idempotencyKey: env.key ?? job.id ?? '',
     timeoutMs: timeoutOf(c, job), deadline: deadlineOf(c, job), leaseMs,
     ...(env.deps ? { deps: env.deps } : {}),
-    ...(w ? { workflow: { runId: w.run, nodeId: w.node, compensating: w.undo === true, ...(w.item !== undefined ? { item: w.item } : {}) } } : {}),
+    ...(env.workflow ? { workflow: workflowPlace(env.workflow) } : {}),
     ...(env.trace?.traceparent ? { traceparent: env.trace.traceparent } : {}),
     ...(env.trace?.tracestate ? { tracestate: env.trace.tracestate } : {}),
   };

@@ -9,7 +9,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from
 import type { Admission, BreakerOpenError, SharedBreaker } from '../breaker/breaker.ts';
 import { isNonRetryable, retryAfterMs, TimeoutError } from '../model/errors.ts';
 import type { Logger } from '../config/logger.ts';
-import { envelopeSchema, type TaskEnvelope } from '../model/task-envelope.ts';
+import { envelopeSchema, workflowPlace, type TaskEnvelope, type WorkflowPlace } from '../model/task-envelope.ts';
 import { CANCELLED_PREFIX } from '../task/view.ts';
 import { summarize, toFieldIssues } from '../model/validation.ts';
 import type { TaskContext, WorkerDefinition } from './worker-definition.ts';
@@ -100,7 +100,7 @@ class AttemptContext implements TaskContext {
   readonly maxAttempts: number;
   readonly idempotencyKey: string;
   readonly deps: Readonly<Record<string, unknown>>;
-  readonly workflow?: { runId: string; nodeId: string; compensating: boolean; item?: number };
+  readonly workflow?: WorkflowPlace;
   #log: Logger | undefined;
 
   constructor(
@@ -118,7 +118,7 @@ class AttemptContext implements TaskContext {
     this.maxAttempts = job.opts.attempts ?? 1;
     this.idempotencyKey = env.key ?? this.taskId;
     this.deps = env.deps ?? NO_DEPS;
-    if (env.workflow) this.workflow = { runId: env.workflow.run, nodeId: env.workflow.node, compensating: env.workflow.undo === true, ...(env.workflow.item !== undefined ? { item: env.workflow.item } : {}) };
+    if (env.workflow) this.workflow = workflowPlace(env.workflow);
   }
 
   get signal(): AbortSignal {

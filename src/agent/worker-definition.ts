@@ -1,4 +1,5 @@
 /** What `workers/<type>.ts` exports: an agent type and the handler that does its work. */
+import type { WorkflowPlace } from '../model/task-envelope.ts';
 import type { z } from 'zod';
 import type { AgentType, PayloadOf } from '../model/agent-type.ts';
 import type { HealthCheck } from '../health/check.ts';
@@ -20,7 +21,7 @@ export interface TaskContext {
   /** Results of this workflow node's dependencies by node id (for a compensation: the compensated node's own result); empty for a lone task. */
   deps: Readonly<Record<string, unknown>>;
   /** Set when the task is a workflow node: its run, its node id, whether this run is its compensation, and for an item of a map node its index. */
-  workflow?: { runId: string; nodeId: string; compensating: boolean; item?: number };
+  workflow?: WorkflowPlace;
   /** Fires on timeout, cancellation or shutdown past the grace period. */
   signal: AbortSignal;
   log: Logger;

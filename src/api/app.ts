@@ -17,9 +17,8 @@ import { traceRequests, withinRequest } from './trace-requests.ts';
 import type { KeyRing } from './key-ring.ts';
 import { batchTypes, requireScope, requireTypes, scheduleTypes, taskTypes, workerTypes, workflowTypes } from './scopes.ts';
 import type { LeaseDesk } from '../agent/lease-desk.ts';
-import { deregisterWorker, extendLeases, heartbeat, lease, registerWorker, reportResults } from './routes/workers.ts';
+import { deregisterWorker, extendLeases, heartbeat, lease, leaseRequest, registerWorker, reportResults } from './routes/workers.ts';
 import { REQUEST_DEADLINE_MS } from '../redis/connection.ts';
-import { MAX_LEASE_WAIT_MS } from '../model/worker-protocol.ts';
 import { docsPage } from './docs-page.ts';
 import { openApiDocument } from './openapi.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
@@ -209,12 +208,14 @@ function useWorkerRoutes(app: express.Express, d: ApiDeps, desk: LeaseDesk, body
   app.post('/v1/workers', body.required, types, handle((req) => withRedis(d.redis, () => registerWorker(desk, req.body))));
   app.delete('/v1/workers/:id', body.none, types, handle((req) => withRedis(d.redis, () => deregisterWorker(desk, id(req)))));
   app.post('/v1/workers/:id/heartbeat', body.required, types, handle((req) => withRedis(d.redis, () => heartbeat(desk, id(req), req.body))));
-  app.post('/v1/workers/:id/leases', body.optional, types, (req: Request, res: Response) => {
-    // A long poll: answered early when the client goes away (nothing is leased after that).
+  app.post('/v1/workers/:id/leases', body.optional, types, (req: Request, res: Response, next: NextFunction) => {
+    // A long poll: answered early when the client goes away (nothing is leased after that); Redis's deadline is past its wait.
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const waitMs = typeof req.body?.waitMs === 'number' ? Math.min(MAX_LEASE_WAIT_MS, Math.max(0, req.body.waitMs as number)) : 0;
-    return handle(() => withRedis(d.redis, () => lease(desk, id(req), req.body, gone.signal), REQUEST_DEADLINE_MS + waitMs))(req, res, () => undefined);
+    return handle(() => {
+      const ask = leaseRequest(req.body);
+      return withRedis(d.redis, () => lease(desk, id(req), ask, gone.signal), REQUEST_DEADLINE_MS + ask.waitMs);
+    })(req, res, next);
   });
   app.post('/v1/workers/:id/leases/extend', body.required, types, handle((req) => withRedis(d.redis, () => extendLeases(desk, id(req), req.body))));
   app.post('/v1/workers/:id/results', body.required, types, handle((req) => withRedis(d.redis, () => reportResults(desk, id(req), req.body))));

@@ -21,7 +21,7 @@ import { eventsQuerySchema } from './routes/events.ts';
 import { PROGRESS_EVENT_BYTES, TASK_EVENT_STATES } from '../events/event-log.ts';
 import { taskProgressSchema } from '../model/task-progress.ts';
 import { scheduleListQuerySchema } from './routes/schedules.ts';
-import { COMMIT_STATES, LEASE_STATES, leaseRefSchema, extendRequestSchema, leaseRequestSchema, resultsRequestSchema, workerHeartbeatSchema, workerRegistrationSchema } from '../model/worker-protocol.ts';
+import { COMMIT_STATES, extendRequestSchema, leaseSchema, leaseStateSchema, registeredWorkerSchema, leaseRequestSchema, resultsRequestSchema, workerHeartbeatSchema, workerRegistrationSchema } from '../model/worker-protocol.ts';
 import { MISFIRE_POLICIES, SCHEDULE_ID_PATTERN, schedulePatchSchema, scheduleRequestSchema } from '../model/schedule.ts';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -249,21 +249,6 @@ const flowFlags = {
   debounced: z.literal(true).optional().describe('the pending task of this debounce window took this request (its payload, run windowMs from now)'),
 };
 
-/** The worker protocol's answers (src/agent/lease-desk.ts). */
-const registeredWorkerSchema = z.strictObject({
-  id: z.string().min(1), type: z.string().min(1), pool: z.string().min(1), concurrency: z.number().int().min(1), weight: z.number().positive(),
-  heartbeatMs: z.number().int().positive(), ttlMs: z.number().int().positive(), leaseMs: z.number().int().positive(),
-});
-const leaseStateSchema = leaseRefSchema.extend({ state: z.enum(LEASE_STATES) });
-const leaseSchema = z.strictObject({
-  task: z.string().min(1), lease: z.string().min(1), type: z.string().min(1), payload: z.unknown(),
-  attempt: z.number().int().min(1), maxAttempts: z.number().int().min(1), idempotencyKey: z.string(),
-  timeoutMs: z.number().int().positive(), deadline: z.number().int().describe('ms since the epoch: past it the attempt has timed out'),
-  leaseMs: z.number().int().positive().describe('extend the lease before this long has passed'),
-  deps: z.record(z.string(), z.unknown()).optional(),
-  workflow: z.strictObject({ runId: z.string(), nodeId: z.string(), compensating: z.boolean(), item: z.number().int().optional() }).optional(),
-  traceparent: z.string().optional(), tracestate: z.string().optional(),
-});
 const WORKER_BODY_ERRORS = [400, 413, 415, 404];
 
 type OperationSpec = Pick<Operation, 'summary' | 'success' | 'response'> & Partial<Pick<Operation, 'body' | 'bodySchema' | 'querySchema' | 'errors' | 'auth' | 'stream' | 'scope'>>;

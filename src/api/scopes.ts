@@ -8,6 +8,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { grants, mayTouch, type Principal, type Scope } from '../model/api-key.ts';
 import { BOARD_PATH } from './board.ts';
 import { OPERATIONS } from './contract.ts';
+import { workerPool } from '../model/worker-protocol.ts';
 import { problem, sendReply as send } from './problem.ts';
 
 const ROUTES = OPERATIONS.filter((o) => o.auth).map((o) => ({ method: o.method, pattern: new RegExp(`^${o.path.replace(/:[a-z]+/g, '[^/]+')}/?$`), scope: o.scope, what: o.id }));
@@ -49,8 +50,12 @@ export const batchTypes: TypesOf = (b) => list(field(b, 'tasks')).flatMap((t) =>
 /** A workflow's node types: tasks, maps (their items' type) and compensations. */
 export const workflowTypes: TypesOf = (b) => list(field(b, 'nodes')).flatMap((n) => [...taskTypes(n, {}), ...taskTypes(field(n, 'compensate'), {})]);
 export const scheduleTypes: TypesOf = (b) => [...taskTypes(field(b, 'task'), {}), ...workflowTypes(field(b, 'workflow'), {})];
-/** A worker's type: the registration's, or the one in its id (`<type>.<pool>.http-<hex>`, src/agent/lease-desk.ts). */
-export const workerTypes: TypesOf = (b, params) => (params.id ? [params.id.split('.')[0] ?? ''] : taskTypes(b, {}));
+/** A worker's type: the registration's, or the one its id names (an id that names none is refused by its route). */
+export const workerTypes: TypesOf = (b, params) => {
+  if (params.id === undefined) return taskTypes(b, {});
+  const ref = workerPool(params.id);
+  return ref ? [ref.type] : [];
+};
 
 /** Refuses a request that would enqueue an agent type its key may not touch. */
 export function requireTypes(typesOf: TypesOf): RequestHandler {

@@ -8,7 +8,9 @@
  */
 import type { RedisConnection } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
-import { parseQueueName } from '../model/names.ts';
+import type { Job } from 'bullmq';
+import { parseQueueName, type PoolRef } from '../model/names.ts';
+import type { TaskEnvelope } from '../model/task-envelope.ts';
 import type { TaskProgress } from '../model/task-progress.ts';
 
 /** The kinds of events and what each carries. */
@@ -137,6 +139,12 @@ export class EventLog {
 }
 
 /** The `waiting` events of tasks just written to a pool queue (`{<type>.<pool>}`). */
+/** A task's event as its agent (or the lease desk) tells it: the job's run and node ride along for a workflow's task. */
+export function taskEvent(job: Job<TaskEnvelope>, ref: PoolRef, state: TaskEventState, more: { attempt?: number; error?: string; progress?: TaskProgress } = {}): SwitchyardEvent {
+  const w = job.data?.workflow;
+  return { kind: 'task', task: job.id ?? '', type: ref.type, pool: ref.pool, state, ...more, ...(w ? { run: w.run, node: w.node } : {}), at: Date.now() };
+}
+
 export function waitingEvents(queue: string, ids: readonly string[], at = Date.now()): SwitchyardEvent[] {
   const ref = parseQueueName(queue);
   return ids.map((task) => ({ kind: 'task', task, type: ref?.type ?? queue, ...(ref ? { pool: ref.pool } : {}), state: 'waiting', at }));

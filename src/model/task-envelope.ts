@@ -41,3 +41,15 @@ export const envelopeSchema = z.object({
 });
 
 export type TaskEnvelope = z.output<typeof envelopeSchema>;
+
+/** Where a workflow's task stands, as its handler is told (ctx.workflow; an HTTP worker's lease). */
+export interface WorkflowPlace {
+  runId: string;
+  nodeId: string;
+  compensating: boolean;
+  item?: number;
+}
+
+export function workflowPlace(w: NonNullable<TaskEnvelope['workflow']>): WorkflowPlace {
+  return { runId: w.run, nodeId: w.node, compensating: w.undo === true, ...(w.item !== undefined ? { item: w.item } : {}) };
+}

@@ -6,10 +6,20 @@
  */
 import { z } from 'zod';
 import semver from 'semver';
-import { NAME_PATTERN } from './names.ts';
+import { NAME_PATTERN, type PoolRef } from './names.ts';
 import { TAG_PATTERN } from './agent-record.ts';
 
 const POOL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** `<type>.<pool>.http-<12 hex>`: a worker's id names its pool, so extends and results read no registry. */
+export const workerId = (ref: PoolRef, hex: string): string => `${ref.type}.${ref.pool}.http-${hex}`;
+const WORKER_ID = /^([a-z][a-z0-9-]{0,62})\.([a-z0-9][a-z0-9-]{0,62})\.http-[0-9a-f]{12}$/;
+
+/** The pool a worker id names; undefined for what is not a worker id. */
+export function workerPool(id: string): PoolRef | undefined {
+  const m = WORKER_ID.exec(id);
+  return m ? { type: m[1]!, pool: m[2]! } : undefined;
+}
 /** At most this many leases per lease, extend or results request. */
 export const MAX_LEASES_PER_REQUEST = 1000;
 /** The longest a lease request may wait for a task (long poll). */
@@ -63,6 +73,7 @@ export const leaseRequestSchema = z.strictObject({
   /** Wait up to this long for a first task (long poll); 0 answers at once. */
   waitMs: z.number().int().min(0).max(MAX_LEASE_WAIT_MS).default(0),
 });
+export type LeaseRequest = z.output<typeof leaseRequestSchema>;
 
 export const extendRequestSchema = z.strictObject({ leases: z.array(leaseRefSchema).min(1).max(MAX_LEASES_PER_REQUEST) });
 
@@ -94,3 +105,27 @@ export type LeaseState = (typeof LEASE_STATES)[number];
  */
 export const COMMIT_STATES = ['completed', 'retrying', 'dead', 'conflict'] as const;
 export type CommitState = (typeof COMMIT_STATES)[number];
+
+/** What a heartbeat or an extend answers of each lease named. */
+export const leaseStateSchema = leaseRefSchema.extend({ state: z.enum(LEASE_STATES) });
+
+/** What a registration answers. */
+export const registeredWorkerSchema = z.strictObject({
+  id: z.string().min(1), type: z.string().min(1), pool: z.string().min(1), concurrency: z.number().int().min(1), weight: z.number().positive(),
+  /** Heartbeat this often; a worker silent for ttlMs is removed from the registry. */
+  heartbeatMs: z.number().int().positive(), ttlMs: z.number().int().positive(), leaseMs: z.number().int().positive(),
+});
+export type RegisteredWorker = z.output<typeof registeredWorkerSchema>;
+
+/** A task handed to a worker. */
+export const leaseSchema = z.strictObject({
+  task: z.string().min(1), lease: z.string().min(1), type: z.string().min(1), payload: z.unknown(),
+  attempt: z.number().int().min(1), maxAttempts: z.number().int().min(1), idempotencyKey: z.string(),
+  timeoutMs: z.number().int().positive(), deadline: z.number().int().describe('ms since the epoch: past it the attempt has timed out'),
+  leaseMs: z.number().int().positive().describe('extend the lease before this long has passed'),
+  deps: z.record(z.string(), z.unknown()).optional(),
+  workflow: z.strictObject({ runId: z.string(), nodeId: z.string(), compensating: z.boolean(), item: z.number().int().optional() }).optional(),
+  traceparent: z.string().optional().describe("the W3C trace context of the span that enqueued the task: the worker's spans join its trace"),
+  tracestate: z.string().optional(),
+});
+export type Lease = z.output<typeof leaseSchema>;

@@ -11,6 +11,10 @@ export type TaskState = (typeof TASK_STATES)[number];
 /** failedReason of a task aborted on request: such a task is `cancelled`, not dead. */
 export const CANCELLED_PREFIX = 'cancelled: ';
 
+/** What a failed attempt's event says: `failed` (it will retry), else `cancelled` or `dead` (BullMQ set finishedOn: it left for good). */
+export const failedEventState = (job: Job): 'failed' | 'cancelled' | 'dead' =>
+  !job.finishedOn ? 'failed' : job.failedReason?.startsWith(CANCELLED_PREFIX) ? 'cancelled' : 'dead';
+
 export interface TaskSummary {
   id: string;
   type: string;

@@ -6,7 +6,7 @@
 import type { LeaseDesk } from '../../agent/lease-desk.ts';
 import { SwitchyardError } from '../../model/errors.ts';
 import { parseOrThrow } from '../../model/validation.ts';
-import { extendRequestSchema, leaseRequestSchema, resultsRequestSchema, workerHeartbeatSchema, workerRegistrationSchema } from '../../model/worker-protocol.ts';
+import { extendRequestSchema, leaseRequestSchema, type LeaseRequest, resultsRequestSchema, workerHeartbeatSchema, workerRegistrationSchema } from '../../model/worker-protocol.ts';
 import type { Reply } from '../problem.ts';
 import { requireObject } from './tasks.ts';
 
@@ -24,8 +24,10 @@ export async function heartbeat(desk: LeaseDesk, id: string, body: unknown): Pro
   return { status: 200, body: await desk.heartbeat(id, parseOrThrow(workerHeartbeatSchema, requireObject(body), 'heartbeat')) };
 }
 
-export async function lease(desk: LeaseDesk, id: string, body: unknown, signal: AbortSignal): Promise<Reply> {
-  const req = parseOrThrow(leaseRequestSchema, body ?? {}, 'lease request');
+/** A lease request's body, checked first: how long it may wait sets its deadline. */
+export const leaseRequest = (body: unknown): LeaseRequest => parseOrThrow(leaseRequestSchema, body ?? {}, 'lease request');
+
+export async function lease(desk: LeaseDesk, id: string, req: LeaseRequest, signal: AbortSignal): Promise<Reply> {
   return { status: 200, body: await desk.lease(id, req, signal) };
 }
 
