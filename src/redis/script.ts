@@ -1,11 +1,14 @@
 /**
  * Lua scripts: sources in ./lua/<name>.lua (KEYS and ARGV in their header comment; shared code pulled
- * in with `--- @include "<name>"`, as BullMQ does), read once when this module loads; run with
+ * in with `--- @include "<name>"`, as BullMQ does, or `--- @include "bullmq:includes/<name>"` for one of
+ * the installed BullMQ's own Lua functions), read once when this module loads; run with
  * EVALSHA, falling back to EVAL once when the server does not have the script yet (after a restart
  * or on a new cluster node).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { RedisConnection } from './connection.ts';
 
 export interface ScriptSource {
@@ -41,15 +44,31 @@ export function defineScript<R>(source: ScriptSource): Script<R> {
   };
 }
 
-const INCLUDE = /^--- @include "([a-z0-9-]+)"$/m;
+const INCLUDE = /^--- @include "((?:bullmq:)?[A-Za-z0-9/-]+)"$/m;
+const BULLMQ = 'bullmq:';
+
+/** Where the installed BullMQ keeps its Lua sources (`commands/`, with `includes/`). */
+export const BULLMQ_COMMANDS = join(dirname(createRequire(import.meta.url).resolve('bullmq/package.json')), 'dist', 'esm', 'commands');
+
+/** The text of one source: ours (./lua/), generated, or BullMQ's (its own includes renamed to the `bullmq:` form). */
+function sourceText(name: string, generated: Readonly<Record<string, string>>): string {
+  if (!name.startsWith(BULLMQ)) return generated[name] ?? readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  const path = name.slice(BULLMQ.length);
+  const text = readFileSync(join(BULLMQ_COMMANDS, `${path}.lua`), 'utf8');
+  // BullMQ's includes name a file beside the including one (includes/ include each other by bare name).
+  const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/') + 1) : '';
+  return text.replace(/^--- @include "([A-Za-z0-9/]+)"$/gm, (_, inc: string) => `--- @include "${BULLMQ}${dir}${inc}"`);
+}
 
 /**
  * The source of ./lua/<name>.lua with its includes expanded (each at most once). An include named in
- * `generated` is that text instead of a file (Lua written from TypeScript, e.g. the workflow states).
+ * `generated` is that text instead of a file (Lua written from TypeScript, e.g. the workflow states);
+ * one named `bullmq:<path>` is BullMQ's `commands/<path>.lua`, as installed (tests/unit/bullmq-pin.test.ts
+ * pins the version and the files). `included` collects every name expanded.
  */
 export function luaSource(name: string, generated: Readonly<Record<string, string>> = {}, included = new Set<string>()): string {
   included.add(name);
-  let text = generated[name] ?? readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  let text = sourceText(name, generated);
   for (let m = INCLUDE.exec(text); m; m = INCLUDE.exec(text)) {
     const lib = m[1]!;
     const source = included.has(lib) ? '' : luaSource(lib, generated, included);

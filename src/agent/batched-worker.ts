@@ -1,0 +1,169 @@
+/**
+ * A BullMQ Worker that fetches and completes in batches: its main loop, processors, events, lock
+ * renewal and stalled checks are BullMQ's own; only where a job comes from and how a completion is
+ * written change (src/task/job-batch.ts).
+ *
+ * - **Fetch:** one call takes up to `prefetch` ready jobs, each locked with its own token, into a
+ *   local queue; the loop's fetches are served from it, and it is filled again, in the background,
+ *   once it is down to half. A buffered job's lock is renewed like a running job's (BullMQ's lock
+ *   manager tracks it from the fetch), so the stalled check leaves it alone; if the process dies, the
+ *   locks lapse and the stalled check puts every buffered job back (it counts as stalled once, as a
+ *   job running on a dead worker does).
+ * - **Completion:** results are committed by group commit (one call in flight; whatever finished
+ *   meanwhile is the next batch), each refused, with BullMQ's error, when its lock was lost.
+ *   Failures, retries and BullMQ's rate-limit, delayed and waiting errors take BullMQ's own path.
+ * - **Pause and close:** buffered jobs go back to waiting at once, their attempt not counted as
+ *   started (`ats` given back, as src/task/deferral.ts does).
+ *
+ * Not for queues with flows, deduplication or a worker-level `limiter` (a queue-level rate limit
+ * is honoured: one job per fetch).
+ */
+import { Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
+import type { RedisConnection } from '../redis/connection.ts';
+import { COMMITTED, CompletionBatcher, completeJobs, keepOf, takeJobs, type Completion, type TakenJob } from '../task/job-batch.ts';
+
+export interface BatchOptions {
+  /** Commands connection for the batch scripts (the worker's own `connection`). */
+  redis: RedisConnection;
+  /** Jobs held fetched ahead of the handlers (default: the concurrency); 0 turns batching off. */
+  prefetch?: number;
+  /** Most completions per call (default 256). */
+  commitMax?: number;
+}
+
+/** The parts of BullMQ's Worker this class relies on beyond its protected API (tests/unit/bullmq-pin.test.ts checks them). */
+interface WorkerInternals {
+  updateDelays(limitDelay?: number, delayUntil?: number): void;
+}
+
+export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
+  readonly #redis: RedisConnection;
+  readonly #prefetch: number;
+  readonly #buffer: TakenJob[] = [];
+  readonly #batcher: CompletionBatcher;
+  #filling: Promise<number> | undefined;
+  /** Jobs in the local queue go back and none are taken (paused, closing). */
+  #holding = false;
+  /** The last fill found fewer jobs than it asked for: no background fills until the loop asks again. */
+  #dry = false;
+  #tokens = 0;
+
+  constructor(name: string, processor: Processor<D, R>, opts: WorkerOptions, batch: BatchOptions) {
+    super(name, processor, opts);
+    this.#redis = batch.redis;
+    this.#prefetch = Math.max(0, batch.prefetch ?? opts.concurrency ?? 1);
+    const lockMs = opts.lockDuration ?? 30_000;
+    const metricsMax = opts.metrics?.maxDataPoints;
+    this.#batcher = new CompletionBatcher((entries) => completeJobs(this.#redis, this.keys, entries, { lockMs, metricsMax }), batch.commitMax);
+  }
+
+  /** Jobs fetched and not yet handed to a handler. */
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** True when the job is in the local queue (fetched, locked, not started). */
+  holds(jobId: string): boolean {
+    return this.#buffer.some((b) => b.id === jobId);
+  }
+
+  protected override async moveToActive(token: string, name?: string): Promise<Job<D, R>> {
+    if (this.#prefetch === 0 || this.opts.limiter) return super.moveToActive(token, name);
+    // Paused or closing: nothing is taken (BullMQ's own fetch answers the same while paused).
+    if (this.#holding) return undefined as unknown as Job<D, R>;
+    const next = await this.#take();
+    if (!next) return this.nextJobFromJobData(undefined, undefined, token);
+    (this as unknown as WorkerInternals).updateDelays(0, 0);
+    return this.nextJobFromJobData(next.json, next.id, next.token);
+  }
+
+  /** The next job of the local queue, filling it when empty; filled again in the background once down to half. */
+  async #take(): Promise<TakenJob | undefined> {
+    // Two rounds: jobs a fill brings may all be taken by the loop's other fetches before this one resumes.
+    for (let round = 0; round < 2 && !this.#holding; round++) {
+      const next = this.#buffer.shift();
+      if (next) {
+        if (!this.#dry && this.#buffer.length <= this.#prefetch / 2) void this.#fill().catch((err: unknown) => this.emit('error', err as Error));
+        return next;
+      }
+      if ((await this.#fill()) === 0 && this.#buffer.length === 0) return undefined;
+    }
+    return undefined;
+  }
+
+  /** Fills the local queue up to `prefetch` in one call (joins the call in flight); resolves with how many came. */
+  #fill(): Promise<number> {
+    this.#filling ??= (async () => {
+      try {
+        const want = this.#prefetch - this.#buffer.length;
+        if (want <= 0 || this.#holding) return 0;
+        const tokens = Array.from({ length: want }, () => `${this.id}:b${this.#tokens++}`);
+        const taken = await takeJobs(this.#redis, this.keys, tokens, { lockMs: this.opts.lockDuration ?? 30_000, workerName: this.opts.name });
+        this.#dry = taken.jobs.length < want;
+        const now = Date.now();
+        for (const job of taken.jobs) this.lockManager.trackJob(job.id, job.token, now);
+        this.#buffer.push(...taken.jobs);
+        if (taken.jobs.length === 0) (this as unknown as WorkerInternals).updateDelays(taken.limitMs, taken.nextDelayedAt);
+        if (this.#holding) await this.#handBack();
+        return taken.jobs.length;
+      } finally {
+        this.#filling = undefined;
+      }
+    })();
+    return this.#filling;
+  }
+
+  protected override async handleCompleted(result: R, job: Job<D, R>, token: string, fetchNextCallback = () => true): Promise<Job<D, R>> {
+    if (this.#prefetch === 0 || job.parentKey || job.deduplicationId) return super.handleCompleted(result, job, token, fetchNextCallback);
+    const value = JSON.stringify(result) ?? 'null';
+    const entry: Completion = { id: job.id!, token, value, attemptsMade: job.attemptsMade + 1, keep: keepOf(job.opts.removeOnComplete, this.opts.removeOnComplete) };
+    const finishedOn = Date.now();
+    const code = await this.#batcher.add(entry);
+    if (code !== COMMITTED) throw this.backend.finishedErrors({ code, jobId: job.id, command: 'moveToFinished', state: 'active' });
+    job.returnvalue = result;
+    job.finishedOn = finishedOn;
+    job.attemptsMade += 1;
+    this.emit('completed', job, result, 'active');
+    if (fetchNextCallback() && !(this.closing || this.isPaused())) return this.moveToActive(token, this.opts.name);
+    return undefined as unknown as Job<D, R>;
+  }
+
+  /** Gives the local queue back to waiting: each job's lock released, its attempt not counted as started. */
+  async #handBack(): Promise<void> {
+    const jobs = this.#buffer.splice(0);
+    await Promise.all(
+      jobs.map(async (b) => {
+        this.lockManager.untrackJob(b.id);
+        const job = this.createJob(b.json, b.id);
+        const key = `${this.keys['']}${b.id}`;
+        await this.#redis.hincrby(key, 'ats', -1);
+        try {
+          await job.moveToWait(b.token);
+        } catch (err) {
+          await this.#redis.hincrby(key, 'ats', 1);
+          this.emit('error', err as Error);
+        }
+      }),
+    );
+  }
+
+  override async pause(doNotWaitActive?: boolean): Promise<void> {
+    this.#holding = true;
+    await this.#filling?.catch(() => 0);
+    await this.#handBack();
+    await super.pause(doNotWaitActive);
+  }
+
+  override resume(): Promise<void> {
+    this.#holding = false;
+    return super.resume();
+  }
+
+  override async close(force?: boolean): Promise<void> {
+    this.#holding = true;
+    await this.#filling?.catch(() => 0);
+    await this.#handBack().catch((err: unknown) => this.emit('error', err as Error));
+    await super.close(force);
+    await this.#batcher.flush();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * BullMQ jobs taken and completed many per Redis call, on BullMQ's own key layout and Lua includes
+ * (src/redis/lua/job-batch-take.lua and job-batch-complete.lua; tests/unit/bullmq-pin.test.ts pins
+ * the BullMQ they were written against): `takeJobs` moves up to N ready jobs to active, each locked
+ * with its own token, as N of BullMQ's moveToActive calls would; `completeJobs` commits many
+ * results, each refused when its lock is missing or another's; `CompletionBatcher` groups the
+ * completions of a worker into those calls (group commit: one call in flight, the next batch is
+ * whatever finished meanwhile, so a lone completion is committed at once).
+ *
+ * For queues without flows or deduplication (Switchyard's): a completed job's parent and its
+ * deduplication key are not looked at.
+ */
+import type { JobJson, KeepJobs } from 'bullmq';
+import { raw2NextJobData } from 'bullmq/dist/cjs/classes/redis-queue-backend.js';
+import type { RedisConnection } from '../redis/connection.ts';
+import { defineScript, luaSource } from '../redis/script.ts';
+
+export const jobBatchScripts = {
+  take: defineScript<Array<number | string | string[]>>({ name: 'job-batch-take', numberOfKeys: 11, lua: luaSource('job-batch-take') }),
+  complete: defineScript<number[]>({ name: 'job-batch-complete', numberOfKeys: 8, lua: luaSource('job-batch-complete') }),
+};
+
+/** The BullMQ keys of one queue (a Queue's or Worker's `keys`: `''` is the jobs' key prefix). */
+export type QueueKeys = Readonly<Record<string, string>>;
+
+export interface TakenJob {
+  id: string;
+  /** As BullMQ's Worker builds a job from (nextJobFromJobData). */
+  json: JobJson;
+  token: string;
+}
+
+export interface Taken {
+  jobs: TakenJob[];
+  /** The queue's rate limit holds for this long (ms); 0 when it does not. */
+  limitMs: number;
+  /** When the next delayed job is due (ms since the epoch), when nothing was taken; 0 for none. */
+  nextDelayedAt: number;
+}
+
+export interface TakeOptions {
+  lockMs: number;
+  /** Stored as the job's processedBy (BullMQ's `pb`), as the Worker's `name` option is. */
+  workerName?: string | undefined;
+}
+
+/** Moves up to `tokens.length` ready jobs to active, job i locked with tokens[i]. */
+export async function takeJobs(redis: RedisConnection, k: QueueKeys, tokens: readonly string[], opts: TakeOptions, now = Date.now()): Promise<Taken> {
+  const keys = [k.wait!, k.active!, k.prioritized!, k.events!, k.stalled!, k.limiter!, k.delayed!, k.paused!, k.meta!, k.pc!, k.marker!];
+  const reply = await jobBatchScripts.take.run(redis, keys, [k['']!, now, opts.lockMs, opts.workerName ?? '', ...tokens]);
+  const jobs: TakenJob[] = [];
+  for (let i = 2; i < reply.length; i += 2) {
+    const id = reply[i] as string;
+    const [json] = raw2NextJobData([reply[i + 1], id]) as [JobJson];
+    jobs.push({ id, json, token: tokens[jobs.length]! });
+  }
+  return { jobs, limitMs: Number(reply[0]), nextDelayedAt: Number(reply[1]) };
+}
+
+export interface Completion {
+  id: string;
+  token: string;
+  /** The return value as BullMQ stores it (JSON). */
+  value: string;
+  /** The job's attemptsMade after this attempt. */
+  attemptsMade: number;
+  /** What to keep of completed jobs (BullMQ's removeOnComplete, resolved: see keepOf). */
+  keep: KeepJobs;
+}
+
+/** BullMQ's reading of a job's removeOnComplete over the worker's (its getKeepJobs). */
+export function keepOf(jobs: boolean | number | KeepJobs | undefined, worker: KeepJobs | undefined): KeepJobs {
+  if (jobs === undefined) return worker ?? { count: -1 };
+  if (typeof jobs === 'object') return jobs;
+  if (typeof jobs === 'number') return { count: jobs };
+  return { count: jobs ? 0 : -1 };
+}
+
+/** What completeJobs answers per job: committed, or refused as BullMQ would (its finishedErrors codes). */
+export const COMMITTED = 0;
+
+export interface CompleteOptions {
+  lockMs: number;
+  /** BullMQ's metrics option (maxDataPoints), when the worker collects metrics. */
+  metricsMax?: number | undefined;
+}
+
+/** Commits completions sharing one keep spec: one code per entry (0, or -2 no lock, -6 another's lock, -3 not active). */
+export async function completeJobs(redis: RedisConnection, k: QueueKeys, entries: readonly Completion[], opts: CompleteOptions, now = Date.now()): Promise<number[]> {
+  const keep = entries[0]?.keep ?? { count: -1 };
+  const keys = [k.wait!, k.active!, k.prioritized!, k.events!, k.stalled!, k.meta!, k.completed!, `${k['']}metrics:completed`];
+  const age = 'age' in keep ? keep : undefined;
+  const args: (string | number)[] = [k['']!, now, opts.lockMs, keep.count ?? '', age?.age ?? '', age?.limit ?? '', opts.metricsMax ?? ''];
+  for (const e of entries) args.push(e.id, e.token, e.value, e.attemptsMade);
+  return jobBatchScripts.complete.run(redis, keys, args);
+}
+
+interface Pending {
+  entry: Completion;
+  resolve: (code: number) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit of completions: `add` resolves with the entry's code once its batch is committed.
+ * At most one call is in flight; entries added meanwhile form the next (at most `max`, one call per
+ * keep spec). A failed call rejects the entries it carried.
+ */
+export class CompletionBatcher {
+  #pending: Pending[] = [];
+  #running: Promise<void> | undefined;
+
+  constructor(
+    private readonly commit: (entries: Completion[]) => Promise<number[]>,
+    private readonly max = 256,
+  ) {}
+
+  add(entry: Completion): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#pending.push({ entry, resolve, reject });
+      this.#running ??= this.#drain();
+    });
+  }
+
+  /** Resolves once everything added so far is committed (or refused). */
+  async flush(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    // Started from add(): let the completions of this tick join the first batch.
+    await Promise.resolve();
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0, this.max);
+        const specs = new Map<string, Pending[]>();
+        for (const p of batch) {
+          const spec = JSON.stringify(p.entry.keep);
+          const same = specs.get(spec);
+          if (same) same.push(p);
+          else specs.set(spec, [p]);
+        }
+        await Promise.all([...specs.values()].map((group) => this.#commit(group)));
+      }
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  async #commit(group: Pending[]): Promise<void> {
+    try {
+      const codes = await this.commit(group.map((p) => p.entry));
+      group.forEach((p, i) => p.resolve(codes[i] ?? -3));
+    } catch (err) {
+      for (const p of group) p.reject(err);
+    }
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The batched fetch and completion (src/task/job-batch.ts, src/agent/batched-worker.ts) on real
+ * Redis and BullMQ: what they leave in Redis is what BullMQ's own per-job path leaves (the same
+ * jobs through a plain Worker and a BatchedWorker, compared field by field and event by event);
+ * a lost lock refuses only its own job; buffered jobs keep their locks, go back on pause, and are
+ * each completed once.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { BatchedWorker } from '../../src/agent/batched-worker.ts';
+import { completeJobs, takeJobs } from '../../src/task/job-batch.ts';
+import { useRedisPrefix } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const { prefix, redis } = useRedisPrefix('batched-worker');
+const closers: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const close of closers.reverse()) await close().catch(() => undefined);
+});
+
+function queue(name: string): Queue {
+  const q = new Queue(name, { connection: redis, prefix });
+  closers.push(() => q.close());
+  return q;
+}
+
+/** A job's hash with the fields that hold times or worker ids replaced by whether they are set. */
+async function jobState(q: Queue, id: string): Promise<Record<string, string>> {
+  const hash = await redis.hgetall(`${prefix}:${q.name}:${id}`);
+  for (const f of ['timestamp', 'processedOn', 'finishedOn', 'pb']) if (f in hash) hash[f] = 'set';
+  return hash;
+}
+
+/** The event names of the queue's stream, per job, in order. */
+async function eventsPerJob(q: Queue): Promise<{ perJob: Map<string, string[]>; drained: number }> {
+  const entries = (await redis.xrange(`${prefix}:${q.name}:events`, '-', '+')) as Array<[string, string[]]>;
+  const perJob = new Map<string, string[]>();
+  let drained = 0;
+  for (const [, fields] of entries) {
+    const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 === 0 ? [[v, fields[i + 1]]] : [])));
+    if (f.event === 'drained') drained++;
+    if (!f.jobId) continue;
+    const list = perJob.get(f.jobId) ?? [];
+    list.push(`${f.event}${f.prev ? `<${f.prev}` : ''}${f.returnvalue !== undefined ? `=${f.returnvalue}` : ''}`);
+    perJob.set(f.jobId, list);
+  }
+  return { perJob, drained };
+}
+
+async function runThrough(name: string, batched: boolean, jobs: number): Promise<Queue> {
+  const q = queue(name);
+  await q.addBulk(Array.from({ length: jobs }, (_, i) => ({ name: 'n', data: { i }, opts: { jobId: `j${i}`, attempts: 2, ...(i % 7 === 0 ? { priority: 1 + (i % 3) } : {}), removeOnComplete: { count: 50 } } })));
+  const processor = async (job: Job) => ({ doubled: (job.data as { i: number }).i * 2 });
+  const opts = { connection: redis, prefix, concurrency: 8, name: 'w', autorun: false };
+  const worker = batched ? new BatchedWorker(name, processor, opts, { redis, prefetch: 8 }) : new Worker(name, processor, opts);
+  closers.push(() => worker.close());
+  let completed = 0;
+  worker.on('completed', () => completed++);
+  void worker.run();
+  await waitFor(() => completed === jobs, { what: `${jobs} completions (${name})` });
+  await waitFor(async () => (await eventsPerJob(q)).drained > 0, { what: 'drained' });
+  await worker.close();
+  return q;
+}
+
+describe('batched fetch and completion', () => {
+  it('leaves what BullMQ per job leaves: job hashes, sets, counts and the events of each job', async () => {
+    const n = 120;
+    const [plain, batched] = [await runThrough('plain', false, n), await runThrough('batched', true, n)];
+    expect(await batched.getJobCounts()).toEqual(await plain.getJobCounts());
+    expect((await batched.getJobCounts()).completed).toBe(50);
+    const kept = async (q: Queue) => (await redis.zrange(`${prefix}:${q.name}:completed`, 0, -1)).sort();
+    // Which 50 are kept depends on finish order; that 50 are, and that the others' hashes are gone, does not.
+    const keptBatched = await kept(batched);
+    expect(keptBatched).toHaveLength(50);
+    for (const id of keptBatched) {
+      const [a, b] = [await jobState(plain, id), await jobState(batched, id)];
+      // The plain run may have evicted this id; compare where both hold it.
+      if (Object.keys(a).length > 0) expect(b).toEqual(a);
+      expect(b).toMatchObject({ atm: '1', ats: '1', returnvalue: JSON.stringify({ doubled: Number(id.slice(1)) * 2 }), processedOn: 'set', finishedOn: 'set', pb: 'set' });
+    }
+    const [ep, eb] = [await eventsPerJob(plain), await eventsPerJob(batched)];
+    for (let i = 0; i < n; i++) expect(eb.perJob.get(`j${i}`), `events of j${i}`).toEqual(ep.perJob.get(`j${i}`));
+    for (const q of [plain, batched]) {
+      expect(await redis.llen(`${prefix}:${q.name}:active`)).toBe(0);
+      expect(await redis.exists(`${prefix}:${q.name}:stalled`)).toBe(0);
+      expect(await redis.exists(`${prefix}:${q.name}:pc`)).toBe(0);
+    }
+  });
+
+  it('takes jobs as BullMQ would (wait first, then by priority) and refuses only the completion whose lock is lost or another\'s', async () => {
+    const q = queue('locks');
+    await q.addBulk([
+      { name: 'n', data: {}, opts: { jobId: 'p2', priority: 2 } },
+      { name: 'n', data: {}, opts: { jobId: 'w1' } },
+      { name: 'n', data: {}, opts: { jobId: 'p1', priority: 1 } },
+      { name: 'n', data: {}, opts: { jobId: 'w2' } },
+    ]);
+    const taken = await takeJobs(redis, q.keys, ['t1', 't2', 't3', 't4', 't5'], { lockMs: 10_000, workerName: 'me' });
+    expect(taken.jobs.map((j) => [j.id, j.token])).toEqual([['w1', 't1'], ['w2', 't2'], ['p1', 't3'], ['p2', 't4']]);
+    expect(taken.jobs[0]!.json).toMatchObject({ name: 'n', attemptsStarted: 1, processedBy: 'me' });
+    expect(await q.getActiveCount()).toBe(4);
+    expect(await redis.get(`${prefix}:locks:w2:lock`)).toBe('t2');
+
+    await redis.del(`${prefix}:locks:w1:lock`);
+    await redis.set(`${prefix}:locks:w2:lock`, 'someone-else', 'PX', 10_000);
+    const keep = { count: -1 };
+    const codes = await completeJobs(redis, q.keys, [
+      { id: 'w1', token: 't1', value: '1', attemptsMade: 1, keep },
+      { id: 'w2', token: 't2', value: '2', attemptsMade: 1, keep },
+      { id: 'p1', token: 't3', value: '3', attemptsMade: 1, keep },
+    ], { lockMs: 10_000 });
+    expect(codes).toEqual([-2, -6, 0]);
+    // The refused ones are untouched: still active, the other token's lock still there, no result written.
+    expect(await redis.get(`${prefix}:locks:w2:lock`)).toBe('someone-else');
+    expect((await q.getJob('w1'))!.returnvalue).toBeNull();
+    expect(await q.getJobState('w1')).toBe('active');
+    expect(await q.getJobState('p1')).toBe('completed');
+    expect(await q.getActiveCount()).toBe(3);
+    // A job no longer active is refused too (its lock, like BullMQ's, is released).
+    await redis.lrem(`${prefix}:locks:active`, 0, 'p2');
+    expect(await completeJobs(redis, q.keys, [{ id: 'p2', token: 't4', value: '4', attemptsMade: 1, keep }], { lockMs: 10_000 })).toEqual([-3]);
+  });
+
+  it('keeps the locks of jobs waiting in its local queue, and completes each job once', async () => {
+    const q = queue('renew');
+    await q.addBulk(Array.from({ length: 6 }, (_, i) => ({ name: 'n', data: {}, opts: { jobId: `r${i}` } })));
+    const stalled: string[] = [];
+    const events = new QueueEvents('renew', { connection: redis.duplicate(), prefix });
+    closers.push(() => events.close());
+    events.on('stalled', ({ jobId }) => stalled.push(jobId));
+    await events.waitUntilReady();
+    const runs = new Map<string, number>();
+    const worker = new BatchedWorker('renew', async (job) => {
+      runs.set(job.id!, (runs.get(job.id!) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 700));
+    }, { connection: redis, prefix, concurrency: 1, lockDuration: 500, stalledInterval: 300 }, { redis, prefetch: 5 });
+    closers.push(() => worker.close());
+    await waitFor(async () => (await q.getCompletedCount()) === 6, { timeoutMs: 20_000, what: 'six completions' });
+    expect(stalled).toEqual([]);
+    expect([...runs.values()]).toEqual([1, 1, 1, 1, 1, 1]);
+  });
+
+  it('gives its local queue back on pause, attempts not counted as started', async () => {
+    const q = queue('pause');
+    await q.addBulk(Array.from({ length: 10 }, (_, i) => ({ name: 'n', data: {}, opts: { jobId: `q${i}` } })));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const worker = new BatchedWorker('pause', async () => gate, { connection: redis, prefix, concurrency: 2 }, { redis, prefetch: 4 });
+    closers.push(() => worker.close());
+    await waitFor(() => worker.buffered > 0 || undefined, { what: 'jobs in the local queue' });
+    const pausing = worker.pause();
+    await waitFor(async () => (await q.getActiveCount()) === 2, { what: 'only the two running left active' });
+    release();
+    await pausing;
+    expect(worker.buffered).toBe(0);
+    const waiting = await q.getWaiting();
+    expect(waiting).toHaveLength(8);
+    for (const job of waiting) expect(job.attemptsStarted).toBe(0);
+    expect(await q.getCompletedCount()).toBe(2);
+  });
+});
