@@ -14,7 +14,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Worker } from 'bullmq';
 import type { Config } from '../config/env.ts';
 import type { Logger } from '../config/logger.ts';
 import { defaultCheck, OutcomeWindow } from '../health/check.ts';
@@ -36,6 +35,7 @@ import { InFlight } from './in-flight.ts';
 import { PoolGate } from './pool-gate.ts';
 import { Presence } from './presence.ts';
 import { createProcessor, TIMEOUT, type TaskSteps } from './processor.ts';
+import { BatchedWorker } from './batched-worker.ts';
 import { DEFAULT_EVENTS_RETENTION_MS } from '../config/env.ts';
 import { EventLog } from '../events/event-log.ts';
 import { MapItemRunner } from './map-items.ts';
@@ -46,7 +46,7 @@ export type AgentConfig = Pick<
   Config,
   | 'prefix' | 'lockMs' | 'stalledIntervalMs' | 'maxStalled' | 'shutdownGraceMs' | 'heartbeatMs' | 'agentTtlMs'
   | 'health' | 'readyTimeoutMs' | 'concurrency' | 'pool' | 'weight' | 'tags'
-> & Partial<Pick<Config, 'eventsRetentionMs'>>;
+> & Partial<Pick<Config, 'eventsRetentionMs' | 'prefetch'>>;
 
 export interface AgentOptions {
   definition: WorkerDefinition;
@@ -98,7 +98,7 @@ export interface AgentParts extends AgentIdentity {
   /** Stops the health check's own timers, if it has any. */
   stopCheck: () => void;
   inFlight: InFlight;
-  worker: Worker<TaskEnvelope>;
+  worker: BatchedWorker<TaskEnvelope>;
   metrics: AgentMetrics;
   presence: Presence;
   housekeeper: Housekeeper;
@@ -171,12 +171,12 @@ interface WorkerParts {
   items: MapItemRunner;
 }
 
-/** The BullMQ Worker of the agent's pool queue, running each task through createProcessor; it does not run yet. */
-function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
+/** The BullMQ Worker of the agent's pool queue (fetching and completing in batches), running each task through createProcessor; it does not run yet. */
+function buildWorker(opts: AgentOptions, p: WorkerParts): BatchedWorker<TaskEnvelope> {
   const { definition, config } = opts;
   const { identity, redis, gate, outcomes, hooks } = p;
   const { runs, items } = p;
-  return new Worker<TaskEnvelope>(
+  return new BatchedWorker<TaskEnvelope>(
     queueName({ type: identity.type.name, pool: identity.pool }),
     createProcessor({
       definition,
@@ -209,6 +209,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): Worker<TaskEnvelope> {
       settings: { backoffStrategy: backoffStrategy(identity.type.defaults.backoff) },
       autorun: false,
     },
+    { redis, prefetch: config.prefetch ?? identity.record.concurrency },
   );
 }
 

@@ -129,14 +129,19 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Aborts a task this agent runs when a cancellation for it is published. */
   async #listenForCancels(): Promise<void> {
-    const { config, connections, inFlight, log } = this.#p;
+    const { config, connections, inFlight, worker, log } = this.#p;
     const taskEvents = keys(config.prefix).taskEvents;
     connections.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== taskEvents) return;
       try {
         const m: unknown = JSON.parse(message);
-        // Only the agent running the task has it tracked; cancelJob is a no-op everywhere else.
-        if (isCancelMessage(m) && inFlight.abort(m.taskId, m.reason)) log.info(taskLogFields(m.taskId), 'task cancelled on request');
+        if (!isCancelMessage(m)) return;
+        // Only the agent running the task, or holding it fetched and not started, acts on it.
+        if (inFlight.abort(m.taskId, m.reason)) log.info(taskLogFields(m.taskId), 'task cancelled on request');
+        else if (worker.holds(m.taskId)) {
+          inFlight.abortBeforeStart(m.taskId, m.reason);
+          log.info(taskLogFields(m.taskId), 'task cancelled on request before it started');
+        }
       } catch {
         /* not ours */
       }

@@ -43,8 +43,13 @@ export class Attempt {
   }
 }
 
+/** Cancels kept for tasks fetched but not started (a batched worker's local queue); the oldest go past this many. */
+const EARLY_CANCELS_KEPT = 1000;
+
 export class InFlight {
   readonly #attempts = new Map<string, Attempt>();
+  /** Cancels of tasks not started yet: their attempt is aborted as it begins, before the handler runs. */
+  readonly #early = new Map<string, unknown>();
   #sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -60,6 +65,10 @@ export class InFlight {
   begin(id: string, timeoutMs: number, now = Date.now()): Attempt {
     const attempt = new Attempt(id, now + timeoutMs);
     this.#attempts.set(id, attempt);
+    if (this.#early.has(id)) {
+      attempt.abort(this.#early.get(id));
+      this.#early.delete(id);
+    }
     if (!this.#sweeper) {
       this.#sweeper = setInterval(() => this.#sweep(), this.sweepMs);
       this.#sweeper.unref();
@@ -80,6 +89,12 @@ export class InFlight {
     const attempt = this.#attempts.get(id);
     attempt?.abort(reason);
     return attempt !== undefined;
+  }
+
+  /** A cancel of a task fetched and not started: its attempt ends as it begins (see begin). */
+  abortBeforeStart(id: string, reason: unknown): void {
+    this.#early.set(id, reason);
+    if (this.#early.size > EARLY_CANCELS_KEPT) this.#early.delete(this.#early.keys().next().value!);
   }
 
   abortAll(reason: unknown): void {

@@ -287,6 +287,8 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
   let ok = false;
   let outcome: PoolOutcome = 'failure';
   try {
+    // Cancelled while it waited in the agent's local queue: the handler does not run.
+    if (attempt.aborted) throw new Error('attempt aborted before it started');
     const pending = h.definition.handler(payload, ctx);
     // Synchronous handlers skip the race; async ones race the attempt's abort, so a handler that
     // ignores its signal still cannot hold the attempt past its timeout.

@@ -108,6 +108,8 @@ export const envSchema = z.object({
   /** On SIGTERM an agent stops pulling and lets in-flight tasks run this long before aborting them. */
   SWITCHYARD_SHUTDOWN_GRACE_MS: int(0).default(10_000),
   SWITCHYARD_CONCURRENCY: int(1, 10_000).default(10),
+  /** Tasks an agent fetches ahead of its handlers, in one Redis call (src/agent/batched-worker.ts); unset: its concurrency; 0: one at a time, as BullMQ does. */
+  SWITCHYARD_PREFETCH: int(0, 10_000).optional(),
   SWITCHYARD_POOL: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -').default('default'),
   /** Agents heartbeat this often; one silent for 2 heartbeats reads UNKNOWN, for AGENT_TTL it is removed. */
   SWITCHYARD_HEARTBEAT_MS: int(50).default(1000),
@@ -184,6 +186,8 @@ export type Config = Readonly<{
   maxStalled: number;
   shutdownGraceMs: number;
   concurrency: number;
+  /** Unset: the agent's concurrency. */
+  prefetch?: number;
   pool: string;
   weight: number;
   tags: readonly string[];
@@ -250,6 +254,7 @@ function configOf(e: z.output<typeof envSchema>): Config {
     maxStalled: e.SWITCHYARD_MAX_STALLED,
     shutdownGraceMs: e.SWITCHYARD_SHUTDOWN_GRACE_MS,
     concurrency: e.SWITCHYARD_CONCURRENCY,
+    ...(e.SWITCHYARD_PREFETCH !== undefined ? { prefetch: e.SWITCHYARD_PREFETCH } : {}),
     pool: e.SWITCHYARD_POOL,
     weight: e.SWITCHYARD_WEIGHT,
     tags: Object.freeze(e.SWITCHYARD_TAGS),

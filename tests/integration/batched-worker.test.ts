@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { BatchedWorker } from '../../src/agent/batched-worker.ts';
 import { completeJobs, takeJobs } from '../../src/task/job-batch.ts';
-import { useRedisPrefix } from '../support/redis.ts';
+import { connectRedis, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { prefix, redis } = useRedisPrefix('batched-worker');
@@ -69,7 +69,7 @@ describe('batched fetch and completion', () => {
     const [plain, batched] = [await runThrough('plain', false, n), await runThrough('batched', true, n)];
     expect(await batched.getJobCounts()).toEqual(await plain.getJobCounts());
     expect((await batched.getJobCounts()).completed).toBe(50);
-    const kept = async (q: Queue) => (await redis.zrange(`${prefix}:${q.name}:completed`, 0, -1)).sort();
+    const kept = async (q: Queue) => (await redis.zrange(`${prefix}:${q.name}:completed`, '0', '-1')).sort();
     // Which 50 are kept depends on finish order; that 50 are, and that the others' hashes are gone, does not.
     const keptBatched = await kept(batched);
     expect(keptBatched).toHaveLength(50);
@@ -126,7 +126,7 @@ describe('batched fetch and completion', () => {
     const q = queue('renew');
     await q.addBulk(Array.from({ length: 6 }, (_, i) => ({ name: 'n', data: {}, opts: { jobId: `r${i}` } })));
     const stalled: string[] = [];
-    const events = new QueueEvents('renew', { connection: redis.duplicate(), prefix });
+    const events = new QueueEvents('renew', { connection: connectRedis(), prefix });
     closers.push(() => events.close());
     events.on('stalled', ({ jobId }) => stalled.push(jobId));
     await events.waitUntilReady();
