@@ -20,7 +20,7 @@
  */
 import { Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
-import { COMMITTED, CompletionBatcher, completeJobs, keepOf, takeJobs, type Completion, type TakenJob } from '../task/job-batch.ts';
+import { COMMITTED, CompletionBatcher, commitCompletion, completeJobs, takeJobs, type TakenJob } from '../task/job-batch.ts';
 
 export interface BatchOptions {
   /** Commands connection for the batch scripts (the worker's own `connection`). */
@@ -115,14 +115,8 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
 
   protected override async handleCompleted(result: R, job: Job<D, R>, token: string, fetchNextCallback = () => true): Promise<Job<D, R>> {
     if (this.#prefetch === 0 || job.parentKey || job.deduplicationId) return super.handleCompleted(result, job, token, fetchNextCallback);
-    const value = JSON.stringify(result) ?? 'null';
-    const entry: Completion = { id: job.id!, token, value, attemptsMade: job.attemptsMade + 1, keep: keepOf(job.opts.removeOnComplete, this.opts.removeOnComplete) };
-    const finishedOn = Date.now();
-    const code = await this.#batcher.add(entry);
+    const code = await commitCompletion(this.#batcher, job, token, result, this.opts.removeOnComplete);
     if (code !== COMMITTED) throw this.backend.finishedErrors({ code, jobId: job.id, command: 'moveToFinished', state: 'active' });
-    job.returnvalue = result;
-    job.finishedOn = finishedOn;
-    job.attemptsMade += 1;
     this.emit('completed', job, result, 'active');
     if (fetchNextCallback() && !(this.closing || this.isPaused())) return this.moveToActive(token, this.opts.name);
     return undefined as unknown as Job<D, R>;

@@ -29,6 +29,7 @@ import {
 import { keys } from '../redis/keys.ts';
 import type { Registry, RegistryTiming } from '../registry/registry.ts';
 import { defer } from '../task/deferral.ts';
+import { COMMITTED, commitCompletion } from '../task/job-batch.ts';
 import { registerPoolQueue } from '../task/pool-queues.ts';
 import { CANCELLED_PREFIX, failedEventState } from '../task/view.ts';
 import { closeLeasePool, deadlineOf, leasedJob, openLeasePool, remember, timeoutOf, type LeasePool, type LeasePoolDeps } from './lease-pool.ts';
@@ -195,18 +196,15 @@ export class LeaseDesk {
     await Promise.all(counters.map((c) => c && closeLeasePool(c)));
   }
 
-  /** Fetches up to `max` jobs (1, then 2, 4, ... at once while there are more) and admits each; leases of the admitted. */
+  /** Fetches up to `max` jobs (1, then 2, 4, ... in one call each while there are more) and admits each; leases of the admitted. */
   async #take(c: LeasePool, workerId: string, max: number): Promise<Lease[]> {
     const out: Lease[] = [];
     for (let batch = 1; out.length < max; batch = Math.min(2 * batch, max - out.length)) {
-      const jobs = await Promise.all(Array.from({ length: Math.min(batch, max - out.length) }, async () => {
-        const token = `${workerId}:${this.#instance}.${(++this.#seq).toString(36)}`;
-        const job = (await c.worker.getNextJob(token, { block: false })) as Job<TaskEnvelope> | undefined;
-        return job ? { job, token } : undefined;
-      }));
-      const admitted = await Promise.all(jobs.map((j) => (j ? this.#admit(c, j.job, j.token) : 'empty' as const)));
+      const want = Math.min(batch, max - out.length);
+      const jobs = await c.take(Array.from({ length: want }, () => `${workerId}:${this.#instance}.${(++this.#seq).toString(36)}`));
+      const admitted = await Promise.all(jobs.map((j) => this.#admit(c, j.job, j.token)));
       for (const a of admitted) if (typeof a === 'object') out.push(a);
-      if (admitted.some((a) => a === 'empty' || a === 'stop')) break;
+      if (jobs.length < want || admitted.some((a) => a === 'stop')) break;
     }
     return out;
   }
@@ -263,7 +261,7 @@ export class LeaseDesk {
     }
     const attempt = job.attemptsMade + 1;
     try {
-      await job.moveToCompleted(result, token, false);
+      if ((await commitCompletion(c.completions, job, token, result)) !== COMMITTED) return 'conflict';
     } catch {
       return 'conflict';
     }

@@ -2,7 +2,8 @@
  * A pool's parts in an API process that serves HTTP workers (the lease desk, lease-desk.ts): the manual
  * BullMQ Worker that fetches with the workers' lease tokens and runs the pool's stalled check (expired
  * leases go back to waiting), the pool gate (breaker, rates, holds), the concurrency-key slots, the map
- * item runner, metrics, the processor's steps, and the jobs this process leased, by token.
+ * item runner, metrics, the processor's steps, and the jobs this process leased, by token. Jobs are
+ * fetched many per call and completed by group commit, as the Node agent's (src/task/job-batch.ts).
  */
 import { Job, Worker } from 'bullmq';
 import type { Config } from '../config/env.ts';
@@ -17,6 +18,7 @@ import type { LeaseRef } from '../model/worker-protocol.ts';
 import type { RedisConnection } from '../redis/connection.ts';
 import { backoffStrategy } from '../task/backoff-strategy.ts';
 import { KeySlots } from '../task/key-slots.ts';
+import { CompletionBatcher, completeJobs, takeJobs } from '../task/job-batch.ts';
 import type { RunStore } from '../workflow/run-store.ts';
 import { nodeSettler } from './agent-parts.ts';
 import { MapItemRunner } from './map-items.ts';
@@ -34,6 +36,10 @@ export interface LeasePool {
   steps: TaskSteps;
   /** Jobs leased by this process, by lease token: a result that comes back here needs no read. */
   jobs: Map<string, Job<TaskEnvelope>>;
+  /** Moves up to `tokens.length` ready jobs to active in one call, job i locked with tokens[i]. */
+  take(tokens: readonly string[]): Promise<Array<{ job: Job<TaskEnvelope>; token: string }>>;
+  /** Where the pool's completions are committed, many per call. */
+  completions: CompletionBatcher;
 }
 
 export interface LeasePoolDeps {
@@ -78,10 +84,15 @@ export async function openLeasePool(ref: PoolRef, d: LeasePoolDeps): Promise<Lea
   metrics.start(config.heartbeatMs, false);
   // Expired leases go back to waiting (or fail after maxStalled): BullMQ's stalled check, run by this pool's worker.
   void worker.startStalledCheckTimer().catch((err: unknown) => log.warn({ err }, 'stalled check of the lease desk stopped'));
-  return { ref, type, worker, gate, slots, metrics, items, steps, jobs: new Map() };
+  const lease = { lockMs: config.lockMs, workerName: `http-lease-desk-${d.instance}` };
+  const take = async (tokens: readonly string[]) =>
+    (await takeJobs(redis, worker.keys, tokens, lease)).jobs.map((t) => ({ job: Job.fromJSON<TaskEnvelope>(worker, t.json, t.id), token: t.token }));
+  const completions = new CompletionBatcher((entries) => completeJobs(redis, worker.keys, entries, { lockMs: config.lockMs }));
+  return { ref, type, worker, gate, slots, metrics, items, steps, jobs: new Map(), take, completions };
 }
 
 export async function closeLeasePool(p: LeasePool): Promise<void> {
+  await p.completions.flush();
   await p.worker.close();
   await Promise.all([p.gate.stop(), p.slots.stop(), p.metrics.stop(), p.items.close().catch(() => undefined)]);
 }

@@ -10,7 +10,7 @@
  * For queues without flows or deduplication (Switchyard's): a completed job's parent and its
  * deduplication key are not looked at.
  */
-import type { JobJson, KeepJobs } from 'bullmq';
+import type { Job, JobJson, KeepJobs } from 'bullmq';
 import { raw2NextJobData } from 'bullmq/dist/cjs/classes/redis-queue-backend.js';
 import type { RedisConnection } from '../redis/connection.ts';
 import { defineScript, luaSource } from '../redis/script.ts';
@@ -93,6 +93,23 @@ export async function completeJobs(redis: RedisConnection, k: QueueKeys, entries
   const args: (string | number)[] = [k['']!, now, opts.lockMs, keep.count ?? '', age?.age ?? '', age?.limit ?? '', opts.metricsMax ?? ''];
   for (const e of entries) args.push(e.id, e.token, e.value, e.attemptsMade);
   return jobBatchScripts.complete.run(redis, keys, args);
+}
+
+/**
+ * Completes one job through `batcher` with its lock token; on success the Job object is updated as
+ * BullMQ's own moveToCompleted updates it (returnvalue, finishedOn, attemptsMade). Answers the code
+ * (COMMITTED, or why it was refused: nothing was written then). A result JSON cannot hold throws.
+ */
+export async function commitCompletion(batcher: CompletionBatcher, job: Job, token: string, result: unknown, workerKeep?: KeepJobs): Promise<number> {
+  const value = JSON.stringify(result) ?? 'null';
+  const finishedOn = Date.now();
+  const code = await batcher.add({ id: job.id!, token, value, attemptsMade: job.attemptsMade + 1, keep: keepOf(job.opts.removeOnComplete, workerKeep) });
+  if (code === COMMITTED) {
+    job.returnvalue = result;
+    job.finishedOn = finishedOn;
+    job.attemptsMade += 1;
+  }
+  return code;
 }
 
 interface Pending {
