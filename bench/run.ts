@@ -19,6 +19,7 @@ import { throughputScenario } from './throughput.ts';
 import { tracingScenario } from './tracing.ts';
 import { httpWorkerScenario, type HttpWorkerBenchOptions } from './http-worker.ts';
 import { PEERS_DEFAULTS, peersScenario, type PeersBenchOptions } from './peers.ts';
+import { LATENCY_DEFAULTS, latencyScenario, type LatencyBenchOptions } from './latency.ts';
 import { workflowScenario } from './workflow.ts';
 import { DURABLE_DEFAULTS, workflowDurableScenario, type DurableBenchOptions } from './workflow-durable.ts';
 
@@ -27,7 +28,7 @@ interface Section extends Report {
   machine: string;
 }
 
-const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing', 'http-worker', 'peers'] as const;
+const SCENARIOS = ['throughput', 'seed', 'routing', 'workflow', 'memory', 'registry', 'durability', 'cluster', 'dashboard', 'flow', 'workflow-durable', 'tracing', 'http-worker', 'peers', 'latency'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('switchyard bench')
@@ -88,6 +89,8 @@ const program = new Command('switchyard bench')
   .option('--lease-rate <n>', 'http-worker: tasks offered per second in the lease-to-result latency run', (v) => Number(v), 500)
   .option('--lease-seconds <s>', 'http-worker: seconds of that run per side', (v) => Number(v), 10)
   .option('--peers-database-url <url>', 'peers: PostgreSQL for graphile-worker and pg-boss (each in its own schema, dropped after each round); skipped if none answers', PEERS_DEFAULTS.peersDatabaseUrl)
+  .option('--latency-rate <n>', 'latency: tasks offered per second, one at a time', (v) => Number(v), LATENCY_DEFAULTS.latencyRate)
+  .option('--latency-seconds <s>', 'latency: seconds measured per side and round', (v) => Number(v), LATENCY_DEFAULTS.latencySeconds)
   .option('--smoke', 'every scenario in miniature, to check that the benchmarks still run (CI); writes test-output/bench-smoke/, not RESULTS.md')
   .option('--redis <url>', 'Redis to measure against', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .parse();
@@ -96,21 +99,21 @@ const scenario = program.args[0] ?? 'all';
 if (scenario !== 'all' && !(SCENARIOS as readonly string[]).includes(scenario)) {
   program.error(`unknown scenario ${JSON.stringify(scenario)}: choose ${SCENARIOS.join(', ')} or all`);
 }
-const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions & PeersBenchOptions>();
+const opts = program.opts<BenchOptions & ClusterBenchOptions & DashboardBenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions & PeersBenchOptions & LatencyBenchOptions>();
 if (opts.smoke) {
   Object.assign(opts, {
     jobs: 500, rounds: 1, httpSeconds: 1, rate: 200, duration: 2, saturation: 1, routeRate: 100, routeSeconds: 2,
     shapes: '4x5', workMs: 20, wfRounds: 1, mapItems: 200, mapConcurrency: 20, memTasks: 300, agents: 20, seconds: 2, durJobs: 500, durRounds: 1, kills: 1, killAfterMs: 300,
     clusterJobs: 600, clusterRounds: 1, clusterPools: 3, clusterAgents: 3, clusterProducers: 1,
     dashboards: 2, dashRuns: 2, dashNodes: 500, dashSeconds: 1, dashRate: 50, dashOpen: 1,
-    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3, webhookRate: 20, webhookDownS: 3, leaseRate: 100, leaseSeconds: 1,
+    flowSchedules: 200, flowIdleSeconds: 2, flowRate: 20, flowRateSeconds: 3, flowFairA: 1000, flowFairB: 20, flowLimitTasks: 500, durableRuns: 200, durableIdleS: 2, durableSpreadS: 3, webhookRate: 20, webhookDownS: 3, leaseRate: 100, leaseSeconds: 1, latencyRate: 100, latencySeconds: 1,
   });
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}
 `);
 
-const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions & PeersBenchOptions, p: Progress) => Promise<Report>> = {
+const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBenchOptions & HttpWorkerBenchOptions & PeersBenchOptions & LatencyBenchOptions, p: Progress) => Promise<Report>> = {
   throughput: throughputScenario,
   seed: seedScenario,
   routing: routingScenario,
@@ -125,6 +128,7 @@ const runners: Record<Scenario, (o: BenchOptions & FlowBenchOptions & DurableBen
   tracing: tracingScenario,
   'http-worker': httpWorkerScenario,
   peers: peersScenario,
+  latency: latencyScenario,
 };
 const outDir = opts.smoke ? new URL('../test-output/bench-smoke/', import.meta.url) : new URL('./', import.meta.url);
 mkdirSync(outDir, { recursive: true });
