@@ -4,7 +4,8 @@
  */
 export { defineAgentType, type AgentType, type AgentTypeInput, type PayloadOf, type ResultOf, type TaskDefaults, type TypeLimits, type Rate } from './model/agent-type.ts';
 export { Catalogue, UnknownAgentTypeError, type AgentTypeDescription } from './model/catalogue.ts';
-export { defineWorker, type Handler, type TaskContext, type WorkerDefinition } from './agent/worker-definition.ts';
+export { defineWorker, type BatchHandler, type BatchItem, type BatchResults, type Handler, type TaskContext, type WorkerDefinition } from './agent/worker-definition.ts';
+export type { BatchOptions } from './agent/batch-handler.ts';
 export { Agent, type AgentOptions } from './agent/agent.ts';
 export { loadConfig, type Config } from './config/env.ts';
 export { BREAKER_PRESETS, type BreakerPolicy, type BreakerSetting } from './model/breaker-policy.ts';

@@ -5,6 +5,7 @@ import type { AgentType, PayloadOf } from '../model/agent-type.ts';
 import type { HealthCheck } from '../health/check.ts';
 import type { HealthPolicy } from '../model/health-policy.ts';
 import type { Logger } from '../config/logger.ts';
+import { batchedHandler, type BatchOptions, type Item, type Results } from './batch-handler.ts';
 
 /** Everything a handler may need besides its payload. Execution is at-least-once: use idempotencyKey. */
 export interface TaskContext {
@@ -39,6 +40,12 @@ export type Handler<T extends AgentType> = (
   ctx: TaskContext,
 ) => Promise<z.input<T['result']>> | z.input<T['result']>;
 
+/** One task of a batch handler's call. */
+export type BatchItem<T extends AgentType> = Item<PayloadOf<T>, TaskContext>;
+/** One entry per item, in order: its result, or the Error its attempt fails with. */
+export type BatchResults<T extends AgentType> = Results<z.input<T['result']>>;
+export type BatchHandler<T extends AgentType> = (items: ReadonlyArray<BatchItem<T>>) => Promise<BatchResults<T>> | BatchResults<T>;
+
 export interface WorkerOptions {
   /**
    * The agent's health check, run every interval: resolve when healthy (or with
@@ -54,6 +61,16 @@ export interface WorkerDefinition<T extends AgentType = AgentType> extends Worke
   readonly handler: Handler<T>;
 }
 
-export function defineWorker<T extends AgentType>(type: T, handler: Handler<T>, options: WorkerOptions = {}): WorkerDefinition<T> {
-  return Object.freeze({ type, handler, ...options });
+/**
+ * An agent type's worker: `defineWorker(type, handler, options?)` handles one task per call;
+ * `defineWorker(type, { batch: { max, waitMs }, ...options }, batchHandler)` hands the handler the tasks
+ * the agent has started, many per call (src/agent/batch-handler.ts says what each item gets).
+ */
+export function defineWorker<T extends AgentType>(type: T, handler: Handler<T>, options?: WorkerOptions): WorkerDefinition<T>;
+export function defineWorker<T extends AgentType>(type: T, options: WorkerOptions & { batch: BatchOptions }, handler: BatchHandler<T>): WorkerDefinition<T>;
+export function defineWorker<T extends AgentType>(type: T, a: Handler<T> | (WorkerOptions & { batch: BatchOptions }), b?: WorkerOptions | BatchHandler<T>): WorkerDefinition<T> {
+  if (typeof a === 'function') return Object.freeze({ type, handler: a, ...(b as WorkerOptions | undefined) });
+  const { batch, ...options } = a;
+  if (typeof b !== 'function') throw new TypeError(`defineWorker(${type.name}, { batch }, handler): the batch handler is missing`);
+  return Object.freeze({ type, handler: batchedHandler(type.name, b as BatchHandler<T>, batch), ...options });
 }
