@@ -39,4 +39,7 @@ export const scripts = {
   workflowMapTake: defineScript<Array<number | string | null>>({ name: 'workflow-map-take', numberOfKeys: 1, lua: luaSource('workflow-map-take', GENERATED_LUA) }),
   workflowMapItem: defineScript<Array<number | string | null>>({ name: 'workflow-map-item', numberOfKeys: 1, lua: luaSource('workflow-map-item', GENERATED_LUA) }),
   workflowCancel: defineScript<string>({ name: 'workflow-cancel', numberOfKeys: 1, lua: luaSource('workflow-cancel', GENERATED_LUA) }),
+  jobBatchAdd: defineScript<string[]>({ name: 'job-batch-add', numberOfKeys: 9, lua: luaSource('job-batch-add') }),
+  jobBatchTake: defineScript<Array<number | string | string[]>>({ name: 'job-batch-take', numberOfKeys: 11, lua: luaSource('job-batch-take') }),
+  jobBatchComplete: defineScript<number[]>({ name: 'job-batch-complete', numberOfKeys: 8, lua: luaSource('job-batch-complete') }),
 } as const;

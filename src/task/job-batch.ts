@@ -1,7 +1,8 @@
 /**
- * BullMQ jobs taken and completed many per Redis call, on BullMQ's own key layout and Lua includes
- * (src/redis/lua/job-batch-take.lua and job-batch-complete.lua; tests/unit/bullmq-pin.test.ts pins
- * the BullMQ they were written against): `takeJobs` moves up to N ready jobs to active, each locked
+ * BullMQ jobs added, taken and completed many per Redis call, on BullMQ's own key layout and Lua
+ * includes (src/redis/lua/job-batch-*.lua; tests/unit/bullmq-pin.test.ts pins the BullMQ they were
+ * written against): `addJobs` adds many jobs as BullMQ's addBulk would, in one script call instead of
+ * one per job; `takeJobs` moves up to N ready jobs to active, each locked
  * with its own token, as N of BullMQ's moveToActive calls would; `completeJobs` commits many
  * results, each refused when its lock is missing or another's; `CompletionBatcher` groups the
  * completions of a worker into those calls (group commit: one call in flight, the next batch is
@@ -10,18 +11,68 @@
  * For queues without flows or deduplication (Switchyard's): a completed job's parent and its
  * deduplication key are not looked at.
  */
-import type { Job, JobJson, KeepJobs } from 'bullmq';
+import { Job, type JobJson, type JobsOptions, type KeepJobs, type Queue } from 'bullmq';
 import { raw2NextJobData } from 'bullmq/dist/cjs/classes/redis-queue-backend.js';
+import { optsEncodeMap } from 'bullmq/dist/cjs/utils/index.js';
 import type { RedisConnection } from '../redis/connection.ts';
-import { defineScript, luaSource } from '../redis/script.ts';
+import { scripts } from '../redis/scripts.ts';
 
-export const jobBatchScripts = {
-  take: defineScript<Array<number | string | string[]>>({ name: 'job-batch-take', numberOfKeys: 11, lua: luaSource('job-batch-take') }),
-  complete: defineScript<number[]>({ name: 'job-batch-complete', numberOfKeys: 8, lua: luaSource('job-batch-complete') }),
-};
 
 /** The BullMQ keys of one queue (a Queue's or Worker's `keys`: `''` is the jobs' key prefix). */
 export type QueueKeys = Readonly<Record<string, string>>;
+
+export interface NewJob {
+  name: string;
+  data: unknown;
+  opts?: JobsOptions;
+}
+
+/** A job's options as BullMQ stores them (its optsAsJSON: short names, telemetry split, undefined dropped). */
+function storedOpts(opts: JobsOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(opts)) {
+    if (value === undefined) continue;
+    if (name in optsEncodeMap) out[optsEncodeMap[name]!] = value;
+    else if (name === 'telemetry') {
+      const t = value as NonNullable<JobsOptions['telemetry']>;
+      if (t.metadata !== undefined) out.tm = t.metadata;
+      if (t.omitContext !== undefined) out.omc = t.omitContext;
+    } else out[name] = value;
+  }
+  return out;
+}
+
+/** Whether the batch script adds this job as BullMQ would: a custom id, and no parent, delay, deduplication, repeat or LIFO. */
+const batchable = (job: Job): boolean =>
+  job.id !== undefined && !job.parentKey && !job.deduplicationId && !job.repeatJobKey && !(job.opts.delay && job.opts.delay > 0) && !job.opts.lifo;
+
+/**
+ * Adds jobs to `queue` as its addBulk would (the same Job objects, checks and stored fields): those
+ * batchable in one script call, any others through addBulk. Answers the ids, in order (an existing
+ * id is not added again, and answered, as BullMQ answers a duplicate).
+ */
+export async function addJobs(redis: RedisConnection, queue: Queue, jobs: readonly NewJob[]): Promise<string[]> {
+  const made = jobs.map((j) => new Job(queue, j.name, j.data, { ...queue.jobsOpts, ...j.opts }, j.opts?.jobId));
+  const args: Array<string | number> = [queue.keys['']!];
+  const inBatch: number[] = [];
+  const others: number[] = [];
+  made.forEach((job, i) => {
+    const json = job.asJSON();
+    (job as unknown as { validateOptions(json: JobJson): void }).validateOptions(json);
+    if (!batchable(job)) return void others.push(i);
+    inBatch.push(i);
+    args.push(job.id!, job.name, json.data, JSON.stringify(storedOpts(job.opts)), job.timestamp);
+  });
+  const k = queue.keys;
+  const [batchIds, otherJobs] = await Promise.all([
+    inBatch.length > 0 ? scripts.jobBatchAdd.run(redis, [k.wait!, k.meta!, k.id!, k.prioritized!, k.completed!, k.active!, k.events!, k.marker!, k.pc!], args) : [],
+    others.length > 0 ? queue.addBulk(others.map((i) => jobs[i]!)) : [],
+  ]);
+  const ids: string[] = [];
+  inBatch.forEach((i, j) => (ids[i] = batchIds[j]!));
+  others.forEach((i, j) => (ids[i] = otherJobs[j]!.id!));
+  return ids;
+}
 
 export interface TakenJob {
   id: string;
@@ -47,7 +98,7 @@ export interface TakeOptions {
 /** Moves up to `tokens.length` ready jobs to active, job i locked with tokens[i]. */
 export async function takeJobs(redis: RedisConnection, k: QueueKeys, tokens: readonly string[], opts: TakeOptions, now = Date.now()): Promise<Taken> {
   const keys = [k.wait!, k.active!, k.prioritized!, k.events!, k.stalled!, k.limiter!, k.delayed!, k.paused!, k.meta!, k.pc!, k.marker!];
-  const reply = await jobBatchScripts.take.run(redis, keys, [k['']!, now, opts.lockMs, opts.workerName ?? '', ...tokens]);
+  const reply = await scripts.jobBatchTake.run(redis, keys, [k['']!, now, opts.lockMs, opts.workerName ?? '', ...tokens]);
   const jobs: TakenJob[] = [];
   for (let i = 2; i < reply.length; i += 2) {
     const id = reply[i] as string;
@@ -92,7 +143,7 @@ export async function completeJobs(redis: RedisConnection, k: QueueKeys, entries
   const age = 'age' in keep ? keep : undefined;
   const args: (string | number)[] = [k['']!, now, opts.lockMs, keep.count ?? '', age?.age ?? '', age?.limit ?? '', opts.metricsMax ?? ''];
   for (const e of entries) args.push(e.id, e.token, e.value, e.attemptsMade);
-  return jobBatchScripts.complete.run(redis, keys, args);
+  return scripts.jobBatchComplete.run(redis, keys, args);
 }
 
 /**

@@ -14,6 +14,7 @@ import type { Config } from '../config/env.ts';
 import { SwitchyardError, ValidationError, type FieldIssue } from '../model/errors.ts';
 import { scripts } from '../redis/scripts.ts';
 import { pipelineByKey, withRedis, type RedisConnection } from '../redis/connection.ts';
+import { addJobs } from './job-batch.ts';
 import { waitForReplicas } from '../redis/replication.ts';
 import { keys as keyBuilder } from '../redis/keys.ts';
 import { PARKED_POOL, parseQueueName, queueName } from '../model/names.ts';
@@ -301,7 +302,7 @@ export class TaskProducer {
     return { items, written };
   }
 
-  /** Adds the jobs, one call per pool queue (addBulk for several), and fills in their answers. */
+  /** Adds the jobs, one call per pool queue, and fills in their answers. */
   async #addJobs(toAdd: ReadonlyArray<{ index: number; task: PreparedTask }>, results: Array<EnqueueResult | undefined>): Promise<Array<[queue: string, ids: string[]]>> {
     const byQueue = new Map<string, Array<{ index: number; task: PreparedTask }>>();
     for (const item of toAdd) {
@@ -318,12 +319,8 @@ export class TaskProducer {
           const tags = await this.#fair.tags(name, keyed.map(({ task }) => task.envelope.concurrency!.key));
           keyed.forEach(({ task }, j) => (task.opts.priority = tags[j]));
         }
-        if (items.length === 1) {
-          const { task } = items[0]!;
-          await queue.add(task.type.name, task.envelope, task.opts);
-        } else {
-          await queue.addBulk(items.map(({ task }) => ({ name: task.type.name, data: task.envelope, opts: task.opts })));
-        }
+        // One script call for the queue's jobs (src/task/job-batch.ts), as BullMQ's addBulk would write them.
+        await addJobs(this.#d.redis, queue, items.map(({ task }) => ({ name: task.type.name, data: task.envelope, opts: task.opts })));
         written.push([name, items.map(({ task }) => task.id)]);
         for (const { index, task } of items) {
           results[index] = {

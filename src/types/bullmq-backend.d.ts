@@ -2,3 +2,8 @@
 declare module 'bullmq/dist/cjs/classes/redis-queue-backend.js' {
   export function raw2NextJobData(raw: unknown[]): unknown[];
 }
+
+/** BullMQ's short names of job options as stored (its optsAsJSON), not exported by its package root. */
+declare module 'bullmq/dist/cjs/utils/index.js' {
+  export const optsEncodeMap: Readonly<Record<string, string>>;
+}

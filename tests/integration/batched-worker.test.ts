@@ -1,5 +1,5 @@
 /**
- * The batched fetch and completion (src/task/job-batch.ts, src/agent/batched-worker.ts) on real
+ * The batched add, fetch and completion (src/task/job-batch.ts, src/agent/batched-worker.ts) on real
  * Redis and BullMQ: what they leave in Redis is what BullMQ's own per-job path leaves (the same
  * jobs through a plain Worker and a BatchedWorker, compared field by field and event by event);
  * a lost lock refuses only its own job; buffered jobs keep their locks, go back on pause, and are
@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { BatchedWorker } from '../../src/agent/batched-worker.ts';
-import { completeJobs, takeJobs } from '../../src/task/job-batch.ts';
+import { addJobs, completeJobs, takeJobs } from '../../src/task/job-batch.ts';
 import { connectRedis, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -86,6 +86,28 @@ describe('batched fetch and completion', () => {
       expect(await redis.exists(`${prefix}:${q.name}:stalled`)).toBe(0);
       expect(await redis.exists(`${prefix}:${q.name}:pc`)).toBe(0);
     }
+  });
+
+  it('adds jobs as BullMQ\'s addBulk does: hashes, lists, priorities, counters, events, duplicates', async () => {
+    const jobs = (tag: string) => [
+      ...Array.from({ length: 30 }, (_, i) => ({ name: 'n', data: { i, text: 'é"\\' }, opts: { jobId: `${tag}${i}`, attempts: 3, backoff: { type: 'custom' }, removeOnComplete: { age: 3600, count: 100 }, ...(i % 4 === 0 ? { priority: 1 + (i % 3) } : {}) } })),
+      { name: 'n', data: {}, opts: { jobId: `${tag}3`, attempts: 3 } }, // a duplicate in the same call
+      { name: 'late', data: {}, opts: { jobId: `${tag}late`, delay: 60_000 } }, // through addBulk
+    ];
+    const [bulk, batch] = [queue('add-bulk'), queue('add-batch')];
+    await bulk.addBulk(jobs('a'));
+    const ids = await addJobs(redis, batch, jobs('a'));
+    expect(ids).toEqual(jobs('a').map((j) => j.opts.jobId));
+    const state = async (q: Queue) => {
+      const k = (name: string) => `${prefix}:${q.name}:${name}`;
+      const hashes = await Promise.all(jobs('a').map(async (j) => {
+        const h = await redis.hgetall(k(j.opts.jobId));
+        return { ...h, timestamp: 'set', opts: JSON.parse(h.opts!) as unknown };
+      }));
+      const prioritized = (await redis.zrange(k('prioritized'), '0', '-1'));
+      return { hashes, wait: await redis.lrange(k('wait'), 0, -1), prioritized, delayed: await redis.zrange(k('delayed'), '0', '-1'), id: await redis.get(k('id')), marker: await redis.zrange(k('marker'), '0', '-1'), events: (await eventsPerJob(q)).perJob };
+    };
+    expect(await state(batch)).toEqual(await state(bulk));
   });
 
   it('takes jobs as BullMQ would (wait first, then by priority) and refuses only the completion whose lock is lost or another\'s', async () => {

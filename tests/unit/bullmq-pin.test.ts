@@ -36,10 +36,11 @@ const INCLUDED: Record<string, string> = {
   'includes/removeJobsByMaxAge': '0472931a0b4cfe5f490e09d543b2806cf2c69c5426691109422b68d72307fc69',
   'includes/removeJobsByMaxCount': '2f51a4bd01105138cf32f5f1a72616cb63f6fdb2c7d0b138d0006c2d6966c2c4',
   'includes/removeParentDependencyKey': '2a97d866674d7c98ad82fec7a897c24cd46e22ab12ce6a305480414005b66633',
+  'includes/storeJob': '34bf9c99ad762cae3fa0a1a5a265e8ff63b598b5b9d7d0ebbfa8f56091b30dc1',
   'includes/trimEvents': '47d17832c79d57c1e950cf7e3eeaddd4c70f1483c89bc4d14c458af51796d493',
 };
 
-/** Scripts whose effects ours reproduce (take: moveToActive; complete: moveToFinished), or that act on the jobs they leave. */
+/** Scripts whose effects ours reproduce (add: addStandardJob, addPrioritizedJob; take: moveToActive; complete: moveToFinished), or that act on the jobs they leave. */
 const MIRRORED: Record<string, string> = {
   'moveToActive-11': 'a097cd12b152a4bae61dc5f84508fd6c9315555ef0f828bed58dbb8684decaf0',
   'moveToFinished-14': 'd7336f45303f7f0f0c78cbf62ac4839b6b805f2610eb918d8cfe19a25451fa5a',
@@ -48,6 +49,9 @@ const MIRRORED: Record<string, string> = {
   'includes/removeLock': 'b88f066760e53683fd27727b086d7dcd0e792a0d0a65e12e1f3e829339d808ba',
   'moveStalledJobsToWait-9': '3bfdcfcf90882a81fb77e6cc4317f9f9e9453e3361f64b0c0e11b7c162d923a1',
   'moveJobFromActiveToWait-9': '959ec2b87e4b820f6eaea75fcaab882392cea0ccf99c63193e4881330f86d9c6',
+  'addStandardJob-9': 'f0e90070a042c5eedf0b730c3988f377ba28cbdfff4313b45562bd20c6b09314',
+  'addPrioritizedJob-9': '3988fbf4422ad75531f1bada198146ec1f041e7831ba8d65f7d303d3c25fad05',
+  'includes/handleDuplicatedJob': 'b45318c5a45558cd28e2eb5404d68656b086ec25b979ed4126d709cc4ec7e856',
 };
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(join(BULLMQ_COMMANDS, `${path}.lua`))).digest('hex');
@@ -61,7 +65,7 @@ describe('the BullMQ the batch scripts are written against', () => {
 
   it('has the Lua files our scripts include, unchanged, and no others are included', () => {
     const included = new Set<string>();
-    for (const name of ['job-batch-take', 'job-batch-complete']) luaSource(name, {}, included);
+    for (const name of ['job-batch-add', 'job-batch-take', 'job-batch-complete']) luaSource(name, {}, included);
     expect([...included].filter((n) => n.startsWith('bullmq:')).map((n) => n.slice('bullmq:'.length)).sort()).toEqual(Object.keys(INCLUDED).sort());
     for (const [path, hash] of Object.entries(INCLUDED)) expect(sha256(path), path).toBe(hash);
   });
@@ -83,10 +87,12 @@ describe('the BullMQ the batch scripts are written against', () => {
     for (const method of ['moveToActive', 'nextJobFromJobData', 'handleCompleted', 'handleFailed', 'updateDelays', 'createJob', 'pause', 'resume', 'close', 'mainLoop']) {
       expect(typeof worker[method], `Worker.${method}`).toBe('function');
     }
-    for (const method of ['moveToWait', 'moveToDelayed']) expect(typeof (Job.prototype as unknown as Record<string, unknown>)[method], `Job.${method}`).toBe('function');
+    for (const method of ['moveToWait', 'moveToDelayed', 'asJSON', 'validateOptions']) expect(typeof (Job.prototype as unknown as Record<string, unknown>)[method], `Job.${method}`).toBe('function');
     const backend = require('bullmq/dist/cjs/classes/redis-queue-backend.js') as Record<string, unknown>;
     expect(typeof backend.raw2NextJobData).toBe('function');
     expect(typeof (backend.RedisQueueBackend as { prototype: Record<string, unknown> }).prototype.finishedErrors).toBe('function');
+    const utils = require('bullmq/dist/cjs/utils/index.js') as { optsEncodeMap: Record<string, string> };
+    expect(utils.optsEncodeMap).toMatchObject({ deduplication: 'de', keepLogs: 'kl' });
     const locks = require('bullmq/dist/cjs/classes/lock-manager.js') as { LockManager: { prototype: Record<string, unknown> } };
     for (const method of ['trackJob', 'untrackJob']) expect(typeof locks.LockManager.prototype[method], `LockManager.${method}`).toBe('function');
   });

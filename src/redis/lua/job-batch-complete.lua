@@ -1,27 +1,19 @@
---[[
-  Completes many active jobs of one BullMQ queue in one call: each as BullMQ's moveToFinished-14
-  (the version package.json pins) completes a job with no parent, no children and no deduplication
-  id (the jobs Switchyard writes), with the steps that concern the queue (trimming its events, the
-  kept jobs, metrics, the drained event) done once. Each job's lock is checked first: a job whose
-  lock is missing, or held by another token, is refused and nothing of it is written; the others
-  are committed.
-
-  Per job: GETDEL lock, HSET returnvalue + finishedOn + atm, XADD completed; once: SREM stalled,
-  the active list rebuilt without them (or LREM each when it is long), ZADD completed.
-
-    KEYS[1] wait  KEYS[2] active  KEYS[3] prioritized  KEYS[4] events  KEYS[5] stalled  KEYS[6] meta
-    KEYS[7] completed  KEYS[8] metrics:completed
-    ARGV[1] key prefix
-    ARGV[2] timestamp (ms)
-    ARGV[3] lock duration (ms): a lock found held by another token is put back for this long
-    ARGV[4] keep: count (-1 keeps all, 0 keeps none)
-    ARGV[5] keep: age in seconds ('' for none)
-    ARGV[6] keep: limit of removals per call by age ('' for BullMQ's 1000)
-    ARGV[7] metrics: max data points ('' when metrics are off)
-    ARGV[8..] per job: id, token, return value (JSON), attempts made after this one
-
-  Returns one code per job, in order: 0 committed, -2 no lock, -6 another token's lock, -3 not active.
-]]
+-- KEYS[1] wait, KEYS[2] active, KEYS[3] prioritized, KEYS[4] events, KEYS[5] stalled, KEYS[6] meta,
+-- KEYS[7] completed, KEYS[8] metrics:completed (all BullMQ's, of one queue)
+-- ARGV[1] key prefix, ARGV[2] timestamp (ms), ARGV[3] lock duration (ms): a lock found held by another
+-- token is put back for this long, ARGV[4] keep: count (-1 keeps all, 0 keeps none, '' unset),
+-- ARGV[5] keep: age in seconds ('' for none), ARGV[6] keep: most removals per call by age ('' for
+-- BullMQ's 1000), ARGV[7] metrics: max data points ('' when metrics are off), ARGV[8..] per job: id,
+-- token, return value (JSON), attempts made after this one.
+-- Returns one code per job, in order: 0 committed, -2 no lock, -6 another token's lock, -3 not active.
+--
+-- Completes many active jobs of one BullMQ queue in one call: each as BullMQ's moveToFinished-14 (the
+-- version package.json pins) completes a job with no parent, no children and no deduplication id (the
+-- jobs Switchyard writes), with the steps that concern the queue (trimming its events, the kept jobs,
+-- metrics, the drained event) done once. Each job's lock is checked first: a job whose lock is missing,
+-- or held by another token, is refused and nothing of it is written; the others are committed.
+-- Per job: GETDEL lock, HSET returnvalue + finishedOn + atm, XADD completed; once: SREM stalled, the
+-- active list rebuilt without them (or LREM each when it is long), ZADD completed.
 local rcall = redis.call
 local waitKey, activeKey, prioritizedKey, eventStreamKey, stalledKey, metaKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local completedKey, metricsKey = KEYS[7], KEYS[8]

@@ -1,26 +1,18 @@
---[[
-  Moves up to n ready jobs of a BullMQ queue to active in one call, each with its own lock token:
-  BullMQ's moveToActive-11 (the version package.json pins) as n calls in a row would leave the
-  queue, with the queue-level steps (its metadata, promoting due delayed jobs, the rate limit, the
-  base marker) done once. Jobs are taken from wait first, then from prioritized, as n calls would.
-
-  Per job: HGETALL, SET lock PX, XADD active, HSET processedOn + ats + pb (the reply patched to match);
-  BullMQ's prepareJobForProcessing also HINCRBYs ats and adds the base marker per job.
-
-  A queue whose metadata sets a rate limit takes one job per call, counted by BullMQ's limiter; a
-  global concurrency caps n by the room left in active.
-
-    KEYS[1..11] moveToActive-11's: wait, active, prioritized, events, stalled, limiter, delayed,
-                paused, meta, pc, marker
-    ARGV[1] key prefix
-    ARGV[2] timestamp (ms)
-    ARGV[3] lock duration (ms)
-    ARGV[4] worker name ('' for none)
-    ARGV[5..] one lock token per job wanted
-
-  Returns { rate-limit pttl, next delayed timestamp, id1, hash1 (HGETALL's flat list), id2, hash2, ... };
-  job i holds token i. Ids whose job hash is gone are dropped from active and skipped (token unused).
-]]
+-- KEYS[1..11] BullMQ's moveToActive-11's: wait, active, prioritized, events, stalled, limiter, delayed,
+-- paused, meta, pc, marker
+-- ARGV[1] key prefix, ARGV[2] timestamp (ms), ARGV[3] lock duration (ms), ARGV[4] worker name ('' for
+-- none), ARGV[5..] one lock token per job wanted.
+-- Returns { rate-limit pttl, next delayed timestamp, id1, hash1 (HGETALL's flat list), id2, hash2, ... };
+-- job i holds token i. Ids whose job hash is gone are dropped from active and skipped (token unused).
+--
+-- Moves up to n ready jobs of a BullMQ queue to active in one call, each with its own lock token:
+-- BullMQ's moveToActive-11 (the version package.json pins) as n calls in a row would leave the queue,
+-- with the queue-level steps (its metadata, promoting due delayed jobs, the rate limit, the base
+-- marker) done once. Jobs are taken from wait first, then from prioritized, as n calls would.
+-- Per job: HGETALL, SET lock PX, XADD active, HSET processedOn + ats + pb (the reply patched to match);
+-- BullMQ's prepareJobForProcessing also HINCRBYs ats and adds the base marker per job.
+-- A queue whose metadata sets a rate limit takes one job per call, counted by BullMQ's limiter; a
+-- global concurrency caps n by the room left in active.
 local rcall = redis.call
 local waitKey, activeKey, prioritizedKey, eventStreamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rateLimiterKey, delayedKey, metaKey, pcKey, markerKey = KEYS[6], KEYS[7], KEYS[9], KEYS[10], KEYS[11]
