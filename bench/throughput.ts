@@ -110,8 +110,9 @@ export async function bareBullmq(o: ThroughputOptions, prefix: string, shape: Jo
   return result;
 }
 
-export async function switchyard(o: ThroughputOptions, prefix: string): Promise<PhaseResult> {
-  const sys = await startProducer(o.redisUrl, prefix, [noop]);
+/** `env`: settings for the producer and the agent (SWITCHYARD_*). */
+export async function switchyard(o: ThroughputOptions, prefix: string, env: Record<string, string> = {}): Promise<PhaseResult> {
+  const sys = await startProducer(o.redisUrl, prefix, [noop], env);
   const stats = new Redis(o.redisUrl);
   // The enqueue phase routes to a pool that has a registered agent which does not pull yet.
   const timing = { heartbeatMs: 60_000, ttlMs: 180_000 };

@@ -9,7 +9,7 @@
  *   manager tracks it from the fetch), so the stalled check leaves it alone; if the process dies, the
  *   locks lapse and the stalled check puts every buffered job back (it counts as stalled once, as a
  *   job running on a dead worker does).
- * - **Completion:** results are committed by group commit (one call in flight; whatever finished
+ * - **Completion:** results are committed by group commit (a few calls in flight; whatever finished
  *   meanwhile is the next batch), each refused, with BullMQ's error, when its lock was lost.
  *   Failures, retries and BullMQ's rate-limit, delayed and waiting errors take BullMQ's own path.
  * - **Pause and close:** buffered jobs go back to waiting at once, their attempt not counted as

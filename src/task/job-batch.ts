@@ -5,7 +5,7 @@
  * one per job; `takeJobs` moves up to N ready jobs to active, each locked
  * with its own token, as N of BullMQ's moveToActive calls would; `completeJobs` commits many
  * results, each refused when its lock is missing or another's; `CompletionBatcher` groups the
- * completions of a worker into those calls (group commit: one call in flight, the next batch is
+ * completions of a worker into those calls (group commit: a few calls in flight, the next batch is
  * whatever finished meanwhile, so a lone completion is committed at once).
  *
  * For queues without flows or deduplication (Switchyard's): a completed job's parent and its
@@ -171,28 +171,34 @@ interface Pending {
 
 /**
  * Group commit of completions: `add` resolves with the entry's code once its batch is committed.
- * At most one call is in flight; entries added meanwhile form the next (at most `max`, one call per
- * keep spec). A failed call rejects the entries it carried.
+ * At most `lanes` calls are in flight; entries added meanwhile form the next (at most `max`, one call
+ * per keep spec), so a lone completion is committed at once. A failed call rejects the entries it carried.
  */
 export class CompletionBatcher {
   #pending: Pending[] = [];
-  #running: Promise<void> | undefined;
+  #running = 0;
+  #idle: Array<() => void> = [];
 
   constructor(
     private readonly commit: (entries: Completion[]) => Promise<number[]>,
     private readonly max = 256,
+    /** Calls in flight at once (3: Node builds the next batch while Redis runs the last; measured in bench/RESULTS.md's throughput run). */
+    private readonly lanes = 3,
   ) {}
 
   add(entry: Completion): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ entry, resolve, reject });
-      this.#running ??= this.#drain();
+      if (this.#running < this.lanes) {
+        this.#running++;
+        void this.#drain();
+      }
     });
   }
 
   /** Resolves once everything added so far is committed (or refused). */
-  async flush(): Promise<void> {
-    while (this.#running) await this.#running;
+  flush(): Promise<void> {
+    return this.#running === 0 ? Promise.resolve() : new Promise((r) => this.#idle.push(r));
   }
 
   async #drain(): Promise<void> {
@@ -211,7 +217,7 @@ export class CompletionBatcher {
         await Promise.all([...specs.values()].map((group) => this.#commit(group)));
       }
     } finally {
-      this.#running = undefined;
+      if (--this.#running === 0) for (const r of this.#idle.splice(0)) r();
     }
   }
 
