@@ -18,8 +18,9 @@ afterAll(async () => {
   for (const close of closers.reverse()) await close().catch(() => undefined);
 });
 
+/** A queue named `{name}`: its keys share one hash slot, as every script needs on a Redis Cluster. */
 function queue(name: string): Queue {
-  const q = new Queue(name, { connection: redis, prefix });
+  const q = new Queue(`{${name}}`, { connection: redis, prefix });
   closers.push(() => q.close());
   return q;
 }
@@ -52,7 +53,7 @@ async function runThrough(name: string, batched: boolean, jobs: number): Promise
   await q.addBulk(Array.from({ length: jobs }, (_, i) => ({ name: 'n', data: { i }, opts: { jobId: `j${i}`, attempts: 2, ...(i % 7 === 0 ? { priority: 1 + (i % 3) } : {}), removeOnComplete: { count: 50 } } })));
   const processor = async (job: Job) => ({ doubled: (job.data as { i: number }).i * 2 });
   const opts = { connection: redis, prefix, concurrency: 8, name: 'w', autorun: false };
-  const worker = batched ? new BatchedWorker(name, processor, opts, { redis, prefetch: 8 }) : new Worker(name, processor, opts);
+  const worker = batched ? new BatchedWorker(q.name, processor, opts, { redis, prefetch: 8 }) : new Worker(q.name, processor, opts);
   closers.push(() => worker.close());
   let completed = 0;
   worker.on('completed', () => completed++);
@@ -122,10 +123,10 @@ describe('batched fetch and completion', () => {
     expect(taken.jobs.map((j) => [j.id, j.token])).toEqual([['w1', 't1'], ['w2', 't2'], ['p1', 't3'], ['p2', 't4']]);
     expect(taken.jobs[0]!.json).toMatchObject({ name: 'n', attemptsStarted: 1, processedBy: 'me' });
     expect(await q.getActiveCount()).toBe(4);
-    expect(await redis.get(`${prefix}:locks:w2:lock`)).toBe('t2');
+    expect(await redis.get(`${prefix}:{locks}:w2:lock`)).toBe('t2');
 
-    await redis.del(`${prefix}:locks:w1:lock`);
-    await redis.set(`${prefix}:locks:w2:lock`, 'someone-else', 'PX', 10_000);
+    await redis.del(`${prefix}:{locks}:w1:lock`);
+    await redis.set(`${prefix}:{locks}:w2:lock`, 'someone-else', 'PX', 10_000);
     const keep = { count: -1 };
     const codes = await completeJobs(redis, q.keys, [
       { id: 'w1', token: 't1', value: '1', attemptsMade: 1, keep },
@@ -134,13 +135,13 @@ describe('batched fetch and completion', () => {
     ], { lockMs: 10_000 });
     expect(codes).toEqual([-2, -6, 0]);
     // The refused ones are untouched: still active, the other token's lock still there, no result written.
-    expect(await redis.get(`${prefix}:locks:w2:lock`)).toBe('someone-else');
+    expect(await redis.get(`${prefix}:{locks}:w2:lock`)).toBe('someone-else');
     expect((await q.getJob('w1'))!.returnvalue).toBeNull();
     expect(await q.getJobState('w1')).toBe('active');
     expect(await q.getJobState('p1')).toBe('completed');
     expect(await q.getActiveCount()).toBe(3);
     // A job no longer active is refused too (its lock, like BullMQ's, is released).
-    await redis.lrem(`${prefix}:locks:active`, 0, 'p2');
+    await redis.lrem(`${prefix}:{locks}:active`, 0, 'p2');
     expect(await completeJobs(redis, q.keys, [{ id: 'p2', token: 't4', value: '4', attemptsMade: 1, keep }], { lockMs: 10_000 })).toEqual([-3]);
   });
 
@@ -148,12 +149,12 @@ describe('batched fetch and completion', () => {
     const q = queue('renew');
     await q.addBulk(Array.from({ length: 6 }, (_, i) => ({ name: 'n', data: {}, opts: { jobId: `r${i}` } })));
     const stalled: string[] = [];
-    const events = new QueueEvents('renew', { connection: connectRedis(), prefix });
+    const events = new QueueEvents(q.name, { connection: connectRedis(), prefix });
     closers.push(() => events.close());
     events.on('stalled', ({ jobId }) => stalled.push(jobId));
     await events.waitUntilReady();
     const runs = new Map<string, number>();
-    const worker = new BatchedWorker('renew', async (job) => {
+    const worker = new BatchedWorker(q.name, async (job) => {
       runs.set(job.id!, (runs.get(job.id!) ?? 0) + 1);
       await new Promise((r) => setTimeout(r, 700));
     }, { connection: redis, prefix, concurrency: 1, lockDuration: 500, stalledInterval: 300 }, { redis, prefetch: 5 });
@@ -168,7 +169,7 @@ describe('batched fetch and completion', () => {
     await q.addBulk(Array.from({ length: 10 }, (_, i) => ({ name: 'n', data: {}, opts: { jobId: `q${i}` } })));
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const worker = new BatchedWorker('pause', async () => gate, { connection: redis, prefix, concurrency: 2 }, { redis, prefetch: 4 });
+    const worker = new BatchedWorker(q.name, async () => gate, { connection: redis, prefix, concurrency: 2 }, { redis, prefetch: 4 });
     closers.push(() => worker.close());
     await waitFor(() => worker.buffered > 0 || undefined, { what: 'jobs in the local queue' });
     const pausing = worker.pause();
