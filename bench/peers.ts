@@ -8,13 +8,20 @@
  * `--rounds` rounds after a warm-up. PostgreSQL is `--peers-database-url` (PEERS_DATABASE_URL); with
  * none answering there the scenario is skipped, not failed.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
 import { Logger, makeWorkerUtils, run } from 'graphile-worker';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { Redis } from 'ioredis';
 import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report } from './report.ts';
 import { bareBullmq, switchyard, type ThroughputOptions } from './throughput.ts';
+import { createRedis, deleteKeysUnder, freePort, queueName } from '../src/index.ts';
+import { apiReady, printed, startAgent, startApiProcess, stop } from './processes.ts';
+
+const GRAPHILE_HTTP = fileURLToPath(new URL('./graphile-http.ts', import.meta.url));
 
 export const PEERS_DEFAULTS = {
   peersDatabaseUrl: process.env.PEERS_DATABASE_URL ?? 'postgres://switchyard:switchyard@127.0.0.1:5432/switchyard_bench',
@@ -28,6 +35,9 @@ const PGBOSS_BATCH = 500;
 
 const SIDES = ['bare', 'sy', 'gw', 'boss'] as const;
 type Side = (typeof SIDES)[number];
+/** The sides measured behind HTTP too. */
+const HTTP_SIDES = ['sy', 'gw'] as const;
+type HttpSide = (typeof HTTP_SIDES)[number];
 const LABEL: Record<Side, string> = { bare: 'bare BullMQ', sy: 'Switchyard', gw: 'graphile-worker', boss: 'pg-boss' };
 
 interface Rates {
@@ -148,6 +158,60 @@ async function pgBoss(o: ThroughputOptions, url: string, schema: string, admin: 
   }
 }
 
+/** Posts `jobs` tasks in batches of 1 000 to `url` (POST …/v1/tasks/batch), one batch at a time, then waits for `done`; tasks/s. */
+async function postAll(o: ThroughputOptions, url: string, task: (i: number) => unknown, done: () => Promise<boolean>): Promise<number> {
+  const t = performance.now();
+  for (let i = 0; i < o.jobs; i += o.chunk) {
+    const res = await fetch(`${url}/v1/tasks/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tasks: Array.from({ length: Math.min(o.chunk, o.jobs - i) }, (_, k) => task(i + k)) }),
+    });
+    if (res.status !== 202) throw new Error(`peers: the front answered ${res.status}: ${await res.text()}`);
+  }
+  await until(done, 'the tasks posted over HTTP');
+  return (o.jobs / (performance.now() - t)) * 1000;
+}
+
+/** Switchyard behind its API: `switchyard api` and `switchyard agent echo` processes; end to end over HTTP, tasks/s. */
+async function switchyardHttp(o: ThroughputOptions, prefix: string): Promise<number> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const redis = createRedis(o.redisUrl, 'blocking');
+  const queue = new Queue(queueName({ type: 'echo', pool: 'default' }), { connection: redis, prefix });
+  const children: ChildProcess[] = [startApiProcess(o.redisUrl, port, { SWITCHYARD_PREFIX: prefix })];
+  try {
+    await apiReady(url);
+    children.push(await startAgent({ redisUrl: o.redisUrl, prefix, type: 'echo', concurrency: o.concurrency }));
+    await until(async () => ((await (await fetch(`${url}/v1/pools?type=echo`)).json()) as Array<{ eligible: boolean }>).some((p) => p.eligible), 'the echo pool');
+    return await postAll(o, url, (i) => ({ type: 'echo', payload: { i } }), async () => ((await queue.getJobCounts('completed')).completed ?? 0) >= o.jobs);
+  } finally {
+    for (const c of children.reverse()) await stop(c);
+    await queue.close();
+    await deleteKeysUnder(redis, prefix);
+    redis.disconnect();
+  }
+}
+
+/** graphile-worker behind an Express front (bench/graphile-http.ts: a front process and a worker process); end to end over HTTP, tasks/s. */
+async function graphileHttp(o: ThroughputOptions, dbUrl: string, schema: string, admin: pg.Pool): Promise<number> {
+  const port = await freePort();
+  const env = { ...process.env, DATABASE_URL: dbUrl, GRAPHILE_SCHEMA: schema, PORT: String(port), GRAPHILE_CONCURRENCY: String(o.concurrency), GRAPHILE_PRESET: JSON.stringify(GRAPHILE_PRESET) };
+  const spawnPart = (part: 'front' | 'worker') => spawn(process.execPath, ['--import', 'tsx', GRAPHILE_HTTP, part], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const children: ChildProcess[] = [];
+  try {
+    const front = spawnPart('front');
+    children.push(front);
+    await printed(front, 'ready', 'graphile-worker front');
+    const worker = spawnPart('worker');
+    children.push(worker);
+    await printed(worker, 'ready', 'graphile-worker worker');
+    return await postAll(o, `http://127.0.0.1:${port}`, (i) => ({ payload: { i } }), async () => (await admin.query(`select count(*)::int as n from "${schema}"._private_jobs`)).rows[0].n === 0);
+  } finally {
+    for (const c of children.reverse()) await stop(c);
+  }
+}
+
 /** Whether PostgreSQL answers at `url`: undefined if it does, else why not. */
 async function unreachable(url: string): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
@@ -186,6 +250,7 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
   await stats.quit();
   const o: ThroughputOptions = { redisUrl: opts.redis, jobs: opts.jobs, concurrency: opts.concurrency, chunk: 1000 };
   const runs: Record<Side, Rates[]> = { bare: [], sy: [], gw: [], boss: [] };
+  const httpRuns: Record<HttpSide, number[]> = { sy: [], gw: [] };
   const schemas: string[] = [];
   const dropSchemas = async () => {
     for (const s of schemas.splice(0)) await admin.query(`drop schema if exists "${s}" cascade`);
@@ -216,9 +281,25 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
         result[side] = await measure[side]();
         await dropSchemas();
       }
+      // Behind HTTP: each side's front and worker in their own processes, the tasks posted in batches of 1 000.
+      const overHttp: Record<HttpSide, () => Promise<number>> = {
+        sy: () => switchyardHttp(round, `bench-peers-${tag}-h`),
+        gw: async () => {
+          const schema = `bench_gwh_${tag}`;
+          schemas.push(schema);
+          await admin.query(`drop schema if exists "${schema}" cascade`);
+          return graphileHttp(round, url, schema, admin);
+        },
+      };
+      const http = {} as Record<HttpSide, number>;
+      for (const side of r % 2 ? [...HTTP_SIDES].reverse() : HTTP_SIDES) {
+        http[side] = await overHttp[side]();
+        await dropSchemas();
+      }
       if (r === 0) continue;
       for (const side of SIDES) runs[side].push(result[side]);
-      progress(`peers round ${r}/${opts.rounds}: end to end ${SIDES.map((s) => `${LABEL[s]} ${fmt(result[s].endToEndPerSec)}`).join(', ')} tasks/s`);
+      for (const side of HTTP_SIDES) httpRuns[side].push(http[side]);
+      progress(`peers round ${r}/${opts.rounds}: end to end ${SIDES.map((s) => `${LABEL[s]} ${fmt(result[s].endToEndPerSec)}`).join(', ')} tasks/s; behind HTTP ${HTTP_SIDES.map((s) => `${LABEL[s]} ${fmt(http[s])}`).join(', ')}`);
     }
   } finally {
     await dropSchemas().catch(() => undefined);
@@ -226,6 +307,7 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
   }
   const m = (side: Side, k: 'enqueuePerSec' | 'processPerSec' | 'endToEndPerSec') => median(runs[side].map((x) => x[k]));
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const mh = (side: HttpSide) => median(httpRuns[side]);
   const shapes = [
     { k: 'endToEndPerSec', label: `end to end, tasks/s (${fmt(opts.jobs)} added in batches of 1 000 while the worker runs)` },
     { k: 'processPerSec', label: `drain a ready backlog of ${fmt(opts.jobs)}, tasks/s` },
@@ -237,12 +319,14 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
     `- bare BullMQ and Switchyard: bench/throughput.ts's sides (Queue.addBulk + Worker; TaskProducer.enqueueBatch + Agent), Redis ${setting.redisVersion} (appendonly ${setting.redis.appendonly}, save "${setting.redis.save}").`,
     `- graphile-worker 0.17.3: WorkerUtils.addJobs in batches, run() with a task list of one no-op task, \`concurrency: ${opts.concurrency}\` and its documented batching, \`preset.worker\` = \`${JSON.stringify(GRAPHILE_PRESET)}\` (pool of 10 connections, the default). Done is counted when its jobs table is empty (completions are batched after the task returns).`,
     `- pg-boss 10.4.2: insert() in batches (each followed by notifyWorker), one work() with \`batchSize: ${PGBOSS_BATCH}\`, \`pollingIntervalSeconds: 0.5\` (its minimum), the handler running its batch ${opts.concurrency} at a time and calling notifyWorker on itself when the batch came full so the next fetch skips the polling pause. Done is counted when ${'`'}job${'`'} holds every task as completed (pg-boss completes a batch after the handler returns, unawaited).`,
+    `- behind HTTP: Switchyard's \`switchyard api\` and \`switchyard agent echo --concurrency ${opts.concurrency}\` processes, the tasks posted to \`POST /v1/tasks/batch\`; graphile-worker behind Express with its JSON parser in one process (\`POST /v1/tasks/batch\` → addJobs) and its run() in another (bench/graphile-http.ts), the same preset. The bench posts one batch at a time and times until the last task is done.`,
     `- PostgreSQL ${setting.pg.v} at its defaults (fsync ${setting.pg.f}, synchronous_commit ${setting.pg.sc}): the PostgreSQL peers commit durably, the Redis sides do not persist at all here; weigh the ratios with that in mind.`,
     '',
     `| shape | ${SIDES.map((s) => LABEL[s]).join(' | ')} | Switchyard / graphile-worker | Switchyard / pg-boss | bare BullMQ / graphile-worker | bare BullMQ / pg-boss | Switchyard / bare BullMQ |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...shapes.map(({ k, label }) =>
       `| ${label} | ${SIDES.map((s) => fmt(m(s, k))).join(' | ')} | ${ratio(m('sy', k), m('gw', k))} | ${ratio(m('sy', k), m('boss', k))} | ${ratio(m('bare', k), m('gw', k))} | ${ratio(m('bare', k), m('boss', k))} | ${ratio(m('sy', k), m('bare', k))} |`),
+    `| end to end behind HTTP, tasks/s (${fmt(opts.jobs)} posted in batches of 1 000 to a front process, one worker process) | | ${fmt(mh('sy'))} | ${fmt(mh('gw'))} | | ${ratio(mh('sy'), mh('gw'))} | | | | |`,
     '',
     `graphile-worker's refetch delay (${'`'}durationMs: 10${'`'}) ran out ${runs.gw.map((x) => x.refetchDelaysExpired ?? 0).join(', ')} time(s) per round: new-job notifications that arrive while a delay runs, and do not reach its random abort threshold (up to 5 × the local queue size), are not acted on when it ends; the jobs then wait for the next poll (\`pollInterval\`, 2 s by default). A run of a few hundred tasks (\`--smoke\`) can be dominated by that one wait; compare the end-to-end time with 2 s before reading its graphile-worker figure.`,
     '',
@@ -252,10 +336,11 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
   const drain = (s: Side) => m(s, 'processPerSec');
   const summary = [
     summaryRow('Switchyard end to end vs graphile-worker, tasks/s', fmt(e2e('gw')), fmt(e2e('sy')), ratio(e2e('sy'), e2e('gw')), '≥ 1.0', e2e('sy') / e2e('gw') >= 1),
+    summaryRow('Switchyard end to end behind HTTP vs graphile-worker behind Express, tasks/s', fmt(mh('gw')), fmt(mh('sy')), ratio(mh('sy'), mh('gw')), '≥ 1.0', mh('sy') / mh('gw') >= 1),
     summaryRow('Switchyard end to end vs pg-boss, tasks/s', fmt(e2e('boss')), fmt(e2e('sy')), ratio(e2e('sy'), e2e('boss')), '', undefined),
     summaryRow('Switchyard drain of a backlog vs graphile-worker, tasks/s', fmt(drain('gw')), fmt(drain('sy')), ratio(drain('sy'), drain('gw')), '', undefined),
     summaryRow('Switchyard drain of a backlog vs pg-boss, tasks/s', fmt(drain('boss')), fmt(drain('sy')), ratio(drain('sy'), drain('boss')), '', undefined),
     summaryRow('Switchyard vs bare BullMQ end to end (peers run), tasks/s', fmt(e2e('bare')), fmt(e2e('sy')), ratio(e2e('sy'), e2e('bare')), '≥ 2.3', e2e('sy') / e2e('bare') >= 2.3),
   ];
-  return { title, command, text, summary, data: { ...runs, settings: setting, graphilePreset: GRAPHILE_PRESET, pgBossBatch: PGBOSS_BATCH } };
+  return { title, command, text, summary, data: { ...runs, http: httpRuns, settings: setting, graphilePreset: GRAPHILE_PRESET, pgBossBatch: PGBOSS_BATCH } };
 }
