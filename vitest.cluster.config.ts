@@ -14,7 +14,7 @@ export default defineConfig({
   test: {
     ...base.test,
     include: [
-      'tests/integration/{agent,agent-breaker,agent-health,api,breaker,client,metrics,producer,rate-limit,registry,routing,workflow,workflow-repair,concurrency-key,fair-order,rate-limits,throttle-debounce,schedules,client-schedules,sleep-node,signal-node,map-node,events,callbacks,batched-worker,batch-handler,worker-protocol}.test.ts',
+      'tests/integration/{agent,agent-breaker,agent-health,api,breaker,client,metrics,producer,rate-limit,registry,routing,workflow,workflow-repair,concurrency-key,fair-order,rate-limits,throttle-debounce,schedules,client-schedules,sleep-node,signal-node,map-node,events,callbacks,batched-worker,batch-handler,local-queue,worker-protocol}.test.ts',
       'tests/e2e/{task-flow,fleet,breaker,breaker-watch,dead-letters,pool-loss,workflow,examples,cli,dashboard}.test.ts',
       'tests/cluster/**/*.test.ts',
     ],
