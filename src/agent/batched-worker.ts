@@ -47,6 +47,9 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
   /** The last fill found fewer jobs than it asked for: no background fills until the loop asks again. */
   #dry = false;
   #tokens = 0;
+  /** Jobs being processed (handler, then commit). */
+  #processing = 0;
+  #idle: Array<() => void> = [];
 
   constructor(name: string, processor: Processor<D, R>, opts: WorkerOptions, batch: BatchOptions) {
     super(name, processor, opts);
@@ -153,10 +156,28 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     return super.resume();
   }
 
+  override async processJob(job: Job<D, R>, token: string, fetchNextCallback?: () => boolean): Promise<void | Job<D, R>> {
+    this.#processing++;
+    try {
+      return await super.processJob(job, token, fetchNextCallback);
+    } finally {
+      if (--this.#processing === 0) for (const r of this.#idle.splice(0)) r();
+    }
+  }
+
+  /**
+   * Hands the local queue back, then closes. A paused worker waits for its jobs here and closes with
+   * `force`: BullMQ's own wait disconnects the blocking connection again and waits for its 'end', which
+   * on a Redis Cluster never comes after a pause did the same (bullmq #4065), so close() would hang.
+   */
   override async close(force?: boolean): Promise<void> {
     this.#holding = true;
     await this.#filling?.catch(() => 0);
     await this.#handBack().catch((err: unknown) => this.emit('error', err as Error));
+    if (!force && this.isPaused()) {
+      if (this.#processing > 0) await new Promise<void>((r) => this.#idle.push(r));
+      force = true;
+    }
     await super.close(force);
     await this.#batcher.flush();
   }
