@@ -72,8 +72,12 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
 
   protected override async moveToActive(token: string, name?: string): Promise<Job<D, R>> {
     if (this.#prefetch === 0 || this.opts.limiter) return super.moveToActive(token, name);
-    // Paused or closing: nothing is taken (BullMQ's own fetch answers the same while paused).
-    if (this.#holding) return undefined as unknown as Job<D, R>;
+    // Paused or closing: nothing is taken (BullMQ's own fetch answers the same while paused), after a
+    // turn of the event loop, so a loop that asks again at once cannot starve I/O.
+    if (this.#holding) {
+      await new Promise((r) => setImmediate(r));
+      return undefined as unknown as Job<D, R>;
+    }
     const next = await this.#take();
     if (!next) return this.nextJobFromJobData(undefined, undefined, token);
     (this as unknown as WorkerInternals).updateDelays(0, 0);
@@ -144,11 +148,13 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     );
   }
 
+  /** BullMQ's pause is started first: it marks the worker paused at once, so its loop fetches nothing while the local queue goes back. */
   override async pause(doNotWaitActive?: boolean): Promise<void> {
     this.#holding = true;
+    const pausing = super.pause(doNotWaitActive);
     await this.#filling?.catch(() => 0);
     await this.#handBack();
-    await super.pause(doNotWaitActive);
+    await pausing;
   }
 
   override resume(): Promise<void> {
@@ -172,13 +178,19 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
    */
   override async close(force?: boolean): Promise<void> {
     this.#holding = true;
-    await this.#filling?.catch(() => 0);
-    await this.#handBack().catch((err: unknown) => this.emit('error', err as Error));
     if (!force && this.isPaused()) {
+      await this.#filling?.catch(() => 0);
+      await this.#handBack().catch((err: unknown) => this.emit('error', err as Error));
       if (this.#processing > 0) await new Promise<void>((r) => this.#idle.push(r));
-      force = true;
+      await super.close(true);
+    } else {
+      // BullMQ's close is started first: it marks the worker closing at once, so its loop fetches nothing more.
+      const closing = super.close(force);
+      await this.#filling?.catch(() => 0);
+      await this.#handBack().catch((err: unknown) => this.emit('error', err as Error));
+      await closing;
     }
-    await super.close(force);
     await this.#batcher.flush();
   }
+
 }
