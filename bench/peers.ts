@@ -252,6 +252,12 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
   const runs: Record<Side, Rates[]> = { bare: [], sy: [], gw: [], boss: [] };
   const httpRuns: Record<HttpSide, number[]> = { sy: [], gw: [] };
   const schemas: string[] = [];
+  /** A schema name, dropped if a run before left it, and dropped again after the round. */
+  const freshSchema = async (schema: string) => {
+    schemas.push(schema);
+    await admin.query(`drop schema if exists "${schema}" cascade`);
+    return schema;
+  };
   const dropSchemas = async () => {
     for (const s of schemas.splice(0)) await admin.query(`drop schema if exists "${s}" cascade`);
   };
@@ -263,18 +269,8 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
       const measure: Record<Side, () => Promise<Rates>> = {
         bare: () => bareBullmq(round, `bench-peers-${tag}-b`),
         sy: () => switchyard(round, `bench-peers-${tag}-s`),
-        gw: async () => {
-          const schema = `bench_gw_${tag}`;
-          schemas.push(schema);
-          await admin.query(`drop schema if exists "${schema}" cascade`);
-          return graphile(round, url, schema, admin);
-        },
-        boss: async () => {
-          const schema = `bench_pgboss_${tag}`;
-          schemas.push(schema);
-          await admin.query(`drop schema if exists "${schema}" cascade`);
-          return pgBoss(round, url, schema, admin);
-        },
+        gw: async () => graphile(round, url, await freshSchema(`bench_gw_${tag}`), admin),
+        boss: async () => pgBoss(round, url, await freshSchema(`bench_pgboss_${tag}`), admin),
       };
       const result = {} as Record<Side, Rates>;
       for (const side of r % 2 ? [...SIDES].reverse() : SIDES) {
@@ -284,12 +280,7 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
       // Behind HTTP: each side's front and worker in their own processes, the tasks posted in batches of 1 000.
       const overHttp: Record<HttpSide, () => Promise<number>> = {
         sy: () => switchyardHttp(round, `bench-peers-${tag}-h`),
-        gw: async () => {
-          const schema = `bench_gwh_${tag}`;
-          schemas.push(schema);
-          await admin.query(`drop schema if exists "${schema}" cascade`);
-          return graphileHttp(round, url, schema, admin);
-        },
+        gw: async () => graphileHttp(round, url, await freshSchema(`bench_gwh_${tag}`), admin),
       };
       const http = {} as Record<HttpSide, number>;
       for (const side of r % 2 ? [...HTTP_SIDES].reverse() : HTTP_SIDES) {

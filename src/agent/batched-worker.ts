@@ -20,6 +20,7 @@
  */
 import { Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
+import { giveBack } from '../task/deferral.ts';
 import { COMMITTED, CompletionBatcher, commitCompletion, completeJobs, takeJobs, type TakenJob } from '../task/job-batch.ts';
 
 export interface BatchOptions {
@@ -135,15 +136,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     await Promise.all(
       jobs.map(async (b) => {
         this.lockManager.untrackJob(b.id);
-        const job = this.createJob(b.json, b.id);
-        const key = `${this.keys['']}${b.id}`;
-        await this.#redis.hincrby(key, 'ats', -1);
-        try {
-          await job.moveToWait(b.token);
-        } catch (err) {
-          await this.#redis.hincrby(key, 'ats', 1);
-          this.emit('error', err as Error);
-        }
+        await giveBack(this.createJob(b.json, b.id), b.token, this.#redis).catch((err: unknown) => this.emit('error', err as Error));
       }),
     );
   }
