@@ -176,7 +176,8 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): BatchedWorker<TaskEnve
   const { definition, config } = opts;
   const { identity, redis, gate, outcomes, hooks } = p;
   const { runs, items } = p;
-  return new BatchedWorker<TaskEnvelope>(
+  // The processor tells the worker's local queue when a handler is about to run (the worker is built before any run).
+  const worker: BatchedWorker<TaskEnvelope> = new BatchedWorker<TaskEnvelope>(
     queueName({ type: identity.type.name, pool: identity.pool }),
     createProcessor({
       definition,
@@ -193,6 +194,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): BatchedWorker<TaskEnve
       callback: (url, taskId, state) => p.callbacks.add({ kind: 'task', id: taskId, state, url }),
       settleNode: nodeSettler(runs, items),
       started: () => hooks.started(),
+      beforeHandler: (job) => worker.beforeHandler(job),
       finished: (ok) => {
         hooks.finished();
         outcomes.record(ok);
@@ -211,6 +213,7 @@ function buildWorker(opts: AgentOptions, p: WorkerParts): BatchedWorker<TaskEnve
     },
     { redis, prefetch: config.prefetch ?? identity.record.concurrency },
   );
+  return worker;
 }
 
 /** How a task's end reaches its workflow: a map item through the map's runner (which starts the next item), a node or compensation through its run. */

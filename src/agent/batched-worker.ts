@@ -7,8 +7,12 @@
  *   local queue; the loop's fetches are served from it, and it is filled again, in the background,
  *   once it is down to half. A buffered job's lock is renewed like a running job's (BullMQ's lock
  *   manager tracks it from the fetch), so the stalled check leaves it alone; if the process dies, the
- *   locks lapse and the stalled check puts every buffered job back (it counts as stalled once, as a
- *   job running on a dead worker does).
+ *   locks lapse and the stalled check puts every buffered job back. That check counts a stall against
+ *   each (stc, which Switchyard counts against a task's attempts), so each job records its place in
+ *   the local queue, and the worker marks in Redis how far its handlers have got (`beforeHandler`:
+ *   one SET before the handlers that start together run): a job whose place was never reached gets
+ *   that stall back when it is taken again (job-batch-take.lua). A task is charged a stall only if
+ *   its handler was about to run.
  * - **Completion:** results are committed by group commit (a few calls in flight; whatever finished
  *   meanwhile is the next batch), each refused, with BullMQ's error, when its lock was lost.
  *   Failures, retries and BullMQ's rate-limit, delayed and waiting errors take BullMQ's own path.
@@ -21,7 +25,7 @@
 import { Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
 import type { RedisConnection } from '../redis/connection.ts';
 import { giveBack } from '../task/deferral.ts';
-import { COMMITTED, CompletionBatcher, commitCompletion, completeJobs, takeJobs, type TakenJob } from '../task/job-batch.ts';
+import { COMMITTED, CompletionBatcher, commitCompletion, completeJobs, START_MARK_MS, startMarkKey, takeJobs, type TakenJob } from '../task/job-batch.ts';
 
 export interface BatchOptions {
   /** Commands connection for the batch scripts (the worker's own `connection`). */
@@ -51,6 +55,15 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
   /** Jobs being processed (handler, then commit). */
   #processing = 0;
   #idle: Array<() => void> = [];
+  /** The place the next job taken into the local queue gets. */
+  #place = 0;
+  /** Places of jobs handed to the loop whose handlers have not been called yet, by job id. */
+  readonly #popped = new Map<string, number>();
+  /** The start mark written last: places below it were handed to a handler. */
+  #marked = 0;
+  /** The mark the handlers waiting for the next write need, and that write (once per turn of microtasks). */
+  #pendingMark = 0;
+  #markWrite: Promise<void> | undefined;
 
   constructor(name: string, processor: Processor<D, R>, opts: WorkerOptions, batch: BatchOptions) {
     super(name, processor, opts);
@@ -91,6 +104,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     for (let round = 0; round < 2 && !this.#holding; round++) {
       const next = this.#buffer.shift();
       if (next) {
+        if (next.place !== undefined) this.#popped.set(next.id, next.place);
         if (!this.#dry && this.#buffer.length <= this.#prefetch / 2) void this.#fill().catch((err: unknown) => this.emit('error', err as Error));
         return next;
       }
@@ -106,7 +120,10 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
         const want = this.#prefetch - this.#buffer.length;
         if (want <= 0 || this.#holding) return 0;
         const tokens = Array.from({ length: want }, () => `${this.id}:b${this.#tokens++}`);
-        const taken = await takeJobs(this.#redis, this.keys, tokens, { lockMs: this.opts.lockDuration ?? 30_000, workerName: this.opts.name });
+        // Places are given out before the call: if its reply is lost, none is used twice (gaps are harmless).
+        const localQueue = { owner: this.id, firstPlace: this.#place };
+        this.#place += want;
+        const taken = await takeJobs(this.#redis, this.keys, tokens, { lockMs: this.opts.lockDuration ?? 30_000, workerName: this.opts.name, localQueue });
         this.#dry = taken.jobs.length < want;
         const now = Date.now();
         for (const job of taken.jobs) this.lockManager.trackJob(job.id, job.token, now);
@@ -119,6 +136,44 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
       }
     })();
     return this.#filling;
+  }
+
+  /**
+   * The handler of this job is about to be called: it waits until the start mark covers its place.
+   * Handlers starting together share one mark write (issued, not awaited: the command is on its way
+   * before they run), so a crash in one of them charges the others their stall too, as BullMQ charges
+   * every job moved to a worker that dies. A job that already stalled (it was there when a worker
+   * died, perhaps because of it) runs alone: after the jobs placed before it reached their handlers,
+   * under a mark of its own, so a repeat crash is charged to it and to what had really started.
+   * Marks only go up, on one connection, so Redis sees them in order.
+   */
+  beforeHandler(job: Job<D, R>): Promise<void> | undefined {
+    const place = job.id === undefined ? undefined : this.#popped.get(job.id);
+    if (place === undefined) return undefined;
+    this.#popped.delete(job.id!);
+    if (place < this.#marked) return undefined;
+    if (job.stalledCounter > 0) return this.#alone(place);
+    this.#pendingMark = Math.max(this.#pendingMark, place + 1);
+    this.#markWrite ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.#markWrite = undefined;
+        this.#mark(this.#pendingMark);
+        resolve();
+      }),
+    );
+    return this.#markWrite;
+  }
+
+  async #alone(place: number): Promise<void> {
+    await this.#markWrite;
+    await new Promise((r) => setImmediate(r));
+    this.#mark(place + 1);
+  }
+
+  #mark(value: number): void {
+    if (value <= this.#marked) return;
+    this.#marked = value;
+    this.#redis.set(startMarkKey(this.keys, this.id), value, 'PX', START_MARK_MS).catch((err: unknown) => this.emit('error', err as Error));
   }
 
   protected override async handleCompleted(result: R, job: Job<D, R>, token: string, fetchNextCallback = () => true): Promise<Job<D, R>> {
@@ -160,6 +215,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     try {
       return await super.processJob(job, token, fetchNextCallback);
     } finally {
+      if (job.id) this.#popped.delete(job.id);
       if (--this.#processing === 0) for (const r of this.#idle.splice(0)) r();
     }
   }
@@ -184,6 +240,8 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
       await closing;
     }
     await this.#batcher.flush();
+    // Nothing of this worker is left waiting in active (a forced close's running jobs are charged their stall either way).
+    await this.#redis.del(startMarkKey(this.keys, this.id)).catch(() => 0);
   }
 
 }

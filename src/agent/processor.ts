@@ -66,6 +66,11 @@ export interface ProcessorHooks extends TaskSteps {
   namedBreaker(name: string): SharedBreaker;
   /** Called when a handler run starts and ends, for the agent's load and error-rate figures. */
   started(): void;
+  /**
+   * The task's handler is about to be called (its gates passed): what must happen first, if anything
+   * (a batched worker's start mark, src/agent/batched-worker.ts).
+   */
+  beforeHandler?(job: Job<TaskEnvelope>): Promise<void> | undefined;
   finished(ok: boolean): void;
 }
 
@@ -280,6 +285,8 @@ async function runAttempt(h: ProcessorHooks, job: Job<TaskEnvelope>, token: stri
   annotate({ 'switchyard.breaker.admission': admission });
   // The pool's breaker is open (or its probe budget is taken): back to waiting, attempt unspent.
   if (admission === 'DENIED') throw Worker.RateLimitError();
+  const before = h.beforeHandler?.(job);
+  if (before) await before;
   const timeoutMs = env.timeoutMs ?? type.defaults.timeoutMs;
   const attempt = h.inFlight.begin(jobId, timeoutMs);
   const ctx = new AttemptContext(job, env, h.pool, attempt, h.log, h.namedBreaker);

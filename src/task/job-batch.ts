@@ -90,6 +90,8 @@ export interface TakenJob {
   /** As BullMQ's Worker builds a job from (nextJobFromJobData). */
   json: JobJson;
   token: string;
+  /** Its place in the local queue it was taken for (TakeOptions.localQueue). */
+  place?: number;
 }
 
 export interface Taken {
@@ -104,17 +106,31 @@ export interface TakeOptions {
   lockMs: number;
   /** Stored as the job's processedBy (BullMQ's `pb`), as the Worker's `name` option is. */
   workerName?: string | undefined;
+  /**
+   * The jobs go to a local queue, to wait there for a handler: each records its place, from `firstPlace`
+   * on, so a stall it takes while waiting there, never started, is given back when it is taken again
+   * (job-batch-take.lua; the owner marks how far its handlers got with `startMark`).
+   */
+  localQueue?: { owner: string; firstPlace: number };
 }
+
+/** How long a local queue's start mark lives after its last write (ms): it must outlast a dead owner's jobs waiting to be taken again. */
+export const START_MARK_MS = 7 * 24 * 3600_000;
+
+/** The key where a local queue's owner marks how far its handlers have got: places below its value were handed to a handler. */
+export const startMarkKey = (k: QueueKeys, owner: string): string => `${k['']!}sy:started:${owner}`;
 
 /** Moves up to `tokens.length` ready jobs to active, job i locked with tokens[i]. */
 export async function takeJobs(redis: RedisConnection, k: QueueKeys, tokens: readonly string[], opts: TakeOptions, now = Date.now()): Promise<Taken> {
   const keys = [k.wait!, k.active!, k.prioritized!, k.events!, k.stalled!, k.limiter!, k.delayed!, k.paused!, k.meta!, k.pc!, k.marker!];
-  const reply = await scripts.jobBatchTake.run(redis, keys, [k['']!, now, opts.lockMs, opts.workerName ?? '', ...tokens]);
+  const lq = opts.localQueue;
+  const reply = await scripts.jobBatchTake.run(redis, keys, [k['']!, now, opts.lockMs, opts.workerName ?? '', lq?.owner ?? '', lq?.firstPlace ?? 0, START_MARK_MS, ...tokens]);
   const jobs: TakenJob[] = [];
   for (let i = 2; i < reply.length; i += 2) {
     const id = reply[i] as string;
     const [json] = raw2NextJobData([reply[i + 1], id]) as [JobJson];
-    jobs.push({ id, json, token: tokens[jobs.length]! });
+    const n = jobs.length;
+    jobs.push(lq ? { id, json, token: tokens[n]!, place: lq.firstPlace + n } : { id, json, token: tokens[n]! });
   }
   return { jobs, limitMs: Number(reply[0]), nextDelayedAt: Number(reply[1]) };
 }

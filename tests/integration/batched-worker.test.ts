@@ -3,12 +3,13 @@
  * Redis and BullMQ: what they leave in Redis is what BullMQ's own per-job path leaves (the same
  * jobs through a plain Worker and a BatchedWorker, compared field by field and event by event);
  * a lost lock refuses only its own job; buffered jobs keep their locks, go back on pause, and are
- * each completed once.
+ * each completed once; a job that waited, never started, in a dead worker's local queue gets back the
+ * stall BullMQ's stalled check counted against it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { BatchedWorker } from '../../src/agent/batched-worker.ts';
-import { addJobs, completeJobs, takeJobs } from '../../src/task/job-batch.ts';
+import { addJobs, completeJobs, startMarkKey, takeJobs } from '../../src/task/job-batch.ts';
 import { connectRedis, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -29,6 +30,8 @@ function queue(name: string): Queue {
 async function jobState(q: Queue, id: string): Promise<Record<string, string>> {
   const hash = await redis.hgetall(`${prefix}:${q.name}:${id}`);
   for (const f of ['timestamp', 'processedOn', 'finishedOn', 'pb']) if (f in hash) hash[f] = 'set';
+  // Switchyard's one field of its own: where a batched fetch took the job (its place in a local queue).
+  if (hash.sytk !== undefined) hash.sytk = 'set';
   return hash;
 }
 
@@ -77,7 +80,7 @@ describe('batched fetch and completion', () => {
     for (const id of keptBatched) {
       const [a, b] = [await jobState(plain, id), await jobState(batched, id)];
       // The plain run may have evicted this id; compare where both hold it.
-      if (Object.keys(a).length > 0) expect(b).toEqual(a);
+      if (Object.keys(a).length > 0) expect(b).toEqual({ ...a, sytk: 'set' });
       expect(b).toMatchObject({ atm: '1', ats: '1', returnvalue: JSON.stringify({ doubled: Number(id.slice(1)) * 2 }), processedOn: 'set', finishedOn: 'set', pb: 'set' });
     }
     const [ep, eb] = [await eventsPerJob(plain), await eventsPerJob(batched)];
@@ -143,6 +146,36 @@ describe('batched fetch and completion', () => {
     // A job no longer active is refused too (its lock, like BullMQ's, is released).
     await redis.lrem(`${prefix}:{locks}:active`, 0, 'p2');
     expect(await completeJobs(redis, q.keys, [{ id: 'p2', token: 't4', value: '4', attemptsMade: 1, keep }], { lockMs: 10_000 })).toEqual([-3]);
+  });
+
+  it('gives a stall back to a job that waited, never started, in a dead worker\'s local queue', async () => {
+    const q = queue('stall-back');
+    await q.addBulk(Array.from({ length: 6 }, (_, i) => ({ name: 'n', data: {}, opts: { jobId: `s${i}`, attempts: 3 } })));
+    const first = await takeJobs(redis, q.keys, ['t0', 't1', 't2', 't3', 't4', 't5'], { lockMs: 10_000, localQueue: { owner: 'dead', firstPlace: 0 } });
+    expect(first.jobs.map((j) => [j.id, j.place])).toEqual([['s0', 0], ['s1', 1], ['s2', 2], ['s3', 3], ['s4', 4], ['s5', 5]]);
+    // Its handlers got as far as s1; then it died: its locks lapse, and BullMQ's stalled check (no stall
+    // allowed: a stalled job is marked to fail) puts all six back.
+    await redis.set(startMarkKey(q.keys, 'dead'), 2);
+    await redis.del(...first.jobs.map((j) => `${prefix}:{stall-back}:${j.id}:lock`));
+    const checker = new Worker(q.name, null, { connection: redis, prefix, autorun: false, maxStalledCount: 0 });
+    closers.push(() => checker.close());
+    const check = (checker as unknown as { backend: { moveStalledJobsToWait(): Promise<string[]> } }).backend;
+    await check.moveStalledJobsToWait();
+    await redis.del(`${prefix}:{stall-back}:stalled-check`);
+    expect((await check.moveStalledJobsToWait()).sort()).toEqual(['s0', 's1', 's2', 's3', 's4', 's5']);
+    expect((await q.getJob('s4'))!.stalledCounter).toBe(1);
+
+    const again = await takeJobs(redis, q.keys, ['u0', 'u1', 'u2', 'u3', 'u4', 'u5'], { lockMs: 10_000, localQueue: { owner: 'next', firstPlace: 0 } });
+    const seen = new Map(again.jobs.map((j) => [j.id, { stc: j.json.stalledCounter, ats: j.json.attemptsStarted, defa: j.json.deferredFailure ?? null }]));
+    const stored = async (id: string) => (await redis.hmget(`${prefix}:{stall-back}:${id}`, 'stc', 'ats', 'defa')).map((v) => v ?? null);
+    for (const id of ['s0', 's1']) {
+      expect(seen.get(id), id).toEqual({ stc: 1, ats: 2, defa: 'job stalled more than allowable limit' });
+      expect(await stored(id)).toEqual(['1', '2', 'job stalled more than allowable limit']);
+    }
+    for (const id of ['s2', 's3', 's4', 's5']) {
+      expect(seen.get(id), id).toEqual({ stc: 0, ats: 1, defa: null });
+      expect(await stored(id)).toEqual(['0', '1', null]);
+    }
   });
 
   it('keeps the locks of jobs waiting in its local queue, and completes each job once', async () => {

@@ -4,6 +4,8 @@
  * back: another agent runs every one, each task it had not started runs exactly once, nothing
  * acknowledged is lost, no result is committed twice, and they run again within the recovery
  * bounds of a killed agent's running tasks (its lock, SWITCHYARD_LOCK_MS, plus two stalled checks).
+ * The stall its death counts is charged only to what it had started: a task it held keeps its
+ * stalled count and started attempts as if it had never been fetched there.
  * Against a Redis this test starts itself; executions go to a ledger file outside Redis.
  */
 import { mkdtempSync } from 'node:fs';
@@ -70,7 +72,6 @@ describe('an agent killed with 500 tasks in its local queue', () => {
       const ids = new Set((await queue.getJobs(['completed', 'failed'], 0, -1)).flatMap((j) => (j?.id ? [j.id] : [])));
       return acked.every((id) => ids.has(id)) ? ids : undefined;
     }, { timeoutMs: 90_000, intervalMs: 500, what: 'every acknowledged task to finish' });
-    await queue.close();
 
     const ledger = readLedger(ledgerFile);
     const starts = startsById(ledger);
@@ -90,6 +91,13 @@ describe('an agent killed with 500 tasks in its local queue', () => {
     for (const id of held) expect(starts.get(id)!.map((s) => s.pid === pid), id).toEqual([false]);
     // Only what it was running ran twice.
     for (const [id, s] of starts) if (s.length > 1) expect(running.has(id) || startedByVictim.has(id), `${id} ran twice`).toBe(true);
+    // Only what it was running is charged the stall: the tasks it held count one started attempt, no stall.
+    const heldJobs = await Promise.all(held.map((id) => queue.getJob(id)));
+    const charged = heldJobs.filter((j) => j!.stalledCounter !== 0 || j!.attemptsStarted !== 1).map((j) => `${j!.id}: stc ${j!.stalledCounter}, ats ${j!.attemptsStarted}`);
+    expect(charged).toEqual([]);
+    const runningJobs = await Promise.all([...running].map((id) => queue.getJob(id)));
+    expect(runningJobs.map((j) => j!.stalledCounter)).toEqual([...running].map(() => 1));
+    await queue.close();
     // Its lock (4 s) and two stalled checks (0.5 s each), then 200 at a time through 400-500 ms tasks.
     expect(percentile(recoveries, 50)).toBeLessThanOrEqual(6500);
     expect(Math.max(...recoveries)).toBeLessThanOrEqual(12_000);

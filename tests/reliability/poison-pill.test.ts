@@ -2,13 +2,14 @@
  * Fault 6 of the reliability suite: a task that kills its agent process on every run (SIGKILL,
  * as a segfault or an out-of-memory kill would). Each run whose agent died counts against its
  * attempts, so it lands in the dead letters after exactly `attempts` runs; meanwhile other tasks
- * keep flowing and the pool always has a working agent. A supervisor (here the test, in production
+ * keep flowing and the pool always has a working agent, and an ordinary task is charged a stall only
+ * for a run of its own that died (not for waiting fetched in a dying agent's local queue). A supervisor (here the test, in production
  * `switchyard start`, compose or systemd) restarts the agents that die.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QueueEvents } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueName } from '../../src/model/names.ts';
@@ -27,6 +28,7 @@ const agents: Spawned[] = [];
 let supervising = true;
 let events: QueueEvents;
 const completedAt = new Map<string, number>();
+const ordinaryIds: string[] = [];
 let restarts = 0;
 
 /** Keeps two agents running: one that dies is replaced, as a supervisor would. */
@@ -69,7 +71,9 @@ async function ordinary(n: number, ms: number): Promise<number[]> {
   const sent = new Map<string, number>();
   for (let i = 0; i < n; i++) {
     const at = Date.now();
-    sent.set((await post({ latencyMs: 50 })).id, at);
+    const { id } = await post({ latencyMs: 50 });
+    sent.set(id, at);
+    ordinaryIds.push(id);
     await new Promise((r) => setTimeout(r, ms / n));
   }
   await waitFor(() => [...sent.keys()].every((id) => completedAt.has(id)), { timeoutMs: 60_000, intervalMs: 100, what: 'the ordinary tasks to complete' });
@@ -97,6 +101,15 @@ describe('a poison pill that kills its agent on every run', () => {
       `[reliability] poison pill: ${runs.length} runs, ${restarts} agent restarts, dead with "${dead.error}"; ` +
         `ordinary p99 ${percentile(baseline, 99)} ms before, ${percentile(during, 99)} ms during; fewest healthy agents ${minHealthy}`,
     );
+    // Each ordinary task's stalls are runs of its own that died (its starts but the one that completed).
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(queueName({ type: 'flaky', pool: 'default' }), { connection, prefix: 'pp' });
+    const starts = startsById(readLedger(ledgerFile));
+    const ordinaryJobs = await Promise.all(ordinaryIds.map((id) => queue.getJob(id)));
+    await queue.close();
+    connection.disconnect();
+    const overcharged = ordinaryJobs.filter((j) => j!.stalledCounter > (starts.get(j!.id!)?.length ?? 0) - 1).map((j) => `${j!.id}: ${j!.stalledCounter} stalls, ${starts.get(j!.id!)?.length ?? 0} runs`);
+    expect(overcharged).toEqual([]);
     expect(runs).toHaveLength(3);
     expect(dead.error).toMatch(/agent died during 3 of its 3 runs/);
     expect(minHealthy).toBeGreaterThanOrEqual(1);

@@ -1,7 +1,8 @@
 -- KEYS[1..11] BullMQ's moveToActive-11's: wait, active, prioritized, events, stalled, limiter, delayed,
 -- paused, meta, pc, marker
 -- ARGV[1] key prefix, ARGV[2] timestamp (ms), ARGV[3] lock duration (ms), ARGV[4] worker name ('' for
--- none), ARGV[5..] one lock token per job wanted.
+-- none), ARGV[5] owner of a local queue the jobs go to ('' for none), ARGV[6] the first job's place in it,
+-- ARGV[7] how long its start mark lives (ms), ARGV[8..] one lock token per job wanted.
 -- Returns { rate-limit pttl, next delayed timestamp, id1, hash1 (HGETALL's flat list), id2, hash2, ... };
 -- job i holds token i. Ids whose job hash is gone are dropped from active and skipped (token unused).
 --
@@ -13,10 +14,22 @@
 -- BullMQ's prepareJobForProcessing also HINCRBYs ats and adds the base marker per job.
 -- A queue whose metadata sets a rate limit takes one job per call, counted by BullMQ's limiter; a
 -- global concurrency caps n by the room left in active.
+--
+-- A local queue's jobs are locked and in active before their handlers run, so when its process dies
+-- BullMQ's stalled check counts a stall (stc) against each one, started or not. Each job taken for a
+-- local queue records where it went (field sytk: owner|place|stc|processedOn); the owner marks how
+-- far its handlers have got (key <prefix>sy:started:<owner>: places below it were handed to a
+-- handler, src/agent/batched-worker.ts). A job taken again whose record still holds (processedOn
+-- unchanged: no other fetch since) and which stalled once since (stc one more) is given that stall
+-- back when its place was never reached: stc and ats as before the fetch, and BullMQ's stall-limit
+-- failure (defa) lifted.
 local rcall = redis.call
 local waitKey, activeKey, prioritizedKey, eventStreamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rateLimiterKey, delayedKey, metaKey, pcKey, markerKey = KEYS[6], KEYS[7], KEYS[9], KEYS[10], KEYS[11]
 local prefix, now, lockDuration, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local owner, firstPlace, markMs = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local TOKENS = 7
+local STALL_LIMIT = "job stalled more than allowable limit"
 
 --- @include "bullmq:includes/getQueueMetadata"
 --- @include "bullmq:includes/getNextDelayedTimestamp"
@@ -31,7 +44,7 @@ local expireTime = getRateLimitTTL(maxJobs, rateLimiterKey)
 if expireTime > 0 then return {expireTime, 0} end
 if isPausedOrMaxed then return {0, 0} end
 
-local room = #ARGV - 4
+local room = #ARGV - TOKENS
 if maxJobs then room = 1 end
 local concurrency = tonumber(rcall("HGET", metaKey, "concurrency"))
 if concurrency then room = math.min(room, concurrency - rcall("LLEN", activeKey)) end
@@ -61,33 +74,65 @@ end
 -- One LPUSH leaves active as n RPOPLPUSH/LPUSH calls would: the last taken at the head.
 for i = 1, #ids, 5000 do rcall("LPUSH", activeKey, unpack(ids, i, math.min(i + 4999, #ids))) end
 
+-- How far each local queue's owner has handed jobs to handlers (false: unknown, so no stall is given back).
+local reached = {}
+local function reachedBy(who)
+  if reached[who] == nil then reached[who] = tonumber(rcall("GET", prefix .. "sy:started:" .. who)) or false end
+  return reached[who]
+end
+
+if owner ~= "" then rcall("SET", prefix .. "sy:started:" .. owner, firstPlace, "NX", "PX", markMs) end
+
 local reply = {0, 0}
 local limited = 0
+local place = firstPlace
 for i, jobId in ipairs(ids) do
   local jobKey = prefix .. jobId
   local hash = rcall("HGETALL", jobKey)
   if #hash == 0 then
     rcall("LREM", activeKey, -1, jobId)
   else
-    if maxJobs then
-      local deferred = false
-      for f = 1, #hash, 2 do if hash[f] == "defa" then deferred = true end end
-      if not deferred then limited = limited + 1 end
-    end
-    rcall("SET", jobKey .. ":lock", ARGV[4 + i], "PX", lockDuration)
-    rcall("XADD", eventStreamKey, "*", "event", "active", "jobId", jobId, "prev", "waiting")
-    local ats, atsAt, processedAt, pbAt = 1, nil, nil, nil
+    local ats, atsAt, processedAt, pbAt, stc, stcAt, takeAt, defaAt = 0, nil, nil, nil, 0, nil, nil, nil
     for f = 1, #hash, 2 do
       local field = hash[f]
-      if field == "ats" then ats = (tonumber(hash[f + 1]) or 0) + 1; atsAt = f + 1
+      if field == "ats" then ats = tonumber(hash[f + 1]) or 0; atsAt = f + 1
       elseif field == "processedOn" then processedAt = f + 1
-      elseif field == "pb" then pbAt = f + 1 end
+      elseif field == "pb" then pbAt = f + 1
+      elseif field == "stc" then stc = tonumber(hash[f + 1]) or 0; stcAt = f + 1
+      elseif field == "sytk" then takeAt = f + 1
+      elseif field == "defa" then defaAt = f + 1 end
     end
-    if name ~= "" then
-      rcall("HSET", jobKey, "processedOn", now, "ats", ats, "pb", name)
-    else
-      rcall("HSET", jobKey, "processedOn", now, "ats", ats)
+    -- A stall while it waited, never started, in a local queue whose process died: given back.
+    local refund = false
+    if takeAt and stc > 0 and processedAt then
+      local who, at, stcThen, on = string.match(hash[takeAt], "^(.+)|(%d+)|(%d+)|(%d+)$")
+      if who and on == hash[processedAt] and tonumber(stcThen) + 1 == stc then
+        local upTo = reachedBy(who)
+        refund = upTo and tonumber(at) >= upTo
+      end
     end
+    if refund then
+      stc = stc - 1
+      ats = ats - 1
+      hash[stcAt] = tostring(stc)
+      if defaAt and hash[defaAt] == STALL_LIMIT then
+        rcall("HDEL", jobKey, "defa")
+        hash[defaAt - 1] = "sydefa"
+        defaAt = nil
+      end
+    end
+    if maxJobs and not defaAt then limited = limited + 1 end
+    ats = ats + 1
+    rcall("SET", jobKey .. ":lock", ARGV[TOKENS + i], "PX", lockDuration)
+    rcall("XADD", eventStreamKey, "*", "event", "active", "jobId", jobId, "prev", "waiting")
+    local fields = {"processedOn", now, "ats", ats}
+    if name ~= "" then fields[#fields + 1] = "pb"; fields[#fields + 1] = name end
+    if refund then fields[#fields + 1] = "stc"; fields[#fields + 1] = stc end
+    if owner ~= "" then
+      fields[#fields + 1] = "sytk"; fields[#fields + 1] = owner .. "|" .. place .. "|" .. stc .. "|" .. now
+      place = place + 1
+    end
+    rcall("HSET", jobKey, unpack(fields))
     if atsAt then hash[atsAt] = tostring(ats) else hash[#hash + 1] = "ats"; hash[#hash + 1] = tostring(ats) end
     if processedAt then hash[processedAt] = now else hash[#hash + 1] = "processedOn"; hash[#hash + 1] = now end
     if name ~= "" then
