@@ -9,7 +9,7 @@
  * BENCH_CLUSTER_ROLE=producer): a TaskProducer with its live fleet snapshot, driven over IPC.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -233,16 +233,42 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; NaN once it is gone. */
-export function procCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
+/** The fields of /proc/<pid>/stat after the command name (field 3, the state, first); undefined once it is gone. */
+function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15: utime, stime
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return NaN;
+    return undefined;
   }
+}
+
+/** A process's parent, from /proc; undefined when /proc does not show the process (gone, or another host's). */
+export function parentPid(pid: number): number | undefined {
+  const f = procStat(pid);
+  return f ? Number(f[1]) : undefined;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; NaN once it is gone. */
+export function procCpuSeconds(pid: number | undefined): number {
+  const f = pid === undefined ? undefined : procStat(pid);
+  return f ? (Number(f[11]) + Number(f[12])) / CLK_TCK : NaN; // fields 14 and 15: utime, stime
+}
+
+/**
+ * CPU seconds of a server that runs in a process per connection (PostgreSQL's postmaster): its own,
+ * its children's that it has reaped, and its live children's; NaN when /proc does not show it.
+ */
+export function processTreeCpuSeconds(pid: number): number {
+  const f = procStat(pid);
+  if (!f) return NaN;
+  let sum = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK; // utime, stime, cutime, cstime
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const child = procStat(Number(entry));
+    if (child && Number(child[1]) === pid) sum += (Number(child[11]) + Number(child[12])) / CLK_TCK; // field 4: ppid
+  }
+  return sum;
 }
 
 /** The machine's CPU time so far, in ticks, from the first line of /proc/stat (steal counts as busy). */

@@ -20,6 +20,8 @@ import { fmt, median, summaryRow, type BenchOptions, type Progress, type Report 
 import { bareBullmq, switchyard, type ThroughputOptions } from './throughput.ts';
 import { createRedis, deleteKeysUnder, freePort, queueName } from '../src/index.ts';
 import { apiReady, printed, startAgent, startApiProcess, stop } from './processes.ts';
+import { parentPid, processTreeCpuSeconds } from './cluster.ts';
+import { redisCpuSeconds } from './redis-stats.ts';
 
 const GRAPHILE_HTTP = fileURLToPath(new URL('./graphile-http.ts', import.meta.url));
 
@@ -41,6 +43,8 @@ type HttpSide = (typeof HTTP_SIDES)[number];
 const LABEL: Record<Side, string> = { bare: 'bare BullMQ', sy: 'Switchyard', gw: 'graphile-worker', boss: 'pg-boss' };
 
 interface Rates {
+  /** CPU per task over the side's whole run (enqueue, drain, end to end: 2 × jobs tasks), µs: this process's, and the server's. */
+  cpu?: { nodeUs: number; serverUs: number };
   enqueuePerSec: number;
   processPerSec: number;
   endToEndPerSec: number;
@@ -247,7 +251,18 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
     redis: { appendonly: ((await stats.config('GET', 'appendonly')) as string[])[1], save: ((await stats.config('GET', 'save')) as string[])[1] },
     redisVersion: /redis_version:(\S+)/.exec(await stats.info('server'))?.[1] ?? '?',
   };
-  await stats.quit();
+  // The server's CPU: Redis's own count; PostgreSQL's postmaster and its backends, where /proc shows them (this host).
+  const postmaster = parentPid(Number((await admin.query('select pg_backend_pid() as p')).rows[0].p));
+  const serverCpu: Record<Side, () => Promise<number>> = {
+    bare: () => redisCpuSeconds(stats),
+    sy: () => redisCpuSeconds(stats),
+    gw: async () => (postmaster === undefined ? NaN : processTreeCpuSeconds(postmaster)),
+    boss: async () => (postmaster === undefined ? NaN : processTreeCpuSeconds(postmaster)),
+  };
+  const nodeCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
   const o: ThroughputOptions = { redisUrl: opts.redis, jobs: opts.jobs, concurrency: opts.concurrency, chunk: 1000 };
   const runs: Record<Side, Rates[]> = { bare: [], sy: [], gw: [], boss: [] };
   const httpRuns: Record<HttpSide, number[]> = { sy: [], gw: [] };
@@ -274,7 +289,11 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
       };
       const result = {} as Record<Side, Rates>;
       for (const side of r % 2 ? [...SIDES].reverse() : SIDES) {
-        result[side] = await measure[side]();
+        const [node0, server0] = [nodeCpu(), await serverCpu[side]()];
+        const rates = await measure[side]();
+        const [node1, server1] = [nodeCpu(), await serverCpu[side]()];
+        const perTask = (seconds: number) => (seconds / (2 * round.jobs)) * 1e6;
+        result[side] = { ...rates, cpu: { nodeUs: perTask(node1 - node0), serverUs: perTask(server1 - server0) } };
         await dropSchemas();
       }
       // Behind HTTP: each side's front and worker in their own processes, the tasks posted in batches of 1 000.
@@ -295,6 +314,7 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
   } finally {
     await dropSchemas().catch(() => undefined);
     await admin.end();
+    await stats.quit();
   }
   const m = (side: Side, k: 'enqueuePerSec' | 'processPerSec' | 'endToEndPerSec') => median(runs[side].map((x) => x[k]));
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
@@ -304,6 +324,10 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
     { k: 'processPerSec', label: `drain a ready backlog of ${fmt(opts.jobs)}, tasks/s` },
     { k: 'enqueuePerSec', label: 'enqueue alone (building that backlog), tasks/s' },
   ] as const;
+  const cpuUs = (side: Side, k: 'nodeUs' | 'serverUs') => {
+    const v = median(runs[side].map((x) => x.cpu?.[k] ?? NaN));
+    return Number.isFinite(v) ? v.toFixed(1) : 'n/a';
+  };
   const spread = (side: Side) => `${fmt(Math.min(...runs[side].map((x) => x.endToEndPerSec)))}–${fmt(Math.max(...runs[side].map((x) => x.endToEndPerSec)))}`;
   const text = [
     `All four sides in this one process, one worker each at concurrency ${opts.concurrency}, the same no-op task (returns its input); ${opts.rounds} rounds after a warm-up round, the sides' order reversed every other round, medians. Each side gets a fresh Redis prefix or PostgreSQL schema per round, deleted or dropped after it.`,
@@ -311,12 +335,15 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
     `- graphile-worker 0.17.3: WorkerUtils.addJobs in batches, run() with a task list of one no-op task, \`concurrency: ${opts.concurrency}\` and its documented batching, \`preset.worker\` = \`${JSON.stringify(GRAPHILE_PRESET)}\` (pool of 10 connections, the default). Done is counted when its jobs table is empty (completions are batched after the task returns).`,
     `- pg-boss 10.4.2: insert() in batches (each followed by notifyWorker), one work() with \`batchSize: ${PGBOSS_BATCH}\`, \`pollingIntervalSeconds: 0.5\` (its minimum), the handler running its batch ${opts.concurrency} at a time and calling notifyWorker on itself when the batch came full so the next fetch skips the polling pause. Done is counted when ${'`'}job${'`'} holds every task as completed (pg-boss completes a batch after the handler returns, unawaited).`,
     `- behind HTTP: Switchyard's \`switchyard api\` and \`switchyard agent echo --concurrency ${opts.concurrency}\` processes, the tasks posted to \`POST /v1/tasks/batch\`; graphile-worker behind Express with its JSON parser in one process (\`POST /v1/tasks/batch\` → addJobs) and its run() in another (bench/graphile-http.ts), the same preset. The bench posts one batch at a time and times until the last task is done.`,
+    `- CPU per task: this process's (process.cpuUsage: producer, worker and the bench's own polling) and the server's (Redis: INFO cpu, used_cpu_user + used_cpu_sys; PostgreSQL: the postmaster and its backends, from /proc, where it runs on this host), over each side's whole run (enqueue, drain and end to end: ${fmt(2 * opts.jobs)} tasks), medians. Redis runs one thread; PostgreSQL's backends spread over the cores.`,
     `- PostgreSQL ${setting.pg.v} at its defaults (fsync ${setting.pg.f}, synchronous_commit ${setting.pg.sc}): the PostgreSQL peers commit durably, the Redis sides do not persist at all here; weigh the ratios with that in mind.`,
     '',
     `| shape | ${SIDES.map((s) => LABEL[s]).join(' | ')} | Switchyard / graphile-worker | Switchyard / pg-boss | bare BullMQ / graphile-worker | bare BullMQ / pg-boss | Switchyard / bare BullMQ |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...shapes.map(({ k, label }) =>
       `| ${label} | ${SIDES.map((s) => fmt(m(s, k))).join(' | ')} | ${ratio(m('sy', k), m('gw', k))} | ${ratio(m('sy', k), m('boss', k))} | ${ratio(m('bare', k), m('gw', k))} | ${ratio(m('bare', k), m('boss', k))} | ${ratio(m('sy', k), m('bare', k))} |`),
+    `| CPU per task over the whole run (enqueue, drain, end to end), µs: this process (producer and worker) | ${SIDES.map((s) => cpuUs(s, 'nodeUs')).join(' | ')} | | | | | |`,
+    `| CPU per task over the whole run, µs: the server (Redis; PostgreSQL's postmaster and backends) | ${SIDES.map((s) => cpuUs(s, 'serverUs')).join(' | ')} | | | | | |`,
     `| end to end behind HTTP, tasks/s (${fmt(opts.jobs)} posted in batches of 1 000 to a front process, one worker process) | | ${fmt(mh('sy'))} | ${fmt(mh('gw'))} | | ${ratio(mh('sy'), mh('gw'))} | | | | |`,
     '',
     `graphile-worker's refetch delay (${'`'}durationMs: 10${'`'}) ran out ${runs.gw.map((x) => x.refetchDelaysExpired ?? 0).join(', ')} time(s) per round: new-job notifications that arrive while a delay runs, and do not reach its random abort threshold (up to 5 × the local queue size), are not acted on when it ends; the jobs then wait for the next poll (\`pollInterval\`, 2 s by default). A run of a few hundred tasks (\`--smoke\`) can be dominated by that one wait; compare the end-to-end time with 2 s before reading its graphile-worker figure.`,
