@@ -61,7 +61,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
   readonly #popped = new Map<string, number>();
   /** The start mark written last: places below it were handed to a handler. */
   #marked = 0;
-  /** The mark the handlers waiting for the next write need, and that write (once per turn of microtasks). */
+  /** The mark the handlers waiting for the next write need, and that write (once per turn of the event loop). */
   #pendingMark = 0;
   #markWrite: Promise<void> | undefined;
 
