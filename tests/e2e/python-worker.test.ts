@@ -19,7 +19,7 @@ import { REDIS_URL, useRedisPrefix } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const python = findTool(PYTHON, 'tests/e2e/python-worker.test.ts');
-const { prefix } = useRedisPrefix('e2e-python');
+const { sub } = useRedisPrefix('e2e-python');
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-python-'));
 const closers: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -33,7 +33,7 @@ const post = async (url: string, body: unknown) => {
 
 describe.skipIf(!python)('the Python worker', () => {
   it('is routed to beside a Node agent by weight (3 to 1) and completes what it leases', async () => {
-    const env = fastFleetEnv(`${prefix}-w`);
+    const env = fastFleetEnv(sub('w'));
     const api = await startApiProcess(env);
     await startAgentProcess('echo', env, ['--pool', 'node', '--weight', '1']);
     await startPythonWorker(python!, 'echo', api.url, {}, ['--pool', 'py', '--weight', '3', '--concurrency', '8']);
@@ -58,7 +58,7 @@ describe.skipIf(!python)('the Python worker', () => {
 
   it('loses nothing and commits each task once over 20 SIGKILLs of Python workers under load', async () => {
     const ledgerFile = join(dir, 'ledger.jsonl');
-    const p = `${prefix}-k`;
+    const p = sub('k');
     // Short leases so a killed worker's tasks come back quickly; attempts and stalls allowed well past what
     // 20 kills can spend on one task, so only a lost task, never the poison-pill rule, can fail the count.
     const env = fastFleetEnv(p, { FLAKY_LEDGER: ledgerFile, SWITCHYARD_LOCK_MS: '2000', SWITCHYARD_MAX_STALLED: '20', SWITCHYARD_HEARTBEAT_MS: '500', SWITCHYARD_AGENT_TTL_MS: '1500' });

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
 import { freePort } from '../../src/redis/embedded.ts';
-import { anyFailed, type TaskLike } from './redis.ts';
+import { anyFailed, beforeKeysDeleted, type TaskLike } from './redis.ts';
 import { waitFor } from './wait.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -69,8 +69,15 @@ export function spawnProcess(name: string, command: string, args: string[], env:
   return spawned;
 }
 
-afterAll(async ({}, suite) => {
+const killAll = async (): Promise<void> => {
   await Promise.all([...live].map((p) => p.kill('SIGKILL')));
+  killGroups();
+};
+// Before the file's Redis keys go: a process still running (an agent heartbeating) would write some again.
+beforeKeysDeleted(killAll);
+
+afterAll(async ({}, suite) => {
+  await killAll();
   if (!anyFailed(suite as TaskLike)) return;
   // What the processes warned about or failed with (pino levels 40+), for the failing test's report.
   for (const p of all) {
@@ -79,7 +86,7 @@ afterAll(async ({}, suite) => {
   }
 });
 
-afterAll(() => {
+function killGroups(): void {
   for (const pid of groups) {
     try {
       process.kill(-pid, 'SIGKILL');
@@ -87,7 +94,7 @@ afterAll(() => {
       /* the group is gone */
     }
   }
-});
+}
 
 export interface ApiProcess extends Spawned {
   url: string;

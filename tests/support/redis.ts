@@ -30,17 +30,31 @@ export type TaskLike = { result?: { state?: string }; tasks?: TaskLike[] };
 /** True when a test of the suite (a file's afterAll context) failed. */
 export const anyFailed = (t: TaskLike): boolean => t.result?.state === 'fail' || (t.tasks ?? []).some(anyFailed);
 
-/** A prefix and a client for this test file; cleanup is registered with afterAll. */
-export function useRedisPrefix(tag: string): { prefix: string; redis: RedisConnection } {
+/** What must stop before this file's keys are deleted (processes that could write them again: tests/support/processes.ts). */
+const beforeCleanup: Array<() => Promise<unknown>> = [];
+export const beforeKeysDeleted = (step: () => Promise<unknown>): void => void beforeCleanup.push(step);
+
+/**
+ * A prefix and a client for this test file; cleanup is registered with afterAll. `sub(name)` gives a
+ * further prefix of this file's (`<prefix>-<name>`, for a fleet of its own), cleaned up with it.
+ */
+export function useRedisPrefix(tag: string): { prefix: string; redis: RedisConnection; sub(name: string): string } {
   const prefix = uniquePrefix(tag);
   const redis = connectRedis();
+  const prefixes = [prefix];
   afterAll(async ({}, suite) => {
     if (anyFailed(suite as TaskLike)) {
-      console.warn(`[tests] a test failed: keeping Redis keys under ${prefix}:* for inspection`);
+      console.warn(`[tests] a test failed: keeping Redis keys under ${prefixes.map((p) => `${p}:*`).join(', ')} for inspection`);
     } else {
-      await deleteKeys(redis, prefix);
+      for (const step of beforeCleanup) await step();
+      for (const p of prefixes) await deleteKeys(redis, p);
     }
     await redis.quit();
   });
-  return { prefix, redis };
+  const sub = (name: string) => {
+    const p = `${prefix}-${name}`;
+    if (!prefixes.includes(p)) prefixes.push(p);
+    return p;
+  };
+  return { prefix, redis, sub };
 }
