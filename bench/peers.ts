@@ -259,10 +259,6 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
     gw: async () => (postmaster === undefined ? NaN : processTreeCpuSeconds(postmaster)),
     boss: async () => (postmaster === undefined ? NaN : processTreeCpuSeconds(postmaster)),
   };
-  const nodeCpu = () => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
-  };
   const o: ThroughputOptions = { redisUrl: opts.redis, jobs: opts.jobs, concurrency: opts.concurrency, chunk: 1000 };
   const runs: Record<Side, Rates[]> = { bare: [], sy: [], gw: [], boss: [] };
   const httpRuns: Record<HttpSide, number[]> = { sy: [], gw: [] };
@@ -289,11 +285,11 @@ export async function peersScenario(opts: BenchOptions & PeersBenchOptions, prog
       };
       const result = {} as Record<Side, Rates>;
       for (const side of r % 2 ? [...SIDES].reverse() : SIDES) {
-        const [node0, server0] = [nodeCpu(), await serverCpu[side]()];
+        const [node0, server0] = [process.cpuUsage(), await serverCpu[side]()];
         const rates = await measure[side]();
-        const [node1, server1] = [nodeCpu(), await serverCpu[side]()];
+        const [node, server1] = [process.cpuUsage(node0), await serverCpu[side]()];
         const perTask = (seconds: number) => (seconds / (2 * round.jobs)) * 1e6;
-        result[side] = { ...rates, cpu: { nodeUs: perTask(node1 - node0), serverUs: perTask(server1 - server0) } };
+        result[side] = { ...rates, cpu: { nodeUs: perTask((node.user + node.system) / 1e6), serverUs: perTask(server1 - server0) } };
         await dropSchemas();
       }
       // Behind HTTP: each side's front and worker in their own processes, the tasks posted in batches of 1 000.

@@ -148,9 +148,10 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
    * Marks only go up, on one connection, so Redis sees them in order.
    */
   beforeHandler(job: Job<D, R>): Promise<void> | undefined {
-    const place = job.id === undefined ? undefined : this.#popped.get(job.id);
+    const id = job.id ?? '';
+    const place = this.#popped.get(id);
     if (place === undefined) return undefined;
-    this.#popped.delete(job.id!);
+    this.#popped.delete(id);
     if (place < this.#marked) return undefined;
     if (job.stalledCounter > 0) return this.#alone(place);
     this.#pendingMark = Math.max(this.#pendingMark, place + 1);

@@ -111,17 +111,14 @@ for i, jobId in ipairs(ids) do
         refund = upTo and tonumber(at) >= upTo
       end
     end
+    local lifted = refund and defaAt and hash[defaAt] == STALL_LIMIT
     if refund then
       stc = stc - 1
       ats = ats - 1
       hash[stcAt] = tostring(stc)
-      if defaAt and hash[defaAt] == STALL_LIMIT then
-        rcall("HDEL", jobKey, "defa")
-        hash[defaAt - 1] = "sydefa"
-        defaAt = nil
-      end
+      if lifted then rcall("HDEL", jobKey, "defa") end
     end
-    if maxJobs and not defaAt then limited = limited + 1 end
+    if maxJobs and (lifted or not defaAt) then limited = limited + 1 end
     ats = ats + 1
     rcall("SET", jobKey .. ":lock", ARGV[TOKENS + i], "PX", lockDuration)
     rcall("XADD", eventStreamKey, "*", "event", "active", "jobId", jobId, "prev", "waiting")
@@ -138,6 +135,8 @@ for i, jobId in ipairs(ids) do
     if name ~= "" then
       if pbAt then hash[pbAt] = name else hash[#hash + 1] = "pb"; hash[#hash + 1] = name end
     end
+    -- Last, as it shifts the fields after it.
+    if lifted then table.remove(hash, defaAt); table.remove(hash, defaAt - 1) end
     reply[#reply + 1] = jobId
     reply[#reply + 1] = hash
   end
